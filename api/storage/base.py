@@ -1,0 +1,199 @@
+"""The store interface: domain operations, not a key-value API.
+
+Two backends implement it (embedded SQLite, Redis for replicas) and one contract suite
+(``tests/store_contract.py``) runs against both. Time (``now``) is always a parameter; a store never
+reads the clock, so tests can expire leases without sleeping.
+
+Lease rules every backend keeps:
+
+* an item is *open* while it has fewer label answers than ``required`` and is not flagged;
+* an item is offered to an annotator only if it is open, the annotator has not answered it and
+  holds no live lease on it, and live leases + answers stay below ``required``;
+* a lease item is live while it is ``open`` and ``expires_at > now``; once expired it may be leased
+  again, and the late holder's submission is then refused;
+* an idempotency key seen before returns the first annotation and changes nothing.
+"""
+
+from __future__ import annotations
+
+import abc
+from collections.abc import Sequence
+from typing import Any
+
+import numpy as np
+
+from api.storage.records import (
+    Annotation,
+    Item,
+    Job,
+    Lease,
+    LFRecord,
+    Project,
+    ProjectSettings,
+    Round,
+    SubmitResult,
+)
+
+__all__ = ["Store"]
+
+
+class Store(abc.ABC):
+    """Everything the coordinator keeps. Every method is atomic on its own."""
+
+    # -- projects -------------------------------------------------------------------------
+    @abc.abstractmethod
+    def create_project(self, project: Project) -> Project:
+        """Store a new project; ``Conflict`` if the id exists."""
+
+    @abc.abstractmethod
+    def get_project(self, project_id: str) -> Project:
+        """``NotFound`` if absent."""
+
+    @abc.abstractmethod
+    def list_projects(self) -> list[Project]: ...
+
+    @abc.abstractmethod
+    def update_settings(self, project_id: str, settings: ProjectSettings) -> Project: ...
+
+    # -- items ----------------------------------------------------------------------------
+    @abc.abstractmethod
+    def add_items(
+        self,
+        project_id: str,
+        items: Sequence[Item],
+        *,
+        on_conflict: str,
+        rand_keys: np.ndarray,
+    ) -> tuple[int, int]:
+        """Append items (``seq`` assigned by the store, in order). Returns (inserted, updated).
+
+        ``on_conflict="reject"``: any id already stored, or repeated within ``items``, raises
+        ``Conflict`` naming it and stores nothing. ``"upsert"``: a known id keeps its seq, its
+        answers and its evaluation flag; its text, features, meta, votes and gold are replaced.
+        ``rand_keys`` (len(items),) orders the pool before any strategy has run.
+        """
+
+    @abc.abstractmethod
+    def count_items(self, project_id: str) -> int: ...
+
+    @abc.abstractmethod
+    def get_item(self, project_id: str, item_id: str) -> Item: ...
+
+    @abc.abstractmethod
+    def iter_items(self, project_id: str, *, start: int = 0, chunk: int = 10_000):
+        """Yield lists of items in ``seq`` order from ``start``."""
+
+    # -- labeling functions and their cached votes ----------------------------------------
+    @abc.abstractmethod
+    def put_lfs(self, project_id: str, lfs: Sequence[LFRecord]) -> None:
+        """Register LFs; a name already present gets the new version and source."""
+
+    @abc.abstractmethod
+    def list_lfs(self, project_id: str) -> list[LFRecord]: ...
+
+    @abc.abstractmethod
+    def deactivate_lf(self, project_id: str, name: str) -> None: ...
+
+    @abc.abstractmethod
+    def get_votes(self, project_id: str, version: str) -> tuple[np.ndarray, int, str | None]:
+        """Cached votes of one LF version for items ``seq`` 0..len-1, with (faults, first_error).
+
+        An LF version never applied returns an empty int8 array."""
+
+    @abc.abstractmethod
+    def put_votes(
+        self, project_id: str, version: str, votes: np.ndarray, faults: int, first_error: str | None
+    ) -> None:
+        """Replace the cached votes of ``version`` (covering ``seq`` 0..len(votes)-1)."""
+
+    # -- arrays (probabilities, model artifacts) ------------------------------------------
+    @abc.abstractmethod
+    def put_array(self, project_id: str, name: str, array: np.ndarray) -> None: ...
+
+    @abc.abstractmethod
+    def get_array(self, project_id: str, name: str) -> np.ndarray | None: ...
+
+    # -- queue ----------------------------------------------------------------------------
+    @abc.abstractmethod
+    def set_queue(
+        self, project_id: str, item_ids: Sequence[str], scores: Sequence[float], reasons: Sequence[dict]
+    ) -> None:
+        """Replace the ranked queue: ``item_ids`` best first. Items not in it follow in pool order."""
+
+    @abc.abstractmethod
+    def queue_depth(self, project_id: str, now: float) -> dict[str, int]:
+        """Counts: total, open (still needing answers), leased (live), done, flagged, eval."""
+
+    # -- leases ---------------------------------------------------------------------------
+    @abc.abstractmethod
+    def lease(
+        self, project_id: str, annotator: str, n: int, *, n_eval: int, now: float, ttl: float,
+        lease_id: str,
+    ) -> Lease:
+        """Atomically lease up to ``n`` items (``n_eval`` of them from the evaluation slice when
+        available, the rest from the ranked queue, then pool order). An empty lease means nothing
+        is available to this annotator right now."""
+
+    @abc.abstractmethod
+    def get_lease(self, lease_id: str) -> Lease: ...
+
+    @abc.abstractmethod
+    def renew(self, lease_id: str, annotator: str, *, now: float, ttl: float) -> Lease:
+        """Extend the live items of a lease; ``Conflict`` if it is not the annotator's or expired."""
+
+    @abc.abstractmethod
+    def release(
+        self, lease_id: str, annotator: str, *, item_ids: Sequence[str] | None = None, now: float
+    ) -> int:
+        """Give items back to the queue at once; returns how many were released."""
+
+    @abc.abstractmethod
+    def expire(self, now: float) -> int:
+        """Mark expired lease items; returns how many. Correctness never depends on this sweep."""
+
+    # -- annotations ----------------------------------------------------------------------
+    @abc.abstractmethod
+    def submit(self, annotations: Sequence[Annotation], *, now: float) -> list[SubmitResult]:
+        """Append annotations atomically (all or none). Each needs a live lease item of its
+        annotator, or an idempotency key already seen (then it is a duplicate with no effect)."""
+
+    @abc.abstractmethod
+    def annotations(self, project_id: str, *, since: int = 0) -> list[Annotation]:
+        """The log in order, from log position ``since``."""
+
+    @abc.abstractmethod
+    def count_labels(self, project_id: str) -> int:
+        """Number of ``label`` events in the log."""
+
+    # -- rounds ---------------------------------------------------------------------------
+    @abc.abstractmethod
+    def add_round(self, rnd: Round) -> None: ...
+
+    @abc.abstractmethod
+    def list_rounds(self, project_id: str) -> list[Round]: ...
+
+    # -- jobs -----------------------------------------------------------------------------
+    @abc.abstractmethod
+    def create_job(self, job: Job) -> Job:
+        """``Conflict`` if a job of the same kind is queued or running for the project."""
+
+    @abc.abstractmethod
+    def update_job(self, job_id: str, **fields: Any) -> Job: ...
+
+    @abc.abstractmethod
+    def get_job(self, job_id: str) -> Job: ...
+
+    @abc.abstractmethod
+    def list_jobs(self, project_id: str) -> list[Job]: ...
+
+    # -- lifecycle ------------------------------------------------------------------------
+    @abc.abstractmethod
+    def ping(self) -> bool:
+        """True when the backing store answers (health checks)."""
+
+    def close(self) -> None:  # noqa: B027 - optional hook
+        """Release connections."""
+
+    def latest_round(self, project_id: str) -> Round | None:
+        rounds = self.list_rounds(project_id)
+        return rounds[-1] if rounds else None

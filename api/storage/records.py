@@ -1,0 +1,167 @@
+"""Plain records that cross the store boundary.
+
+The store speaks in these dataclasses; the HTTP layer has its own pydantic models and the pure
+core works on arrays. Keeping them frozen and JSON-friendly lets both backends (SQLite and Redis)
+round-trip them without pickling.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+__all__ = [
+    "ClassSpec",
+    "ProjectSettings",
+    "Project",
+    "Item",
+    "LFRecord",
+    "Lease",
+    "LeasedItem",
+    "Annotation",
+    "SubmitResult",
+    "Round",
+    "Job",
+    "ANNOTATION_KINDS",
+    "JOB_STATES",
+]
+
+ANNOTATION_KINDS = ("label", "skip", "flag")
+JOB_STATES = ("queued", "running", "succeeded", "failed", "cancelled")
+
+
+@dataclass(frozen=True)
+class ClassSpec:
+    name: str
+    description: str = ""
+
+
+@dataclass(frozen=True)
+class ProjectSettings:
+    """Per-project knobs. Validated by the service before they are stored."""
+
+    batch_size: int = 10
+    lease_ttl_s: float = 900.0
+    retrain_every: int = 20
+    eval_fraction: float = 0.1
+    strategy: str = "entropy"
+    strategy_params: dict[str, Any] = field(default_factory=dict)
+    queue_size: int = 1000
+    weak_weight: float = 0.5
+    label_model: str = "auto"
+    seed: int = 0
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+@dataclass(frozen=True)
+class Project:
+    id: str
+    classes: tuple[ClassSpec, ...]
+    settings: ProjectSettings
+    guidelines: str = ""
+    created_at: float = 0.0
+
+    @property
+    def n_classes(self) -> int:
+        return len(self.classes)
+
+    @property
+    def class_names(self) -> list[str]:
+        return [c.name for c in self.classes]
+
+
+@dataclass(frozen=True)
+class Item:
+    """One pool item. ``seq`` is its position in the project's pool (0, 1, 2, ... by arrival)."""
+
+    id: str
+    seq: int = -1
+    text: str | None = None
+    features: dict[str, float] = field(default_factory=dict)
+    meta: dict[str, Any] = field(default_factory=dict)
+    votes: tuple[int, ...] | None = None
+    gold: int | None = None
+    is_eval: bool = False
+
+
+@dataclass(frozen=True)
+class LFRecord:
+    """A registered labeling function: its source travels so every replica and worker can load it."""
+
+    name: str
+    version: str
+    kind: str  # "source" (Python source) or "votes" (precomputed vote column)
+    source: str  # Python source text, or the vote column index for kind "votes"
+    active: bool = True
+    created_at: float = 0.0
+
+
+@dataclass(frozen=True)
+class LeasedItem:
+    item: Item
+    reasons: dict[str, Any]
+    eval: bool
+
+
+@dataclass(frozen=True)
+class Lease:
+    id: str
+    project_id: str
+    annotator: str
+    expires_at: float
+    item_ids: tuple[str, ...]
+    items: tuple[LeasedItem, ...] = ()
+
+
+@dataclass(frozen=True)
+class Annotation:
+    """One event of the append-only annotation log."""
+
+    project_id: str
+    item_id: str
+    annotator: str
+    kind: str  # one of ANNOTATION_KINDS
+    label: int | None = None
+    comment: str = ""
+    lease_id: str | None = None
+    idempotency_key: str | None = None
+    time_spent_s: float | None = None
+    created_at: float = 0.0
+    seq: int = -1  # position in the log, set by the store
+
+
+@dataclass(frozen=True)
+class SubmitResult:
+    annotation: Annotation
+    duplicate: bool  # True when the idempotency key was seen before: no second effect
+
+
+@dataclass(frozen=True)
+class Round:
+    project_id: str
+    number: int
+    model_version: str
+    created_at: float
+    n_labels: int
+    metrics: dict[str, Any]
+    label_model: dict[str, Any]
+    strategy: str
+    strategy_state: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class Job:
+    id: str
+    project_id: str
+    kind: str
+    status: str
+    created_at: float
+    started_at: float | None = None
+    finished_at: float | None = None
+    done: int = 0
+    total: int = 0
+    message: str = ""
+    error: str | None = None
+    result: dict[str, Any] = field(default_factory=dict)

@@ -1,0 +1,220 @@
+"""The store contract: every backend runs these tests (see tests/api/test_store_*.py).
+
+A backend test module subclasses :class:`StoreContract` and provides a ``store`` fixture that
+yields an empty store.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from api.storage.records import (
+    Annotation,
+    ClassSpec,
+    Item,
+    Job,
+    LFRecord,
+    Project,
+    ProjectSettings,
+    Round,
+)
+from labeling.errors import Conflict, InvalidInput, NotFound
+
+T0 = 1_000.0
+
+
+def make_project(store, pid="p1", n_items=10, n_eval=0):
+    store.create_project(Project(pid, (ClassSpec("neg"), ClassSpec("pos")), ProjectSettings()))
+    items = [
+        Item(id=f"i{k}", text=f"text {k}", gold=k % 2, is_eval=k < n_eval, votes=(k % 2, -1))
+        for k in range(n_items)
+    ]
+    store.add_items(pid, items, on_conflict="reject", rand_keys=np.arange(n_items, dtype=float))
+    return pid
+
+
+def label(pid, item_id, annotator, lease_id, value=1, key=None, kind="label"):
+    return Annotation(pid, item_id, annotator, kind, label=value if kind == "label" else None,
+                      lease_id=lease_id, idempotency_key=key)
+
+
+class StoreContract:
+    # -- projects ---------------------------------------------------------------------
+    def test_project_roundtrip_and_conflict(self, store):
+        make_project(store)
+        p = store.get_project("p1")
+        assert p.class_names == ["neg", "pos"] and p.settings == ProjectSettings()
+        with pytest.raises(Conflict):
+            store.create_project(p)
+        with pytest.raises(NotFound):
+            store.get_project("nope")
+        store.update_settings("p1", ProjectSettings(batch_size=7))
+        assert store.get_project("p1").settings.batch_size == 7
+        assert [x.id for x in store.list_projects()] == ["p1"]
+
+    # -- items ------------------------------------------------------------------------
+    def test_items_in_seq_order_with_fields(self, store):
+        make_project(store, n_items=25)
+        chunks = list(store.iter_items("p1", chunk=10))
+        assert [len(c) for c in chunks] == [10, 10, 5]
+        items = [it for c in chunks for it in c]
+        assert [it.seq for it in items] == list(range(25))
+        assert items[3].votes == (1, -1) and items[3].gold == 1 and items[3].text == "text 3"
+        assert store.count_items("p1") == 25
+        assert store.get_item("p1", "i4").seq == 4
+        with pytest.raises(NotFound):
+            store.get_item("p1", "missing")
+
+    def test_repeated_id_rejected_whole(self, store):
+        make_project(store, n_items=3)
+        batch = [Item(id="new1", text="a"), Item(id="i1", text="b")]
+        with pytest.raises(Conflict, match="i1"):
+            store.add_items("p1", batch, on_conflict="reject", rand_keys=np.zeros(2))
+        assert store.count_items("p1") == 3  # nothing half-stored
+        with pytest.raises(Conflict):
+            store.add_items("p1", [Item(id="x", text="a")] * 2, on_conflict="upsert",
+                            rand_keys=np.zeros(2))
+        ins, upd = store.add_items("p1", batch, on_conflict="upsert", rand_keys=np.zeros(2))
+        assert (ins, upd) == (1, 1)
+        assert store.get_item("p1", "i1").text == "b" and store.get_item("p1", "i1").seq == 1
+        assert store.get_item("p1", "new1").seq == 3
+
+    # -- leases -----------------------------------------------------------------------
+    def test_lease_follows_queue_then_pool(self, store):
+        make_project(store, n_items=6)
+        store.set_queue("p1", ["i4", "i2"], [0.9, 0.5], [{"strategy": "s", "value": 0.9}] * 2)
+        lease = store.lease("p1", "ann", 3, n_eval=0, now=T0, ttl=60, lease_id="L1")
+        assert lease.item_ids == ("i4", "i2", "i0")
+        assert lease.items[0].reasons["strategy"] == "s"
+        assert lease.expires_at == T0 + 60
+
+    def test_no_item_to_two_annotators_until_expiry(self, store):
+        make_project(store, n_items=4)
+        a = store.lease("p1", "a", 3, n_eval=0, now=T0, ttl=60, lease_id="La")
+        b = store.lease("p1", "b", 3, n_eval=0, now=T0 + 1, ttl=60, lease_id="Lb")
+        assert not set(a.item_ids) & set(b.item_ids) and len(b.item_ids) == 1
+        assert store.lease("p1", "c", 3, n_eval=0, now=T0 + 2, ttl=60, lease_id="Lc").item_ids == ()
+        c = store.lease("p1", "c", 5, n_eval=0, now=T0 + 60.5, ttl=60, lease_id="Lc2")
+        assert set(c.item_ids) == set(a.item_ids)  # expired items come back
+        with pytest.raises(Conflict):  # the late holder can no longer submit
+            store.submit([label("p1", a.item_ids[0], "a", "La")], now=T0 + 62)
+
+    def test_submit_is_idempotent_and_append_only(self, store):
+        make_project(store, n_items=3)
+        lease = store.lease("p1", "a", 2, n_eval=0, now=T0, ttl=60, lease_id="L")
+        ann = label("p1", lease.item_ids[0], "a", "L", key="k1")
+        results = [store.submit([ann], now=T0 + 1)[0] for _ in range(3)]
+        assert [r.duplicate for r in results] == [False, True, True]
+        assert store.count_labels("p1") == 1 and len(store.annotations("p1")) == 1
+        assert store.annotations("p1")[0].label == 1
+        # a done item is never offered again
+        later = store.lease("p1", "b", 5, n_eval=0, now=T0 + 100, ttl=60, lease_id="L2")
+        assert lease.item_ids[0] not in later.item_ids
+
+    def test_submit_rejects_foreign_or_unknown_lease_and_stores_nothing(self, store):
+        make_project(store, n_items=3)
+        lease = store.lease("p1", "a", 2, n_eval=0, now=T0, ttl=60, lease_id="L")
+        good = label("p1", lease.item_ids[0], "a", "L")
+        with pytest.raises(Conflict):
+            store.submit([good, label("p1", lease.item_ids[1], "mallory", "L")], now=T0)
+        with pytest.raises(Conflict):
+            store.submit([label("p1", "i2", "a", "L")], now=T0)  # not in the lease
+        assert store.annotations("p1") == []  # all or nothing
+        store.submit([good], now=T0)
+        with pytest.raises(Conflict):  # already answered, no key
+            store.submit([good], now=T0)
+
+    def test_skip_returns_item_to_others_flag_removes_it(self, store):
+        make_project(store, n_items=2)
+        lease = store.lease("p1", "a", 2, n_eval=0, now=T0, ttl=60, lease_id="L")
+        store.submit([label("p1", "i0", "a", "L", kind="skip"),
+                      label("p1", "i1", "a", "L", kind="flag")], now=T0)
+        assert lease.item_ids == ("i0", "i1")
+        assert store.lease("p1", "a", 5, n_eval=0, now=T0, ttl=60, lease_id="L2").item_ids == ()
+        assert store.lease("p1", "b", 5, n_eval=0, now=T0, ttl=60, lease_id="L3").item_ids == ("i0",)
+        depth = store.queue_depth("p1", now=T0)
+        assert depth["flagged"] == 1 and depth["total"] == 2
+
+    def test_release_and_renew(self, store):
+        make_project(store, n_items=3)
+        store.lease("p1", "a", 3, n_eval=0, now=T0, ttl=60, lease_id="L")
+        with pytest.raises(Conflict):
+            store.release("L", "b", now=T0)
+        assert store.release("L", "a", item_ids=["i0"], now=T0) == 1
+        assert store.lease("p1", "b", 5, n_eval=0, now=T0, ttl=60, lease_id="Lb").item_ids == ("i0",)
+        renewed = store.renew("L", "a", now=T0 + 50, ttl=60)
+        assert renewed.expires_at == T0 + 110 and set(renewed.item_ids) == {"i1", "i2"}
+        # Lb expired at T0+60; the renewed lease L still holds i1 and i2
+        assert store.lease("p1", "c", 5, n_eval=0, now=T0 + 100, ttl=60, lease_id="Lc").item_ids == ("i0",)
+        with pytest.raises(Conflict):
+            store.renew("L", "a", now=T0 + 200, ttl=60)
+        with pytest.raises(NotFound):
+            store.renew("nope", "a", now=T0, ttl=60)
+
+    def test_eval_items_mixed_at_requested_count(self, store):
+        make_project(store, n_items=10, n_eval=3)
+        lease = store.lease("p1", "a", 4, n_eval=1, now=T0, ttl=60, lease_id="L")
+        flags = [li.eval for li in lease.items]
+        assert sum(flags) == 1 and len(flags) == 4
+        depth = store.queue_depth("p1", now=T0)
+        assert depth["eval"] == 3 and depth["leased"] == 4
+
+    def test_expire_sweep_counts(self, store):
+        make_project(store, n_items=3)
+        store.lease("p1", "a", 2, n_eval=0, now=T0, ttl=10, lease_id="L")
+        assert store.expire(T0 + 5) == 0
+        assert store.expire(T0 + 11) == 2
+        assert store.queue_depth("p1", now=T0 + 11)["leased"] == 0
+
+    def test_bad_lease_size(self, store):
+        make_project(store)
+        with pytest.raises(InvalidInput):
+            store.lease("p1", "a", -1, n_eval=0, now=T0, ttl=1, lease_id="L")
+        with pytest.raises(NotFound):
+            store.lease("nope", "a", 1, n_eval=0, now=T0, ttl=1, lease_id="L")
+
+    # -- LFs, votes, arrays, rounds, jobs -------------------------------------------------
+    def test_lfs_and_votes(self, store):
+        make_project(store)
+        store.put_lfs("p1", [LFRecord("a", "v1", "source", "src"), LFRecord("b", "v2", "votes", "0")])
+        store.put_lfs("p1", [LFRecord("a", "v3", "source", "src2")])
+        lfs = store.list_lfs("p1")
+        assert [(lf.name, lf.version) for lf in lfs] == [("a", "v3"), ("b", "v2")]
+        store.deactivate_lf("p1", "b")
+        assert not store.list_lfs("p1")[1].active
+        votes, faults, err = store.get_votes("p1", "v3")
+        assert votes.dtype == np.int8 and votes.size == 0 and faults == 0 and err is None
+        store.put_votes("p1", "v3", np.array([1, -1, 0], dtype=np.int8), 2, "ValueError: x")
+        votes, faults, err = store.get_votes("p1", "v3")
+        assert votes.tolist() == [1, -1, 0] and faults == 2 and err == "ValueError: x"
+
+    def test_arrays_roundtrip(self, store):
+        make_project(store)
+        assert store.get_array("p1", "probs") is None
+        arr = np.random.default_rng(0).random((5, 3)).astype(np.float32)
+        store.put_array("p1", "probs", arr)
+        out = store.get_array("p1", "probs")
+        assert out.dtype == np.float32 and np.array_equal(out, arr)
+
+    def test_rounds(self, store):
+        make_project(store)
+        assert store.latest_round("p1") is None
+        for n in (1, 2):
+            store.add_round(Round("p1", n, f"m{n}", T0, n * 10, {"accuracy": 0.5}, {"kind": "mv"},
+                                  "entropy", {"t": n}))
+        assert store.latest_round("p1").model_version == "m2"
+        assert store.list_rounds("p1")[0].strategy_state == {"t": 1}
+
+    def test_one_job_of_a_kind(self, store):
+        make_project(store)
+        store.create_job(Job("j1", "p1", "round", "queued", T0))
+        with pytest.raises(Conflict):
+            store.create_job(Job("j2", "p1", "round", "queued", T0))
+        store.create_job(Job("j3", "p1", "export", "queued", T0))
+        store.update_job("j1", status="succeeded", done=3, total=3)
+        store.create_job(Job("j4", "p1", "round", "queued", T0))
+        assert store.get_job("j1").done == 3
+        assert [j.id for j in store.list_jobs("p1")] == ["j1", "j3", "j4"]
+        with pytest.raises(NotFound):
+            store.get_job("zzz")
