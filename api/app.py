@@ -1,0 +1,147 @@
+"""The FastAPI coordinator: app factory, error mapping, body limits, the lease sweeper."""
+
+from __future__ import annotations
+
+import logging
+import threading
+from contextlib import asynccontextmanager
+
+from fastapi import FastAPI, Request
+from fastapi.responses import JSONResponse
+
+from api.routes import annotate, export, items, jobs, lfs, projects
+from api.service.services import Services
+from api.settings import Settings
+from api.storage import open_store
+from labeling.errors import (
+    Conflict,
+    InvalidInput,
+    LabelloopError,
+    LFLoadError,
+    NotFittedError,
+    NotFound,
+)
+from workers.executor import make_executor
+
+__all__ = ["create_app", "build_services"]
+
+log = logging.getLogger(__name__)
+
+STATUS = [  # most specific first; api/ alone knows HTTP codes
+    (NotFound, 404),
+    (Conflict, 409),
+    (NotFittedError, 409),
+    (LFLoadError, 422),
+    (InvalidInput, 422),
+    (LabelloopError, 500),
+]
+
+
+def build_services(settings: Settings) -> Services:
+    store = open_store(settings.resolved_store_url, require_durable=settings.require_durable)
+    executor = make_executor(settings.executor, num_cpus=settings.ray_num_cpus,
+                             address=settings.ray_address)
+    return Services(store=store, executor=executor, settings=settings)
+
+
+class BodyLimit:
+    """Refuse request bodies over ``limit`` bytes with 413, counting streamed bodies too."""
+
+    def __init__(self, app, limit: int) -> None:
+        self.app, self.limit = app, limit
+
+    async def __call__(self, scope, receive, send):
+        if scope["type"] != "http":
+            return await self.app(scope, receive, send)
+        headers = dict(scope.get("headers") or [])
+        declared = headers.get(b"content-length")
+        if declared is not None and declared.isdigit() and int(declared) > self.limit:
+            return await self._reject(send)
+        seen = 0
+
+        async def counted():
+            nonlocal seen
+            message = await receive()
+            if message["type"] == "http.request":
+                seen += len(message.get("body", b""))
+                if seen > self.limit:
+                    raise _TooLarge()
+            return message
+
+        try:
+            await self.app(scope, counted, send)
+        except _TooLarge:
+            await self._reject(send)
+
+    async def _reject(self, send):
+        body = b'{"detail":"request body larger than the configured limit (max_body_bytes)"}'
+        await send({"type": "http.response.start", "status": 413,
+                    "headers": [(b"content-type", b"application/json"),
+                                (b"content-length", str(len(body)).encode())]})
+        await send({"type": "http.response.body", "body": body})
+
+
+class _TooLarge(Exception):
+    pass
+
+
+def _sweeper(services: Services, stop: threading.Event) -> None:
+    while not stop.wait(services.settings.sweep_interval_s):
+        try:
+            services.store.expire(services.clock())
+        except LabelloopError:
+            log.exception("lease sweep failed")
+
+
+def create_app(settings: Settings | None = None, services: Services | None = None) -> FastAPI:
+    settings = settings or (services.settings if services else Settings.from_env())
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI):
+        svc = services or build_services(settings)
+        app.state.services = svc
+        stop = threading.Event()
+        thread = threading.Thread(target=_sweeper, args=(svc, stop), daemon=True)
+        thread.start()
+        try:
+            yield
+        finally:
+            stop.set()
+            thread.join(timeout=5)
+            if services is None:
+                svc.close()
+
+    app = FastAPI(
+        title="labelloop",
+        version="0.1.0",
+        description="Active-learning and weak-supervision labeling service.",
+        lifespan=lifespan,
+    )
+    if services is not None:
+        app.state.services = services
+
+    for exc_type, status in STATUS:
+        app.add_exception_handler(exc_type, _handler(status))
+
+    @app.get("/health", tags=["health"])
+    def health() -> dict:
+        return {"status": "ok"}
+
+    @app.get("/ready", tags=["health"])
+    def ready(request: Request):
+        ok = request.app.state.services.store.ping()
+        return JSONResponse({"store": "ok" if ok else "down"}, status_code=200 if ok else 503)
+
+    for module in (projects, items, lfs, annotate, jobs, export):
+        app.include_router(module.router)
+    app.add_middleware(BodyLimit, limit=settings.max_body_bytes)
+    return app
+
+
+def _handler(status: int):
+    async def handle(request: Request, exc: Exception) -> JSONResponse:
+        if status >= 500:
+            log.error("unmapped labelloop error: %s", exc)
+        return JSONResponse({"detail": str(exc), "error": type(exc).__name__}, status_code=status)
+
+    return handle

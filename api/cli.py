@@ -1,0 +1,289 @@
+"""The ``labelloop`` command line: serve, demo, projects, ingest, LFs, rounds, export, simulate.
+
+Commands other than ``serve`` and ``demo`` work on the store directly (the same data directory or
+store URL the server uses), so they also run with no server up.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+from tqdm import tqdm
+
+from api.settings import Settings
+from labeling.errors import LabelloopError
+
+__all__ = ["main"]
+
+
+def _settings(args: argparse.Namespace) -> Settings:
+    s = Settings.from_env()
+    for name in ("data_dir", "store_url", "host", "port", "executor"):
+        value = getattr(args, name, None)
+        if value is not None:
+            s = s.with_(**{name: Path(value) if name == "data_dir" else value})
+    return s
+
+
+def _services(args: argparse.Namespace):
+    from api.app import build_services
+
+    return build_services(_settings(args))
+
+
+def _progress_bar(desc: str):
+    bar = tqdm(desc=desc, unit="step", file=sys.stderr, leave=False)
+
+    def update(done: int, total: int, stage: str = "") -> None:
+        bar.total = total
+        bar.n = done
+        bar.set_postfix_str(stage)
+        bar.refresh()
+
+    return bar, update
+
+
+def cmd_serve(args: argparse.Namespace) -> int:
+    import uvicorn
+
+    from api.app import create_app
+
+    settings = _settings(args)
+    if settings.host not in ("127.0.0.1", "localhost", "::1"):
+        logging.warning("serving on %s: anyone who can reach it can label and run LFs", settings.host)
+    uvicorn.run(create_app(settings), host=settings.host, port=settings.port, log_level="info")
+    return 0
+
+
+def cmd_demo(args: argparse.Namespace) -> int:
+    from demo import setup_demo
+
+    settings = _settings(args)
+    services = _services(args)
+    try:
+        bar, update = _progress_bar("demo: first round")
+        project = setup_demo(services, progress=update)
+        bar.close()
+    finally:
+        services.close()
+    base = f"http://{settings.host}:{settings.port}"
+    print(f"demo project {project!r} is ready; {base}/docs has the API.", file=sys.stderr)
+    print(
+        f"  lease a batch:  curl -s -X POST {base}/projects/{project}/leases "
+        "-H 'content-type: application/json' -d '{\"annotator\": \"me\", \"size\": 5}'",
+        file=sys.stderr,
+    )
+    if args.no_serve:
+        return 0
+    return cmd_serve(args)
+
+
+def cmd_create_project(args: argparse.Namespace) -> int:
+    from api.service.projects import create_project
+
+    services = _services(args)
+    try:
+        settings = json.loads(args.settings) if args.settings else {}
+        p = create_project(services.store, args.id, args.classes.split(","),
+                           guidelines=args.guidelines or "", settings=settings, now=time.time())
+        print(json.dumps({"id": p.id, "classes": p.class_names, "settings": p.settings.to_dict()}))
+    finally:
+        services.close()
+    return 0
+
+
+def cmd_ingest(args: argparse.Namespace) -> int:
+    from api.service.ingest import ingest_file
+
+    services = _services(args)
+    try:
+        columns = {"text_column": args.text_column, "label_column": args.label_column,
+                   "id_column": args.id_column}
+        if args.vote_columns:
+            columns["vote_columns"] = args.vote_columns.split(",")
+        if args.feature_columns:
+            columns["feature_columns"] = args.feature_columns.split(",")
+        report = ingest_file(services.store, args.project, args.path, fmt=args.format,
+                             on_conflict=args.on_conflict, rng=np.random.default_rng(args.seed),
+                             now=time.time(), progress=True, **columns)
+        print(json.dumps(report.__dict__))
+    finally:
+        services.close()
+    return 0
+
+
+def cmd_lfs(args: argparse.Namespace) -> int:
+    from api.service.lfs import register_lfs
+
+    services = _services(args)
+    try:
+        source = Path(args.file).read_text(encoding="utf-8") if args.file else None
+        records = register_lfs(services.store, args.project, source=source, module=args.module,
+                               now=time.time())
+        print(json.dumps([{"name": r.name, "version": r.version} for r in records]))
+    finally:
+        services.close()
+    return 0
+
+
+def cmd_round(args: argparse.Namespace) -> int:
+    from api.service.rounds import run_round
+
+    services = _services(args)
+    try:
+        bar, update = _progress_bar("round")
+        rnd, _ = run_round(services.store, args.project, services.executor, now=time.time(),
+                           progress=update)
+        bar.close()
+        print(json.dumps({"round": rnd.number, "model_version": rnd.model_version,
+                          "metrics": rnd.metrics, "label_model": rnd.label_model}, default=str))
+    finally:
+        services.close()
+    return 0
+
+
+def cmd_export(args: argparse.Namespace) -> int:
+    from api.service.export import export_file
+
+    services = _services(args)
+    try:
+        n = export_file(services.store, args.project, args.out, fmt=args.format,
+                        min_confidence=args.min_confidence, prefer=args.prefer)
+        print(json.dumps({"rows": n, "path": str(args.out)}))
+    finally:
+        services.close()
+    return 0
+
+
+def cmd_simulate(args: argparse.Namespace) -> int:
+    from api.service.simulate import load_dataset, simulate
+
+    extra = {}
+    if args.text_column:
+        extra["text_column"] = args.text_column
+    data = load_dataset(args.dataset, label_column=args.label_column,
+                        test_fraction=args.test_fraction, seed=args.seed, **extra)
+    bar = tqdm(total=args.budget, desc=f"simulate {args.strategy}", unit="label", file=sys.stderr)
+
+    def update(done: int, total: int) -> None:
+        bar.n = done
+        bar.refresh()
+
+    params = json.loads(args.params) if args.params else None
+    result = simulate(data, strategy=args.strategy, budget=args.budget, batch_size=args.batch_size,
+                      seed=args.seed, init=args.init, use_weak=not args.no_weak,
+                      strategy_params=params, progress=update)
+    bar.close()
+    text = json.dumps(result, indent=2)
+    if args.json:
+        Path(args.json).write_text(text + "\n", encoding="utf-8")
+    print(text)
+    if args.plot:
+        from api.service.plots import plot_curves
+
+        plot_curves([result], args.plot)
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="labelloop", description=__doc__)
+    sub = p.add_subparsers(dest="command", required=True)
+
+    def store_opts(sp: argparse.ArgumentParser) -> None:
+        sp.add_argument("--data-dir", dest="data_dir", help="data directory (default ./data)")
+        sp.add_argument("--store", dest="store_url", help="sqlite:///path.db or redis://host:port/0")
+        sp.add_argument("--executor", choices=["inprocess", "ray"])
+
+    sp = sub.add_parser("serve", help="run the HTTP coordinator")
+    store_opts(sp)
+    sp.add_argument("--host")
+    sp.add_argument("--port", type=int)
+    sp.set_defaults(fn=cmd_serve)
+
+    sp = sub.add_parser("demo", help="create the bundled YouTube-spam project and serve it")
+    store_opts(sp)
+    sp.add_argument("--host")
+    sp.add_argument("--port", type=int)
+    sp.add_argument("--no-serve", action="store_true", help="set the project up and exit")
+    sp.set_defaults(fn=cmd_demo)
+
+    sp = sub.add_parser("create-project", help="create a project")
+    store_opts(sp)
+    sp.add_argument("--id", required=True)
+    sp.add_argument("--classes", required=True, help="comma-separated class names, in index order")
+    sp.add_argument("--guidelines")
+    sp.add_argument("--settings", help="JSON object of project settings")
+    sp.set_defaults(fn=cmd_create_project)
+
+    sp = sub.add_parser("ingest", help="add items from JSONL, CSV, Parquet or a WRENCH split")
+    store_opts(sp)
+    sp.add_argument("--project", required=True)
+    sp.add_argument("path")
+    sp.add_argument("--format", choices=["jsonl", "csv", "parquet", "wrench"])
+    sp.add_argument("--on-conflict", choices=["reject", "upsert"], default="reject")
+    sp.add_argument("--text-column", default="text")
+    sp.add_argument("--label-column", default="label")
+    sp.add_argument("--id-column", default="id")
+    sp.add_argument("--vote-columns", help="comma-separated columns of precomputed LF votes")
+    sp.add_argument("--feature-columns", help="comma-separated numeric feature columns")
+    sp.add_argument("--seed", type=int, default=0, help="seed of the evaluation-slice draw")
+    sp.set_defaults(fn=cmd_ingest)
+
+    sp = sub.add_parser("lfs", help="register labeling functions from a Python file or module")
+    store_opts(sp)
+    sp.add_argument("--project", required=True)
+    group = sp.add_mutually_exclusive_group(required=True)
+    group.add_argument("--file")
+    group.add_argument("--module")
+    sp.set_defaults(fn=cmd_lfs)
+
+    sp = sub.add_parser("round", help="run a retrain round now (apply LFs, fit, score, queue)")
+    store_opts(sp)
+    sp.add_argument("--project", required=True)
+    sp.set_defaults(fn=cmd_round)
+
+    sp = sub.add_parser("export", help="export every item with label, source and confidence")
+    store_opts(sp)
+    sp.add_argument("--project", required=True)
+    sp.add_argument("--out", required=True)
+    sp.add_argument("--format", choices=["jsonl", "csv", "parquet"])
+    sp.add_argument("--min-confidence", type=float, default=0.0)
+    sp.add_argument("--prefer", choices=["end_model", "label_model"], default="end_model")
+    sp.set_defaults(fn=cmd_export)
+
+    sp = sub.add_parser("simulate", help="run the loop with an oracle annotator from gold labels")
+    sp.add_argument("--dataset", required=True, help="WRENCH folder, or CSV/JSONL/Parquet file")
+    sp.add_argument("--strategy", required=True)
+    sp.add_argument("--budget", type=int, required=True)
+    sp.add_argument("--batch-size", type=int, required=True)
+    sp.add_argument("--seed", type=int, default=0)
+    sp.add_argument("--init", type=int, default=0, help="random seed labels before the loop")
+    sp.add_argument("--no-weak", action="store_true", help="ignore labeling functions")
+    sp.add_argument("--label-column", default="label")
+    sp.add_argument("--text-column")
+    sp.add_argument("--test-fraction", type=float, default=0.3)
+    sp.add_argument("--params", help="JSON object of strategy parameters")
+    sp.add_argument("--json", help="write the result JSON here")
+    sp.add_argument("--plot", help="write a learning-curve PNG here")
+    sp.set_defaults(fn=cmd_simulate)
+    return p
+
+
+def main(argv: list[str] | None = None) -> int:
+    logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
+    args = build_parser().parse_args(argv)
+    try:
+        return args.fn(args)
+    except LabelloopError as exc:
+        print(f"labelloop: error: {exc}", file=sys.stderr)
+        return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())

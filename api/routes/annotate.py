@@ -1,0 +1,88 @@
+from __future__ import annotations
+
+from fastapi import APIRouter
+
+from api.deps import Now, ServicesDep
+from api.schemas import (
+    AnnotationOut,
+    LeaseActionIn,
+    LeasedItemOut,
+    LeaseIn,
+    LeaseOut,
+    SubmitIn,
+    SubmitOut,
+)
+from api.service import annotate as svc
+from api.storage.records import Lease
+
+router = APIRouter(tags=["annotation"])
+
+
+def lease_out(lease: Lease, exhausted: bool = False) -> LeaseOut:
+    return LeaseOut(
+        lease_id=lease.id, project_id=lease.project_id, annotator=lease.annotator,
+        expires_at=lease.expires_at, exhausted=exhausted,
+        items=[
+            LeasedItemOut(id=li.item.id, text=li.item.text, features=li.item.features,
+                          meta=li.item.meta, reasons=li.reasons)
+            for li in lease.items
+        ],
+    )
+
+
+@router.post("/projects/{project_id}/leases", status_code=201)
+def lease(project_id: str, body: LeaseIn, s: ServicesDep, now: Now) -> LeaseOut:
+    """Lease the next batch picked for this annotator. ``exhausted`` is true only when no item is
+    left for them (not merely all leased to others right now)."""
+    got = svc.lease_batch(s.store, project_id, body.annotator, body.size, now=now, rng=s.rng())
+    exhausted = not got.items and s.store.queue_depth(project_id, now)["leased"] == 0
+    return lease_out(got, exhausted)
+
+
+@router.get("/leases/{lease_id}")
+def get_lease(lease_id: str, s: ServicesDep) -> dict:
+    got = s.store.get_lease(lease_id)
+    return {"lease_id": got.id, "project_id": got.project_id, "annotator": got.annotator,
+            "expires_at": got.expires_at, "item_ids": list(got.item_ids)}
+
+
+@router.post("/leases/{lease_id}/renew")
+def renew(lease_id: str, body: LeaseActionIn, s: ServicesDep, now: Now) -> dict:
+    lease_rec = s.store.get_lease(lease_id)
+    ttl = s.store.get_project(lease_rec.project_id).settings.lease_ttl_s
+    got = s.store.renew(lease_id, body.annotator, now=now, ttl=ttl)
+    return {"lease_id": got.id, "expires_at": got.expires_at, "item_ids": list(got.item_ids)}
+
+
+@router.post("/leases/{lease_id}/release")
+def release(lease_id: str, body: LeaseActionIn, s: ServicesDep, now: Now) -> dict:
+    n = s.store.release(lease_id, body.annotator, item_ids=body.item_ids, now=now)
+    return {"lease_id": lease_id, "released": n}
+
+
+@router.post("/projects/{project_id}/annotations")
+def submit(project_id: str, body: SubmitIn, s: ServicesDep, now: Now) -> SubmitOut:
+    """Append annotations (label, skip or flag). A repeated idempotency key has no second effect.
+    The response is sent only after the annotations are durably stored."""
+    results = svc.submit_annotations(
+        s.store, project_id, body.annotator,
+        [svc.AnnotationIn(**a.model_dump()) for a in body.annotations], now=now,
+    )
+    job = s.maybe_retrain(project_id)
+    return SubmitOut(
+        results=[
+            AnnotationOut(seq=r.annotation.seq, item_id=r.annotation.item_id,
+                          annotator=r.annotation.annotator, kind=r.annotation.kind,
+                          label=r.annotation.label, comment=r.annotation.comment,
+                          lease_id=r.annotation.lease_id,
+                          idempotency_key=r.annotation.idempotency_key,
+                          created_at=r.annotation.created_at, duplicate=r.duplicate)
+            for r in results
+        ],
+        retrain_job=job.id if job else None,
+    )
+
+
+@router.get("/projects/{project_id}/annotations")
+def list_annotations(project_id: str, s: ServicesDep, since: int = 0) -> list[dict]:
+    return [a.__dict__ for a in s.store.annotations(project_id, since=since)]

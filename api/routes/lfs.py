@@ -1,0 +1,41 @@
+from __future__ import annotations
+
+from fastapi import APIRouter
+
+from api.deps import Now, ServicesDep
+from api.schemas import LFIn, LFOut
+from api.service.lfs import lf_analysis, register_lfs, vote_matrix
+from api.service.rounds import human_labels, load_pool
+
+router = APIRouter(prefix="/projects/{project_id}/lfs", tags=["labeling functions"])
+
+
+@router.post("", status_code=201)
+def register(project_id: str, body: LFIn, s: ServicesDep, now: Now) -> list[LFOut]:
+    """Register labeling functions from Python source or an importable module (runs code)."""
+    records = register_lfs(s.store, project_id, source=body.source, module=body.module, now=now)
+    return [LFOut(name=r.name, version=r.version, kind=r.kind, active=r.active,
+                  created_at=r.created_at) for r in records]
+
+
+@router.get("")
+def list_lfs(project_id: str, s: ServicesDep) -> list[LFOut]:
+    return [LFOut(name=r.name, version=r.version, kind=r.kind, active=r.active,
+                  created_at=r.created_at) for r in s.store.list_lfs(project_id)]
+
+
+@router.delete("/{name}", status_code=204)
+def deactivate(project_id: str, name: str, s: ServicesDep) -> None:
+    s.store.deactivate_lf(project_id, name)
+
+
+@router.get("/analysis")
+def analysis(project_id: str, s: ServicesDep) -> list[dict]:
+    """Coverage, overlaps, conflicts, polarity, empirical accuracy against human labels and fault
+    counts per active LF (applies whatever the vote cache lacks first)."""
+    pool = load_pool(s.store, project_id)
+    records = [r for r in s.store.list_lfs(project_id) if r.active]
+    votes, info = vote_matrix(s.store, project_id, records, pool.frame, pool.project.n_classes,
+                              s.executor)
+    human, _, _ = human_labels(pool, s.store.annotations(project_id))
+    return lf_analysis(votes, info, human)

@@ -1,0 +1,170 @@
+"""HTTP request and response models (separate from stored records)."""
+
+from __future__ import annotations
+
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+Strict = ConfigDict(extra="forbid")
+
+
+class ClassIn(BaseModel):
+    model_config = Strict
+    name: str = Field(min_length=1, max_length=200)
+    description: str = Field("", max_length=4000)
+
+
+class ProjectIn(BaseModel):
+    model_config = Strict
+    id: str = Field(min_length=1, max_length=64)
+    classes: list[str | ClassIn] = Field(min_length=2, max_length=1000)
+    guidelines: str = Field("", max_length=100_000)
+    settings: dict[str, Any] = Field(default_factory=dict)
+
+
+class ProjectOut(BaseModel):
+    id: str
+    classes: list[ClassIn]
+    guidelines: str
+    settings: dict[str, Any]
+    created_at: float
+
+
+class ItemIn(BaseModel):
+    model_config = Strict
+    id: str | None = Field(None, min_length=1, max_length=512)
+    text: str | None = Field(None, max_length=1_000_000)
+    features: dict[str, float] = Field(default_factory=dict)
+    meta: dict[str, Any] = Field(default_factory=dict)
+    votes: list[int] | None = None
+    label: int | str | None = None
+
+
+class ItemsIn(BaseModel):
+    model_config = Strict
+    items: list[ItemIn] = Field(min_length=1, max_length=50_000)
+    on_conflict: Literal["reject", "upsert"] = "reject"
+
+
+class IngestOut(BaseModel):
+    inserted: int
+    updated: int
+    eval_items: int
+    vote_lfs: int
+
+
+class ItemOut(BaseModel):
+    id: str
+    seq: int
+    text: str | None
+    features: dict[str, float]
+    meta: dict[str, Any]
+
+
+class LeaseIn(BaseModel):
+    model_config = Strict
+    annotator: str = Field(min_length=1, max_length=200)
+    size: int | None = Field(None, ge=1, le=1000)
+
+
+class LeasedItemOut(BaseModel):
+    id: str
+    text: str | None
+    features: dict[str, float]
+    meta: dict[str, Any]
+    reasons: dict[str, Any]
+
+
+class LeaseOut(BaseModel):
+    lease_id: str
+    project_id: str
+    annotator: str
+    expires_at: float
+    items: list[LeasedItemOut]
+    exhausted: bool = Field(description="true only when no item is left for this annotator")
+
+
+class LeaseActionIn(BaseModel):
+    model_config = Strict
+    annotator: str = Field(min_length=1, max_length=200)
+    item_ids: list[str] | None = None
+
+
+class AnnotationIn(BaseModel):
+    model_config = Strict
+    item_id: str = Field(min_length=1, max_length=512)
+    lease_id: str = Field(min_length=1, max_length=200)
+    kind: Literal["label", "skip", "flag"] = "label"
+    label: int | str | None = None
+    comment: str = Field("", max_length=4000)
+    idempotency_key: str | None = Field(None, min_length=1, max_length=200)
+    time_spent_s: float | None = Field(None, ge=0, lt=86400)
+
+
+class SubmitIn(BaseModel):
+    model_config = Strict
+    annotator: str = Field(min_length=1, max_length=200)
+    annotations: list[AnnotationIn] = Field(min_length=1, max_length=1000)
+
+
+class AnnotationOut(BaseModel):
+    seq: int
+    item_id: str
+    annotator: str
+    kind: str
+    label: int | None
+    comment: str
+    lease_id: str | None
+    idempotency_key: str | None
+    created_at: float
+    duplicate: bool = False
+
+
+class SubmitOut(BaseModel):
+    results: list[AnnotationOut]
+    retrain_job: str | None = None
+
+
+class LFIn(BaseModel):
+    model_config = Strict
+    source: str | None = Field(None, max_length=1_000_000)
+    module: str | None = Field(None, max_length=300)
+
+
+class LFOut(BaseModel):
+    name: str
+    version: str
+    kind: str
+    active: bool
+    created_at: float
+
+
+class JobIn(BaseModel):
+    model_config = Strict
+    kind: Literal["round"] = "round"
+
+
+class JobOut(BaseModel):
+    id: str
+    project_id: str
+    kind: str
+    status: str
+    created_at: float
+    started_at: float | None
+    finished_at: float | None
+    done: int
+    total: int
+    message: str
+    error: str | None
+    result: dict[str, Any]
+
+
+class RoundOut(BaseModel):
+    number: int
+    model_version: str
+    created_at: float
+    n_labels: int
+    metrics: dict[str, Any]
+    label_model: dict[str, Any]
+    strategy: str

@@ -1,0 +1,96 @@
+"""Leases and annotations: what annotation tools call."""
+
+from __future__ import annotations
+
+import secrets
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import numpy as np
+
+from api.storage.base import Store
+from api.storage.records import ANNOTATION_KINDS, Annotation, Lease, Project, SubmitResult
+from labeling.errors import InvalidInput, SchemaError
+
+__all__ = ["AnnotationIn", "lease_batch", "submit_annotations", "MAX_BATCH", "MAX_COMMENT"]
+
+MAX_BATCH = 1000
+MAX_COMMENT = 4000
+
+
+def _annotator(name: str) -> str:
+    if not isinstance(name, str) or not name.strip() or len(name) > 200:
+        raise InvalidInput(f"annotator must be a non-empty string of at most 200 characters, got {name!r}")
+    return name
+
+
+def lease_batch(
+    store: Store, project_id: str, annotator: str, size: int | None, *, now: float,
+    rng: np.random.Generator,
+) -> Lease:
+    project = store.get_project(project_id)
+    n = project.settings.batch_size if size is None else size
+    if not isinstance(n, int) or not 1 <= n <= MAX_BATCH:
+        raise InvalidInput(f"size must be an integer in 1..{MAX_BATCH}, got {n!r}")
+    n_eval = int(rng.binomial(n, project.settings.eval_fraction)) if project.settings.eval_fraction else 0
+    return store.lease(
+        project_id, _annotator(annotator), n, n_eval=n_eval, now=now,
+        ttl=project.settings.lease_ttl_s, lease_id=f"lease-{secrets.token_hex(8)}",
+    )
+
+
+@dataclass(frozen=True)
+class AnnotationIn:
+    item_id: str
+    lease_id: str
+    kind: str = "label"
+    label: int | str | None = None
+    comment: str = ""
+    idempotency_key: str | None = None
+    time_spent_s: float | None = None
+
+
+def _label_index(project: Project, label: int | str | None, item_id: str) -> int:
+    if label is None:
+        raise InvalidInput(f"item {item_id!r}: a 'label' annotation needs a label")
+    if isinstance(label, bool):
+        raise SchemaError(f"item {item_id!r}: label must be a class index or name, got {label!r}")
+    if isinstance(label, int):
+        if not 0 <= label < project.n_classes:
+            raise SchemaError(
+                f"item {item_id!r}: label {label} is not a class index 0..{project.n_classes - 1}"
+            )
+        return label
+    names = project.class_names
+    if label not in names:
+        raise SchemaError(f"item {item_id!r}: unknown class {label!r}; classes are {names}")
+    return names.index(label)
+
+
+def submit_annotations(
+    store: Store, project_id: str, annotator: str, annotations: Sequence[AnnotationIn], *, now: float
+) -> list[SubmitResult]:
+    """Validate every annotation first, then append them all atomically (or none)."""
+    project = store.get_project(project_id)
+    annotator = _annotator(annotator)
+    if not 1 <= len(annotations) <= MAX_BATCH:
+        raise InvalidInput(f"submit 1..{MAX_BATCH} annotations at a time, got {len(annotations)}")
+    events = []
+    for a in annotations:
+        if a.kind not in ANNOTATION_KINDS:
+            raise InvalidInput(f"item {a.item_id!r}: kind must be one of {list(ANNOTATION_KINDS)}, got {a.kind!r}")
+        if len(a.comment) > MAX_COMMENT:
+            raise InvalidInput(f"item {a.item_id!r}: comment longer than {MAX_COMMENT} characters")
+        if a.time_spent_s is not None and not 0 <= a.time_spent_s < 86400:
+            raise InvalidInput(f"item {a.item_id!r}: time_spent_s must be in [0, 86400), got {a.time_spent_s}")
+        label = _label_index(project, a.label, a.item_id) if a.kind == "label" else None
+        if a.kind != "label" and a.label is not None:
+            raise InvalidInput(f"item {a.item_id!r}: a {a.kind!r} annotation carries no label")
+        events.append(
+            Annotation(project_id, a.item_id, annotator, a.kind, label, a.comment, a.lease_id,
+                       a.idempotency_key, a.time_spent_s)
+        )
+    keys = [e.idempotency_key for e in events if e.idempotency_key is not None]
+    if len(set(keys)) != len(keys):
+        raise InvalidInput("idempotency keys must be unique within one submission")
+    return store.submit(events, now=now)

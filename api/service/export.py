@@ -1,0 +1,87 @@
+"""Export and pseudo-labels: every item with its label, source, confidence and versions."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+
+import numpy as np
+
+from api.service.rounds import human_labels, load_pool
+from api.storage.base import Store
+from labeling.errors import InvalidInput
+from labeling.export import assign_labels, write_rows
+
+__all__ = ["export_rows", "export_file", "SOURCES"]
+
+SOURCES = ("human", "label_model", "end_model", "none")
+
+
+def _fit(array: np.ndarray | None, n: int, k: int) -> np.ndarray | None:
+    """Arrays from the latest round cover the items that existed then; newer items get none."""
+    if array is None:
+        return None
+    if len(array) >= n:
+        return array[:n]
+    pad_shape = (n - len(array),) + array.shape[1:]
+    fill = np.full(pad_shape, 1.0 / k, dtype=array.dtype) if array.ndim == 2 else np.zeros(pad_shape, dtype=array.dtype)
+    return np.concatenate([array, fill])
+
+
+def export_rows(
+    store: Store, project_id: str, *, min_confidence: float = 0.0, include_text: bool = True,
+    sources: tuple[str, ...] = SOURCES, prefer: str = "end_model",
+) -> Iterator[dict]:
+    if not 0.0 <= min_confidence <= 1.0:
+        raise InvalidInput(f"min_confidence must be in [0, 1], got {min_confidence}")
+    bad = sorted(set(sources) - set(SOURCES))
+    if bad:
+        raise InvalidInput(f"unknown source(s) {bad}; allowed: {list(SOURCES)}")
+    if prefer not in ("end_model", "label_model"):
+        raise InvalidInput(f"prefer must be 'end_model' or 'label_model', got {prefer!r}")
+    pool = load_pool(store, project_id)
+    project, n, k = pool.project, len(pool.items), pool.project.n_classes
+    human, agreement, n_ann = human_labels(pool, store.annotations(project_id))
+    covered = store.get_array(project_id, "lm_covered")
+    labels, source, confidence = assign_labels(
+        human, agreement,
+        _fit(store.get_array(project_id, "lm_probs"), n, k),
+        None if covered is None else _fit(covered, n, k).astype(bool),
+        _fit(store.get_array(project_id, "probs"), n, k),
+        min_confidence=min_confidence, prefer=prefer,
+    )
+    rnd = store.latest_round(project_id)
+    model_version = rnd.model_version if rnd else None
+    lf_set = rnd.label_model.get("lf_set_version") if rnd else None
+    names = project.class_names
+    for i, item in enumerate(pool.items):
+        if source[i] not in sources:
+            continue
+        row = {
+            "id": item.id,
+            "label": names[labels[i]] if labels[i] >= 0 else None,
+            "label_index": int(labels[i]),
+            "source": str(source[i]),
+            "confidence": round(float(confidence[i]), 6),
+            "n_annotators": int(n_ann[i]),
+            "agreement": round(float(agreement[i]), 6),
+            "model_version": model_version,
+            "lf_set_version": lf_set,
+            "eval_slice": item.is_eval,
+        }
+        if include_text:
+            row["text"] = item.text
+        yield row
+
+
+def export_file(store: Store, project_id: str, path: str | Path, *, fmt: str | None = None, **kw) -> int:
+    count = 0
+
+    def counted():
+        nonlocal count
+        for row in export_rows(store, project_id, **kw):
+            count += 1
+            yield row
+
+    write_rows(counted(), path, fmt)
+    return count

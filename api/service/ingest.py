@@ -1,0 +1,126 @@
+"""Ingest: records from files or request bodies into a project's pool.
+
+Gold labels are stored for evaluation and simulation only; the loop never reads them. File votes
+(WRENCH ``weak_labels`` or vote columns) become labeling functions of their own (kind "votes").
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from api.storage.base import Store
+from api.storage.records import Item, LFRecord, Project
+from labeling.errors import Conflict, InvalidInput, SchemaError
+from labeling.ingest import Record, read_records
+
+__all__ = ["IngestReport", "ingest_records", "ingest_file"]
+
+CHUNK = 5_000
+
+
+@dataclass(frozen=True)
+class IngestReport:
+    inserted: int
+    updated: int
+    eval_items: int
+    vote_lfs: int
+
+
+def _item(project: Project, rec: Record, is_eval: bool) -> Item:
+    if rec.gold is not None and not 0 <= rec.gold < project.n_classes:
+        raise SchemaError(
+            f"item {rec.id!r}: label {rec.gold} is not a class index 0..{project.n_classes - 1}"
+        )
+    if rec.votes is not None:
+        bad = [v for v in rec.votes if not -1 <= v < project.n_classes]
+        if bad:
+            raise SchemaError(f"item {rec.id!r}: vote {bad[0]} outside -1..{project.n_classes - 1}")
+    return Item(rec.id, -1, rec.text, dict(rec.features), dict(rec.meta), rec.votes, rec.gold, is_eval)
+
+
+def ingest_records(
+    store: Store,
+    project_id: str,
+    records: Iterable[Record],
+    *,
+    on_conflict: str = "reject",
+    rng: np.random.Generator,
+    vote_names: list[str] | None = None,
+    now: float,
+) -> IngestReport:
+    """Store ``records`` in chunks. With ``on_conflict="reject"`` a repeated id fails the chunk
+    that holds it (earlier chunks stay stored and are reported in the error)."""
+    project = store.get_project(project_id)
+    frac = project.settings.eval_fraction
+    inserted = updated = n_eval = 0
+    n_votes: int | None = None
+    batch: list[Item] = []
+
+    def flush() -> None:
+        nonlocal inserted, updated
+        if not batch:
+            return
+        try:
+            ins, upd = store.add_items(
+                project_id, batch, on_conflict=on_conflict, rand_keys=rng.random(len(batch))
+            )
+        except Conflict as exc:
+            if inserted or updated:
+                raise Conflict(f"{exc} (the {inserted + updated} items before it were stored)") from exc
+            raise
+        inserted, updated = inserted + ins, updated + upd
+        batch.clear()
+
+    for rec in records:
+        if rec.votes is not None:
+            if n_votes is None:
+                n_votes = len(rec.votes)
+            elif len(rec.votes) != n_votes:
+                raise InvalidInput(f"item {rec.id!r} has {len(rec.votes)} votes, earlier items {n_votes}")
+        is_eval = bool(rng.random() < frac)
+        n_eval += is_eval
+        batch.append(_item(project, rec, is_eval))
+        if len(batch) >= CHUNK:
+            flush()
+    flush()
+    n_vote_lfs = 0
+    if n_votes:
+        names = vote_names or [f"votes_{j}" for j in range(n_votes)]
+        if len(names) != n_votes:
+            raise InvalidInput(f"{len(names)} vote names given for {n_votes} vote columns")
+        known = {lf.name for lf in store.list_lfs(project_id)}
+        new = [
+            LFRecord(name, f"votes-{j}", "votes", str(j), True, now)
+            for j, name in enumerate(names)
+            if name not in known
+        ]
+        store.put_lfs(project_id, new)
+        n_vote_lfs = n_votes
+    return IngestReport(inserted, updated, n_eval, n_vote_lfs)
+
+
+def ingest_file(
+    store: Store,
+    project_id: str,
+    path: str | Path,
+    *,
+    fmt: str | None = None,
+    on_conflict: str = "reject",
+    rng: np.random.Generator,
+    now: float,
+    progress: bool = False,
+    **columns,
+) -> IngestReport:
+    project = store.get_project(project_id)
+    records = read_records(
+        path, fmt=fmt, class_names=project.class_names, progress=progress, **columns
+    )
+    vote_cols = columns.get("vote_columns")
+    return ingest_records(
+        store, project_id, records, on_conflict=on_conflict, rng=rng,
+        vote_names=list(vote_cols) if vote_cols else None, now=now,
+    )

@@ -1,0 +1,127 @@
+"""Labeling-function use cases: register from source or a module, load, apply incrementally, analyse.
+
+Votes are cached per (LF version, item): a changed LF re-runs alone and new items run only the
+LFs they lack (the cache of a version covers items ``seq`` 0..len-1).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import importlib.util
+from collections import defaultdict
+from collections.abc import Callable, Sequence
+
+import numpy as np
+import pandas as pd
+
+from api.storage.base import Store
+from api.storage.records import LFRecord
+from labeling.analysis import lf_summary
+from labeling.errors import LFLoadError
+from labeling.lf import lf_version, load_lfs_from_source
+from workers.executor import Executor
+from workers.tasks import LFSpec, load_lfs
+
+__all__ = ["register_lfs", "specs", "vote_matrix", "lf_analysis", "lf_set_version"]
+
+Progress = Callable[[int, int], None]
+
+
+def register_lfs(
+    store: Store, project_id: str, *, source: str | None = None, module: str | None = None,
+    now: float,
+) -> list[LFRecord]:
+    """Load LFs from Python ``source`` text or an importable ``module`` and register them."""
+    store.get_project(project_id)
+    if (source is None) == (module is None):
+        raise LFLoadError("give exactly one of source (Python text) or module (an importable name)")
+    if module is not None:
+        spec = importlib.util.find_spec(module)
+        if spec is None or spec.origin is None or not spec.origin.endswith(".py"):
+            raise LFLoadError(f"cannot find a Python source file for module {module!r}")
+        with open(spec.origin, encoding="utf-8") as fh:
+            source = fh.read()
+    lfs = load_lfs_from_source(source, filename=f"<lfs {_digest(source)}>")
+    records = [LFRecord(lf.name, lf_version(lf), "source", source, True, now) for lf in lfs]
+    store.put_lfs(project_id, records)
+    return records
+
+
+def _digest(text: str) -> str:
+    return hashlib.sha1(text.encode()).hexdigest()[:10]
+
+
+def specs(records: Sequence[LFRecord]) -> list[LFSpec]:
+    """What executors need to load the LFs of ``records`` wherever they run."""
+    return [(r.name, r.kind, r.source) for r in records]
+
+
+def lf_set_version(records: Sequence[LFRecord]) -> str:
+    text = ",".join(sorted(f"{r.name}={r.version}" for r in records if r.active))
+    return _digest(text)
+
+
+def vote_matrix(
+    store: Store,
+    project_id: str,
+    records: Sequence[LFRecord],
+    frame: pd.DataFrame,
+    n_classes: int,
+    executor: Executor,
+    *,
+    progress: Progress | None = None,
+) -> tuple[np.ndarray, list[dict]]:
+    """(n, m) int8 votes of the active LFs over ``frame`` (all items, seq order), applying only
+    what the cache lacks. Returns the matrix and per-LF fault info."""
+    n = len(frame)
+    active = [r for r in records if r.active]
+    load_lfs(specs(active))  # fail early, in the caller, when a source no longer loads
+    cached = {r.version: store.get_votes(project_id, r.version) for r in active}
+    groups: dict[int, list[int]] = defaultdict(list)  # start seq -> LF positions needing rows
+    for j, r in enumerate(active):
+        start = min(len(cached[r.version][0]), n)
+        if start < n:
+            groups[start].append(j)
+    total = sum(n - s for s in groups)
+    done = 0
+    for start, positions in sorted(groups.items()):
+        result = executor.apply_lfs(
+            [specs(active)[j] for j in positions], frame.iloc[start:], n_classes
+        )
+        for col, j in enumerate(positions):
+            version = active[j].version
+            old, faults, first = cached[version]
+            votes = np.concatenate([old[:start], result.votes[:, col]])
+            faults += int(result.faults[col])
+            first = first or result.first_errors[col]
+            store.put_votes(project_id, version, votes, faults, first)
+            cached[version] = (votes, faults, first)
+        done += n - start
+        if progress is not None:
+            progress(done, total)
+    matrix = np.zeros((n, len(active)), dtype=np.int8)
+    for j, r in enumerate(active):
+        matrix[:, j] = cached[r.version][0][:n]
+    info = [
+        {"name": r.name, "version": r.version, "faults": cached[r.version][1],
+         "first_error": cached[r.version][2]}
+        for r in active
+    ]
+    return matrix, info
+
+
+def lf_analysis(
+    votes: np.ndarray, info: list[dict], human: np.ndarray
+) -> list[dict]:
+    """LF summary (coverage, overlaps, conflicts, polarity, empirical accuracy vs human labels)."""
+    if votes.shape[1] == 0:
+        return []
+    labeled = human >= 0
+    rows = lf_summary(
+        votes, [i["name"] for i in info], labels=human, labeled_mask=labeled,
+        faults=[i["faults"] for i in info],
+    )
+    for row, i in zip(rows, info, strict=True):
+        row["version"] = i["version"]
+        row["first_error"] = i["first_error"]
+    return rows

@@ -1,0 +1,114 @@
+"""A retrain round: apply LFs (incrementally), fit the label model and end model, score the
+pool, refresh the queue and record the round. Runs as a job, never inside a request."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import numpy as np
+import pandas as pd
+
+from api.service.lfs import lf_set_version, specs, vote_matrix
+from api.storage.base import Store
+from api.storage.records import Annotation, Item, Project, Round
+from labeling.consensus import consensus
+from labeling.frame import items_frame
+from workers.executor import Executor
+from workers.tasks import RoundInput, RoundOutput, fit_round
+
+__all__ = ["PoolView", "load_pool", "human_labels", "run_round"]
+
+Progress = Callable[[int, int, str], None]
+
+
+@dataclass
+class PoolView:
+    project: Project
+    items: list[Item]
+    frame: pd.DataFrame
+    index: dict[str, int]  # item id -> position (= seq)
+
+
+def load_pool(store: Store, project_id: str) -> PoolView:
+    project = store.get_project(project_id)
+    items = [it for chunk in store.iter_items(project_id) for it in chunk]
+    frame = items_frame(items)
+    return PoolView(project, items, frame, {it.id: i for i, it in enumerate(items)})
+
+
+def human_labels(
+    pool: PoolView, annotations: list[Annotation]
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Consensus labels, agreement and annotator counts per pool position."""
+    events = [
+        (pool.index[a.item_id], a.annotator, a.label)
+        for a in annotations
+        if a.kind == "label" and a.item_id in pool.index
+    ]
+    return consensus(events, len(pool.items), pool.project.n_classes)
+
+
+def run_round(
+    store: Store,
+    project_id: str,
+    executor: Executor,
+    *,
+    now: float,
+    progress: Progress | None = None,
+    use_weak: bool = True,
+    extra: tuple[pd.DataFrame, np.ndarray | None] | None = None,
+) -> tuple[Round, RoundOutput]:
+    """Run one round and store its outputs. ``extra`` = (frame, votes) of held-out items to score
+    as well (the simulator's test split); its probabilities come back in the output only."""
+    report = progress or (lambda done, total, stage: None)
+    pool = load_pool(store, project_id)
+    project, n = pool.project, len(pool.items)
+    settings = project.settings
+    report(0, 4, "apply_lfs")
+    lf_records = [r for r in store.list_lfs(project_id) if r.active]
+    votes, lf_info = vote_matrix(
+        store, project_id, lf_records, pool.frame, project.n_classes, executor,
+        progress=lambda d, t: report(0, 4, f"apply_lfs {d}/{t}"),
+    )
+    annotations = store.annotations(project_id)
+    human, _, _ = human_labels(pool, annotations)
+    is_eval = np.fromiter((it.is_eval for it in pool.items), dtype=bool, count=n)
+    flagged = {a.item_id for a in annotations if a.kind == "flag"}
+    open_mask = np.fromiter((it.id not in flagged for it in pool.items), dtype=bool, count=n)
+    previous = store.latest_round(project_id)
+    extra_votes = None
+    if extra is not None and lf_records:
+        extra_votes = executor.apply_lfs(specs(lf_records), extra[0], project.n_classes).votes
+    report(1, 4, "fit")
+    inp = RoundInput(
+        frame=pool.frame, votes=votes, human=human, is_eval=is_eval, open_mask=open_mask,
+        n_classes=project.n_classes, strategy=settings.strategy,
+        strategy_params=settings.strategy_params,
+        strategy_state=previous.strategy_state if previous else {},
+        queue_size=settings.queue_size, weak_weight=settings.weak_weight,
+        label_model=settings.label_model,
+        seed=settings.seed + (previous.number if previous else 0),
+        use_weak=use_weak,
+        extra_frame=extra[0] if extra is not None else None, extra_votes=extra_votes,
+    )
+    out: RoundOutput = executor.call(fit_round, inp)
+    report(2, 4, "store")
+    if out.probs is not None:
+        store.put_array(project_id, "probs", out.probs.astype(np.float32))
+    if out.lm_probs is not None:
+        store.put_array(project_id, "lm_probs", out.lm_probs.astype(np.float32))
+        store.put_array(project_id, "lm_covered", out.lm_covered.astype(np.bool_))
+    ids = [pool.items[i].id for i in out.queue]
+    store.set_queue(project_id, ids, out.scores.tolist(), out.reasons)
+    number = (previous.number if previous else 0) + 1
+    lm_info = {**out.label_model, "lfs": lf_info, "lf_set_version": lf_set_version(lf_records)}
+    rnd = Round(
+        project_id=project_id, number=number, model_version=f"r{number}-{out.model_version}",
+        created_at=now, n_labels=sum(a.kind == "label" for a in annotations),
+        metrics={**out.metrics, "n_train": out.n_train, "n_items": n},
+        label_model=lm_info, strategy=settings.strategy, strategy_state=out.strategy_state,
+    )
+    store.add_round(rnd)
+    report(4, 4, "done")
+    return rnd, out

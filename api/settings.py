@@ -1,0 +1,61 @@
+"""Coordinator settings: one frozen object, built once at the edge from the environment."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass, replace
+from pathlib import Path
+
+from labeling.errors import InvalidInput
+
+__all__ = ["Settings"]
+
+_PREFIX = "LABELLOOP_"
+
+
+@dataclass(frozen=True)
+class Settings:
+    data_dir: Path = Path("data")
+    store_url: str = ""  # "" = SQLite file under data_dir; "sqlite:///path" or "redis://host:port/db"
+    host: str = "127.0.0.1"
+    port: int = 8000
+    executor: str = "inprocess"  # "inprocess" or "ray"
+    ray_address: str | None = None
+    ray_num_cpus: int = 2
+    max_body_bytes: int = 50 * 1024 * 1024
+    sweep_interval_s: float = 5.0
+    require_durable: bool = False
+    job_workers: int = 2
+
+    @property
+    def resolved_store_url(self) -> str:
+        return self.store_url or f"sqlite:///{(self.data_dir / 'labelloop.db').resolve()}"
+
+    def with_(self, **changes) -> Settings:
+        return replace(self, **changes)
+
+    @classmethod
+    def from_env(cls, environ: Mapping[str, str] | None = None) -> Settings:
+        env = os.environ if environ is None else environ
+        kw: dict = {}
+        for name, conv in (
+            ("data_dir", Path), ("store_url", str), ("host", str), ("port", int),
+            ("executor", str), ("ray_num_cpus", int), ("max_body_bytes", int),
+            ("sweep_interval_s", float), ("job_workers", int),
+        ):
+            raw = env.get(_PREFIX + name.upper())
+            if raw is not None:
+                try:
+                    kw[name] = conv(raw)
+                except ValueError as exc:
+                    raise InvalidInput(f"{_PREFIX}{name.upper()}={raw!r}: {exc}") from exc
+        if "RAY_ADDRESS" in env:
+            kw["ray_address"] = env["RAY_ADDRESS"]
+        durable = env.get(_PREFIX + "REQUIRE_DURABLE")
+        if durable is not None:
+            kw["require_durable"] = durable.lower() in ("1", "true", "yes")
+        settings = cls(**kw)
+        if settings.executor not in ("inprocess", "ray"):
+            raise InvalidInput(f"executor must be 'inprocess' or 'ray', got {settings.executor!r}")
+        return settings

@@ -1,0 +1,124 @@
+"""Label efficiency: the real loop in simulation, strategies against random, over seeds.
+
+    python -m bench.label_efficiency --datasets wrench_youtube,wrench_sms \
+        --strategies random,entropy --seeds 5 --budget 100 --batch-size 20 --json
+
+Prints a markdown table (mean +- std test accuracy at each label count, and the labels each
+strategy needs to reach what random reaches at the full budget), then one JSON object last.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+from concurrent.futures import ProcessPoolExecutor
+from pathlib import Path
+
+import numpy as np
+
+DATASETS = Path(os.environ.get("LABELLOOP_DATASETS", Path(__file__).resolve().parents[2] / "shared" / "datasets"))
+
+
+def _run(job: tuple) -> dict:
+    dataset, strategy, seed, budget, batch, init, weak = job
+    from api.service.simulate import load_dataset, simulate
+
+    data = load_dataset(dataset if Path(dataset).exists() else DATASETS / dataset, seed=seed)
+    return simulate(data, strategy=strategy, budget=budget, batch_size=batch, seed=seed, init=init,
+                    use_weak=weak)
+
+
+def labels_to_reach(curve: list[dict], target: float) -> float:
+    for point in curve:
+        if point["accuracy"] >= target - 1e-9:
+            return point["labels"]
+    return float("inf")
+
+
+def summarize(results: list[dict]) -> dict:
+    out: dict = {}
+    for r in results:
+        key = (r["dataset"], r["strategy"] + ("" if r["weak"] else "/no-weak"))
+        out.setdefault(key, []).append(r)
+    summary = {}
+    for (dataset, name), runs in sorted(out.items()):
+        labels = [p["labels"] for p in runs[0]["curve"]]
+        acc = np.array([[p["accuracy"] for p in r["curve"]] for r in runs])
+        summary.setdefault(dataset, {})[name] = {
+            "labels": labels, "mean": acc.mean(0).round(4).tolist(), "std": acc.std(0).round(4).tolist(),
+            "runs": runs,
+        }
+    for dataset, strategies in summary.items():
+        base = strategies.get("random")
+        if base is None:
+            continue
+        target = base["mean"][-1]
+        for s in strategies.values():
+            need = [labels_to_reach(r["curve"], target) for r in s["runs"]]
+            finite = [n for n in need if np.isfinite(n)]
+            s["labels_to_random_final"] = {
+                "target_accuracy": target, "mean": float(np.mean(finite)) if finite else None,
+                "std": float(np.std(finite)) if finite else None,
+                "reached": f"{len(finite)}/{len(need)}",
+            }
+    return summary
+
+
+def markdown(summary: dict) -> str:
+    lines = []
+    for dataset, strategies in summary.items():
+        labels = next(iter(strategies.values()))["labels"]
+        lines.append(f"\n**{dataset}** (test accuracy, mean +- std over seeds)\n")
+        lines.append("| strategy | " + " | ".join(str(n) for n in labels) + " | labels to reach random@max |")
+        lines.append("|---|" + "---|" * (len(labels) + 1))
+        for name, s in strategies.items():
+            cells = [f"{m:.3f} +- {sd:.3f}" for m, sd in zip(s["mean"], s["std"], strict=True)]
+            reach = s.get("labels_to_random_final", {})
+            r = (f"{reach['mean']:.0f} +- {reach['std']:.0f} ({reach['reached']})"
+                 if reach.get("mean") is not None else "not reached")
+            lines.append(f"| {name} | " + " | ".join(cells) + f" | {r} |")
+    return "\n".join(lines)
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--datasets", default="wrench_youtube,wrench_sms")
+    p.add_argument("--strategies", default="random,entropy")
+    p.add_argument("--seeds", type=int, default=5)
+    p.add_argument("--budget", type=int, default=100)
+    p.add_argument("--batch-size", type=int, default=20)
+    p.add_argument("--init", type=int, default=0)
+    p.add_argument("--no-weak", action="store_true")
+    p.add_argument("--workers", type=int, default=2)
+    p.add_argument("--plot-dir")
+    p.add_argument("--json", action="store_true", help="print the JSON summary last")
+    args = p.parse_args(argv)
+    jobs = [(d, s, seed, args.budget, args.batch_size, args.init, not args.no_weak)
+            for d in args.datasets.split(",") for s in args.strategies.split(",")
+            for seed in range(args.seeds)]
+    with ProcessPoolExecutor(max_workers=args.workers) as pool:
+        results = []
+        for k, r in enumerate(pool.map(_run, jobs), 1):
+            results.append(r)
+            print(f"[{k}/{len(jobs)}] {r['dataset']} {r['strategy']} seed={r['seed']}: "
+                  f"acc@{r['curve'][-1]['labels']}={r['curve'][-1]['accuracy']:.3f}", file=sys.stderr)
+    summary = summarize(results)
+    print(markdown(summary))
+    if args.plot_dir:
+        from api.service.plots import plot_curves
+
+        Path(args.plot_dir).mkdir(parents=True, exist_ok=True)
+        for dataset in summary:
+            plot_curves([r for r in results if r["dataset"] == dataset],
+                        Path(args.plot_dir) / f"{dataset}.png")
+    if args.json:
+        slim = {d: {s: {k: v for k, v in body.items() if k != "runs"} for s, body in st.items()}
+                for d, st in summary.items()}
+        print(json.dumps({"benchmark": "label_efficiency", "args": vars(args), "summary": slim}))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,219 @@
+"""End-to-end over real HTTP against a real ``labelloop serve`` process (SQLite store)."""
+
+from __future__ import annotations
+
+import threading
+import time
+
+import httpx
+import pytest
+
+from tests.server import Server
+
+LFS = '''
+from snorkel.labeling import labeling_function
+
+@labeling_function()
+def says_great(x):
+    return 1 if "great" in x.text else -1
+
+@labeling_function()
+def says_awful(x):
+    return 0 if "awful" in x.text else -1
+
+@labeling_function()
+def crashes_on_q(x):
+    if "q" in x.text:
+        raise ValueError("no q please")
+    return -1
+'''
+
+
+def items(n: int, start: int = 0) -> list[dict]:
+    words = ["great", "awful", "fine", "quiet"]
+    return [{"id": f"it{k}", "text": f"{words[k % 4]} item {k}"} for k in range(start, start + n)]
+
+
+@pytest.fixture
+def server(tmp_path):
+    srv = Server(tmp_path / "data").start()
+    yield srv
+    srv.stop()
+
+
+@pytest.fixture
+def client(server):
+    with httpx.Client(base_url=server.url, timeout=60) as c:
+        yield c
+
+
+def make_project(client, pid="p", n=40, **settings):
+    r = client.post("/projects", json={"id": pid, "classes": ["neg", "pos"],
+                                       "settings": {"eval_fraction": 0.0, **settings}})
+    assert r.status_code == 201, r.text
+    r = client.post(f"/projects/{pid}/items", json={"items": items(n)})
+    assert r.status_code == 201, r.text
+    assert r.json()["inserted"] == n
+
+
+def wait_job(client, job_id, timeout=120):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        job = client.get(f"/jobs/{job_id}").json()
+        if job["status"] in ("succeeded", "failed", "cancelled"):
+            return job
+        time.sleep(0.2)
+    raise AssertionError(f"job {job_id} did not finish")
+
+
+def test_full_loop_over_http(client):
+    make_project(client, retrain_every=4)
+    r = client.post("/projects/p/lfs", json={"source": LFS})
+    assert r.status_code == 201 and [lf["name"] for lf in r.json()] == [
+        "says_great", "says_awful", "crashes_on_q"]
+    job = client.post("/projects/p/jobs", json={"kind": "round"}).json()
+    done = wait_job(client, job["id"])
+    assert done["status"] == "succeeded", done
+    assert done["done"] == done["total"] > 0
+    analysis = {row["name"]: row for row in client.get("/projects/p/lfs/analysis").json()}
+    assert analysis["crashes_on_q"]["faults"] == 10  # 'quiet' rows raise; counted, not fatal
+    assert "ValueError" in analysis["crashes_on_q"]["first_error"]
+    assert analysis["says_great"]["coverage"] == pytest.approx(0.25)
+
+    lease = client.post("/projects/p/leases", json={"annotator": "ann", "size": 4}).json()
+    assert len(lease["items"]) == 4 and lease["items"][0]["reasons"]["strategy"]
+    anns = [{"item_id": it["id"], "lease_id": lease["lease_id"],
+             "label": "pos" if "great" in it["text"] else "neg", "idempotency_key": it["id"]}
+            for it in lease["items"]]
+    r = client.post("/projects/p/annotations", json={"annotator": "ann", "annotations": anns})
+    assert r.status_code == 200, r.text
+    assert r.json()["retrain_job"]  # 4 labels >= retrain_every
+    wait_job(client, r.json()["retrain_job"])
+    stats = client.get("/projects/p/stats").json()
+    assert stats["labels"] == 4 and stats["round"] == 2
+
+    r = client.get("/projects/p/export", params={"format": "jsonl"})
+    rows = [httpx.Response(200, content=line).json() for line in r.content.splitlines()]
+    assert len(rows) == 40
+    labeled = {row["id"]: row for row in rows if row["source"] == "human"}
+    assert set(labeled) == {a["item_id"] for a in anns}
+    assert all(row["model_version"] == stats["model_version"] for row in rows)
+
+
+def test_bad_input_gets_clear_4xx_and_nothing_half_stored(client, server):
+    make_project(client, n=5)
+    assert client.get("/projects/nope").status_code == 404
+    r = client.post("/projects", json={"id": "x", "classes": ["only"]})
+    assert r.status_code == 422
+    r = client.post("/projects", json={"id": "bad id!", "classes": ["a", "b"]})
+    assert r.status_code == 422 and "project id" in r.json()["detail"]
+    r = client.post("/projects", json={"id": "y", "classes": ["a", "b"],
+                                       "settings": {"strategy": "psychic"}})
+    assert r.status_code == 422 and "strategy" in r.json()["detail"]
+    # a repeated id among new ones: rejected whole
+    r = client.post("/projects/p/items", json={"items": items(3, start=4)})
+    assert r.status_code == 409 and "it4" in r.json()["detail"]
+    assert client.get("/projects/p/stats").json()["queue"]["total"] == 5
+    r = client.post("/projects/p/items", content=b"{not json", headers={"content-type": "application/json"})
+    assert r.status_code == 422
+    lease = client.post("/projects/p/leases", json={"annotator": "a", "size": 2}).json()
+    good = {"item_id": lease["items"][0]["id"], "lease_id": lease["lease_id"], "label": 1}
+    bad_class = {**good, "item_id": lease["items"][1]["id"], "label": "maybe"}
+    r = client.post("/projects/p/annotations", json={"annotator": "a", "annotations": [good, bad_class]})
+    assert r.status_code == 422 and "maybe" in r.json()["detail"]
+    r = client.post("/projects/p/annotations", json={"annotator": "mallory", "annotations": [good]})
+    assert r.status_code == 409
+    assert client.get("/projects/p/annotations").json() == []  # nothing half-stored
+    r = client.post("/projects/p/leases", json={"annotator": "a", "size": 0})
+    assert r.status_code == 422
+    big = "x" * (60 * 1024 * 1024)
+    r = client.post("/projects/p/items", content=big, headers={"content-type": "application/json"})
+    assert r.status_code == 413
+    r = client.post("/projects/p/lfs", json={"source": "def broken(:\n"})
+    assert r.status_code == 422 and "line" in r.json()["detail"]
+
+
+def test_concurrent_annotators_never_share_an_item(client):
+    make_project(client, n=300)
+    got: dict[str, list[str]] = {}
+    errors: list[str] = []
+
+    def annotator(name: str) -> None:
+        with httpx.Client(base_url=str(client.base_url), timeout=60) as c:
+            mine: list[str] = []
+            while True:
+                r = c.post("/projects/p/leases", json={"annotator": name, "size": 7})
+                if r.status_code != 201:
+                    errors.append(r.text)
+                    return
+                body = r.json()
+                if not body["items"]:
+                    break
+                ids = [it["id"] for it in body["items"]]
+                mine += ids
+                anns = [{"item_id": i, "lease_id": body["lease_id"], "label": 0} for i in ids]
+                r = c.post("/projects/p/annotations", json={"annotator": name, "annotations": anns})
+                if r.status_code != 200:
+                    errors.append(r.text)
+                    return
+            got[name] = mine
+
+    threads = [threading.Thread(target=annotator, args=(f"a{k}",)) for k in range(8)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(timeout=300)
+    assert not errors
+    all_ids = [i for ids in got.values() for i in ids]
+    assert len(all_ids) == len(set(all_ids)) == 300
+
+
+def test_replayed_submission_counts_once(client):
+    make_project(client, n=5)
+    lease = client.post("/projects/p/leases", json={"annotator": "a", "size": 3}).json()
+    body = {"annotator": "a", "annotations": [
+        {"item_id": it["id"], "lease_id": lease["lease_id"], "label": 1, "idempotency_key": f"k-{it['id']}"}
+        for it in lease["items"]]}
+    replies = [client.post("/projects/p/annotations", json=body).json() for _ in range(3)]
+    assert [r["results"][0]["duplicate"] for r in replies] == [False, True, True]
+    assert len(client.get("/projects/p/annotations").json()) == 3
+    assert client.get("/projects/p/stats").json()["labels"] == 3
+
+
+def test_killed_server_loses_no_acknowledged_annotation(tmp_path):
+    srv = Server(tmp_path / "data").start()
+    acked: list[str] = []
+    try:
+        with httpx.Client(base_url=srv.url, timeout=30) as c:
+            make_project(c, n=200)
+            stop = threading.Event()
+
+            def stream() -> None:
+                with httpx.Client(base_url=srv.url, timeout=30) as s:
+                    while not stop.is_set():
+                        try:
+                            lease = s.post("/projects/p/leases", json={"annotator": "a", "size": 5}).json()
+                            for it in lease["items"]:
+                                r = s.post("/projects/p/annotations", json={"annotator": "a", "annotations": [
+                                    {"item_id": it["id"], "lease_id": lease["lease_id"], "label": 1,
+                                     "idempotency_key": it["id"]}]})
+                                if r.status_code == 200:
+                                    acked.append(it["id"])
+                        except (httpx.TransportError, ValueError):
+                            return
+
+            worker = threading.Thread(target=stream)
+            worker.start()
+            deadline = time.monotonic() + 30
+            while len(acked) < 40 and time.monotonic() < deadline:
+                time.sleep(0.05)
+            srv.kill()  # SIGKILL mid-stream
+            stop.set()
+            worker.join(timeout=30)
+        assert len(acked) >= 40
+        srv.start()
+        with httpx.Client(base_url=srv.url, timeout=30) as c:
+            stored = {a["item_id"] for a in c.get("/projects/p/annotations").json()}
+        assert set(acked) <= stored
+    finally:
+        srv.stop()

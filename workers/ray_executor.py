@@ -1,0 +1,79 @@
+"""Ray executor: the same pure functions as the in-process executor, shipped to Ray workers.
+
+LF application is sharded by rows; shards are concatenated in order, so the vote matrix equals the
+in-process one exactly. Tasks are retried when a worker dies (``max_retries``); a task that keeps
+failing raises, and the job that ran it ends as failed with the reason.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from labeling.apply import ApplyResult
+from workers.executor import Executor
+from workers.tasks import apply_specs
+
+__all__ = ["RayExecutor"]
+
+
+def _shards(n: int, parts: int, min_rows: int) -> list[tuple[int, int]]:
+    parts = max(1, min(parts, n // max(min_rows, 1)))
+    bounds = np.linspace(0, n, parts + 1).astype(int)
+    return [(int(a), int(b)) for a, b in zip(bounds[:-1], bounds[1:], strict=True) if b > a]
+
+
+class RayExecutor(Executor):
+    name = "ray"
+
+    def __init__(self, *, num_cpus: int = 2, address: str | None = None, shard_rows: int = 5_000,
+                 max_retries: int = 3) -> None:
+        import ray
+
+        self._ray = ray
+        if not ray.is_initialized():
+            if address:
+                ray.init(address=address, ignore_reinit_error=True, log_to_driver=False)
+            else:
+                ray.init(num_cpus=num_cpus, ignore_reinit_error=True, include_dashboard=False,
+                         log_to_driver=False)
+        self.num_cpus = int(ray.cluster_resources().get("CPU", num_cpus))
+        self.shard_rows = shard_rows
+        self._apply = ray.remote(max_retries=max_retries, retry_exceptions=False)(apply_specs)
+        self._max_retries = max_retries
+
+    def apply_lfs(self, specs, frame: pd.DataFrame, n_classes: int, *, progress=None) -> ApplyResult:
+        ray = self._ray
+        bounds = _shards(len(frame), 2 * self.num_cpus, self.shard_rows) or [(0, 0)]
+        specs_ref = ray.put(list(specs))
+        refs = [self._apply.remote(specs_ref, frame.iloc[a:b], n_classes) for a, b in bounds]
+        results: dict[int, ApplyResult] = {}
+        pending = {ref: k for k, ref in enumerate(refs)}
+        done_rows = 0
+        while pending:
+            ready, _ = ray.wait(list(pending), num_returns=1)
+            k = pending.pop(ready[0])
+            results[k] = ray.get(ready[0])
+            done_rows += bounds[k][1] - bounds[k][0]
+            if progress is not None:
+                progress(done_rows, len(frame))
+        parts = [results[k] for k in range(len(bounds))]
+        first_errors = [
+            next((p.first_errors[j] for p in parts if p.first_errors[j]), None)
+            for j in range(len(specs))
+        ]
+        return ApplyResult(
+            votes=np.concatenate([p.votes for p in parts]) if parts else np.zeros((0, len(specs)), np.int8),
+            faults=np.sum([p.faults for p in parts], axis=0).astype(np.int64),
+            first_errors=first_errors,
+        )
+
+    def call(self, fn: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
+        remote = self._ray.remote(max_retries=self._max_retries)(fn)
+        return self._ray.get(remote.remote(*args, **kwargs))
+
+    def shutdown(self) -> None:
+        """Leave a shared cluster alone; stop only a local instance this process started."""

@@ -1,0 +1,162 @@
+"""The compute of one round, as one pure function an executor can ship: arrays in, arrays out.
+
+``fit_round`` fits the label model on the LF votes, trains the end model on human labels plus
+weighted label-model posteriors, scores the pool, evaluates on the evaluation slice and asks the
+project's strategy for the next queue.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from functools import lru_cache
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from labeling.apply import ApplyResult, apply_lfs
+from labeling.end_model import EndModel, training_set
+from labeling.errors import LFLoadError
+from labeling.features import Featurizer
+from labeling.label_model import LabelModel
+from labeling.lf import VoteColumnLF, load_lfs_from_source
+from labeling.metrics import evaluate
+from strategies.base import QueryContext
+from strategies.registry import select
+
+__all__ = ["LFSpec", "load_lfs", "apply_specs", "RoundInput", "RoundOutput", "fit_round"]
+
+LFSpec = tuple[str, str, str]  # (name, kind "source" | "votes", Python source or vote column)
+
+
+@lru_cache(maxsize=64)
+def _load_source(source: str) -> dict[str, Any]:
+    digest = hashlib.sha1(source.encode()).hexdigest()[:10]
+    return {lf.name: lf for lf in load_lfs_from_source(source, filename=f"<lfs {digest}>")}
+
+
+def load_lfs(specs: Sequence[LFSpec]) -> list:
+    """LF objects for ``specs`` in order; each source is loaded once per process."""
+    out = []
+    for name, kind, source in specs:
+        if kind == "votes":
+            out.append(VoteColumnLF(name, int(source)))
+            continue
+        by_name = _load_source(source)
+        if name not in by_name:
+            raise LFLoadError(f"LF {name!r} is no longer defined in its registered source")
+        out.append(by_name[name])
+    return out
+
+
+def apply_specs(specs: Sequence[LFSpec], frame: pd.DataFrame, n_classes: int) -> ApplyResult:
+    """Load and apply LFs: what every executor runs, on the whole frame or on one shard."""
+    return apply_lfs(load_lfs(specs), frame, n_classes)
+
+
+@dataclass
+class RoundInput:
+    frame: pd.DataFrame  # n pool items in seq order
+    votes: np.ndarray  # (n, m) int8
+    human: np.ndarray  # (n,) int, -1 = no human label
+    is_eval: np.ndarray  # (n,) bool, evaluation slice
+    open_mask: np.ndarray  # (n,) bool, items that may still be queued
+    n_classes: int
+    strategy: str
+    strategy_params: dict[str, Any]
+    strategy_state: dict[str, Any]
+    queue_size: int
+    weak_weight: float
+    label_model: str
+    seed: int
+    use_weak: bool = True
+    extra_frame: pd.DataFrame | None = None  # held-out items to score too (simulation)
+    extra_votes: np.ndarray | None = None
+
+
+@dataclass
+class RoundOutput:
+    probs: np.ndarray | None  # (n, K) float32 end-model probabilities
+    lm_probs: np.ndarray | None  # (n, K) float32 label-model posteriors
+    lm_covered: np.ndarray | None  # (n,) bool
+    label_model: dict[str, Any]
+    metrics: dict[str, Any]
+    queue: np.ndarray  # (q,) positions, best first
+    scores: np.ndarray  # (q,)
+    reasons: list[dict]
+    strategy_state: dict[str, Any]
+    model_version: str
+    extra_probs: np.ndarray | None = None
+    extra_lm_probs: np.ndarray | None = None
+    extra_lm_covered: np.ndarray | None = None
+    n_train: dict[str, int] = field(default_factory=dict)
+
+
+def _fit_label_model(inp: RoundInput):
+    m = inp.votes.shape[1]
+    if m == 0 or not inp.use_weak:
+        return None, {"kind": "none", "reason": "no labeling functions" if m == 0 else "weak labels off"}
+    eval_mask = inp.is_eval & (inp.human >= 0)
+    lm = LabelModel(inp.n_classes, seed=inp.seed, kind=inp.label_model)
+    lm.fit(
+        inp.votes,
+        eval_votes=inp.votes[eval_mask] if eval_mask.any() else None,
+        eval_labels=inp.human[eval_mask] if eval_mask.any() else None,
+    )
+    info = {"kind": lm.kind_, "reason": lm.reason_, "eval_accuracy": lm.eval_accuracy_, "n_lfs": m}
+    return lm, info
+
+
+def fit_round(inp: RoundInput) -> RoundOutput:
+    n, k = len(inp.frame), inp.n_classes
+    rng = np.random.default_rng(inp.seed)
+    lm, lm_info = _fit_label_model(inp)
+    lm_probs = lm.predict_proba(inp.votes) if lm is not None else None
+    covered = lm.coverage(inp.votes) if lm is not None else None
+    if covered is not None:
+        lm_info["coverage"] = float(covered.mean()) if n else 0.0
+
+    train_labels = np.where(inp.is_eval, -1, inp.human)
+    idx, y, w = training_set(
+        n, train_labels, lm_probs, covered, weak_weight=inp.weak_weight
+    )
+    probs = extra_probs = None
+    features = None
+    n_train = {"human": int((train_labels >= 0).sum()), "weak": int(len(idx) - (train_labels >= 0).sum())}
+    if len(idx) and len(np.unique(y)) >= 1:
+        featurizer = Featurizer().fit(inp.frame)
+        features = featurizer.transform(inp.frame)
+        model = EndModel(k, seed=inp.seed).fit(features[idx], y, sample_weight=w)
+        probs = model.predict_proba(features)
+        if inp.extra_frame is not None:
+            extra_probs = model.predict_proba(featurizer.transform(inp.extra_frame))
+    extra_lm = extra_covered = None
+    if lm is not None and inp.extra_votes is not None:
+        extra_lm, extra_covered = lm.predict_proba(inp.extra_votes), lm.coverage(inp.extra_votes)
+
+    metrics: dict[str, Any] = {"n_eval_labeled": int((inp.is_eval & (inp.human >= 0)).sum())}
+    eval_mask = inp.is_eval & (inp.human >= 0)
+    if eval_mask.any() and probs is not None:
+        metrics["end_model"] = evaluate(inp.human[eval_mask], probs[eval_mask])
+    if eval_mask.any() and lm_probs is not None:
+        metrics["label_model"] = evaluate(inp.human[eval_mask], lm_probs[eval_mask])
+
+    candidates = inp.open_mask & ~inp.is_eval & (inp.human < 0)
+    ctx = QueryContext(
+        n_classes=k, candidates=candidates, probs=probs, labeled=inp.human >= 0,
+        labels=inp.human, lm_probs=lm_probs, votes=inp.votes if inp.votes.shape[1] else None,
+        features=features, eval_metrics=metrics, state=inp.strategy_state,
+        params=inp.strategy_params,
+    )
+    sel = select(inp.strategy, ctx, min(inp.queue_size, int(candidates.sum())), rng)
+    digest = hashlib.sha1(
+        np.ascontiguousarray(probs).tobytes() if probs is not None else b"no-model"
+    ).hexdigest()[:10]
+    return RoundOutput(
+        probs=probs, lm_probs=lm_probs, lm_covered=covered, label_model=lm_info, metrics=metrics,
+        queue=sel.indices, scores=sel.scores, reasons=sel.reasons, strategy_state=sel.state,
+        model_version=digest, extra_probs=extra_probs, extra_lm_probs=extra_lm,
+        extra_lm_covered=extra_covered, n_train=n_train,
+    )
