@@ -9,6 +9,7 @@ from contextlib import asynccontextmanager
 from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse
 
+from api.auth import TokenRegistry
 from api.routes import annotate, export, items, jobs, lfs, projects
 from api.service.services import Services
 from api.settings import Settings
@@ -95,6 +96,12 @@ def _sweeper(services: Services, stop: threading.Event) -> None:
 
 def create_app(settings: Settings | None = None, services: Services | None = None) -> FastAPI:
     settings = settings or (services.settings if services else Settings.from_env())
+    tokens = TokenRegistry.load(settings.tokens_file, settings.admin_token)
+    if not tokens.enabled and not settings.loopback:
+        raise InvalidInput(
+            f"refusing to serve on {settings.host} without tokens: set LABELLOOP_TOKENS_FILE or "
+            "LABELLOOP_ADMIN_TOKEN, or bind to 127.0.0.1"
+        )
 
     @asynccontextmanager
     async def lifespan(app: FastAPI):
@@ -117,6 +124,7 @@ def create_app(settings: Settings | None = None, services: Services | None = Non
         description="Active-learning and weak-supervision labeling service.",
         lifespan=lifespan,
     )
+    app.state.tokens = tokens
     if services is not None:
         app.state.services = services
 

@@ -27,6 +27,12 @@ class Settings:
     sweep_interval_s: float = 5.0
     require_durable: bool = False
     job_workers: int = 2
+    tokens_file: str | None = None
+    admin_token: str | None = None
+
+    @property
+    def loopback(self) -> bool:
+        return self.host in ("127.0.0.1", "localhost", "::1")
 
     @property
     def resolved_store_url(self) -> str:
@@ -42,7 +48,8 @@ class Settings:
         for name, conv in (
             ("data_dir", Path), ("store_url", str), ("host", str), ("port", int),
             ("executor", str), ("ray_num_cpus", int), ("max_body_bytes", int),
-            ("sweep_interval_s", float), ("job_workers", int),
+            ("sweep_interval_s", float), ("job_workers", int), ("tokens_file", str),
+            ("admin_token", str),
         ):
             raw = env.get(_PREFIX + name.upper())
             if raw is not None:

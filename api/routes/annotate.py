@@ -2,6 +2,7 @@ from __future__ import annotations
 
 from fastapi import APIRouter
 
+from api.auth import Annotator, Engineer
 from api.deps import Now, ServicesDep
 from api.schemas import (
     AnnotationOut,
@@ -31,39 +32,47 @@ def lease_out(lease: Lease, exhausted: bool = False) -> LeaseOut:
 
 
 @router.post("/projects/{project_id}/leases", status_code=201)
-def lease(project_id: str, body: LeaseIn, s: ServicesDep, now: Now) -> LeaseOut:
+def lease(project_id: str, body: LeaseIn, s: ServicesDep, now: Now, who: Annotator) -> LeaseOut:
     """Lease the next batch picked for this annotator. ``exhausted`` is true only when no item is
     left for them (not merely all leased to others right now)."""
+    who.check_annotator(body.annotator)
     got = svc.lease_batch(s.store, project_id, body.annotator, body.size, now=now, rng=s.rng())
     exhausted = not got.items and s.store.queue_depth(project_id, now)["leased"] == 0
     return lease_out(got, exhausted)
 
 
 @router.get("/leases/{lease_id}")
-def get_lease(lease_id: str, s: ServicesDep) -> dict:
+def get_lease(lease_id: str, s: ServicesDep, who: Annotator) -> dict:
     got = s.store.get_lease(lease_id)
+    who.check_project(got.project_id)
+    who.check_annotator(got.annotator)
     return {"lease_id": got.id, "project_id": got.project_id, "annotator": got.annotator,
             "expires_at": got.expires_at, "item_ids": list(got.item_ids)}
 
 
 @router.post("/leases/{lease_id}/renew")
-def renew(lease_id: str, body: LeaseActionIn, s: ServicesDep, now: Now) -> dict:
+def renew(lease_id: str, body: LeaseActionIn, s: ServicesDep, now: Now, who: Annotator) -> dict:
+    who.check_annotator(body.annotator)
     lease_rec = s.store.get_lease(lease_id)
+    who.check_project(lease_rec.project_id)
     ttl = s.store.get_project(lease_rec.project_id).settings.lease_ttl_s
     got = s.store.renew(lease_id, body.annotator, now=now, ttl=ttl)
     return {"lease_id": got.id, "expires_at": got.expires_at, "item_ids": list(got.item_ids)}
 
 
 @router.post("/leases/{lease_id}/release")
-def release(lease_id: str, body: LeaseActionIn, s: ServicesDep, now: Now) -> dict:
+def release(lease_id: str, body: LeaseActionIn, s: ServicesDep, now: Now, who: Annotator) -> dict:
+    who.check_annotator(body.annotator)
+    who.check_project(s.store.get_lease(lease_id).project_id)
     n = s.store.release(lease_id, body.annotator, item_ids=body.item_ids, now=now)
     return {"lease_id": lease_id, "released": n}
 
 
 @router.post("/projects/{project_id}/annotations")
-def submit(project_id: str, body: SubmitIn, s: ServicesDep, now: Now) -> SubmitOut:
+def submit(project_id: str, body: SubmitIn, s: ServicesDep, now: Now, who: Annotator) -> SubmitOut:
     """Append annotations (label, skip or flag). A repeated idempotency key has no second effect.
     The response is sent only after the annotations are durably stored."""
+    who.check_annotator(body.annotator)
     results = svc.submit_annotations(
         s.store, project_id, body.annotator,
         [svc.AnnotationIn(**a.model_dump()) for a in body.annotations], now=now,
@@ -84,5 +93,5 @@ def submit(project_id: str, body: SubmitIn, s: ServicesDep, now: Now) -> SubmitO
 
 
 @router.get("/projects/{project_id}/annotations")
-def list_annotations(project_id: str, s: ServicesDep, since: int = 0) -> list[dict]:
+def list_annotations(project_id: str, s: ServicesDep, who: Engineer, since: int = 0) -> list[dict]:
     return [a.__dict__ for a in s.store.annotations(project_id, since=since)]

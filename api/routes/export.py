@@ -8,6 +8,7 @@ from fastapi import APIRouter, Query
 from fastapi.responses import FileResponse
 from starlette.background import BackgroundTask
 
+from api.auth import Engineer
 from api.deps import ServicesDep
 from api.service.export import export_file
 
@@ -18,7 +19,7 @@ MEDIA = {"jsonl": "application/x-ndjson", "csv": "text/csv", "parquet": "applica
 
 @router.get("/projects/{project_id}/export")
 def export(
-    project_id: str, s: ServicesDep,
+    project_id: str, s: ServicesDep, who: Engineer,
     format: Literal["jsonl", "csv", "parquet"] = "jsonl",
     min_confidence: float = Query(0.0, ge=0.0, le=1.0),
     prefer: Literal["end_model", "label_model"] = "end_model",

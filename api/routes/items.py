@@ -8,6 +8,7 @@ from typing import Literal
 from fastapi import APIRouter, Request
 from starlette.concurrency import run_in_threadpool
 
+from api.auth import Annotator, Engineer
 from api.deps import Now, ServicesDep
 from api.schemas import IngestOut, ItemOut, ItemsIn
 from api.service.ingest import ingest_file, ingest_records
@@ -33,7 +34,7 @@ def _record(item, class_names: list[str]) -> Record:
 
 
 @router.post("/items", status_code=201)
-def add_items(project_id: str, body: ItemsIn, s: ServicesDep, now: Now) -> IngestOut:
+def add_items(project_id: str, body: ItemsIn, s: ServicesDep, now: Now, who: Engineer) -> IngestOut:
     project = s.store.get_project(project_id)
     records = [_record(it, project.class_names) for it in body.items]
     report = ingest_records(s.store, project_id, records, on_conflict=body.on_conflict,
@@ -43,7 +44,7 @@ def add_items(project_id: str, body: ItemsIn, s: ServicesDep, now: Now) -> Inges
 
 @router.post("/import", status_code=201)
 async def import_file(
-    project_id: str, request: Request, s: ServicesDep, now: Now,
+    project_id: str, request: Request, s: ServicesDep, now: Now, who: Engineer,
     format: Literal["jsonl", "csv", "parquet", "wrench"] = "jsonl",
     on_conflict: Literal["reject", "upsert"] = "reject",
 ) -> IngestOut:
@@ -61,6 +62,6 @@ async def import_file(
 
 
 @router.get("/items/{item_id}")
-def get_item(project_id: str, item_id: str, s: ServicesDep) -> ItemOut:
+def get_item(project_id: str, item_id: str, s: ServicesDep, who: Annotator) -> ItemOut:
     it = s.store.get_item(project_id, item_id)
     return ItemOut(id=it.id, seq=it.seq, text=it.text, features=it.features, meta=it.meta)

@@ -2,6 +2,7 @@ from __future__ import annotations
 
 from fastapi import APIRouter
 
+from api.auth import Engineer
 from api.deps import Now, ServicesDep
 from api.schemas import LFIn, LFOut
 from api.service.lfs import lf_analysis, register_lfs, vote_matrix
@@ -11,7 +12,7 @@ router = APIRouter(prefix="/projects/{project_id}/lfs", tags=["labeling function
 
 
 @router.post("", status_code=201)
-def register(project_id: str, body: LFIn, s: ServicesDep, now: Now) -> list[LFOut]:
+def register(project_id: str, body: LFIn, s: ServicesDep, now: Now, who: Engineer) -> list[LFOut]:
     """Register labeling functions from Python source or an importable module (runs code)."""
     records = register_lfs(s.store, project_id, source=body.source, module=body.module, now=now)
     return [LFOut(name=r.name, version=r.version, kind=r.kind, active=r.active,
@@ -19,18 +20,18 @@ def register(project_id: str, body: LFIn, s: ServicesDep, now: Now) -> list[LFOu
 
 
 @router.get("")
-def list_lfs(project_id: str, s: ServicesDep) -> list[LFOut]:
+def list_lfs(project_id: str, s: ServicesDep, who: Engineer) -> list[LFOut]:
     return [LFOut(name=r.name, version=r.version, kind=r.kind, active=r.active,
                   created_at=r.created_at) for r in s.store.list_lfs(project_id)]
 
 
 @router.delete("/{name}", status_code=204)
-def deactivate(project_id: str, name: str, s: ServicesDep) -> None:
+def deactivate(project_id: str, name: str, s: ServicesDep, who: Engineer) -> None:
     s.store.deactivate_lf(project_id, name)
 
 
 @router.get("/analysis")
-def analysis(project_id: str, s: ServicesDep) -> list[dict]:
+def analysis(project_id: str, s: ServicesDep, who: Engineer) -> list[dict]:
     """Coverage, overlaps, conflicts, polarity, empirical accuracy against human labels and fault
     counts per active LF (applies whatever the vote cache lacks first)."""
     pool = load_pool(s.store, project_id)

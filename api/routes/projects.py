@@ -5,6 +5,7 @@ from typing import Any
 
 from fastapi import APIRouter
 
+from api.auth import Admin, Annotator, Engineer
 from api.deps import Now, ServicesDep
 from api.schemas import ProjectIn, ProjectOut, RoundOut
 from api.service import projects as svc
@@ -21,7 +22,7 @@ def project_out(p: Project) -> ProjectOut:
 
 
 @router.post("", status_code=201)
-def create_project(body: ProjectIn, s: ServicesDep, now: Now) -> ProjectOut:
+def create_project(body: ProjectIn, s: ServicesDep, now: Now, who: Admin) -> ProjectOut:
     classes = [c if isinstance(c, str) else c.model_dump() for c in body.classes]
     p = svc.create_project(s.store, body.id, classes, guidelines=body.guidelines,
                            settings=body.settings, now=now)
@@ -29,22 +30,23 @@ def create_project(body: ProjectIn, s: ServicesDep, now: Now) -> ProjectOut:
 
 
 @router.get("")
-def list_projects(s: ServicesDep) -> list[ProjectOut]:
-    return [project_out(p) for p in s.store.list_projects()]
+def list_projects(s: ServicesDep, who: Annotator) -> list[ProjectOut]:
+    return [project_out(p) for p in s.store.list_projects()
+            if who.projects is None or p.id in who.projects]
 
 
 @router.get("/{project_id}")
-def get_project(project_id: str, s: ServicesDep) -> ProjectOut:
+def get_project(project_id: str, s: ServicesDep, who: Annotator) -> ProjectOut:
     return project_out(s.store.get_project(project_id))
 
 
 @router.patch("/{project_id}/settings")
-def update_settings(project_id: str, body: dict[str, Any], s: ServicesDep) -> ProjectOut:
+def update_settings(project_id: str, body: dict[str, Any], s: ServicesDep, who: Admin) -> ProjectOut:
     return project_out(svc.update_settings(s.store, project_id, body))
 
 
 @router.get("/{project_id}/stats")
-def stats(project_id: str, s: ServicesDep, now: Now) -> dict[str, Any]:
+def stats(project_id: str, s: ServicesDep, now: Now, who: Annotator) -> dict[str, Any]:
     latest = s.store.latest_round(project_id)
     return {
         "queue": s.store.queue_depth(project_id, now),
@@ -56,7 +58,7 @@ def stats(project_id: str, s: ServicesDep, now: Now) -> dict[str, Any]:
 
 
 @router.get("/{project_id}/rounds")
-def rounds(project_id: str, s: ServicesDep) -> list[RoundOut]:
+def rounds(project_id: str, s: ServicesDep, who: Engineer) -> list[RoundOut]:
     return [
         RoundOut(number=r.number, model_version=r.model_version, created_at=r.created_at,
                  n_labels=r.n_labels, metrics=r.metrics, label_model=r.label_model,
