@@ -50,7 +50,7 @@ def summarize(results: list[dict]) -> dict:
             "labels": labels, "mean": acc.mean(0).round(4).tolist(), "std": acc.std(0).round(4).tolist(),
             "runs": runs,
         }
-    for dataset, strategies in summary.items():
+    for strategies in summary.values():
         base = strategies.get("random")
         if base is None:
             continue
