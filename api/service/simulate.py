@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import tempfile
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -55,6 +55,8 @@ def load_dataset(
             raise InvalidInput(f"test_fraction must be in (0, 1), got {test_fraction}")
         records = list(read_records(path, label_column=label_column, class_names=class_names,
                                     **columns))
+        if len({r.id for r in records}) < len(records):  # repeated rows are separate samples here
+            records = [replace(r, id=f"row{i}") for i, r in enumerate(records)]
         if any(r.gold is None for r in records):
             raise InvalidInput(f"{path}: every row needs a label in column {label_column!r}")
         from sklearn.model_selection import train_test_split
