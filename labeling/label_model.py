@@ -1,7 +1,7 @@
 """The label model: Snorkel's ``LabelModel``, with majority vote as baseline and fallback.
 
-Scoring follows WRENCH: items that no LF covers get uniform probabilities. ``predict`` breaks
-ties by the lowest class index (deterministic); use ``predict_proba`` for anything else.
+Scoring follows WRENCH: items that no LF covers get uniform probabilities, and ``predict`` breaks
+ties with Snorkel's deterministic row-hash rule (:func:`labeling.ties.predict`).
 """
 
 from __future__ import annotations
@@ -11,6 +11,7 @@ import logging
 import numpy as np
 
 from labeling.errors import InvalidInput, NotFittedError
+from labeling.ties import predict
 
 __all__ = ["LabelModel", "majority_proba", "KINDS"]
 
@@ -84,8 +85,8 @@ class LabelModel:
             eval_votes = _check_votes(eval_votes, self.n_classes, "eval_votes")
             y = np.asarray(eval_labels)
             acc = {
-                "snorkel": float((self.predict_proba(eval_votes).argmax(1) == y).mean()),
-                "majority": float((majority_proba(eval_votes, self.n_classes).argmax(1) == y).mean()),
+                "snorkel": float((predict(self.predict_proba(eval_votes)) == y).mean()),
+                "majority": float((predict(majority_proba(eval_votes, self.n_classes)) == y).mean()),
             }
             self.eval_accuracy_ = acc
             if acc["snorkel"] < acc["majority"]:
@@ -129,5 +130,5 @@ class LabelModel:
         return out
 
     def predict(self, votes: np.ndarray) -> np.ndarray:
-        """(n,) int: argmax of ``predict_proba``; ties go to the lowest class index."""
-        return self.predict_proba(votes).argmax(axis=1)
+        """(n,) int: argmax of ``predict_proba``, ties by Snorkel's row-hash rule."""
+        return predict(self.predict_proba(votes))
