@@ -1,0 +1,272 @@
+"""Lua scripts behind the Redis store's atomic operations.
+
+Each script runs atomically on the server. Keys are built inside the scripts from the namespace
+(``ARGV[1]``) the same way :mod:`api.storage.keys` builds them, so this store targets a single
+Redis server (or a primary with replicas), not Redis Cluster. Item and annotation JSON is produced
+by Python and stored as opaque strings, never re-encoded by Lua (whose JSON encoder rounds floats).
+
+Lease item records are ``state SEP expires SEP eval SEP reasons-json``; holds are
+``lease SEP annotator SEP expires``.
+"""
+
+COMMON = r"""
+local SEP = "\31"
+local ns = ARGV[1]
+local function pk(pid, what) return ns .. ':p:{' .. pid .. '}:' .. what end
+local function lkey(lid) return ns .. ':lease:' .. lid end
+local function litems(lid) return ns .. ':lease:' .. lid .. ':items' end
+local function split(s)
+  local out = {}
+  for part in string.gmatch(s .. SEP, '([^' .. SEP .. ']*)' .. SEP) do out[#out + 1] = part end
+  return out
+end
+local function record(state, expires, ev, reasons)
+  return state .. SEP .. expires .. SEP .. ev .. SEP .. reasons
+end
+local function set_state(lid, item, state)
+  local r = redis.call('HGET', litems(lid), item)
+  if r then
+    local f = split(r)
+    local reasons = string.sub(r, #f[1] + #f[2] + #f[3] + 4)
+    redis.call('HSET', litems(lid), item, record(state, f[2], f[3], reasons))
+  end
+end
+"""
+
+ADD_ITEMS = COMMON + r"""
+-- ARGV: ns, pid, on_conflict, then per item: id, is_eval, rand_key, json
+local pid, on_conflict = ARGV[2], ARGV[3]
+local existing = 0
+for i = 4, #ARGV, 4 do
+  if redis.call('HEXISTS', pk(pid, 'items'), ARGV[i]) == 1 then
+    existing = existing + 1
+    if on_conflict == 'reject' then
+      return redis.error_reply('CONFLICT item id ' .. ARGV[i] .. ' already exists')
+    end
+  end
+end
+local inserted, updated = 0, 0
+for i = 4, #ARGV, 4 do
+  local id, is_eval, key, doc = ARGV[i], ARGV[i + 1], ARGV[i + 2], ARGV[i + 3]
+  if redis.call('HEXISTS', pk(pid, 'items'), id) == 1 then
+    updated = updated + 1
+  else
+    local seq = redis.call('RPUSH', pk(pid, 'seq'), id) - 1
+    redis.call('HSET', pk(pid, 'pos'), id, seq .. SEP .. is_eval)
+    if is_eval == '1' then
+      redis.call('ZADD', pk(pid, 'evalpool'), key, id)
+      redis.call('SADD', pk(pid, 'evalset'), id)
+    else
+      redis.call('ZADD', pk(pid, 'pool'), key, id)
+    end
+    inserted = inserted + 1
+  end
+  redis.call('HSET', pk(pid, 'items'), id, doc)
+end
+return {inserted, updated}
+"""
+
+LEASE = COMMON + r"""
+-- ARGV: ns, pid, annotator, n, n_eval, now, expires, lease_id
+local pid, annotator = ARGV[2], ARGV[3]
+local n, n_eval, now = tonumber(ARGV[4]), tonumber(ARGV[5]), tonumber(ARGV[6])
+local expires, lease_id = ARGV[7], ARGV[8]
+local picked, order = {}, {}
+local function available(item)
+  if redis.call('SISMEMBER', pk(pid, 'answered'), item .. SEP .. annotator) == 1 then return false end
+  local h = redis.call('HGET', pk(pid, 'hold'), item)
+  if h and tonumber(split(h)[3]) > now then return false end
+  return true
+end
+-- walk a sorted set in windows; stop as soon as `limit` items are taken
+local function take(key, limit, ev, from_queue)
+  if limit <= 0 then return end
+  local added, start, window = 0, 0, math.max(64, limit * 4)
+  while true do
+    local chunk = redis.call('ZRANGE', key, start, start + window - 1)
+    if #chunk == 0 then return end
+    for _, item in ipairs(chunk) do
+      if not picked[item] and (not from_queue or redis.call('ZSCORE', pk(pid, 'pool'), item))
+          and available(item) then
+        local reasons = from_queue and redis.call('HGET', pk(pid, 'reasons'), item) or false
+        picked[item] = {ev, reasons or '{"strategy":"pool_order"}'}
+        order[#order + 1] = item
+        added = added + 1
+        if added >= limit then return end
+      end
+    end
+    start = start + window
+  end
+end
+take(pk(pid, 'evalpool'), math.min(n_eval, n), '1', false)
+take(pk(pid, 'queue'), n - #order, '0', true)
+take(pk(pid, 'pool'), n - #order, '0', false)
+take(pk(pid, 'evalpool'), n - #order, '1', false)
+local out = {}
+if #order > 0 then
+  redis.call('HSET', lkey(lease_id), 'project', pid, 'annotator', annotator, 'created_at', ARGV[6])
+  for _, item in ipairs(order) do
+    local old = redis.call('HGET', pk(pid, 'hold'), item)
+    if old then  -- an expired hold: its late holder can no longer submit
+      local f = split(old)
+      set_state(f[1], item, 'expired')
+      redis.call('ZREM', ns .. ':expiry', pid .. SEP .. item .. SEP .. f[1])
+    end
+    redis.call('HSET', pk(pid, 'hold'), item, lease_id .. SEP .. annotator .. SEP .. expires)
+    redis.call('ZADD', ns .. ':expiry', expires, pid .. SEP .. item .. SEP .. lease_id)
+    redis.call('HSET', litems(lease_id), item, record('open', expires, picked[item][1], picked[item][2]))
+    out[#out + 1] = item
+    out[#out + 1] = picked[item][1]
+    out[#out + 1] = picked[item][2]
+  end
+end
+return out
+"""
+
+RENEW = COMMON + r"""
+-- ARGV: ns, lease_id, annotator, now, new_expires
+local lid, annotator, now, expires = ARGV[2], ARGV[3], tonumber(ARGV[4]), ARGV[5]
+local pid = redis.call('HGET', lkey(lid), 'project')
+if not pid then return redis.error_reply('NOTFOUND unknown lease ' .. lid) end
+if redis.call('HGET', lkey(lid), 'annotator') ~= annotator then
+  return redis.error_reply('CONFLICT lease ' .. lid .. ' belongs to another annotator')
+end
+local renewed = 0
+local all = redis.call('HGETALL', litems(lid))
+for i = 1, #all, 2 do
+  local item, f = all[i], split(all[i + 1])
+  local h = redis.call('HGET', pk(pid, 'hold'), item)
+  if f[1] == 'open' and tonumber(f[2]) > now and h and split(h)[1] == lid then
+    local reasons = string.sub(all[i + 1], #f[1] + #f[2] + #f[3] + 4)
+    redis.call('HSET', litems(lid), item, record('open', expires, f[3], reasons))
+    redis.call('HSET', pk(pid, 'hold'), item, lid .. SEP .. annotator .. SEP .. expires)
+    redis.call('ZADD', ns .. ':expiry', expires, pid .. SEP .. item .. SEP .. lid)
+    renewed = renewed + 1
+  end
+end
+if renewed == 0 then
+  return redis.error_reply('CONFLICT lease ' .. lid .. ' has expired or holds no open items')
+end
+return renewed
+"""
+
+RELEASE = COMMON + r"""
+-- ARGV: ns, lease_id, annotator, all(1|0), item ids...
+local lid, annotator = ARGV[2], ARGV[3]
+local pid = redis.call('HGET', lkey(lid), 'project')
+if not pid then return redis.error_reply('NOTFOUND unknown lease ' .. lid) end
+if redis.call('HGET', lkey(lid), 'annotator') ~= annotator then
+  return redis.error_reply('CONFLICT lease ' .. lid .. ' belongs to another annotator')
+end
+local items = {}
+if ARGV[4] == '1' then
+  local all = redis.call('HKEYS', litems(lid))
+  for _, item in ipairs(all) do items[#items + 1] = item end
+else
+  for i = 5, #ARGV do items[#items + 1] = ARGV[i] end
+end
+local released = 0
+for _, item in ipairs(items) do
+  local r = redis.call('HGET', litems(lid), item)
+  if r and split(r)[1] == 'open' then
+    set_state(lid, item, 'released')
+    local h = redis.call('HGET', pk(pid, 'hold'), item)
+    if h and split(h)[1] == lid then redis.call('HDEL', pk(pid, 'hold'), item) end
+    redis.call('ZREM', ns .. ':expiry', pid .. SEP .. item .. SEP .. lid)
+    released = released + 1
+  end
+end
+return released
+"""
+
+EXPIRE = COMMON + r"""
+-- ARGV: ns, now
+local due = redis.call('ZRANGEBYSCORE', ns .. ':expiry', '-inf', ARGV[2])
+local count = 0
+for _, member in ipairs(due) do
+  local f = split(member)
+  local pid, item, lid = f[1], f[2], f[3]
+  local r = redis.call('HGET', litems(lid), item)
+  if r and split(r)[1] == 'open' then
+    set_state(lid, item, 'expired')
+    count = count + 1
+  end
+  local h = redis.call('HGET', pk(pid, 'hold'), item)
+  if h and split(h)[1] == lid then redis.call('HDEL', pk(pid, 'hold'), item) end
+  redis.call('ZREM', ns .. ':expiry', member)
+end
+return count
+"""
+
+SUBMIT = COMMON + r"""
+-- ARGV: ns, then per annotation: pid, item, annotator, kind, lease_id, idem_key ('' = none), json
+local results, seen = {}, {}
+for i = 2, #ARGV, 7 do
+  local pid, item, annotator, kind, lid, key = ARGV[i], ARGV[i + 1], ARGV[i + 2], ARGV[i + 3], ARGV[i + 4], ARGV[i + 5]
+  local dup = false
+  if key ~= '' then
+    local pos = redis.call('HGET', pk(pid, 'idem'), key)
+    if pos then
+      dup = true
+      results[#results + 1] = {1, tonumber(pos), redis.call('LINDEX', pk(pid, 'log'), tonumber(pos) - 1)}
+    end
+  end
+  if not dup then
+    local r = redis.call('HGET', litems(lid), item)
+    local h = redis.call('HGET', pk(pid, 'hold'), item)
+    local ok = r and split(r)[1] == 'open' and h and split(h)[1] == lid and split(h)[2] == annotator
+        and redis.call('HGET', lkey(lid), 'project') == pid and not seen[lid .. SEP .. item]
+    if not ok then
+      return redis.error_reply('CONFLICT item ' .. item .. ' is not open in lease ' .. lid ..
+        ' of annotator ' .. annotator .. ' (wrong lease, already answered, released or expired)')
+    end
+    seen[lid .. SEP .. item] = true
+    results[#results + 1] = false
+  end
+end
+local out, k = {}, 0
+for i = 2, #ARGV, 7 do
+  k = k + 1
+  local pid, item, annotator, kind, lid, key, doc = ARGV[i], ARGV[i + 1], ARGV[i + 2], ARGV[i + 3], ARGV[i + 4], ARGV[i + 5], ARGV[i + 6]
+  if results[k] then
+    out[#out + 1] = 1; out[#out + 1] = results[k][2]; out[#out + 1] = results[k][3]
+  else
+    set_state(lid, item, 'done')
+    redis.call('HDEL', pk(pid, 'hold'), item)
+    redis.call('ZREM', ns .. ':expiry', pid .. SEP .. item .. SEP .. lid)
+    local pos = redis.call('RPUSH', pk(pid, 'log'), doc)
+    if key ~= '' then redis.call('HSET', pk(pid, 'idem'), key, pos) end
+    redis.call('SADD', pk(pid, 'answered'), item .. SEP .. annotator)
+    if kind == 'label' then
+      redis.call('INCR', pk(pid, 'labels'))
+      if redis.call('HINCRBY', pk(pid, 'nlabels'), item, 1) >= 1 then
+        redis.call('ZREM', pk(pid, 'pool'), item)
+        redis.call('ZREM', pk(pid, 'evalpool'), item)
+      end
+    elseif kind == 'flag' then
+      redis.call('SADD', pk(pid, 'flagged'), item)
+      redis.call('ZREM', pk(pid, 'pool'), item)
+      redis.call('ZREM', pk(pid, 'evalpool'), item)
+    end
+    out[#out + 1] = 0; out[#out + 1] = pos; out[#out + 1] = doc
+  end
+end
+return out
+"""
+
+CREATE_JOB = r"""
+-- KEYS: active key, job key, project jobs list; ARGV: job id, job json
+local current = redis.call('GET', KEYS[1])
+if current then
+  return redis.error_reply('CONFLICT a job of this kind is already running for this project: ' .. current)
+end
+redis.call('SET', KEYS[1], ARGV[1])
+redis.call('SET', KEYS[2], ARGV[2])
+redis.call('RPUSH', KEYS[3], ARGV[1])
+return 1
+"""
+
+RELEASE_LOCK = r"""
+if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('DEL', KEYS[1]) end
+return 0
+"""
