@@ -9,9 +9,8 @@ from pathlib import Path
 
 import pytest
 
-from tests.server import ROOT
+from tests.server import DATASETS, ROOT
 
-DATASETS = ROOT.parent / "shared" / "datasets"
 YOUTUBE = DATASETS / "wrench_youtube"
 
 

@@ -16,9 +16,9 @@ from labeling.export import assign_labels, write_rows
 from labeling.features import Featurizer
 from labeling.frame import items_frame
 from labeling.ingest import derive_id, read_records, read_wrench
-from tests.server import ROOT
+from tests.server import DATASETS
 
-YOUTUBE = ROOT.parent / "shared" / "datasets" / "wrench_youtube"
+YOUTUBE = DATASETS / "wrench_youtube"
 
 
 def test_jsonl_csv_parquet_agree(tmp_path):

@@ -12,9 +12,7 @@ from labeling.errors import InvalidInput, NotFittedError
 from labeling.ingest import read_wrench
 from labeling.label_model import LabelModel, majority_proba
 from labeling.ties import predict
-from tests.server import ROOT
-
-DATASETS = ROOT.parent / "shared" / "datasets"
+from tests.server import DATASETS
 
 
 def load(name: str):

@@ -14,10 +14,10 @@ from labeling.apply import apply_lfs
 from labeling.errors import LFLoadError
 from labeling.ingest import read_wrench
 from labeling.lf import VoteColumnLF, batch_lf, lf_version, load_lfs_from_source
-from tests.server import ROOT
+from tests.server import DATASETS, ROOT
 
 TUTORIAL = (ROOT / "demo" / "spam_lfs.py").read_text()
-YOUTUBE = ROOT.parent / "shared" / "datasets" / "wrench_youtube"
+YOUTUBE = DATASETS / "wrench_youtube"
 
 
 @pytest.fixture(scope="module")
