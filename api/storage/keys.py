@@ -21,7 +21,7 @@ class Keys:
         """Per-project keys. ``what`` is one of:
 
         items (hash id -> item JSON), seq (list of ids in seq order), pool / evalpool (zsets of
-        open items by rand_key), evalset (set of evaluation items), queue (zset id -> rank),
+        unheld open items by rand_key), held (zset id -> hold expiry), pos (hash id -> seq SEP is_eval SEP rand_key), evalset (set of evaluation items), queue (zset id -> rank),
         reasons (hash id -> reasons JSON), hold (hash id -> lease SEP annotator SEP expires),
         answered (set of id SEP annotator), nlabels (hash id -> count), flagged (set),
         log (list of annotation JSON), idem (hash key -> log position), labels (counter),

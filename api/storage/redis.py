@@ -1,10 +1,10 @@
 """Redis store: shared state for several coordinator replicas.
 
 Lease, submit, release, renew and expire are Lua scripts (:mod:`api.storage.redis_scripts`), so
-each is atomic across replicas. Open items sit in sorted sets by pool order; a lease walks the
-evaluation set, then the ranked queue, then the pool, in windows, and stops when it has its
-items: its cost grows with the items it must skip (live holds, the annotator's own answers), not
-with the pool size. Time is always passed in; the Redis clock is never read for lease logic.
+each is atomic across replicas. Items nobody holds sit in sorted sets by pool order; a lease puts
+expired holds back, then walks the evaluation set, the ranked queue (bounded by the queue size)
+and the pool in windows, and stops when it has its items: it reads what it returns plus the items
+the annotator already answered, whatever the pool size or the number of live leases. Time is always passed in; the Redis clock is never read for lease logic.
 
 At start-up the store reads ``appendonly`` and ``maxmemory-policy``: with ``require_durable`` it
 refuses a server that could lose acknowledged annotations, otherwise it warns.
@@ -180,7 +180,7 @@ class RedisStore(Store):
         out = []
         for item_id, doc, p in zip(ids, docs, pos, strict=True):
             d = json.loads(doc)
-            seq, is_eval = p.decode().split(SEP)
+            seq, is_eval, _ = p.decode().split(SEP)
             iid = item_id.decode() if isinstance(item_id, bytes) else item_id
             votes = tuple(d["votes"]) if d["votes"] is not None else None
             out.append(Item(iid, int(seq), d["text"], d["features"], d["meta"], votes, d["gold"],
@@ -274,10 +274,10 @@ class RedisStore(Store):
         for what, op in (("seq", "llen"), ("pool", "zcard"), ("evalpool", "zcard"),
                          ("flagged", "scard"), ("evalset", "scard")):
             getattr(pipe, op)(self.k.p(project_id, what))
-        pipe.hvals(self.k.p(project_id, "hold"))
-        total, pool, evalpool, flagged, evals, holds = pipe.execute()
-        leased = sum(float(h.decode().split(SEP)[2]) > now for h in holds)
-        open_ = pool + evalpool
+        pipe.zcard(self.k.p(project_id, "held"))
+        pipe.zcount(self.k.p(project_id, "held"), f"({now!r}", "+inf")
+        total, pool, evalpool, flagged, evals, held, leased = pipe.execute()
+        open_ = pool + evalpool + held
         return {"total": total, "open": open_, "leased": leased,
                 "done": total - open_ - flagged, "flagged": flagged, "eval": evals}
 

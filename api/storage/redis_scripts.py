@@ -6,7 +6,9 @@ Redis server (or a primary with replicas), not Redis Cluster. Item and annotatio
 by Python and stored as opaque strings, never re-encoded by Lua (whose JSON encoder rounds floats).
 
 Lease item records are ``state SEP expires SEP eval SEP reasons-json``; holds are
-``lease SEP annotator SEP expires``.
+``lease SEP annotator SEP expires``; ``pos`` entries are ``seq SEP is_eval SEP rand_key``.
+The pools (``pool``, ``evalpool``) hold only items that nobody holds and that still need an
+answer; held items sit in ``held`` scored by expiry and return when it passes.
 """
 
 COMMON = r"""
@@ -22,6 +24,20 @@ local function split(s)
 end
 local function record(state, expires, ev, reasons)
   return state .. SEP .. expires .. SEP .. ev .. SEP .. reasons
+end
+-- an item nobody holds that still needs an answer goes back to its pool, by its pool order
+local function back_to_pool(pid, item)
+  local p = split(redis.call('HGET', pk(pid, 'pos'), item))
+  redis.call('ZADD', pk(pid, p[2] == '1' and 'evalpool' or 'pool'), p[3], item)
+end
+-- end the hold of `item` by lease `lid` (state: the lease item's new state, or nil to keep it)
+local function unhold(pid, item, lid)
+  local h = redis.call('HGET', pk(pid, 'hold'), item)
+  if h and split(h)[1] == lid then
+    redis.call('HDEL', pk(pid, 'hold'), item)
+    redis.call('ZREM', pk(pid, 'held'), item)
+  end
+  redis.call('ZREM', ns .. ':expiry', pid .. SEP .. item .. SEP .. lid)
 end
 local function set_state(lid, item, state)
   local r = redis.call('HGET', litems(lid), item)
@@ -52,7 +68,7 @@ for i = 4, #ARGV, 4 do
     updated = updated + 1
   else
     local seq = redis.call('RPUSH', pk(pid, 'seq'), id) - 1
-    redis.call('HSET', pk(pid, 'pos'), id, seq .. SEP .. is_eval)
+    redis.call('HSET', pk(pid, 'pos'), id, seq .. SEP .. is_eval .. SEP .. key)
     if is_eval == '1' then
       redis.call('ZADD', pk(pid, 'evalpool'), key, id)
       redis.call('SADD', pk(pid, 'evalset'), id)
@@ -72,11 +88,16 @@ local pid, annotator = ARGV[2], ARGV[3]
 local n, n_eval, now = tonumber(ARGV[4]), tonumber(ARGV[5]), tonumber(ARGV[6])
 local expires, lease_id = ARGV[7], ARGV[8]
 local picked, order = {}, {}
+-- expired holds of this project go back to the pool first (their late holders are refused)
+for _, item in ipairs(redis.call('ZRANGEBYSCORE', pk(pid, 'held'), '-inf', ARGV[6])) do
+  local lid = split(redis.call('HGET', pk(pid, 'hold'), item))[1]
+  set_state(lid, item, 'expired')
+  unhold(pid, item, lid)
+  back_to_pool(pid, item)
+end
+-- the pools hold only items nobody holds; the annotator's own answers are the only skips
 local function available(item)
-  if redis.call('SISMEMBER', pk(pid, 'answered'), item .. SEP .. annotator) == 1 then return false end
-  local h = redis.call('HGET', pk(pid, 'hold'), item)
-  if h and tonumber(split(h)[3]) > now then return false end
-  return true
+  return redis.call('SISMEMBER', pk(pid, 'answered'), item .. SEP .. annotator) == 0
 end
 -- walk a sorted set in windows; stop as soon as `limit` items are taken
 local function take(key, limit, ev, from_queue)
@@ -106,12 +127,8 @@ local out = {}
 if #order > 0 then
   redis.call('HSET', lkey(lease_id), 'project', pid, 'annotator', annotator, 'created_at', ARGV[6])
   for _, item in ipairs(order) do
-    local old = redis.call('HGET', pk(pid, 'hold'), item)
-    if old then  -- an expired hold: its late holder can no longer submit
-      local f = split(old)
-      set_state(f[1], item, 'expired')
-      redis.call('ZREM', ns .. ':expiry', pid .. SEP .. item .. SEP .. f[1])
-    end
+    redis.call('ZREM', pk(pid, picked[item][1] == '1' and 'evalpool' or 'pool'), item)
+    redis.call('ZADD', pk(pid, 'held'), expires, item)
     redis.call('HSET', pk(pid, 'hold'), item, lease_id .. SEP .. annotator .. SEP .. expires)
     redis.call('ZADD', ns .. ':expiry', expires, pid .. SEP .. item .. SEP .. lease_id)
     redis.call('HSET', litems(lease_id), item, record('open', expires, picked[item][1], picked[item][2]))
@@ -140,6 +157,7 @@ for i = 1, #all, 2 do
     local reasons = string.sub(all[i + 1], #f[1] + #f[2] + #f[3] + 4)
     redis.call('HSET', litems(lid), item, record('open', expires, f[3], reasons))
     redis.call('HSET', pk(pid, 'hold'), item, lid .. SEP .. annotator .. SEP .. expires)
+    redis.call('ZADD', pk(pid, 'held'), expires, item)
     redis.call('ZADD', ns .. ':expiry', expires, pid .. SEP .. item .. SEP .. lid)
     renewed = renewed + 1
   end
@@ -171,7 +189,10 @@ for _, item in ipairs(items) do
   if r and split(r)[1] == 'open' then
     set_state(lid, item, 'released')
     local h = redis.call('HGET', pk(pid, 'hold'), item)
-    if h and split(h)[1] == lid then redis.call('HDEL', pk(pid, 'hold'), item) end
+    if h and split(h)[1] == lid then
+      unhold(pid, item, lid)
+      back_to_pool(pid, item)
+    end
     redis.call('ZREM', ns .. ':expiry', pid .. SEP .. item .. SEP .. lid)
     released = released + 1
   end
@@ -192,7 +213,10 @@ for _, member in ipairs(due) do
     count = count + 1
   end
   local h = redis.call('HGET', pk(pid, 'hold'), item)
-  if h and split(h)[1] == lid then redis.call('HDEL', pk(pid, 'hold'), item) end
+  if h and split(h)[1] == lid then
+    unhold(pid, item, lid)
+    back_to_pool(pid, item)
+  end
   redis.call('ZREM', ns .. ':expiry', member)
 end
 return count
@@ -232,21 +256,17 @@ for i = 2, #ARGV, 7 do
     out[#out + 1] = 1; out[#out + 1] = results[k][2]; out[#out + 1] = results[k][3]
   else
     set_state(lid, item, 'done')
-    redis.call('HDEL', pk(pid, 'hold'), item)
-    redis.call('ZREM', ns .. ':expiry', pid .. SEP .. item .. SEP .. lid)
+    unhold(pid, item, lid)
     local pos = redis.call('RPUSH', pk(pid, 'log'), doc)
     if key ~= '' then redis.call('HSET', pk(pid, 'idem'), key, pos) end
     redis.call('SADD', pk(pid, 'answered'), item .. SEP .. annotator)
     if kind == 'label' then
       redis.call('INCR', pk(pid, 'labels'))
-      if redis.call('HINCRBY', pk(pid, 'nlabels'), item, 1) >= 1 then
-        redis.call('ZREM', pk(pid, 'pool'), item)
-        redis.call('ZREM', pk(pid, 'evalpool'), item)
-      end
+      redis.call('HINCRBY', pk(pid, 'nlabels'), item, 1)
     elseif kind == 'flag' then
       redis.call('SADD', pk(pid, 'flagged'), item)
-      redis.call('ZREM', pk(pid, 'pool'), item)
-      redis.call('ZREM', pk(pid, 'evalpool'), item)
+    else  -- a skip: back to the pool for the other annotators
+      back_to_pool(pid, item)
     end
     out[#out + 1] = 0; out[#out + 1] = pos; out[#out + 1] = doc
   end

@@ -3,6 +3,11 @@
 Every public method runs in one transaction (``BEGIN IMMEDIATE`` for writes) under a process
 lock, so the lease rules in :mod:`api.storage.base` hold across threads and, through SQLite's own
 file locking, across processes sharing the file.
+
+An item is ``open`` (in the partial index a lease walks) only while nobody holds it and it still
+needs an answer; a lease takes its items out (``held_until``) and expired holds are put back
+first. So a lease reads the rows it returns plus the few the annotator already answered, whatever
+the pool size or the number of live leases.
 """
 
 from __future__ import annotations
@@ -53,9 +58,10 @@ CREATE TABLE IF NOT EXISTS items (
     text TEXT, features TEXT NOT NULL, meta TEXT NOT NULL, votes TEXT, gold INTEGER,
     is_eval INTEGER NOT NULL, rand_key REAL NOT NULL,
     required INTEGER NOT NULL DEFAULT 1, n_labels INTEGER NOT NULL DEFAULT 0,
-    flagged INTEGER NOT NULL DEFAULT 0, open INTEGER NOT NULL DEFAULT 1,
+    flagged INTEGER NOT NULL DEFAULT 0, open INTEGER NOT NULL DEFAULT 1, held_until REAL,
     PRIMARY KEY (project_id, id), UNIQUE (project_id, seq));
 CREATE INDEX IF NOT EXISTS items_open ON items (project_id, is_eval, rand_key) WHERE open = 1;
+CREATE INDEX IF NOT EXISTS items_held ON items (project_id, held_until) WHERE held_until IS NOT NULL;
 CREATE TABLE IF NOT EXISTS queue (
     project_id TEXT NOT NULL, item_id TEXT NOT NULL, rank INTEGER NOT NULL,
     score REAL NOT NULL, reasons TEXT NOT NULL, PRIMARY KEY (project_id, item_id));
@@ -344,30 +350,44 @@ class SQLiteStore(Store):
     def queue_depth(self, project_id: str, now: float) -> dict[str, int]:
         with self._tx(write=False) as db:
             self._project(db, project_id)
-            total, open_, flagged, evals = db.execute(
-                "SELECT COUNT(*), COALESCE(SUM(open), 0), COALESCE(SUM(flagged), 0),"
+            total, done, flagged, evals = db.execute(
+                "SELECT COUNT(*), COALESCE(SUM(n_labels >= required), 0), COALESCE(SUM(flagged), 0),"
                 " COALESCE(SUM(is_eval), 0) FROM items WHERE project_id=?",
                 (project_id,),
             ).fetchone()
             (leased,) = db.execute(
-                "SELECT COUNT(DISTINCT item_id) FROM lease_items WHERE project_id=? AND state='open'"
-                " AND expires_at>?",
-                (project_id, now),
+                "SELECT COUNT(*) FROM items WHERE project_id=? AND held_until>?", (project_id, now)
             ).fetchone()
+            open_ = total - done - flagged
         return {
             "total": total, "open": open_, "leased": leased,
-            "done": total - open_ - flagged, "flagged": flagged, "eval": evals,
+            "done": done, "flagged": flagged, "eval": evals,
         }
 
     # -- leases ---------------------------------------------------------------------------
     _AVAILABLE = (
         " AND NOT EXISTS (SELECT 1 FROM answered a WHERE a.project_id=i.project_id"
         " AND a.item_id=i.id AND a.annotator=:annotator)"
-        " AND i.n_labels + (SELECT COUNT(*) FROM lease_items l WHERE l.project_id=i.project_id"
-        " AND l.item_id=i.id AND l.state='open' AND l.expires_at>:now) < i.required"
-        " AND NOT EXISTS (SELECT 1 FROM lease_items l WHERE l.project_id=i.project_id"
-        " AND l.item_id=i.id AND l.state='open' AND l.expires_at>:now AND l.annotator=:annotator)"
     )
+
+    @staticmethod
+    def _reclaim(db: sqlite3.Connection, now: float, project_id: str | None = None) -> int:
+        """Put items whose hold expired back in the pool; their lease items become 'expired'."""
+        where = "held_until IS NOT NULL AND held_until<=?"
+        params: tuple = (now,)
+        if project_id is not None:
+            where = "project_id=? AND " + where
+            params = (project_id, now)
+        rows = db.execute(f"SELECT project_id, id FROM items WHERE {where}", params).fetchall()
+        if not rows:
+            return 0
+        db.executemany(
+            "UPDATE lease_items SET state='expired' WHERE project_id=? AND item_id=? AND state='open'",
+            rows,
+        )
+        db.execute(f"UPDATE items SET held_until=NULL, open=(flagged=0 AND n_labels<required)"
+                   f" WHERE {where}", params)
+        return len(rows)
 
     def lease(self, project_id, annotator, n, *, n_eval, now, ttl, lease_id):
         if n < 0 or n_eval < 0:
@@ -375,6 +395,7 @@ class SQLiteStore(Store):
         args = {"p": project_id, "annotator": annotator, "now": now}
         with self._tx() as db:
             self._project(db, project_id)
+            self._reclaim(db, now, project_id)
             picked: dict[str, tuple[bool, dict]] = {}
 
             def take(sql: str, limit: int, is_eval: bool) -> None:
@@ -414,10 +435,9 @@ class SQLiteStore(Store):
                 )
                 ids = list(picked)
                 marks = ",".join("?" * len(ids))
-                db.execute(  # a stale holder of these items can no longer submit them
-                    f"UPDATE lease_items SET state='expired' WHERE project_id=? AND state='open'"
-                    f" AND expires_at<=? AND item_id IN ({marks})",
-                    (project_id, now, *ids),
+                db.execute(
+                    f"UPDATE items SET open=0, held_until=? WHERE project_id=? AND id IN ({marks})",
+                    (expires, project_id, *ids),
                 )
                 db.executemany(
                     "INSERT INTO lease_items VALUES (?,?,?,?,?,'open',?,?)",
@@ -469,25 +489,38 @@ class SQLiteStore(Store):
             )
             if cur.rowcount == 0:
                 raise Conflict(f"lease {lease_id!r} has expired or holds no open items")
+            db.execute(
+                "UPDATE items SET held_until=? WHERE project_id=? AND id IN (SELECT item_id FROM"
+                " lease_items WHERE lease_id=? AND state='open')",
+                (now + ttl, project_id, lease_id),
+            )
         return self.get_lease(lease_id)
 
     def release(self, lease_id, annotator, *, item_ids=None, now):
         with self._tx() as db:
-            _, owner = self._lease_row(db, lease_id)
+            project_id, owner = self._lease_row(db, lease_id)
             if owner != annotator:
                 raise Conflict(f"lease {lease_id!r} belongs to another annotator")
-            sql = "UPDATE lease_items SET state='released' WHERE lease_id=? AND state='open'"
+            sql = "SELECT item_id FROM lease_items WHERE lease_id=? AND state='open'"
             params: list[Any] = [lease_id]
             if item_ids is not None:
                 sql += f" AND item_id IN ({','.join('?' * len(item_ids))})"
                 params += list(item_ids)
-            return db.execute(sql, params).rowcount
+            rows = db.execute(sql, params).fetchall()
+            db.executemany(
+                "UPDATE lease_items SET state='released' WHERE lease_id=? AND item_id=?",
+                [(lease_id, r[0]) for r in rows],
+            )
+            db.executemany(
+                "UPDATE items SET held_until=NULL, open=(flagged=0 AND n_labels<required)"
+                " WHERE project_id=? AND id=?",
+                [(project_id, r[0]) for r in rows],
+            )
+            return len(rows)
 
     def expire(self, now: float) -> int:
         with self._tx() as db:
-            return db.execute(
-                "UPDATE lease_items SET state='expired' WHERE state='open' AND expires_at<=?", (now,)
-            ).rowcount
+            return self._reclaim(db, now)
 
     # -- annotations ----------------------------------------------------------------------
     def submit(self, annotations, *, now):
@@ -528,17 +561,13 @@ class SQLiteStore(Store):
                     "INSERT OR IGNORE INTO answered VALUES (?,?,?)",
                     (ann.project_id, ann.item_id, ann.annotator),
                 )
-                if ann.kind == "label":
-                    db.execute(
-                        "UPDATE items SET n_labels=n_labels+1, open=(n_labels+1<required"
-                        " AND flagged=0) WHERE project_id=? AND id=?",
-                        (ann.project_id, ann.item_id),
-                    )
-                elif ann.kind == "flag":
-                    db.execute(
-                        "UPDATE items SET flagged=1, open=0 WHERE project_id=? AND id=?",
-                        (ann.project_id, ann.item_id),
-                    )
+                labels = int(ann.kind == "label")
+                db.execute(  # the hold ends; a skipped item goes back to the pool for others
+                    "UPDATE items SET n_labels=n_labels+?, flagged=(flagged OR ?), held_until=NULL,"
+                    " open=(n_labels+?<required AND flagged=0 AND ?=0) WHERE project_id=? AND id=?",
+                    (labels, int(ann.kind == "flag"), labels, int(ann.kind == "flag"),
+                     ann.project_id, ann.item_id),
+                )
                 results.append(
                     SubmitResult(replace(ann, seq=cur.lastrowid, created_at=now), duplicate=False)
                 )
