@@ -89,7 +89,7 @@ class TokenRegistry:
 
 
 def require(role: str):
-    def dependency(request: Request) -> Principal:
+    async def dependency(request: Request) -> Principal:
         registry: TokenRegistry = request.app.state.tokens
         if not registry.enabled:
             return OPEN

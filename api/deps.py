@@ -9,11 +9,11 @@ from fastapi import Depends, Request
 from api.service.services import Services
 
 
-def get_services(request: Request) -> Services:
+async def get_services(request: Request) -> Services:
     return request.app.state.services
 
 
-def get_now(request: Request) -> float:
+async def get_now(request: Request) -> float:
     return request.app.state.services.clock()
 
 

@@ -32,7 +32,8 @@ def lease_batch(
     n = project.settings.batch_size if size is None else size
     if not isinstance(n, int) or not 1 <= n <= MAX_BATCH:
         raise InvalidInput(f"size must be an integer in 1..{MAX_BATCH}, got {n!r}")
-    n_eval = int(rng.binomial(n, project.settings.eval_fraction)) if project.settings.eval_fraction else 0
+    frac = project.settings.eval_fraction
+    n_eval = int(rng.binomial(n, frac)) if frac else 0
     return store.lease(
         project_id, _annotator(annotator), n, n_eval=n_eval, now=now,
         ttl=project.settings.lease_ttl_s, lease_id=f"lease-{secrets.token_hex(8)}",

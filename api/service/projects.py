@@ -24,7 +24,7 @@ def validate_settings(base: ProjectSettings, changes: dict[str, Any]) -> Project
     s = replace(base, **changes)
     checks = [
         ("batch_size", 1 <= s.batch_size <= 1000, "an integer in 1..1000"),
-        ("lease_ttl_s", 1 <= s.lease_ttl_s <= 7 * 86400, "seconds in 1..604800"),
+        ("lease_ttl_s", 0.1 <= s.lease_ttl_s <= 7 * 86400, "seconds in 0.1..604800"),
         ("retrain_every", 1 <= s.retrain_every <= 1_000_000, "an integer >= 1"),
         ("eval_fraction", 0.0 <= s.eval_fraction < 1.0, "a fraction in [0, 1)"),
         ("queue_size", 1 <= s.queue_size <= 1_000_000, "an integer in 1..1000000"),

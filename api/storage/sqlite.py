@@ -136,15 +136,23 @@ class SQLiteStore(Store):
         self._db.executescript(SCHEMA)
 
     @contextmanager
-    def _tx(self, write: bool = True) -> Iterator[sqlite3.Connection]:
+    def _tx(self, write: bool = True, durable: bool = True) -> Iterator[sqlite3.Connection]:
+        """One transaction. ``durable=False`` skips the fsync at commit (WAL, synchronous=NORMAL):
+        for leases, which a crash may forget harmlessly; never for annotations."""
         with self._lock:
+            if not durable:
+                self._db.execute("PRAGMA synchronous=NORMAL")
             self._db.execute("BEGIN IMMEDIATE" if write else "BEGIN")
             try:
                 yield self._db
             except BaseException:
                 self._db.execute("ROLLBACK")
                 raise
-            self._db.execute("COMMIT")
+            else:
+                self._db.execute("COMMIT")
+            finally:
+                if not durable:
+                    self._db.execute("PRAGMA synchronous=FULL")
 
     def close(self) -> None:
         with self._lock:
@@ -393,10 +401,12 @@ class SQLiteStore(Store):
         if n < 0 or n_eval < 0:
             raise InvalidInput(f"lease size must be >= 0, got n={n}, n_eval={n_eval}")
         args = {"p": project_id, "annotator": annotator, "now": now}
-        with self._tx() as db:
-            self._project(db, project_id)
+        cols = ", ".join(f"i.{c.strip()}" for c in ITEM_COLS.split(","))
+        with self._tx(durable=False) as db:
+            if db.execute("SELECT 1 FROM projects WHERE id=?", (project_id,)).fetchone() is None:
+                raise NotFound(f"unknown project {project_id!r}")
             self._reclaim(db, now, project_id)
-            picked: dict[str, tuple[bool, dict]] = {}
+            picked: dict[str, LeasedItem] = {}
 
             def take(sql: str, limit: int, is_eval: bool) -> None:
                 added = 0
@@ -405,25 +415,25 @@ class SQLiteStore(Store):
                 for row in db.execute(sql, args):  # the cursor streams in index order
                     if row[0] in picked:
                         continue
-                    reasons = json.loads(row[1]) if row[1] else {"strategy": "pool_order"}
-                    picked[row[0]] = (is_eval, reasons)
+                    reasons = json.loads(row[-1]) if row[-1] else {"strategy": "pool_order"}
+                    picked[row[0]] = LeasedItem(_item(row), reasons, is_eval)
                     added += 1
                     if added >= limit:
                         break
 
             eval_sql = (
-                "SELECT i.id, NULL FROM items i WHERE i.project_id=:p AND i.is_eval=1 AND i.open=1"
-                + self._AVAILABLE + " ORDER BY i.rand_key"
+                f"SELECT {cols}, NULL FROM items i WHERE i.project_id=:p AND i.is_eval=1"
+                " AND i.open=1" + self._AVAILABLE + " ORDER BY i.rand_key"
             )
             take(eval_sql, min(n_eval, n), True)
             queue_sql = (
-                "SELECT i.id, q.reasons FROM queue q JOIN items i ON i.project_id=q.project_id"
+                f"SELECT {cols}, q.reasons FROM queue q JOIN items i ON i.project_id=q.project_id"
                 " AND i.id=q.item_id WHERE q.project_id=:p AND i.is_eval=0 AND i.open=1"
                 + self._AVAILABLE + " ORDER BY q.rank"
             )
             pool_sql = (
-                "SELECT i.id, NULL FROM items i WHERE i.project_id=:p AND i.is_eval=0 AND i.open=1"
-                + self._AVAILABLE + " ORDER BY i.rand_key"
+                f"SELECT {cols}, NULL FROM items i WHERE i.project_id=:p AND i.is_eval=0"
+                " AND i.open=1" + self._AVAILABLE + " ORDER BY i.rand_key"
             )
             take(queue_sql, n - len(picked), False)
             take(pool_sql, n - len(picked), False)
@@ -434,32 +444,17 @@ class SQLiteStore(Store):
                     "INSERT INTO leases VALUES (?,?,?,?)", (lease_id, project_id, annotator, now)
                 )
                 ids = list(picked)
-                marks = ",".join("?" * len(ids))
                 db.execute(
-                    f"UPDATE items SET open=0, held_until=? WHERE project_id=? AND id IN ({marks})",
+                    f"UPDATE items SET open=0, held_until=? WHERE project_id=? AND id IN"
+                    f" ({','.join('?' * len(ids))})",
                     (expires, project_id, *ids),
                 )
                 db.executemany(
                     "INSERT INTO lease_items VALUES (?,?,?,?,?,'open',?,?)",
-                    [
-                        (lease_id, project_id, iid, annotator, expires, int(ev), dumps(rs))
-                        for iid, (ev, rs) in picked.items()
-                    ],
+                    [(lease_id, project_id, iid, annotator, expires, int(li.eval), dumps(li.reasons))
+                     for iid, li in picked.items()],
                 )
-            rows = (
-                db.execute(
-                    f"SELECT {ITEM_COLS} FROM items WHERE project_id=? AND id IN"
-                    f" ({','.join('?' * len(picked))})",
-                    (project_id, *picked),
-                ).fetchall()
-                if picked
-                else []
-            )
-        by_id = {r[0]: _item(r) for r in rows}
-        leased = tuple(
-            LeasedItem(item=by_id[iid], reasons=rs, eval=ev) for iid, (ev, rs) in picked.items()
-        )
-        return Lease(lease_id, project_id, annotator, expires, tuple(picked), leased)
+        return Lease(lease_id, project_id, annotator, expires, tuple(picked), tuple(picked.values()))
 
     def _lease_row(self, db: sqlite3.Connection, lease_id: str) -> tuple[str, str]:
         row = db.execute("SELECT project_id, annotator FROM leases WHERE id=?", (lease_id,)).fetchone()

@@ -1,0 +1,150 @@
+"""Lease endpoint under load, against a hello-world endpoint on the same server stack.
+
+    python -m bench.lease_load --store sqlite --json
+    python -m bench.lease_load --store redis --json
+
+Needs ``wrk`` (Debian package ``wrk``). One uvicorn process serves the labelloop app plus a
+``/bench/hello`` route; wrk drives 50 connections at each endpoint in turn. Leases ask for 10 items
+with a 0.5 s TTL (each request is a new annotator), so expired holds keep coming back and the
+pool never runs dry, for a 1M-item pool and a 10k-item pool. Fields: ``throughput_vs_hello``,
+``p99_ms`` (1M pool), ``p99_1m_vs_10k``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import re
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import httpx
+import numpy as np
+
+from tests.redis_server import PrivateRedis
+from tests.server import ROOT, free_port
+
+LUA = r"""
+counter = 0
+request = function()
+  counter = counter + 1
+  local body = '{"annotator":"a' .. counter .. '-' .. math.random(1, 1000000000) .. '","size":10}'
+  return wrk.format("POST", "/projects/load/leases", {["content-type"] = "application/json"}, body)
+end
+"""
+
+
+def fill(store_url: str, n: int) -> None:
+    from api.service.projects import create_project
+    from api.storage import open_store
+    from api.storage.records import Item
+
+    store = open_store(store_url)
+    create_project(store, "load", ["a", "b"], settings={"eval_fraction": 0.0, "lease_ttl_s": 0.5,
+                                                        "retrain_every": 10**6}, now=0.0)
+    rng = np.random.default_rng(0)
+    for start in range(0, n, 20_000):
+        items = [Item(f"i{k}", text=f"item {k}") for k in range(start, min(n, start + 20_000))]
+        store.add_items("load", items, on_conflict="reject", rand_keys=rng.random(len(items)))
+    store.close()
+
+
+def serve(store_url: str, port: int) -> None:
+    """Run the app with the hello route (used as a subprocess by the benchmark)."""
+    import uvicorn
+
+    from api.app import create_app
+    from api.settings import Settings
+
+    app = create_app(Settings(store_url=store_url, port=port, sweep_interval_s=3600))
+
+    @app.get("/bench/hello")
+    def hello() -> dict:
+        return {"hello": "world"}
+
+    uvicorn.run(app, host="127.0.0.1", port=port, log_level="warning", access_log=False)
+
+
+def wrk(url: str, seconds: int, script: Path | None) -> dict:
+    cmd = ["wrk", "-t2", "-c50", f"-d{seconds}s", "--latency", url]
+    if script is not None:
+        cmd[1:1] = ["-s", str(script)]
+    out = subprocess.run(cmd, capture_output=True, text=True, check=True).stdout
+    rps = float(re.search(r"Requests/sec:\s+([\d.]+)", out).group(1))
+    m = re.search(r"99%\s+([\d.]+)(us|ms|s)", out)
+    p99 = float(m.group(1)) * {"us": 1e-3, "ms": 1.0, "s": 1e3}[m.group(2)]
+    errors = re.search(r"Non-2xx or 3xx responses: (\d+)", out)
+    return {"rps": rps, "p99_ms": p99, "non_2xx": int(errors.group(1)) if errors else 0}
+
+
+def measure(store_url: str, n: int, seconds: int, tmp: Path) -> dict:
+    fill(store_url, n)
+    port = free_port()
+    proc = subprocess.Popen([sys.executable, "-m", "bench.lease_load", "--serve", store_url,
+                             "--port", str(port)], cwd=ROOT)
+    try:
+        base = f"http://127.0.0.1:{port}"
+        for _ in range(300):
+            try:
+                if httpx.get(base + "/health", timeout=1).status_code == 200:
+                    break
+            except httpx.TransportError:
+                time.sleep(0.1)
+        script = tmp / "lease.lua"
+        script.write_text(LUA)
+        wrk(base + "/bench/hello", 2, None)  # warm-up
+        hello = wrk(base + "/bench/hello", seconds, None)
+        lease = wrk(base + "/projects/load/leases", seconds, script)
+    finally:
+        proc.terminate()
+        proc.wait(timeout=30)
+    return {"hello": hello, "lease": lease}
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--store", choices=["sqlite", "redis"], default="sqlite")
+    p.add_argument("--items", type=int, default=1_000_000)
+    p.add_argument("--small", type=int, default=10_000)
+    p.add_argument("--seconds", type=int, default=10)
+    p.add_argument("--json", action="store_true")
+    p.add_argument("--serve", help=argparse.SUPPRESS)
+    p.add_argument("--port", type=int, help=argparse.SUPPRESS)
+    args = p.parse_args(argv)
+    if args.serve:
+        serve(args.serve, args.port)
+        return 0
+    if shutil.which("wrk") is None:
+        raise SystemExit("bench.lease_load needs wrk: apt-get install wrk")
+    results = {}
+    with tempfile.TemporaryDirectory() as tmp:
+        tmp = Path(tmp)
+        for label, n in (("1m", args.items), ("10k", args.small)):
+            if args.store == "sqlite":
+                url = f"sqlite:///{tmp / f'{label}.db'}"
+                results[label] = measure(url, n, args.seconds, tmp)
+            else:
+                server = PrivateRedis(tmp / f"redis-{label}", appendonly=True, fsync="everysec").start()
+                try:
+                    results[label] = measure(server.url, n, args.seconds, tmp)
+                finally:
+                    server.kill()
+    big, small = results["1m"], results["10k"]
+    out = {
+        "benchmark": "lease_load", "store": args.store, "items": args.items, "connections": 50,
+        "throughput_vs_hello": round(big["lease"]["rps"] / big["hello"]["rps"], 3),
+        "p99_ms": big["lease"]["p99_ms"],
+        "p99_1m_vs_10k": round(big["lease"]["p99_ms"] / small["lease"]["p99_ms"], 3),
+        "lease_rps": big["lease"]["rps"], "hello_rps": big["hello"]["rps"],
+        "non_2xx": big["lease"]["non_2xx"] + small["lease"]["non_2xx"], "raw": results,
+    }
+    print(json.dumps(out) if args.json else json.dumps(out, indent=2))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
