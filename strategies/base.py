@@ -7,7 +7,17 @@ from typing import Any, Protocol
 
 import numpy as np
 
-__all__ = ["QueryContext", "Selection", "Strategy"]
+__all__ = ["AssertionVotes", "QueryContext", "Selection", "Strategy"]
+
+
+@dataclass(frozen=True)
+class AssertionVotes:
+    """Model assertions evaluated on the pool: severity >= 0 per item, 0 = abstain; only the
+    order within an assertion matters."""
+
+    names: list[str]
+    severity: np.ndarray  # (n, a) float
+    model_dependent: list[bool]  # False: never improves with retraining (exploration only)
 
 
 @dataclass(frozen=True)
@@ -20,7 +30,7 @@ class QueryContext:
     lm_probs: np.ndarray | None = None  # (n, K) label-model posteriors
     votes: np.ndarray | None = None  # (n, m) int8 LF votes, -1 = abstain
     features: Any = None  # (n, d) ndarray or scipy sparse matrix
-    assertions: Any = None  # assertion severities for the assertion bandit
+    assertions: AssertionVotes | None = None  # for the assertion bandit
     eval_metrics: dict | None = None  # latest metrics on the evaluation slice
     state: dict = field(default_factory=dict)  # this strategy's state from the previous round
     params: dict = field(default_factory=dict)  # user parameters

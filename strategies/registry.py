@@ -6,7 +6,11 @@ import numpy as np
 
 from labeling.errors import InvalidInput
 from strategies.base import QueryContext, Selection, Strategy
+from strategies.auto import Auto
+from strategies.bal import BAL
+from strategies.diversity import Hybrid, KCenter
 from strategies.uncertainty import RandomStrategy, UncertaintyStrategy
+from strategies.weak import WEAK_STRATEGIES
 
 __all__ = ["register", "get_strategy", "available", "select"]
 
@@ -52,6 +56,11 @@ def _validate(ctx: QueryContext, k: int) -> None:
         raise InvalidInput(f"votes must have shape ({n}, m), got {ctx.votes.shape}")
     if ctx.features is not None and ctx.features.shape[0] != n:
         raise InvalidInput(f"features must have {n} rows, got {ctx.features.shape[0]}")
+    a = ctx.assertions
+    if a is not None and (a.severity.shape != (n, len(a.names)) or len(a.model_dependent) != len(a.names)
+                          or (a.severity < 0).any()):
+        raise InvalidInput(f"assertions must have (n={n}, {len(a.names)}) severities >= 0 and one"
+                           " model_dependent flag per assertion")
 
 
 def select(name: str, ctx: QueryContext, k: int, rng: np.random.Generator) -> Selection:
@@ -71,3 +80,5 @@ def select(name: str, ctx: QueryContext, k: int, rng: np.random.Generator) -> Se
 register(RandomStrategy())
 for _name in ("least_confidence", "margin", "entropy"):
     register(UncertaintyStrategy(_name))
+for _strategy in (*WEAK_STRATEGIES, KCenter(), Hybrid(), BAL(), Auto(_REGISTRY)):
+    register(_strategy)

@@ -23,11 +23,13 @@ from labeling.features import Featurizer
 from labeling.label_model import LabelModel
 from labeling.lf import VoteColumnLF, load_lfs_from_source
 from labeling.metrics import evaluate
-from strategies.base import QueryContext
+from labeling.assertions import builtin_assertions
+from strategies.base import AssertionVotes, QueryContext
 from strategies.registry import select
 
 __all__ = ["LFSpec", "load_lfs", "apply_specs", "RoundInput", "RoundOutput", "fit_round"]
 
+ASSERTION_STRATEGIES = ("bal", "auto")  # strategies that read model assertions
 LFSpec = tuple[str, str, str]  # (name, kind "source" | "votes", Python source or vote column)
 
 
@@ -125,9 +127,10 @@ def fit_round(inp: RoundInput) -> RoundOutput:
     probs = extra_probs = None
     features = None
     n_train = {"human": int((train_labels >= 0).sum()), "weak": int(len(idx) - (train_labels >= 0).sum())}
-    if len(idx) and len(np.unique(y)) >= 1:
-        featurizer = Featurizer().fit(inp.frame)
-        features = featurizer.transform(inp.frame)
+    featurizer = Featurizer().fit(inp.frame)
+    features = featurizer.transform(inp.frame)
+    model = None
+    if len(idx):
         model = EndModel(k, seed=inp.seed).fit(features[idx], y, sample_weight=w)
         probs = model.predict_proba(features)
         if inp.extra_frame is not None:
@@ -143,11 +146,20 @@ def fit_round(inp: RoundInput) -> RoundOutput:
     if eval_mask.any() and lm_probs is not None:
         metrics["label_model"] = evaluate(inp.human[eval_mask], lm_probs[eval_mask])
 
+    assertions = None
+    if model is not None and (inp.strategy in ASSERTION_STRATEGIES or inp.strategy_params.get("assertions")):
+        names, severity, dependent = builtin_assertions(
+            inp.frame, probs, inp.votes, lm_probs, inp.human,
+            lambda f: model.predict_proba(featurizer.transform(f)), rng,
+        )
+        assertions = AssertionVotes(names, severity, dependent)
+        metrics["assertions"] = {m: int((severity[:, j] > 0).sum()) for j, m in enumerate(names)}
+
     candidates = inp.open_mask & ~inp.is_eval & (inp.human < 0)
     ctx = QueryContext(
         n_classes=k, candidates=candidates, probs=probs, labeled=inp.human >= 0,
         labels=inp.human, lm_probs=lm_probs, votes=inp.votes if inp.votes.shape[1] else None,
-        features=features, eval_metrics=metrics, state=inp.strategy_state,
+        features=features, assertions=assertions, eval_metrics=metrics, state=inp.strategy_state,
         params=inp.strategy_params,
     )
     sel = select(inp.strategy, ctx, min(inp.queue_size, int(candidates.sum())), rng)

@@ -12,6 +12,7 @@ from hypothesis.extra.numpy import arrays
 
 from labeling.errors import InvalidInput
 from strategies import QueryContext, available, get_strategy, select
+from strategies.base import AssertionVotes
 from strategies.scores import entropy, least_confidence, margin
 from strategies.selectors import top_k
 
@@ -25,8 +26,10 @@ def full_context(seed: int = 0, **overrides) -> QueryContext:
     votes = rng.integers(-1, K, size=(N, 6)).astype(np.int8)
     labels = np.where(rng.random(N) < 0.1, rng.integers(0, K, N), -1)
     candidates = (labels < 0) & (rng.random(N) < 0.9)
+    severity = np.where(rng.random((N, 3)) < 0.3, rng.random((N, 3)), 0.0)
     fields = dict(n_classes=K, candidates=candidates, probs=probs, labeled=labels >= 0, labels=labels,
                   lm_probs=lm, votes=votes, features=rng.normal(size=(N, 8)).astype(np.float32),
+                  assertions=AssertionVotes(["a1", "a2", "a3"], severity, [True, True, False]),
                   eval_metrics={"end_model": {"accuracy": 0.7}})
     fields.update(overrides)
     return QueryContext(**fields)
