@@ -17,13 +17,13 @@ import numpy as np
 import pandas as pd
 
 from labeling.apply import ApplyResult, apply_lfs
+from labeling.assertions import builtin_assertions
 from labeling.end_model import EndModel, training_set
 from labeling.errors import LFLoadError
 from labeling.features import Featurizer
 from labeling.label_model import LabelModel
 from labeling.lf import VoteColumnLF, load_lfs_from_source
 from labeling.metrics import evaluate
-from labeling.assertions import builtin_assertions
 from strategies.base import AssertionVotes, QueryContext
 from strategies.registry import select
 
@@ -76,6 +76,7 @@ class RoundInput:
     use_weak: bool = True
     extra_frame: pd.DataFrame | None = None  # held-out items to score too (simulation)
     extra_votes: np.ndarray | None = None
+    lm_cached: tuple[np.ndarray, np.ndarray, dict] | None = None  # (probs, covered, info) to reuse
 
 
 @dataclass
@@ -114,9 +115,14 @@ def _fit_label_model(inp: RoundInput):
 def fit_round(inp: RoundInput) -> RoundOutput:
     n, k = len(inp.frame), inp.n_classes
     rng = np.random.default_rng(inp.seed)
-    lm, lm_info = _fit_label_model(inp)
-    lm_probs = lm.predict_proba(inp.votes) if lm is not None else None
-    covered = lm.coverage(inp.votes) if lm is not None else None
+    if inp.lm_cached is not None:  # same votes and evaluation labels as last round: same fit
+        lm = None
+        lm_probs, covered, lm_info = inp.lm_cached
+        lm_info = {**lm_info, "reused": True}
+    else:
+        lm, lm_info = _fit_label_model(inp)
+        lm_probs = lm.predict_proba(inp.votes) if lm is not None else None
+        covered = lm.coverage(inp.votes) if lm is not None else None
     if covered is not None:
         lm_info["coverage"] = float(covered.mean()) if n else 0.0
 

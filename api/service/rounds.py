@@ -3,6 +3,7 @@ pool, refresh the queue and record the round. Runs as a job, never inside a requ
 
 from __future__ import annotations
 
+import hashlib
 from collections.abc import Callable
 from dataclasses import dataclass
 
@@ -49,6 +50,14 @@ def human_labels(
     return consensus(events, len(pool.items), pool.project.n_classes)
 
 
+def _label_model_key(records, n: int, human: np.ndarray, is_eval: np.ndarray, kind: str,
+                     use_weak: bool) -> str:
+    """What the label-model fit depends on: LF versions, pool size, evaluation labels, settings."""
+    h = hashlib.sha1(f"{lf_set_version(records)}|{n}|{kind}|{use_weak}|".encode())
+    h.update(np.ascontiguousarray(np.where(is_eval, human, -1)).tobytes())
+    return h.hexdigest()[:16]
+
+
 def run_round(
     store: Store,
     project_id: str,
@@ -77,6 +86,13 @@ def run_round(
     flagged = {a.item_id for a in annotations if a.kind == "flag"}
     open_mask = np.fromiter((it.id not in flagged for it in pool.items), dtype=bool, count=n)
     previous = store.latest_round(project_id)
+    lm_key = _label_model_key(lf_records, n, human, is_eval, settings.label_model, use_weak)
+    lm_cached = None
+    if previous is not None and previous.label_model.get("cache_key") == lm_key:
+        probs, covered = store.get_array(project_id, "lm_probs"), store.get_array(project_id, "lm_covered")
+        if probs is not None and covered is not None and len(probs) == n:
+            keep = {k: v for k, v in previous.label_model.items() if k in ("kind", "reason", "eval_accuracy", "n_lfs", "coverage")}
+            lm_cached = (probs, covered.astype(bool), keep)
     extra_votes = None
     if extra is not None and lf_records:
         extra_votes = executor.apply_lfs(specs(lf_records), extra[0], project.n_classes).votes
@@ -91,6 +107,7 @@ def run_round(
         seed=settings.seed + (previous.number if previous else 0),
         use_weak=use_weak,
         extra_frame=extra[0] if extra is not None else None, extra_votes=extra_votes,
+        lm_cached=lm_cached,
     )
     out: RoundOutput = executor.call(fit_round, inp)
     report(2, 4, "store")
@@ -102,7 +119,8 @@ def run_round(
     ids = [pool.items[i].id for i in out.queue]
     store.set_queue(project_id, ids, out.scores.tolist(), out.reasons)
     number = (previous.number if previous else 0) + 1
-    lm_info = {**out.label_model, "lfs": lf_info, "lf_set_version": lf_set_version(lf_records)}
+    lm_info = {**out.label_model, "lfs": lf_info, "lf_set_version": lf_set_version(lf_records),
+               "cache_key": lm_key}
     rnd = Round(
         project_id=project_id, number=number, model_version=f"r{number}-{out.model_version}",
         created_at=now, n_labels=sum(a.kind == "label" for a in annotations),
