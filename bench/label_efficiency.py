@@ -21,11 +21,34 @@ import numpy as np
 DATASETS = Path(os.environ.get("LABELLOOP_DATASETS", Path(__file__).resolve().parents[2] / "shared" / "datasets"))
 
 
+def _digits_csv() -> Path:
+    """scikit-learn's digits (1797 x 64 pixels, 10 classes) as a CSV: the numeric dataset."""
+    import tempfile
+
+    import pandas as pd
+    from sklearn.datasets import load_digits
+
+    path = Path(tempfile.gettempdir()) / "labelloop-digits.csv"
+    if not path.exists():
+        X, y = load_digits(return_X_y=True)
+        frame = pd.DataFrame(X, columns=[f"px{i}" for i in range(X.shape[1])])
+        frame["label"] = y
+        frame.to_csv(path.with_suffix(".tmp"), index=False)
+        path.with_suffix(".tmp").rename(path)
+    return path
+
+
 def _run(job: tuple) -> dict:
     dataset, strategy, seed, budget, batch, init, weak = job
     from api.service.simulate import load_dataset, simulate
 
-    data = load_dataset(dataset if Path(dataset).exists() else DATASETS / dataset, seed=seed)
+    if dataset == "digits":
+        path = _digits_csv()
+    else:
+        path = Path(dataset) if Path(dataset).exists() else DATASETS / dataset
+    data = load_dataset(path, seed=seed)
+    if dataset == "digits":
+        data.name = "digits"
     return simulate(data, strategy=strategy, budget=budget, batch_size=batch, seed=seed, init=init,
                     use_weak=weak)
 
@@ -90,7 +113,8 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--budget", type=int, default=100)
     p.add_argument("--batch-size", type=int, default=20)
     p.add_argument("--init", type=int, default=0)
-    p.add_argument("--no-weak", action="store_true")
+    p.add_argument("--no-weak", action="store_true", help="ignore labeling functions")
+    p.add_argument("--also-no-weak", help="comma-separated strategies to run without weak labels too")
     p.add_argument("--workers", type=int, default=2)
     p.add_argument("--plot-dir")
     p.add_argument("--json", action="store_true", help="print the JSON summary last")
@@ -98,6 +122,10 @@ def main(argv: list[str] | None = None) -> int:
     jobs = [(d, s, seed, args.budget, args.batch_size, args.init, not args.no_weak)
             for d in args.datasets.split(",") for s in args.strategies.split(",")
             for seed in range(args.seeds)]
+    if args.also_no_weak:
+        jobs += [(d, s, seed, args.budget, args.batch_size, args.init, False)
+                 for d in args.datasets.split(",") if d != "digits"
+                 for s in args.also_no_weak.split(",") for seed in range(args.seeds)]
     with ProcessPoolExecutor(max_workers=args.workers) as pool:
         results = []
         for k, r in enumerate(pool.map(_run, jobs), 1):
