@@ -41,13 +41,13 @@ class PrivateRedis:
     """A redis-server process of our own (killed only by us), for persistence and crash tests."""
 
     def __init__(self, workdir: Path, *, appendonly: bool, fsync: str = "always",
-                 policy: str = "noeviction") -> None:
+                 policy: str = "noeviction", extra: tuple[str, ...] = ()) -> None:
         if shutil.which("redis-server") is None:
             raise RuntimeError("redis-server is not installed")
         self.dir, self.port = workdir, free_port()
         self.args = ["redis-server", "--port", str(self.port), "--bind", "127.0.0.1", "--save", "",
                      "--appendonly", "yes" if appendonly else "no", "--appendfsync", fsync,
-                     "--maxmemory-policy", policy, "--dir", str(workdir)]
+                     "--maxmemory-policy", policy, "--dir", str(workdir), *extra]
         self.proc: subprocess.Popen | None = None
 
     @property
@@ -58,16 +58,24 @@ class PrivateRedis:
         self.dir.mkdir(parents=True, exist_ok=True)
         self.proc = subprocess.Popen(self.args, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
         client = redis.Redis.from_url(self.url)
-        for _ in range(100):
-            try:
-                if client.ping():
-                    # a restart replays the AOF before answering PING with +PONG
-                    return self
-            except (redis.ConnectionError, redis.BusyLoadingError):
-                time.sleep(0.05)
-        raise RuntimeError(f"private redis on port {self.port} did not start")
+        try:
+            deadline = time.monotonic() + 10
+            while time.monotonic() < deadline:
+                try:
+                    if client.ping():
+                        # a restart replays the AOF before answering PING with +PONG
+                        return self
+                except redis.ConnectionError:  # BusyLoadingError included
+                    if self.proc.poll() is not None:
+                        break
+                    time.sleep(0.05)
+        finally:
+            client.close()
+        self.kill()
+        raise RuntimeError(f"private redis on port {self.port} did not start: {' '.join(self.args)}")
 
     def kill(self) -> None:
+        """SIGKILL the process this object started (and only it): no shutdown save."""
         if self.proc and self.proc.poll() is None:
             self.proc.kill()
             self.proc.wait(timeout=10)

@@ -1,13 +1,16 @@
 """Every Redis key name labelloop uses, in one place.
 
-``ns`` is a namespace prefix so several deployments (or tests) can share one server.
+``ns`` is a namespace prefix so several deployments (or tests) can share one server; deleting
+``{ns}:*`` removes everything a store wrote. Per-project keys put the project id in a hash tag
+(``{pid}``). The Lua scripts in :mod:`api.storage.redis_scripts` build the same names from the
+namespace (they take it as ``ARGV[1]``); keep the two in step.
 """
 
 from __future__ import annotations
 
-__all__ = ["Keys", "SEP"]
+__all__ = ["SEP", "Keys"]
 
-SEP = "\x1f"  # joins item id and annotator in set members and hold values
+SEP = "\x1f"  # joins fields in set members and values; refused inside item ids and annotators
 
 
 class Keys:
@@ -20,12 +23,22 @@ class Keys:
     def p(self, pid: str, what: str) -> str:
         """Per-project keys. ``what`` is one of:
 
-        items (hash id -> item JSON), seq (list of ids in seq order), pool / evalpool (zsets of
-        unheld open items by rand_key), held (zset id -> hold expiry), pos (hash id -> seq SEP is_eval SEP rand_key), evalset (set of evaluation items), queue (zset id -> rank),
-        reasons (hash id -> reasons JSON), hold (hash id -> lease SEP annotator SEP expires),
-        answered (set of id SEP annotator), nlabels (hash id -> count), flagged (set),
-        log (list of annotation JSON), idem (hash key -> log position), labels (counter),
-        lfs (hash name -> LF JSON), rounds (list of round JSON), jobs (list of job ids)
+        ==========  ==============================================================================
+        items       hash id -> item JSON (text, features, meta, votes, gold)
+        seq         list of ids; index = the item's seq
+        pos         hash id -> ``seq SEP is_eval SEP rand_key``
+        pool        zset of open, unheld, non-evaluation ids scored by rand_key
+        evalpool    the same for the evaluation slice
+        evalset     set of evaluation ids (all of them, for counts)
+        held        zset id -> expires_at of its hold
+        hold        hash id -> ``lease SEP annotator SEP expires_at``
+        queue       zset id -> rank (best first); reasons: hash id -> reasons JSON
+        answered    set of ``id SEP annotator``
+        nlabels     hash id -> number of label answers; flagged: set of flagged ids
+        log         list of annotation JSON; position (1-based) = the annotation's seq
+        idem        hash idempotency key -> log position; labels: counter of label events
+        lfs         hash name -> LF JSON; rounds: list of round JSON; jobs: list of job ids
+        ==========  ==============================================================================
         """
         return f"{self.ns}:p:{{{pid}}}:{what}"
 
@@ -42,7 +55,8 @@ class Keys:
         return f"{self.ns}:lease:{lease_id}"  # hash: project, annotator, created_at
 
     def lease_items(self, lease_id: str) -> str:
-        return f"{self.ns}:lease:{lease_id}:items"  # hash: item id -> JSON {state, expires, eval, reasons}
+        # hash: item id -> ``state SEP expires_at SEP is_eval SEP reasons JSON``
+        return f"{self.ns}:lease:{lease_id}:items"
 
     def expiry(self) -> str:
         return f"{self.ns}:expiry"  # zset: project SEP item SEP lease -> expires_at
@@ -51,7 +65,7 @@ class Keys:
         return f"{self.ns}:job:{job_id}"
 
     def lock(self, name: str) -> str:
-        return f"{self.ns}:lock:{name}"
+        return f"{self.ns}:lock:{name}"  # string ``owner SEP expires_at`` with PX ttl
 
     def fence(self, name: str) -> str:
-        return f"{self.ns}:fence:{name}"
+        return f"{self.ns}:fence:{name}"  # counter: the last fencing token handed out

@@ -1,25 +1,47 @@
 """Redis store: shared state for several coordinator replicas.
 
-Lease, submit, release, renew and expire are Lua scripts (:mod:`api.storage.redis_scripts`), so
-each is atomic across replicas. Items nobody holds sit in sorted sets by pool order; a lease puts
-expired holds back, then walks the evaluation set, the ranked queue (bounded by the queue size)
-and the pool in windows, and stops when it has its items: it reads what it returns plus the items
-the annotator already answered, whatever the pool size or the number of live leases. Time is always passed in; the Redis clock is never read for lease logic.
+Adding items, lease, submit, release, renew, expire and job creation are Lua scripts
+(:mod:`api.storage.redis_scripts`), so each is atomic across replicas; the other read-modify-write
+methods use WATCH/MULTI. Key names live in :mod:`api.storage.keys`.
 
-At start-up the store reads ``appendonly`` and ``maxmemory-policy``: with ``require_durable`` it
-refuses a server that could lose acknowledged annotations, otherwise it warns.
+Leases. Items nobody holds and that still need an answer sit in two sorted sets by ``rand_key``
+(``pool``, and ``evalpool`` for the evaluation slice); a lease takes its items out into ``held``
+(scored by expiry) and a submit, release or expiry puts them back or drops them. A lease first
+returns this project's expired holds to the pools (a range query on ``held`` up to ``now``), then
+walks, in ``ZRANGE`` windows, the evaluation pool (``n_eval``), the ranked queue, the pool and the
+evaluation pool again, and stops as soon as it has ``n`` items. It reads what it returns plus what
+it must skip: in the pools only items this annotator skipped (the others are not in them); in the
+queue, entries held or done since the queue was set (at most the queue size). Worst case per lease:
+O((n + skipped_by_annotator + queue_size) log N) plus the expired holds it returns, each
+returned once. Time is always passed in (``now``); the Redis clock is never read for lease logic.
+
+Durability. At start-up the store reads ``appendonly``, ``appendfsync`` and ``maxmemory-policy``
+(``CONFIG GET``, or ``INFO`` where CONFIG is disabled, as on managed Redis): with
+``require_durable`` it refuses a server that could lose acknowledged annotations, otherwise it logs
+a warning.
+
+Errors. Connection failures, timeouts, a server still loading its AOF, a read-only replica and
+out-of-memory refusals are raised as :class:`StoreUnavailable` (a ``LabelloopError``) ``from`` the
+redis-py error; messages name the server without its credentials.
+
+Beyond :class:`~api.storage.base.Store`: :meth:`RedisStore.durability`,
+:meth:`RedisStore.acquire_lock` / :meth:`RedisStore.release_lock` (fenced locks for replicas).
 """
 
 from __future__ import annotations
 
+import functools
 import json
 import logging
-from collections.abc import Sequence
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import asdict, replace
 from typing import Any
 
 import numpy as np
 import redis
+from redis.backoff import NoBackoff
+from redis.retry import Retry
 
 from api.storage import redis_scripts as lua
 from api.storage.base import Store
@@ -53,10 +75,39 @@ __all__ = ["RedisStore", "StoreUnavailable"]
 
 log = logging.getLogger(__name__)
 ACTIVE = ("queued", "running")
+# server states that make a call fail without touching data: retry later, or fix the server
+_UNAVAILABLE = (redis.ConnectionError, redis.TimeoutError, redis.ReadOnlyError,
+                redis.exceptions.OutOfMemoryError)
 
 
 class StoreUnavailable(LabelloopError):
-    """The Redis server cannot be reached."""
+    """The Redis server cannot be reached, is loading, is a read-only replica or is out of memory."""
+
+
+def _guarded(method: Callable) -> Callable:
+    """Re-raise redis-py's availability errors as :class:`StoreUnavailable`."""
+
+    @functools.wraps(method)
+    def call(self: RedisStore, *args: Any, **kwargs: Any) -> Any:
+        with self._unavailable():
+            return method(self, *args, **kwargs)
+
+    return call
+
+
+def _redacted(client: redis.Redis) -> str:
+    """host:port/db (or the socket path) of a client, without user or password."""
+    kw = client.connection_pool.connection_kwargs
+    if kw.get("path"):
+        return f"unix://{kw['path']}"
+    return f"{kw.get('host', '?')}:{kw.get('port', '?')}/{kw.get('db', 0)}"
+
+
+def _plain(what: str, value: str | None) -> None:
+    """Refuse the field separator inside ids that the Lua scripts join with it."""
+    if value is not None and SEP in value:
+        raise InvalidInput(f"{what} {value!r} contains the control character U+001F, which the "
+                           "Redis store reserves")
 
 
 def _item_doc(it: Item) -> str:
@@ -65,66 +116,131 @@ def _item_doc(it: Item) -> str:
 
 
 class RedisStore(Store):
+    """Store on one Redis server (or a primary with replicas; not Redis Cluster).
+
+    ``url``: a redis-py URL (``redis://[:password@]host:port/db``, ``rediss://``, ``unix://``).
+    ``namespace`` prefixes every key, so deployments and tests can share a server.
+    ``require_durable``: refuse (``InvalidInput``) a server without ``appendonly yes`` and
+    ``maxmemory-policy noeviction`` instead of logging a warning.
+    """
+
     def __init__(self, url: str, *, namespace: str = "labelloop", require_durable: bool = False) -> None:
-        self.url, self.k = url, Keys(namespace)
+        self.k = Keys(namespace)
+        # never re-send a call after a failure: a script that may have run must not run twice
+        # (the pool still replaces connections that died while idle before handing them out)
         self.r = redis.Redis.from_url(url, decode_responses=False, socket_timeout=30,
-                                      health_check_interval=30)
+                                      socket_connect_timeout=10, health_check_interval=30,
+                                      retry=Retry(NoBackoff(), 0))
+        self.where = _redacted(self.r)
         self._scripts = {name: self.r.register_script(getattr(lua, name)) for name in
                          ("ADD_ITEMS", "LEASE", "RENEW", "RELEASE", "EXPIRE", "SUBMIT",
-                          "CREATE_JOB", "RELEASE_LOCK")}
+                          "CREATE_JOB")}
         self.check_durability(require_durable)
 
     # -- plumbing -------------------------------------------------------------------------
+    @contextmanager
+    def _unavailable(self) -> Iterator[None]:
+        try:
+            yield
+        except _UNAVAILABLE as exc:
+            raise StoreUnavailable(
+                f"Redis at {self.where} is unavailable ({type(exc).__name__}: {exc}); the call may "
+                "or may not have taken effect: retry it once the server answers (a submission "
+                "with its idempotency key)"
+            ) from exc
+
     def _run(self, name: str, keys: Sequence[str] = (), args: Sequence[Any] = ()):
         try:
             return self._scripts[name](keys=list(keys), args=list(args))
         except redis.ResponseError as exc:
+            if isinstance(exc, _UNAVAILABLE):
+                raise
             msg = str(exc)
             for prefix, err in (("CONFLICT ", Conflict), ("NOTFOUND ", NotFound)):
                 if msg.startswith(prefix):
                     raise err(msg[len(prefix):]) from None
             raise
-        except redis.ConnectionError as exc:
-            raise StoreUnavailable(f"Redis at {self.url} is unreachable: {exc}") from exc
 
+    @_guarded
     def durability(self) -> dict[str, str | None]:
+        """The server's ``appendonly``, ``appendfsync`` and ``maxmemory-policy`` (None: unknown),
+        and ``source``: ``"config"``, ``"info"`` (CONFIG disabled; INFO has no appendfsync) or
+        None when the server answers neither."""
+        names = ("appendonly", "appendfsync", "maxmemory-policy")
         try:
-            cfg = {}
-            for name in ("appendonly", "appendfsync", "maxmemory-policy"):
+            cfg: dict[str, str | None] = {}
+            for name in names:
                 got = self.r.config_get(name)
-                value = got.get(name.encode(), got.get(name))
+                value = got.get(name, got.get(name.encode()))
                 cfg[name] = (value.decode() if isinstance(value, bytes) else value) or None
-            return cfg
-        except redis.ResponseError:  # CONFIG disabled (managed Redis)
-            return {"appendonly": None, "appendfsync": None, "maxmemory-policy": None}
-        except redis.ConnectionError as exc:
-            raise StoreUnavailable(f"Redis at {self.url} is unreachable: {exc}") from exc
+            return {**cfg, "source": "config"}
+        except redis.ResponseError:  # CONFIG renamed or denied (managed Redis): try INFO
+            pass
+        try:
+            aof = self.r.info("persistence").get("aof_enabled")
+            policy = self.r.info("memory").get("maxmemory_policy")
+        except redis.ResponseError:
+            return {**dict.fromkeys(names), "source": None}
+        return {"appendonly": None if aof is None else ("yes" if int(aof) else "no"),
+                "appendfsync": None, "maxmemory-policy": policy or None, "source": "info"}
 
     def check_durability(self, require: bool) -> None:
+        """Refuse (``require``) or warn about a server that could lose acknowledged annotations."""
         cfg = self.durability()
+        if cfg["source"] is None:
+            message = (f"Redis at {self.where} answers neither CONFIG GET nor INFO, so labelloop "
+                       "cannot check that it runs with appendonly yes and maxmemory-policy "
+                       "noeviction; make sure it does, or acknowledged annotations can be lost")
+            if require:
+                raise InvalidInput(message + " (or start without LABELLOOP_REQUIRE_DURABLE)")
+            log.warning(message)
+            return
         problems = []
         if cfg["appendonly"] != "yes":
-            problems.append(f"appendonly={cfg['appendonly']} (need yes, appendfsync everysec or always)")
+            problems.append(f"appendonly={cfg['appendonly']} (set appendonly yes, with appendfsync "
+                            "everysec or always)")
         if cfg["maxmemory-policy"] != "noeviction":
-            problems.append(f"maxmemory-policy={cfg['maxmemory-policy']} (need noeviction)")
+            problems.append(f"maxmemory-policy={cfg['maxmemory-policy']} (set noeviction)")
+        if cfg["source"] == "info":
+            problems.append("CONFIG is disabled, so these were read from INFO")
+        if cfg["appendfsync"] == "no":
+            problems.append("appendfsync=no (the OS flushes the AOF when it likes; set everysec "
+                            "or always)")
         if not problems:
             return
-        if cfg["appendonly"] is None:
-            problems = ["CONFIG GET is disabled on this server, so its persistence cannot be checked"]
-        message = (f"Redis at {self.url}: {'; '.join(problems)}. Without them a restart or memory "
-                   "pressure can lose acknowledged annotations.")
-        if require:
-            raise InvalidInput(message + " Fix the server, or start without LABELLOOP_REQUIRE_DURABLE.")
+        blocking = cfg["appendonly"] != "yes" or cfg["maxmemory-policy"] != "noeviction"
+        message = (f"Redis at {self.where}: {'; '.join(problems)}. labelloop needs appendonly yes "
+                   "and maxmemory-policy noeviction to guarantee that no acknowledged annotation "
+                   "is lost on a restart or under memory pressure.")
+        if require and blocking:
+            raise InvalidInput(message + " Set them, or start without LABELLOOP_REQUIRE_DURABLE.")
         log.warning(message)
 
     def ping(self) -> bool:
+        """A real PING; False when the server does not answer."""
         try:
             return bool(self.r.ping())
-        except redis.ConnectionError:
+        except _UNAVAILABLE:
             return False
 
     def close(self) -> None:
         self.r.close()
+
+    def _watched(self, keys: Sequence[str], apply: Callable[[Any], Any]) -> tuple[Any, list]:
+        """Optimistic transaction: ``apply(pipe)`` reads through ``pipe`` (immediate mode), then
+        calls ``pipe.multi()`` and queues its writes. Re-run while a watched key changed in between.
+        Returns ``apply``'s result and the queued commands' replies (``[]`` if it wrote nothing)."""
+        with self.r.pipeline(transaction=True) as pipe:
+            while True:
+                try:
+                    pipe.watch(*keys)
+                    result = apply(pipe)
+                    if not pipe.explicit_transaction:
+                        pipe.unwatch()
+                        return result, []
+                    return result, pipe.execute()
+                except redis.WatchError:
+                    continue
 
     def _project_doc(self, project_id: str) -> bytes:
         doc = self.r.hget(self.k.projects(), project_id)
@@ -133,24 +249,38 @@ class RedisStore(Store):
         return doc
 
     # -- projects -------------------------------------------------------------------------
+    @_guarded
     def create_project(self, project: Project) -> Project:
         if not self.r.hsetnx(self.k.projects(), project.id, project_to_json(project)):
             raise Conflict(f"project {project.id!r} already exists")
         return project
 
+    @_guarded
     def get_project(self, project_id: str) -> Project:
         return project_from_json(self._project_doc(project_id))
 
+    @_guarded
     def list_projects(self) -> list[Project]:
         docs = self.r.hgetall(self.k.projects())
         return sorted((project_from_json(d) for d in docs.values()), key=lambda p: p.id)
 
+    @_guarded
     def update_settings(self, project_id: str, settings: ProjectSettings) -> Project:
-        project = replace(self.get_project(project_id), settings=settings)
-        self.r.hset(self.k.projects(), project_id, project_to_json(project))
-        return project
+        key = self.k.projects()
+
+        def apply(pipe: Any) -> Project:
+            doc = pipe.hget(key, project_id)
+            if doc is None:
+                raise NotFound(f"unknown project {project_id!r}")
+            project = replace(project_from_json(doc), settings=settings)
+            pipe.multi()
+            pipe.hset(key, project_id, project_to_json(project))
+            return project
+
+        return self._watched([key], apply)[0]
 
     # -- items ----------------------------------------------------------------------------
+    @_guarded
     def add_items(self, project_id, items, *, on_conflict, rand_keys):
         if on_conflict not in ("reject", "upsert"):
             raise InvalidInput(f"on_conflict must be 'reject' or 'upsert', got {on_conflict!r}")
@@ -159,6 +289,8 @@ class RedisStore(Store):
             seen: set[str] = set()
             dup = next(i for i in ids if i in seen or seen.add(i))
             raise Conflict(f"item id {dup!r} appears twice in one upload")
+        for item_id in ids:
+            _plain("item id", item_id)
         self._project_doc(project_id)
         args: list[Any] = [self.k.ns, project_id, on_conflict]
         for it, key in zip(items, rand_keys, strict=True):
@@ -166,6 +298,7 @@ class RedisStore(Store):
         inserted, updated = self._run("ADD_ITEMS", args=args)
         return int(inserted), int(updated)
 
+    @_guarded
     def count_items(self, project_id: str) -> int:
         self._project_doc(project_id)
         return int(self.r.llen(self.k.p(project_id, "seq")))
@@ -187,6 +320,7 @@ class RedisStore(Store):
                             is_eval == "1"))
         return out
 
+    @_guarded
     def get_item(self, project_id: str, item_id: str) -> Item:
         self._project_doc(project_id)
         if not self.r.hexists(self.k.p(project_id, "items"), item_id):
@@ -194,68 +328,80 @@ class RedisStore(Store):
         return self._items(project_id, [item_id])[0]
 
     def iter_items(self, project_id: str, *, start: int = 0, chunk: int = 10_000):
-        self._project_doc(project_id)
+        with self._unavailable():
+            self._project_doc(project_id)
         pos = start
         while True:
-            ids = self.r.lrange(self.k.p(project_id, "seq"), pos, pos + chunk - 1)
-            if not ids:
+            with self._unavailable():
+                ids = self.r.lrange(self.k.p(project_id, "seq"), pos, pos + chunk - 1)
+                items = self._items(project_id, ids)
+            if not items:
                 return
-            yield self._items(project_id, ids)
-            pos += len(ids)
+            yield items
+            pos += len(items)
 
     # -- LFs, votes, arrays ---------------------------------------------------------------
+    @_guarded
     def put_lfs(self, project_id: str, lfs: Sequence[LFRecord]) -> None:
         self._project_doc(project_id)
         key = self.k.p(project_id, "lfs")
-        with self.r.pipeline(transaction=True) as pipe:
-            while True:
-                try:
-                    pipe.watch(key)
-                    current = {k.decode(): json.loads(v) for k, v in pipe.hgetall(key).items()}
-                    nxt = max((d["ord"] for d in current.values()), default=-1) + 1
-                    pipe.multi()
-                    for lf in lfs:
-                        ordinal = current[lf.name]["ord"] if lf.name in current else nxt
-                        nxt += lf.name not in current
-                        pipe.hset(key, lf.name, dumps({**asdict(lf), "ord": ordinal}))
-                    pipe.execute()
-                    return
-                except redis.WatchError:
-                    continue
 
+        def apply(pipe: Any) -> None:
+            current = {k.decode(): json.loads(v) for k, v in pipe.hgetall(key).items()}
+            nxt = max((d["ord"] for d in current.values()), default=-1) + 1
+            pipe.multi()
+            for lf in lfs:
+                ordinal = current[lf.name]["ord"] if lf.name in current else nxt
+                nxt += lf.name not in current
+                pipe.hset(key, lf.name, dumps({**asdict(lf), "ord": ordinal}))
+
+        self._watched([key], apply)
+
+    @_guarded
     def list_lfs(self, project_id: str) -> list[LFRecord]:
         self._project_doc(project_id)
         docs = [json.loads(v) for v in self.r.hgetall(self.k.p(project_id, "lfs")).values()]
         docs.sort(key=lambda d: d.pop("ord"))
         return [LFRecord(**d) for d in docs]
 
+    @_guarded
     def deactivate_lf(self, project_id: str, name: str) -> None:
         self._project_doc(project_id)
         key = self.k.p(project_id, "lfs")
-        doc = self.r.hget(key, name)
-        if doc is None:
-            raise NotFound(f"unknown labeling function {name!r}")
-        self.r.hset(key, name, dumps({**json.loads(doc), "active": False}))
 
+        def apply(pipe: Any) -> None:
+            doc = pipe.hget(key, name)
+            if doc is None:
+                raise NotFound(f"unknown labeling function {name!r}")
+            pipe.multi()
+            pipe.hset(key, name, dumps({**json.loads(doc), "active": False}))
+
+        self._watched([key], apply)
+
+    @_guarded
     def get_votes(self, project_id, version):
         data, faults, first = self.r.hmget(self.k.votes(project_id, version), "data", "faults", "first_error")
         if data is None:
             return np.empty(0, dtype=np.int8), 0, None
         return bytes_to_array(data), int(faults), first.decode() if first else None
 
+    @_guarded
     def put_votes(self, project_id, version, votes, faults, first_error):
         mapping = {"data": array_to_bytes(np.asarray(votes, dtype=np.int8)), "faults": int(faults),
                    "first_error": first_error or ""}
         self.r.hset(self.k.votes(project_id, version), mapping=mapping)
 
+    @_guarded
     def put_array(self, project_id: str, name: str, array: np.ndarray) -> None:
         self.r.set(self.k.array(project_id, name), array_to_bytes(array))
 
+    @_guarded
     def get_array(self, project_id: str, name: str) -> np.ndarray | None:
         data = self.r.get(self.k.array(project_id, name))
         return None if data is None else bytes_to_array(data)
 
     # -- queue ----------------------------------------------------------------------------
+    @_guarded
     def set_queue(self, project_id, item_ids, scores, reasons):
         self._project_doc(project_id)
         queue, why = self.k.p(project_id, "queue"), self.k.p(project_id, "reasons")
@@ -268,6 +414,7 @@ class RedisStore(Store):
                                         zip(ids, reasons[start : start + 10_000], strict=True)})
             pipe.execute()
 
+    @_guarded
     def queue_depth(self, project_id: str, now: float) -> dict[str, int]:
         self._project_doc(project_id)
         pipe = self.r.pipeline(transaction=False)
@@ -282,9 +429,12 @@ class RedisStore(Store):
                 "done": total - open_ - flagged, "flagged": flagged, "eval": evals}
 
     # -- leases ---------------------------------------------------------------------------
+    @_guarded
     def lease(self, project_id, annotator, n, *, n_eval, now, ttl, lease_id):
         if n < 0 or n_eval < 0:
             raise InvalidInput(f"lease size must be >= 0, got n={n}, n_eval={n_eval}")
+        _plain("annotator", annotator)
+        _plain("lease id", lease_id)
         self._project_doc(project_id)
         expires = now + ttl
         out = self._run("LEASE", args=[self.k.ns, project_id, annotator, n, n_eval, repr(float(now)),
@@ -297,6 +447,7 @@ class RedisStore(Store):
         )
         return Lease(lease_id, project_id, annotator, expires, tuple(ids), leased)
 
+    @_guarded
     def get_lease(self, lease_id: str) -> Lease:
         meta = self.r.hgetall(self.k.lease(lease_id))
         if not meta:
@@ -310,18 +461,22 @@ class RedisStore(Store):
         return Lease(lease_id, meta[b"project"].decode(), meta[b"annotator"].decode(), expires,
                      tuple(sorted(open_items)))
 
+    @_guarded
     def renew(self, lease_id, annotator, *, now, ttl):
         self._run("RENEW", args=[self.k.ns, lease_id, annotator, repr(float(now)), repr(float(now + ttl))])
         return self.get_lease(lease_id)
 
+    @_guarded
     def release(self, lease_id, annotator, *, item_ids=None, now):
         args = [self.k.ns, lease_id, annotator, "1" if item_ids is None else "0", *(item_ids or ())]
         return int(self._run("RELEASE", args=args))
 
+    @_guarded
     def expire(self, now: float) -> int:
         return int(self._run("EXPIRE", args=[self.k.ns, repr(float(now))]))
 
     # -- annotations ----------------------------------------------------------------------
+    @_guarded
     def submit(self, annotations, *, now):
         args: list[Any] = [self.k.ns]
         for a in annotations:
@@ -333,24 +488,29 @@ class RedisStore(Store):
                              duplicate=out[i] == 1)
                 for i in range(0, len(out), 3)]
 
+    @_guarded
     def annotations(self, project_id: str, *, since: int = 0) -> list[Annotation]:
         self._project_doc(project_id)
         docs = self.r.lrange(self.k.p(project_id, "log"), since, -1)
         return [replace(Annotation(**json.loads(d)), seq=since + i + 1) for i, d in enumerate(docs)]
 
+    @_guarded
     def count_labels(self, project_id: str) -> int:
         return int(self.r.get(self.k.p(project_id, "labels")) or 0)
 
     # -- rounds ---------------------------------------------------------------------------
+    @_guarded
     def add_round(self, rnd: Round) -> None:
         self._project_doc(rnd.project_id)
         self.r.rpush(self.k.p(rnd.project_id, "rounds"), round_to_json(rnd))
 
+    @_guarded
     def list_rounds(self, project_id: str) -> list[Round]:
         self._project_doc(project_id)
         return [round_from_json(d) for d in self.r.lrange(self.k.p(project_id, "rounds"), 0, -1)]
 
     # -- jobs -----------------------------------------------------------------------------
+    @_guarded
     def create_job(self, job: Job) -> Job:
         self._project_doc(job.project_id)
         self._run("CREATE_JOB", keys=[self.k.job_active(job.project_id, job.kind), self.k.job(job.id),
@@ -358,34 +518,77 @@ class RedisStore(Store):
                   args=[job.id, job_to_json(job)])
         return job
 
+    @_guarded
     def update_job(self, job_id: str, **fields: Any) -> Job:
-        job = replace(self.get_job(job_id), **fields)
-        with self.r.pipeline(transaction=True) as pipe:
-            pipe.set(self.k.job(job_id), job_to_json(job))
+        """Atomic against concurrent updates (a worker's progress and a cancel never lose each
+        other's fields); leaving queued/running frees the project's slot for that kind."""
+        key = self.k.job(job_id)
+
+        def apply(pipe: Any) -> Job:
+            doc = pipe.get(key)
+            if doc is None:
+                raise NotFound(f"unknown job {job_id!r}")
+            job = replace(job_from_json(doc), **fields)
+            pipe.multi()
+            pipe.set(key, job_to_json(job))
             if job.status not in ACTIVE:
                 pipe.eval(lua.RELEASE_LOCK, 1, self.k.job_active(job.project_id, job.kind), job_id)
-            pipe.execute()
-        return job
+            return job
 
+        return self._watched([key], apply)[0]
+
+    @_guarded
     def get_job(self, job_id: str) -> Job:
         doc = self.r.get(self.k.job(job_id))
         if doc is None:
             raise NotFound(f"unknown job {job_id!r}")
         return job_from_json(doc)
 
+    @_guarded
     def list_jobs(self, project_id: str) -> list[Job]:
         self._project_doc(project_id)
         ids = self.r.lrange(self.k.p(project_id, "jobs"), 0, -1)
         docs = self.r.mget([self.k.job(i.decode()) for i in ids]) if ids else []
         return [job_from_json(d) for d in docs if d is not None]
 
-    # -- locks for replicas ---------------------------------------------------------------
-    def acquire_lock(self, name: str, owner: str, ttl_s: float) -> int | None:
-        """Take lock ``name`` for ``ttl_s`` seconds; returns a fencing token that grows with every
-        acquisition (writers compare it to refuse stale holders), or None when someone holds it."""
-        if not self.r.set(self.k.lock(name), owner, nx=True, px=int(ttl_s * 1000)):
-            return None
-        return int(self.r.incr(self.k.fence(name)))
+    # -- locks for replicas (not in the Store interface) -----------------------------------
+    @_guarded
+    def acquire_lock(self, name: str, owner: str, ttl_s: float, now: float) -> int | None:
+        """Take lock ``name`` for ``owner`` until ``now + ttl_s``.
 
+        Returns a fencing token, larger than every token handed out for ``name`` before (a
+        writer that records the largest token it has seen refuses a stale holder), or None while
+        the lock is held, by another owner or by ``owner`` itself. The lock is free again once a
+        caller's ``now`` reaches its expiry, or once Redis drops the key (``SET NX PX``: the
+        server's clock, a backstop so a lock whose holders all died never outlives ``ttl_s``).
+        Taking the lock and drawing the token (``INCR``) are one transaction.
+        """
+        if not ttl_s > 0:
+            raise InvalidInput(f"ttl_s must be > 0, got {ttl_s!r}")
+        key, fence = self.k.lock(name), self.k.fence(name)
+
+        def apply(pipe: Any) -> None:
+            held = pipe.get(key)
+            if held is not None and float(held.decode().rpartition(SEP)[2]) > now:
+                return
+            pipe.multi()
+            pipe.set(key, f"{owner}{SEP}{now + ttl_s!r}", px=max(1, round(ttl_s * 1000)))
+            pipe.incr(fence)
+
+        replies = self._watched([key], apply)[1]
+        return int(replies[1]) if replies else None
+
+    @_guarded
     def release_lock(self, name: str, owner: str) -> bool:
-        return bool(self._run("RELEASE_LOCK", keys=[self.k.lock(name)], args=[owner]))
+        """Drop lock ``name`` if ``owner`` holds it (compare-and-delete); False otherwise."""
+        key = self.k.lock(name)
+
+        def apply(pipe: Any) -> bool:
+            held = pipe.get(key)
+            if held is None or held.decode().rpartition(SEP)[0] != owner:
+                return False
+            pipe.multi()
+            pipe.delete(key)
+            return True
+
+        return self._watched([key], apply)[0]
