@@ -14,6 +14,7 @@ from api.routes import annotate, export, items, jobs, lfs, projects
 from api.service.services import Services
 from api.settings import Settings
 from api.storage import open_store
+from api.storage.redis import StoreUnavailable
 from labeling.errors import (
     Conflict,
     InvalidInput,
@@ -29,6 +30,7 @@ __all__ = ["create_app", "build_services"]
 log = logging.getLogger(__name__)
 
 STATUS = [  # most specific first; api/ alone knows HTTP codes
+    (StoreUnavailable, 503),
     (NotFound, 404),
     (Conflict, 409),
     (NotFittedError, 409),
