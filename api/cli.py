@@ -178,7 +178,7 @@ def cmd_simulate(args: argparse.Namespace) -> int:
     params = json.loads(args.params) if args.params else None
     result = simulate(data, strategy=args.strategy, budget=args.budget, batch_size=args.batch_size,
                       seed=args.seed, init=args.init, use_weak=not args.no_weak,
-                      strategy_params=params, progress=update)
+                      strategy_params=params, eval_fraction=args.eval_fraction, progress=update)
     bar.close()
     text = json.dumps(result, indent=2)
     if args.json:
@@ -269,6 +269,8 @@ def build_parser() -> argparse.ArgumentParser:
     sp.add_argument("--text-column")
     sp.add_argument("--test-fraction", type=float, default=0.3)
     sp.add_argument("--params", help="JSON object of strategy parameters")
+    sp.add_argument("--eval-fraction", type=float,
+                    help="evaluation slice of the pool, labeled within the budget (default 0; 0.1 for auto)")
     sp.add_argument("--json", help="write the result JSON here")
     sp.add_argument("--plot", help="write a learning-curve PNG here")
     sp.set_defaults(fn=cmd_simulate)

@@ -81,10 +81,17 @@ def simulate(
     init: int = 0,
     use_weak: bool = True,
     strategy_params: dict[str, Any] | None = None,
+    eval_fraction: float | None = None,
     executor: Executor | None = None,
     progress: Callable[[int, int], None] | None = None,
 ) -> dict[str, Any]:
-    """Run the loop until ``budget`` human labels are spent; return the learning curve."""
+    """Run the loop until ``budget`` human labels are spent; return the learning curve.
+
+    ``eval_fraction`` reserves a random evaluation slice of the pool, labeled by the oracle when
+    it comes up in batches and counted in the budget; by default none, except for ``auto``, whose
+    bandit is rewarded on that slice (0.1)."""
+    if eval_fraction is None:
+        eval_fraction = 0.1 if strategy == "auto" else 0.0
     if budget < 1 or batch_size < 1 or init < 0 or init > budget:
         raise InvalidInput(
             f"need budget >= 1, batch_size >= 1 and 0 <= init <= budget; got budget={budget}, "
@@ -99,7 +106,7 @@ def simulate(
             create_project(
                 store, "sim", data.class_names,
                 settings={"strategy": strategy, "strategy_params": strategy_params or {},
-                          "batch_size": batch_size, "eval_fraction": 0.0, "seed": seed,
+                          "batch_size": batch_size, "eval_fraction": eval_fraction, "seed": seed,
                           "queue_size": max(4 * batch_size, 200), "lease_ttl_s": 3600},
                 now=0.0,
             )
@@ -150,7 +157,7 @@ def simulate(
             store.close()
     return {
         "dataset": data.name, "strategy": strategy, "seed": seed, "budget": budget,
-        "batch_size": batch_size, "init": init, "weak": use_weak,
+        "batch_size": batch_size, "init": init, "weak": use_weak, "eval_fraction": eval_fraction,
         "label_model": lm_report or {"accuracy": None, "coverage": None, "kind": "none"},
         "curve": curve,
     }
