@@ -13,7 +13,7 @@ import numpy as np
 
 from strategies.base import QueryContext, Selection
 
-__all__ = ["Auto", "DEFAULT_ARMS"]
+__all__ = ["DEFAULT_ARMS", "Auto"]
 
 DEFAULT_ARMS = ["entropy", "margin", "hybrid", "lf_conflict", "bal", "random"]
 

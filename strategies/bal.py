@@ -21,7 +21,7 @@ import numpy as np
 from scipy.stats import rankdata
 
 from strategies.base import QueryContext, Selection
-from strategies.scores import SCORERS
+from strategies.scores import scorer as get_scorer
 from strategies.selectors import top_k
 
 __all__ = ["BAL", "rewards"]
@@ -124,7 +124,7 @@ class BAL:
             picks = rng.permutation(idx)[: min(k, len(idx))].astype(np.int64)
             scores, scorer = np.zeros(len(picks)), "random"
         else:
-            s = SCORERS[baseline](ctx.probs)
+            s = get_scorer(baseline, "params['fallback']")(ctx.probs)
             picks, scorer = top_k(s, cand, k, rng), baseline
             scores = s[picks]
         reasons = [{"strategy": self.name, "mode": how, "scorer": scorer,

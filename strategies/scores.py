@@ -1,30 +1,79 @@
-"""Uncertainty scorers: (n, K) probabilities -> (n,) scores, higher = more uncertain."""
+"""Uncertainty scorers (modAL's "measure" half of a strategy): (n, K) probabilities -> (n,) scores.
+
+Higher always means more uncertain, so more worth labeling. A one-hot row scores 0 under every
+scorer and the uniform row scores the maximum.
+"""
 
 from __future__ import annotations
 
 import numpy as np
 
-__all__ = ["least_confidence", "margin", "entropy", "SCORERS"]
+from labeling.errors import InvalidInput
+
+__all__ = ["SCORERS", "entropy", "least_confidence", "margin", "scorer"]
+
+
+def _rows(probs: np.ndarray, name: str = "probs") -> np.ndarray:
+    p = np.asarray(probs, dtype=np.float64)
+    if p.ndim != 2 or p.shape[1] < 1:
+        raise InvalidInput(f"{name} must be a 2-d (n, K) array, got shape {p.shape}")
+    return p
 
 
 def least_confidence(probs: np.ndarray) -> np.ndarray:
-    """1 - max_k p_k, in [0, 1 - 1/K]."""
-    return 1.0 - np.asarray(probs, dtype=np.float64).max(axis=1)
+    """``1 - max_k p_k``.
+
+    Parameters
+    ----------
+    probs : (n, K) float, rows summing to 1
+
+    Returns
+    -------
+    (n,) float64 in [0, 1 - 1/K]
+    """
+    return np.clip(1.0 - _rows(probs).max(axis=1), 0.0, None)
 
 
 def margin(probs: np.ndarray) -> np.ndarray:
-    """1 - (p_(1) - p_(2)), in [0, 1]: a small gap between the top two classes scores high."""
-    p = np.asarray(probs, dtype=np.float64)
+    """``1 - (p_(1) - p_(2))``: a small gap between the two most likely classes scores high.
+
+    Parameters
+    ----------
+    probs : (n, K) float, rows summing to 1, K >= 2
+
+    Returns
+    -------
+    (n,) float64 in [0, 1]
+    """
+    p = _rows(probs)
+    if p.shape[1] < 2:
+        raise InvalidInput(f"margin needs at least 2 classes, got probs of shape {p.shape}")
     top2 = -np.partition(-p, 1, axis=1)[:, :2]
-    return 1.0 - (top2[:, 0] - top2[:, 1])
+    return np.clip(1.0 - (top2[:, 0] - top2[:, 1]), 0.0, 1.0)
 
 
 def entropy(probs: np.ndarray) -> np.ndarray:
-    """-sum p log p (nats), in [0, log K]."""
-    p = np.asarray(probs, dtype=np.float64)
+    """Shannon entropy ``-sum_k p_k log p_k`` in nats; ``0 log 0 = 0``.
+
+    Parameters
+    ----------
+    probs : (n, K) float, rows summing to 1
+
+    Returns
+    -------
+    (n,) float64 in [0, log K]
+    """
+    p = _rows(probs)
     with np.errstate(divide="ignore", invalid="ignore"):
         terms = np.where(p > 0, p * np.log(p), 0.0)
     return np.maximum(-terms.sum(axis=1), 0.0)
 
 
 SCORERS = {"least_confidence": least_confidence, "margin": margin, "entropy": entropy}
+
+
+def scorer(name: object, param: str = "scorer"):
+    """The scorer called ``name``; an unknown name raises InvalidInput naming ``param``."""
+    if name not in SCORERS:
+        raise InvalidInput(f"{param} must be one of {sorted(SCORERS)}, got {name!r}")
+    return SCORERS[name]

@@ -1,38 +1,38 @@
-"""Random and uncertainty sampling (least confidence, margin, entropy)."""
+"""Uncertainty sampling on the end model: least confidence, margin and entropy.
+
+Each strategy is one scorer from :mod:`strategies.scores` plus the :func:`top_k` selector.
+"""
 
 from __future__ import annotations
 
 import numpy as np
 
 from strategies.base import QueryContext, Selection
-from strategies.scores import SCORERS
-from strategies.selectors import top_k
+from strategies.scores import scorer
+from strategies.selectors import ranked
 
-__all__ = ["RandomStrategy", "UncertaintyStrategy"]
-
-
-class RandomStrategy:
-    name = "random"
-    requires: frozenset[str] = frozenset()
-
-    def __call__(self, ctx: QueryContext, k: int, rng: np.random.Generator) -> Selection:
-        idx = np.flatnonzero(ctx.candidates)
-        picks = rng.permutation(idx)[: min(k, len(idx))].astype(np.int64)
-        scores = np.zeros(len(picks))
-        reasons = [{"strategy": self.name, "scorer": "uniform", "value": 0.0} for _ in picks]
-        return Selection(picks, scores, reasons, {})
+__all__ = ["UNCERTAINTY_STRATEGIES", "UncertaintyStrategy"]
 
 
 class UncertaintyStrategy:
+    """The candidates the end model is least sure of, by the scorer called ``name``.
+
+    Requires ``ctx.probs`` (n, K); stateless. Reasons carry the scorer's value and the end
+    model's predicted class.
+    """
+
     requires = frozenset({"probs"})
 
     def __init__(self, name: str) -> None:
         self.name = name
-        self.scorer = SCORERS[name]
+        self.scorer = scorer(name, "name")
 
     def __call__(self, ctx: QueryContext, k: int, rng: np.random.Generator) -> Selection:
+        """Top ``k`` candidates by ``self.scorer(ctx.probs)``, best first."""
         scores = self.scorer(ctx.probs)
-        picks = top_k(scores, ctx.candidates, k, rng)
-        reasons = [{"strategy": self.name, "scorer": self.name, "value": round(float(scores[i]), 6)}
-                   for i in picks]
-        return Selection(picks, scores[picks], reasons, {})
+        predicted = np.asarray(ctx.probs).argmax(axis=1)
+        return ranked(self.name, self.name, scores, ctx.candidates, k, rng,
+                      {"predicted": predicted})
+
+
+UNCERTAINTY_STRATEGIES = [UncertaintyStrategy(n) for n in ("least_confidence", "margin", "entropy")]

@@ -23,6 +23,7 @@ from labeling.errors import LFLoadError
 from labeling.features import Featurizer
 from labeling.label_model import LabelModel
 from labeling.lf import VoteColumnLF, load_lfs_from_source
+from labeling.mc_dropout import MCDropoutClassifier, project
 from labeling.metrics import evaluate
 from strategies.base import AssertionVotes, QueryContext
 from strategies.registry import select
@@ -161,11 +162,18 @@ def fit_round(inp: RoundInput) -> RoundOutput:
         assertions = AssertionVotes(names, severity, dependent)
         metrics["assertions"] = {m: int((severity[:, j] > 0).sum()) for j, m in enumerate(names)}
 
+    mc_probs = None
+    if model is not None and (inp.strategy == "bald" or inp.strategy_params.get("mc_dropout")):
+        dense = project(features, 256, inp.seed)
+        mc = MCDropoutClassifier(k, seed=inp.seed).fit(dense[idx], y, sample_weight=w)
+        mc_probs = mc.predict_mc(dense, passes=int(inp.strategy_params.get("passes", 10)))
+
     candidates = inp.open_mask & ~inp.is_eval & (inp.human < 0)
     ctx = QueryContext(
         n_classes=k, candidates=candidates, probs=probs, labeled=inp.human >= 0,
         labels=inp.human, lm_probs=lm_probs, votes=inp.votes if inp.votes.shape[1] else None,
-        features=features, assertions=assertions, eval_metrics=metrics, state=inp.strategy_state,
+        features=features, assertions=assertions, mc_probs=mc_probs, eval_metrics=metrics,
+        state=inp.strategy_state,
         params=inp.strategy_params,
     )
     sel = select(inp.strategy, ctx, min(inp.queue_size, int(candidates.sum())), rng)
