@@ -102,7 +102,7 @@ def run_race(*, replicas: int = 2, clients: int = 32, items: int = 20_000, batch
     overlaps = 0
     for spans in by_item.values():
         spans.sort()
-        for (s1, e1, done1), (s2, _e2, _d2) in zip(spans, spans[1:], strict=False):
+        for (_s1, e1, done1), (s2, _e2, _d2) in zip(spans, spans[1:], strict=False):
             if done1 or s2 < e1 - 1e-6:  # re-leased while a live lease held it, or after a label
                 overlaps += 1
     return {

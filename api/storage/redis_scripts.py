@@ -39,6 +39,14 @@ local function unhold(pid, item, lid)
   end
   redis.call('ZREM', ns .. ':expiry', pid .. SEP .. item .. SEP .. lid)
 end
+-- lease records live a day past their last expiry, then Redis drops them (a late submit on a
+-- forgotten lease is refused like any other)
+local KEEP_S = 86400
+local function keep(lid, expires, now)  -- relative: callers' time need not be the server's clock
+  local ttl = math.ceil(tonumber(expires) - tonumber(now)) + KEEP_S
+  redis.call('EXPIRE', lkey(lid), ttl)
+  redis.call('EXPIRE', litems(lid), ttl)
+end
 local function set_state(lid, item, state)
   local r = redis.call('HGET', litems(lid), item)
   if r then
@@ -136,6 +144,7 @@ if #order > 0 then
     out[#out + 1] = picked[item][1]
     out[#out + 1] = picked[item][2]
   end
+  keep(lease_id, expires, now)
 end
 return out
 """
@@ -165,6 +174,7 @@ end
 if renewed == 0 then
   return redis.error_reply('CONFLICT lease ' .. lid .. ' has expired or holds no open items')
 end
+keep(lid, expires, now)
 return renewed
 """
 
