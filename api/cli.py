@@ -9,6 +9,7 @@ from __future__ import annotations
 import argparse
 import json
 import logging
+import os
 import sys
 import time
 from pathlib import Path
@@ -24,6 +25,8 @@ __all__ = ["main"]
 
 def _settings(args: argparse.Namespace) -> Settings:
     s = Settings.from_env()
+    if args.command != "serve" and "LABELLOOP_EXECUTOR" not in os.environ:
+        s = s.with_(executor="inprocess")  # one-shot commands: no Ray start-up unless asked
     for name in ("data_dir", "store_url", "host", "port", "executor"):
         value = getattr(args, name, None)
         if value is not None:

@@ -20,7 +20,7 @@ class Settings:
     store_url: str = ""  # "" = SQLite file under data_dir; "sqlite:///path" or "redis://host:port/db"
     host: str = "127.0.0.1"
     port: int = 8000
-    executor: str = "inprocess"  # "inprocess" or "ray"
+    executor: str = "ray"  # "ray" (a local instance started on first use, or RAY_ADDRESS) or "inprocess"
     ray_address: str | None = None
     ray_num_cpus: int = 2
     max_body_bytes: int = 50 * 1024 * 1024

@@ -39,7 +39,8 @@ class Server:
                "--port", str(self.port), "--host", "127.0.0.1"]
         if self.store_url:
             cmd += ["--store", self.store_url]
-        env = {**os.environ, "PYTHONUNBUFFERED": "1", **self.extra_env}
+        env = {**os.environ, "PYTHONUNBUFFERED": "1", "LABELLOOP_EXECUTOR": "inprocess",
+               **self.extra_env}
         self.data_dir.mkdir(parents=True, exist_ok=True)
         self.proc = subprocess.Popen(cmd, cwd=ROOT, env=env, stdout=self.log.open("ab"),
                                      stderr=subprocess.STDOUT, start_new_session=True)

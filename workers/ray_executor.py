@@ -7,6 +7,7 @@ failing raises, and the job that ran it ends as failed with the reason.
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Callable
 from typing import Any
 
@@ -31,22 +32,31 @@ class RayExecutor(Executor):
 
     def __init__(self, *, num_cpus: int = 2, address: str | None = None, shard_rows: int = 5_000,
                  max_retries: int = 3) -> None:
-        import ray
+        self.requested_cpus, self.address = num_cpus, address
+        self.shard_rows, self._max_retries = shard_rows, max_retries
+        self._lock = threading.Lock()
+        self._ray = None
 
-        self._ray = ray
-        if not ray.is_initialized():
-            if address:
-                ray.init(address=address, ignore_reinit_error=True, log_to_driver=False)
-            else:
-                ray.init(num_cpus=num_cpus, ignore_reinit_error=True, include_dashboard=False,
-                         log_to_driver=False)
-        self.num_cpus = int(ray.cluster_resources().get("CPU", num_cpus))
-        self.shard_rows = shard_rows
-        self._apply = ray.remote(max_retries=max_retries, retry_exceptions=False)(apply_specs)
-        self._max_retries = max_retries
+    def _connect(self):
+        """Start (or join, through ``address`` / RAY_ADDRESS) Ray on first use, not at start-up."""
+        with self._lock:
+            if self._ray is None:
+                import ray
+
+                if not ray.is_initialized():
+                    if self.address:
+                        ray.init(address=self.address, ignore_reinit_error=True, log_to_driver=False)
+                    else:
+                        ray.init(num_cpus=self.requested_cpus, ignore_reinit_error=True,
+                                 include_dashboard=False, log_to_driver=False)
+                self.num_cpus = int(ray.cluster_resources().get("CPU", self.requested_cpus))
+                self._apply = ray.remote(max_retries=self._max_retries,
+                                         retry_exceptions=False)(apply_specs)
+                self._ray = ray
+        return self._ray
 
     def apply_lfs(self, specs, frame: pd.DataFrame, n_classes: int, *, progress=None) -> ApplyResult:
-        ray = self._ray
+        ray = self._connect()
         bounds = _shards(len(frame), 2 * self.num_cpus, self.shard_rows) or [(0, 0)]
         specs_ref = ray.put(list(specs))
         refs = [self._apply.remote(specs_ref, frame.iloc[a:b], n_classes) for a, b in bounds]
@@ -72,8 +82,9 @@ class RayExecutor(Executor):
         )
 
     def call(self, fn: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
-        remote = self._ray.remote(max_retries=self._max_retries)(fn)
-        return self._ray.get(remote.remote(*args, **kwargs))
+        ray = self._connect()
+        remote = ray.remote(max_retries=self._max_retries)(fn)
+        return ray.get(remote.remote(*args, **kwargs))
 
     def shutdown(self) -> None:
         """Leave a shared cluster alone; stop only a local instance this process started."""

@@ -86,7 +86,8 @@ def vote_matrix(
     done = 0
     for start, positions in sorted(groups.items()):
         result = executor.apply_lfs(
-            [specs(active)[j] for j in positions], frame.iloc[start:], n_classes
+            [specs(active)[j] for j in positions], frame.iloc[start:], n_classes,
+            progress=None if progress is None else (lambda d, t, base=done: progress(base + d, total)),
         )
         for col, j in enumerate(positions):
             version = active[j].version

@@ -44,7 +44,8 @@ class Services:
                 self.store, project_id, self.executor, now=self.clock(),
                 progress=lambda d, t, stage: ctx.progress(d, t, stage),
             )
-            return {"round": rnd.number, "model_version": rnd.model_version, "metrics": rnd.metrics}
+            return {"round": rnd.number, "model_version": rnd.model_version, "metrics": rnd.metrics,
+                    "executor": self.executor.name}
 
         return self.jobs.submit(project_id, "round", job)
 
