@@ -12,7 +12,7 @@ from typing import Any
 import pandas as pd
 
 from labeling.apply import ApplyResult
-from workers.tasks import LFSpec, apply_specs
+from workers.lf_tasks import LFSpec, apply_specs
 
 __all__ = ["Executor", "InProcessExecutor", "make_executor"]
 

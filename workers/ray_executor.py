@@ -16,7 +16,7 @@ import pandas as pd
 
 from labeling.apply import ApplyResult
 from workers.executor import Executor
-from workers.tasks import apply_specs
+from workers.lf_tasks import apply_specs
 
 __all__ = ["RayExecutor"]
 

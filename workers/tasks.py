@@ -8,55 +8,24 @@ project's strategy for the next queue.
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Sequence
 from dataclasses import dataclass, field
-from functools import lru_cache
 from typing import Any
 
 import numpy as np
 import pandas as pd
 
-from labeling.apply import ApplyResult, apply_lfs
 from labeling.assertions import builtin_assertions
 from labeling.end_model import EndModel, training_set
-from labeling.errors import LFLoadError
 from labeling.features import Featurizer
 from labeling.label_model import LabelModel
-from labeling.lf import VoteColumnLF, load_lfs_from_source
 from labeling.mc_dropout import MCDropoutClassifier, project
 from labeling.metrics import evaluate
 from strategies.base import AssertionVotes, QueryContext
 from strategies.registry import select
 
-__all__ = ["LFSpec", "load_lfs", "apply_specs", "RoundInput", "RoundOutput", "fit_round"]
+__all__ = ["RoundInput", "RoundOutput", "fit_round"]
 
 ASSERTION_STRATEGIES = ("bal", "auto")  # strategies that read model assertions
-LFSpec = tuple[str, str, str]  # (name, kind "source" | "votes", Python source or vote column)
-
-
-@lru_cache(maxsize=64)
-def _load_source(source: str) -> dict[str, Any]:
-    digest = hashlib.sha1(source.encode()).hexdigest()[:10]
-    return {lf.name: lf for lf in load_lfs_from_source(source, filename=f"<lfs {digest}>")}
-
-
-def load_lfs(specs: Sequence[LFSpec]) -> list:
-    """LF objects for ``specs`` in order; each source is loaded once per process."""
-    out = []
-    for name, kind, source in specs:
-        if kind == "votes":
-            out.append(VoteColumnLF(name, int(source)))
-            continue
-        by_name = _load_source(source)
-        if name not in by_name:
-            raise LFLoadError(f"LF {name!r} is no longer defined in its registered source")
-        out.append(by_name[name])
-    return out
-
-
-def apply_specs(specs: Sequence[LFSpec], frame: pd.DataFrame, n_classes: int) -> ApplyResult:
-    """Load and apply LFs: what every executor runs, on the whole frame or on one shard."""
-    return apply_lfs(load_lfs(specs), frame, n_classes)
 
 
 @dataclass

@@ -20,7 +20,7 @@ from labeling.analysis import lf_summary
 from labeling.errors import LFLoadError
 from labeling.lf import lf_version, load_lfs_from_source
 from workers.executor import Executor
-from workers.tasks import LFSpec, load_lfs
+from workers.lf_tasks import LFSpec, load_lfs
 
 __all__ = ["register_lfs", "specs", "vote_matrix", "lf_analysis", "lf_set_version"]
 

@@ -1,0 +1,47 @@
+"""LF application as an executor task: LF source travels as text and is loaded where it runs.
+
+Kept apart from the round's compute so a worker that only applies LFs imports only what that
+needs.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Sequence
+from functools import lru_cache
+from typing import Any
+
+import pandas as pd
+
+from labeling.apply import ApplyResult, apply_lfs
+from labeling.errors import LFLoadError
+from labeling.lf import VoteColumnLF, load_lfs_from_source
+
+__all__ = ["LFSpec", "load_lfs", "apply_specs"]
+
+LFSpec = tuple[str, str, str]  # (name, kind "source" | "votes", Python source or vote column)
+
+
+@lru_cache(maxsize=64)
+def _load_source(source: str) -> dict[str, Any]:
+    digest = hashlib.sha1(source.encode()).hexdigest()[:10]
+    return {lf.name: lf for lf in load_lfs_from_source(source, filename=f"<lfs {digest}>")}
+
+
+def load_lfs(specs: Sequence[LFSpec]) -> list:
+    """LF objects for ``specs`` in order; each source is loaded once per process."""
+    out = []
+    for name, kind, source in specs:
+        if kind == "votes":
+            out.append(VoteColumnLF(name, int(source)))
+            continue
+        by_name = _load_source(source)
+        if name not in by_name:
+            raise LFLoadError(f"LF {name!r} is no longer defined in its registered source")
+        out.append(by_name[name])
+    return out
+
+
+def apply_specs(specs: Sequence[LFSpec], frame: pd.DataFrame, n_classes: int) -> ApplyResult:
+    """Load and apply LFs: what every executor runs, on the whole frame or on one shard."""
+    return apply_lfs(load_lfs(specs), frame, n_classes)
