@@ -157,6 +157,7 @@ class StoreContract:
         lease = store.lease("p1", "a", 4, n_eval=1, now=T0, ttl=60, lease_id="L")
         flags = [li.eval for li in lease.items]
         assert sum(flags) == 1 and len(flags) == 4
+        assert [li.reasons["strategy"] for li in lease.items if li.eval] == ["evaluation_slice"]
         depth = store.queue_depth("p1", now=T0)
         assert depth["eval"] == 3 and depth["leased"] == 4
 

@@ -118,7 +118,8 @@ local function take(key, limit, ev, from_queue)
       if not picked[item] and (not from_queue or redis.call('ZSCORE', pk(pid, 'pool'), item))
           and available(item) then
         local reasons = from_queue and redis.call('HGET', pk(pid, 'reasons'), item) or false
-        picked[item] = {ev, reasons or '{"strategy":"pool_order"}'}
+        local default = ev == '1' and '{"strategy":"evaluation_slice"}' or '{"strategy":"pool_order"}'
+        picked[item] = {ev, reasons or default}
         order[#order + 1] = item
         added = added + 1
         if added >= limit then return end

@@ -415,7 +415,8 @@ class SQLiteStore(Store):
                 for row in db.execute(sql, args):  # the cursor streams in index order
                     if row[0] in picked:
                         continue
-                    reasons = json.loads(row[-1]) if row[-1] else {"strategy": "pool_order"}
+                    reasons = (json.loads(row[-1]) if row[-1] else
+                               {"strategy": "evaluation_slice" if is_eval else "pool_order"})
                     picked[row[0]] = LeasedItem(_item(row), reasons, is_eval)
                     added += 1
                     if added >= limit:
