@@ -54,6 +54,14 @@ class _Column:
         if self.first is None:
             self.first = f"{message} (item {item_id})"
 
+    def put(self, i: int, value, n_classes: int, item_id) -> None:
+        """Store a valid vote, or count an invalid one as a fault (it abstains)."""
+        problem = _check(value, n_classes)
+        if problem is None:
+            self.votes[i] = value
+        else:
+            self.fault(f"ValueError: {problem}", item_id)
+
 
 def _apply_row_lf(lf, points: list[SimpleNamespace], ids: list, n_classes: int, col: _Column) -> None:
     for i, x in enumerate(points):
@@ -62,11 +70,7 @@ def _apply_row_lf(lf, points: list[SimpleNamespace], ids: list, n_classes: int, 
         except Exception as exc:  # an LF that raises abstains on that item; counted per LF
             col.fault(f"{type(exc).__name__}: {exc}", ids[i])
             continue
-        problem = _check(value, n_classes)
-        if problem is None:
-            col.votes[i] = value
-        else:
-            col.fault(f"ValueError: {problem}", ids[i])
+        col.put(i, value, n_classes, ids[i])
 
 
 def _apply_batch_lf(lf: BatchLF, frame: pd.DataFrame, ids: list, n_classes: int, col: _Column) -> None:
@@ -84,11 +88,7 @@ def _apply_batch_lf(lf: BatchLF, frame: pd.DataFrame, ids: list, n_classes: int,
             except Exception as exc:  # counted per LF, like row LFs
                 col.fault(f"{type(exc).__name__}: {exc}", ids[i])
                 continue
-            problem = _check(value, n_classes)
-            if problem is None:
-                col.votes[i] = value
-            else:
-                col.fault(f"ValueError: {problem}", ids[i])
+            col.put(i, value, n_classes, ids[i])
         return
     if out.dtype.kind in "iu":
         values = out.astype(np.int64)

@@ -4,17 +4,20 @@
   resources) is a *row LF*: it is called with one data point whose attributes are the item's
   columns (``x.text``, feature names, metadata keys, ``x.id``).
 * A :class:`BatchLF` (``@batch_lf()``) receives a whole :class:`pandas.DataFrame` batch and returns
-  one vote per row: vectorised LFs run tens of times faster.
+  one vote per row; vectorised LFs run tens of times faster.
 * A :class:`VoteColumnLF` replays precomputed votes (WRENCH ``weak_labels``, vote columns).
 
-Every LF gets a version from its source; votes are cached per (version, item).
+Every LF has a version from its name, kind and source (:func:`lf_version`); votes are cached per
+(version, item), so a changed LF re-runs alone.
 """
 
 from __future__ import annotations
 
 import hashlib
+import importlib
 import inspect
 import linecache
+import math
 import sys
 import types
 from collections.abc import Callable
@@ -24,7 +27,7 @@ import numpy as np
 import pandas as pd
 from snorkel.labeling import LabelingFunction
 
-from labeling.errors import LFLoadError
+from labeling.errors import InvalidInput, LFLoadError
 
 __all__ = ["ABSTAIN", "BatchLF", "batch_lf", "VoteColumnLF", "lf_version", "load_lfs_from_source",
            "load_lfs_from_module", "is_lf"]
@@ -33,7 +36,13 @@ ABSTAIN = -1
 
 
 class BatchLF:
-    """An LF over a whole batch: ``f(frame) -> array-like of int``, one vote per row."""
+    """An LF over a whole batch: ``f(frame) -> array-like of int``, one vote per row.
+
+    Parameters
+    ----------
+    name : unique LF name
+    f : takes an (n rows) :class:`pandas.DataFrame`, returns n ints in -1..K-1
+    """
 
     def __init__(self, name: str, f: Callable[[pd.DataFrame], Any]) -> None:
         self.name, self.f = name, f
@@ -42,67 +51,96 @@ class BatchLF:
         return np.asarray(self.f(frame))
 
     def __repr__(self) -> str:
-        return f"BatchLF({self.name!r})"
+        return f"{type(self).__name__}({self.name!r})"
 
 
-def batch_lf(name: str | None = None) -> Callable[[Callable], BatchLF]:
-    """Decorator: ``@batch_lf()`` over ``def f(frame: pd.DataFrame) -> array of int``."""
+def batch_lf(name: str | None = None) -> Callable[[Callable[[pd.DataFrame], Any]], BatchLF]:
+    """Decorator: ``@batch_lf()`` over ``def f(frame: pd.DataFrame) -> array of int``; the LF is
+    named ``name`` or the function's name."""
 
-    def wrap(f: Callable) -> BatchLF:
+    def wrap(f: Callable[[pd.DataFrame], Any]) -> BatchLF:
         return BatchLF(name or f.__name__, f)
 
     return wrap
 
 
 class VoteColumnLF(BatchLF):
-    """Column ``index`` of the precomputed votes in the frame's ``weak_labels`` column."""
+    """Column ``index`` of the precomputed votes in the frame's ``weak_labels`` column (a tuple or
+    list per row). A row without votes, or too short a tuple, abstains."""
 
     def __init__(self, name: str, index: int) -> None:
         super().__init__(name, self._votes)
         self.index = index
 
     def _votes(self, frame: pd.DataFrame) -> np.ndarray:
+        if "weak_labels" not in frame.columns:
+            return np.full(len(frame), ABSTAIN, dtype=np.int64)
         j = self.index
-        return np.fromiter(
-            (v[j] if v is not None and j < len(v) else ABSTAIN for v in frame["weak_labels"]),
-            dtype=np.int64, count=len(frame),
-        )
+
+        def one(v: Any) -> int:
+            if v is None or (isinstance(v, float) and math.isnan(v)) or j >= len(v):
+                return ABSTAIN
+            return v[j]
+
+        return np.fromiter((one(v) for v in frame["weak_labels"]), dtype=np.int64, count=len(frame))
 
 
 def is_lf(obj: Any) -> bool:
+    """True for the LF kinds :func:`labeling.apply.apply_lfs` runs."""
     return isinstance(obj, LabelingFunction | BatchLF)
 
 
 def _source(obj: Any) -> str:
     try:
         return inspect.getsource(obj)
-    except (OSError, TypeError):
+    except (OSError, TypeError):  # no source file (built in a REPL): the bytecode is stable too
         code = getattr(obj, "__code__", None)
         return repr(code.co_code) if code is not None else repr(obj)
 
 
+def _stable_repr(value: Any) -> str:
+    """``repr`` with dict keys and set members sorted, so it is the same in every process (set
+    order follows string hashing, which changes between interpreters)."""
+    if isinstance(value, dict):
+        items = sorted((_stable_repr(k), _stable_repr(v)) for k, v in value.items())
+        return "{" + ", ".join(f"{k}: {v}" for k, v in items) + "}"
+    if isinstance(value, set | frozenset):
+        return f"{type(value).__name__}({sorted(_stable_repr(v) for v in value)})"
+    if isinstance(value, list | tuple):
+        return f"{type(value).__name__}({[_stable_repr(v) for v in value]})"
+    return repr(value)
+
+
 def lf_version(lf: Any) -> str:
-    """12 hex characters from the LF's name, kind and source (function, preprocessors, resources)."""
+    """A 12-hex-character version, stable across processes.
+
+    From the LF's name and kind, and: the source of the wrapped function, of its preprocessors'
+    functions and the resources (sorted by key) for Snorkel LFs; the function source for batch LFs;
+    the column index for :class:`VoteColumnLF`.
+    """
     h = hashlib.sha256()
     if isinstance(lf, VoteColumnLF):
         h.update(f"votes|{lf.name}|{lf.index}".encode())
     elif isinstance(lf, BatchLF):
-        h.update(f"batch|{lf.name}|".encode() + _source(lf.f).encode())
+        h.update(f"batch|{lf.name}|{_source(lf.f)}".encode())
     elif isinstance(lf, LabelingFunction):
-        h.update(f"row|{lf.name}|".encode() + _source(lf._f).encode())
+        h.update(f"row|{lf.name}|{_source(lf._f)}".encode())
         for pre in lf._pre:
-            h.update(b"|pre|" + _source(getattr(pre, "_f", pre)).encode())
-        resources = lf._resources or {}
-        h.update(b"|res|" + repr(sorted((k, repr(v)) for k, v in resources.items())).encode())
+            h.update(f"|pre|{_source(getattr(pre, '_f', pre))}".encode())
+        h.update(f"|res|{_stable_repr(dict(lf._resources or {}))}".encode())
     else:
-        raise LFLoadError(f"not a labeling function: {lf!r}")
+        raise InvalidInput(f"lf must be a Snorkel LabelingFunction or a BatchLF, got {lf!r}")
     return h.hexdigest()[:12]
 
 
 def _collect(module: types.ModuleType, origin: str) -> list:
-    lfs = [v for v in vars(module).values() if is_lf(v)]
+    lfs: list = []
+    for value in vars(module).values():  # definition order; an LF bound twice counts once
+        if is_lf(value) and not any(value is lf for lf in lfs):
+            lfs.append(value)
     if not lfs:
-        raise LFLoadError(f"{origin}: defines no labeling function (Snorkel LabelingFunction or batch_lf)")
+        raise LFLoadError(f"{origin}: defines no labeling function (a Snorkel LabelingFunction "
+                          "or a @batch_lf function) at module level")
     seen: set[str] = set()
     for lf in lfs:
         if lf.name in seen:
@@ -114,14 +152,23 @@ def _collect(module: types.ModuleType, origin: str) -> list:
 def load_lfs_from_source(source: str, *, filename: str = "<lfs>") -> list:
     """Execute ``source`` as a fresh module and return its top-level LFs in definition order.
 
-    The module is registered under a name derived from the source hash, and its text is put in
-    :mod:`linecache`, so :func:`inspect.getsource` (and so :func:`lf_version`) works on it.
+    The module is registered in :data:`sys.modules` under a name derived from the source hash and
+    its text is put in :mod:`linecache`, so :func:`inspect.getsource` (and :func:`lf_version`)
+    works; loading the same source again returns the same LF objects.
+
+    Raises
+    ------
+    LFLoadError
+        on a syntax error or an exception at import (with its line), when no LF is defined, or
+        when two LFs share a name.
     """
+    if not isinstance(source, str):
+        raise InvalidInput(f"source must be a str of Python code, got {type(source).__name__}")
     digest = hashlib.sha1(source.encode("utf-8")).hexdigest()[:16]
     name = f"labelloop_lfs_{digest}"
-    fname = f"{filename}-{digest}"
     if name in sys.modules:
         return _collect(sys.modules[name], filename)
+    fname = f"{filename}-{digest}"
     module = types.ModuleType(name)
     module.__file__ = fname
     linecache.cache[fname] = (len(source), None, source.splitlines(True), fname)
@@ -130,13 +177,13 @@ def load_lfs_from_source(source: str, *, filename: str = "<lfs>") -> list:
         sys.modules[name] = module
         exec(code, module.__dict__)  # registering LFs is code execution by design (engineer role)
     except SyntaxError as exc:
-        sys.modules.pop(name, None)
+        _forget(name, fname)
         raise LFLoadError(f"{filename}: syntax error at line {exc.lineno}: {exc.msg}") from exc
-    except Exception as exc:  # any error at import time is the LF author's to fix
-        sys.modules.pop(name, None)
-        tb = exc.__traceback__
+    except Exception as exc:  # whatever the LF code raises at import is its author's to fix
+        _forget(name, fname)
         line = None
-        while tb is not None:
+        tb = exc.__traceback__
+        while tb is not None:  # the innermost frame inside the LF source
             if tb.tb_frame.f_code.co_filename == fname:
                 line = tb.tb_lineno
             tb = tb.tb_next
@@ -144,11 +191,18 @@ def load_lfs_from_source(source: str, *, filename: str = "<lfs>") -> list:
     return _collect(module, filename)
 
 
-def load_lfs_from_module(name: str) -> list:
-    import importlib
+def _forget(name: str, fname: str) -> None:
+    sys.modules.pop(name, None)
+    linecache.cache.pop(fname, None)
 
+
+def load_lfs_from_module(name: str) -> list:
+    """Import module ``name`` and return its top-level LFs in definition order (same rule as
+    :func:`load_lfs_from_source`)."""
     try:
         module = importlib.import_module(name)
     except ImportError as exc:
         raise LFLoadError(f"cannot import module {name!r}: {exc}") from exc
+    except Exception as exc:  # an error in the module's own code at import
+        raise LFLoadError(f"module {name!r}: {type(exc).__name__}: {exc}") from exc
     return _collect(module, name)
