@@ -1,5 +1,5 @@
-"""LF analysis: coverage, overlaps, conflicts, polarity (Snorkel's LFAnalysis) and empirical
-accuracy against human labels."""
+"""LF analysis: polarity, coverage, overlaps and conflicts (Snorkel's ``LFAnalysis``) and the
+empirical accuracy of each LF against human labels."""
 
 from __future__ import annotations
 
@@ -8,6 +8,8 @@ from collections.abc import Sequence
 import numpy as np
 from snorkel.labeling import LFAnalysis
 
+from labeling.errors import InvalidInput
+
 __all__ = ["lf_summary"]
 
 
@@ -15,34 +17,59 @@ def lf_summary(
     votes: np.ndarray, names: Sequence[str], *, labels: np.ndarray | None = None,
     labeled_mask: np.ndarray | None = None, faults: Sequence[int] | None = None,
 ) -> list[dict]:
-    """One JSON-ready dict per LF.
+    """One JSON-serialisable dict per LF.
 
     Parameters
     ----------
     votes : (n, m) int, -1 = abstain
     names : m LF names
-    labels : (n,) int human labels (-1 = none); used where ``labeled_mask`` is true
-    faults : m fault counts
+    labels : (n,) int human labels, -1 = none
+    labeled_mask : (n,) bool, rows whose label counts; None = every row with ``labels >= 0``
+    faults : (m,) fault counts (0 when None)
+
+    Returns
+    -------
+    m dicts with keys name, polarity (sorted classes voted), coverage, overlaps, conflicts (shares
+    of the n rows), emp_accuracy (over labeled rows where the LF votes; None if there are none),
+    n_labeled_votes and faults.
     """
-    votes = np.asarray(votes, dtype=np.int64)
-    m = votes.shape[1]
+    votes = np.asarray(votes)
+    if votes.ndim != 2 or (votes.size and votes.dtype.kind not in "iu"):
+        raise InvalidInput(f"votes must be a 2-d int array (items, LFs), got shape {votes.shape} "
+                           f"dtype {votes.dtype}")
+    n, m = votes.shape
     if len(names) != m:
-        raise ValueError(f"{len(names)} names for {m} LF columns")
-    if len(votes) == 0:
-        rows = [{"polarity": [], "coverage": 0.0, "overlaps": 0.0, "conflicts": 0.0} for _ in range(m)]
-    else:
-        analysis = LFAnalysis(votes)
+        raise InvalidInput(f"names must have one name per LF column ({m}), got {len(names)}")
+    mask = np.zeros(n, dtype=bool)
+    if labels is not None:
+        labels = np.asarray(labels)
+        if labels.shape != (n,):
+            raise InvalidInput(f"labels must have shape ({n},), got {labels.shape}")
+        mask = labels >= 0
+        if labeled_mask is not None:
+            labeled_mask = np.asarray(labeled_mask, dtype=bool)
+            if labeled_mask.shape != (n,):
+                raise InvalidInput(f"labeled_mask must have shape ({n},), got {labeled_mask.shape}")
+            mask &= labeled_mask
+    if faults is not None and len(faults) != m:
+        raise InvalidInput(f"faults must have one count per LF ({m}), got {len(faults)}")
+    if n and m:
+        analysis = LFAnalysis(votes.astype(np.int64))
         polarity = analysis.lf_polarities()
-        cov, ovl, con = (analysis.lf_coverages(), analysis.lf_overlaps(), analysis.lf_conflicts())
-        rows = [{"polarity": [int(p) for p in polarity[j]], "coverage": float(cov[j]),
-                 "overlaps": float(ovl[j]), "conflicts": float(con[j])} for j in range(m)]
-    mask = np.zeros(len(votes), dtype=bool) if labeled_mask is None else np.asarray(labeled_mask, bool)
-    for j, row in enumerate(rows):
-        row["name"] = names[j]
+        cov, ovl, con = analysis.lf_coverages(), analysis.lf_overlaps(), analysis.lf_conflicts()
+    else:
+        polarity, cov, ovl, con = [[] for _ in range(m)], np.zeros(m), np.zeros(m), np.zeros(m)
+    rows = []
+    for j in range(m):
         fired = mask & (votes[:, j] >= 0)
-        row["n_labeled_votes"] = int(fired.sum())
-        row["emp_accuracy"] = (
-            float((votes[fired, j] == np.asarray(labels)[fired]).mean()) if fired.any() else None
-        )
-        row["faults"] = int(faults[j]) if faults is not None else 0
+        rows.append({
+            "name": str(names[j]),
+            "polarity": sorted(int(p) for p in polarity[j]),
+            "coverage": float(cov[j]),
+            "overlaps": float(ovl[j]),
+            "conflicts": float(con[j]),
+            "emp_accuracy": float((votes[fired, j] == labels[fired]).mean()) if fired.any() else None,
+            "n_labeled_votes": int(fired.sum()),
+            "faults": int(faults[j]) if faults is not None else 0,
+        })
     return rows

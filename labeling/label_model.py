@@ -1,36 +1,52 @@
-"""The label model: Snorkel's ``LabelModel``, with majority vote as baseline and fallback.
+"""The label model: Snorkel's ``LabelModel``, with majority vote as the baseline and fallback.
 
-Scoring follows WRENCH: items that no LF covers get uniform probabilities, and ``predict`` breaks
-ties with Snorkel's deterministic row-hash rule (:func:`labeling.ties.predict`).
+Scoring follows WRENCH: items that no LF covers get uniform probabilities, and :meth:`predict`
+breaks ties with Snorkel's deterministic row-hash rule (:func:`labeling.ties.predict`), the rule
+that reproduces WRENCH's majority-vote reference numbers exactly.
 """
 
 from __future__ import annotations
 
-import logging
+import random
+from collections.abc import Iterator
+from contextlib import contextmanager
 
 import numpy as np
 
 from labeling.errors import InvalidInput, NotFittedError
-from labeling.ties import predict
+from labeling.ties import predict as _predict
 
-__all__ = ["LabelModel", "majority_proba", "KINDS"]
+__all__ = ["LabelModel", "majority_proba", "KINDS", "CHUNK"]
 
 KINDS = ("auto", "snorkel", "majority")
-CHUNK = 100_000
+CHUNK = 100_000  # rows per prediction block, to bound memory
 
 
-def _check_votes(votes: np.ndarray, n_classes: int, name: str = "votes") -> np.ndarray:
+def _check_votes(votes, n_classes: int, name: str = "votes") -> np.ndarray:
     votes = np.asarray(votes)
     if votes.ndim != 2:
-        raise InvalidInput(f"{name} must be a 2-d (items, LFs) array, got shape {votes.shape}")
+        raise InvalidInput(f"{name} must be a 2-d (items, LFs) int array, got shape {votes.shape}")
+    if votes.size and votes.dtype.kind not in "iu":
+        raise InvalidInput(f"{name} must hold ints (-1 = abstain), got dtype {votes.dtype}")
     if votes.size and (votes.min() < -1 or votes.max() >= n_classes):
         raise InvalidInput(f"{name} must hold -1..{n_classes - 1}, got {votes.min()}..{votes.max()}")
     return votes
 
 
 def majority_proba(votes: np.ndarray, n_classes: int) -> np.ndarray:
-    """(n, K) float32: share of each class among the non-abstaining votes; ties split evenly
-    (max classes share the mass); rows with no vote are uniform."""
+    """Majority vote as probabilities.
+
+    Parameters
+    ----------
+    votes : (n, m) int, -1 = abstain
+    n_classes : K
+
+    Returns
+    -------
+    (n, K) float32: the classes with the most votes share the mass evenly (a tie splits it); rows
+    with no vote are uniform.
+    """
+    votes = np.asarray(votes)
     out = np.empty((len(votes), n_classes), dtype=np.float32)
     for start in range(0, len(votes), CHUNK):
         block = votes[start : start + CHUNK]
@@ -40,17 +56,39 @@ def majority_proba(votes: np.ndarray, n_classes: int) -> np.ndarray:
     return out
 
 
+@contextmanager
+def _global_rngs_kept() -> Iterator[None]:
+    """Snorkel's ``fit(seed=...)`` seeds the global ``random``, NumPy and torch generators; put
+    them back afterwards so fitting leaves no trace on the caller's randomness."""
+    import torch
+
+    py_state, np_state = random.getstate(), np.random.get_state()
+    with torch.random.fork_rng(devices=[]):
+        try:
+            yield
+        finally:
+            random.setstate(py_state)
+            np.random.set_state(np_state)
+
+
 class LabelModel:
     """Turns LF votes into per-item class probabilities.
 
     Parameters
     ----------
-    n_classes : number of classes K
-    seed : seed of Snorkel's training (deterministic for a given seed)
+    n_classes : number of classes K (>= 2)
+    seed : seed of Snorkel's training; the same seed and votes give the same model
     epochs, lr : Snorkel training settings
-    min_lfs : below this many LFs, majority vote is used
-    kind : "auto" (Snorkel unless too few LFs or it loses to majority vote on the evaluation
-        votes), "snorkel" or "majority"
+    min_lfs : with fewer LFs, ``kind="auto"`` uses majority vote
+    kind : "auto" (Snorkel unless there are too few LFs, or it scores below majority vote on the
+        evaluation votes given to :meth:`fit`), "snorkel" or "majority"
+
+    Attributes
+    ----------
+    kind_ : "snorkel" or "majority", the model fitted
+    reason_ : a sentence saying why
+    eval_accuracy_ : {"snorkel": acc, "majority": acc} on the evaluation votes, or None
+    n_lfs_ : m, the number of LF columns fitted on
     """
 
     def __init__(self, n_classes: int, *, seed: int = 0, epochs: int = 500, lr: float = 0.01,
@@ -60,75 +98,98 @@ class LabelModel:
 
     def fit(self, votes: np.ndarray, *, eval_votes: np.ndarray | None = None,
             eval_labels: np.ndarray | None = None) -> LabelModel:
+        """Fit on ``votes`` (n, m) int8 (-1 = abstain); ``eval_votes`` (e, m) with ``eval_labels``
+        (e,) let ``kind="auto"`` fall back to majority vote when Snorkel does worse on them."""
         if self.kind not in KINDS:
             raise InvalidInput(f"kind must be one of {list(KINDS)}, got {self.kind!r}")
-        if self.n_classes < 2:
-            raise InvalidInput(f"n_classes must be >= 2, got {self.n_classes}")
+        if not isinstance(self.n_classes, int | np.integer) or self.n_classes < 2:
+            raise InvalidInput(f"n_classes must be an int >= 2, got {self.n_classes!r}")
+        if self.epochs < 1 or self.lr <= 0:
+            raise InvalidInput(f"epochs must be >= 1 and lr > 0, got {self.epochs} and {self.lr}")
         votes = _check_votes(votes, self.n_classes)
         m = votes.shape[1]
+        if eval_votes is not None and eval_labels is not None:
+            eval_votes = _check_votes(eval_votes, self.n_classes, "eval_votes")
+            eval_labels = np.asarray(eval_labels)
+            if eval_votes.shape[1] != m or eval_labels.shape != (len(eval_votes),):
+                raise InvalidInput(f"eval_votes must be (e, {m}) and eval_labels (e,), got "
+                                   f"{eval_votes.shape} and {eval_labels.shape}")
         self.n_lfs_ = m
         self.eval_accuracy_: dict[str, float] | None = None
         self._snorkel = None
         if self.kind == "majority":
-            self.kind_, self.reason_ = "majority", "majority vote was asked for"
+            self.kind_, self.reason_ = "majority", "Majority vote was asked for."
             return self
         if self.kind == "auto" and m < self.min_lfs:
-            self.kind_, self.reason_ = "majority", f"{m} LF(s) < {self.min_lfs}: majority vote"
+            self.kind_ = "majority"
+            self.reason_ = f"Majority vote: {m} LF(s) is fewer than min_lfs={self.min_lfs}."
             return self
-        covered = (votes >= 0).any(axis=1)
-        if covered.sum() < 2:
-            self.kind_, self.reason_ = "majority", "fewer than 2 covered items: majority vote"
+        if (votes >= 0).any(axis=1).sum() < 2:
+            self.kind_, self.reason_ = "majority", "Majority vote: fewer than 2 items have a vote."
             return self
-        self._snorkel = self._fit_snorkel(votes[covered])
-        self.kind_, self.reason_ = "snorkel", "Snorkel LabelModel"
-        if self.kind == "auto" and eval_votes is not None and eval_labels is not None and len(eval_labels):
-            eval_votes = _check_votes(eval_votes, self.n_classes, "eval_votes")
-            y = np.asarray(eval_labels)
+        self._snorkel = self._fit_snorkel(votes)
+        self.kind_, self.reason_ = "snorkel", "Snorkel LabelModel."
+        if self.kind == "auto" and eval_votes is not None and eval_labels is not None \
+                and len(eval_labels):
             acc = {
-                "snorkel": float((predict(self.predict_proba(eval_votes)) == y).mean()),
-                "majority": float((predict(majority_proba(eval_votes, self.n_classes)) == y).mean()),
+                "snorkel": float((self.predict(eval_votes) == eval_labels).mean()),
+                "majority": float(
+                    (_predict(majority_proba(eval_votes, self.n_classes)) == eval_labels).mean()
+                ),
             }
             self.eval_accuracy_ = acc
             if acc["snorkel"] < acc["majority"]:
                 self._snorkel = None
                 self.kind_ = "majority"
-                self.reason_ = (f"Snorkel scored {acc['snorkel']:.3f} < majority vote "
-                                f"{acc['majority']:.3f} on {len(y)} evaluation items")
+                self.reason_ = (f"Majority vote: Snorkel scored {acc['snorkel']:.3f} < majority "
+                                f"vote {acc['majority']:.3f} on {len(eval_labels)} evaluation items.")
+            else:
+                self.reason_ = (f"Snorkel LabelModel: it scored {acc['snorkel']:.3f} >= majority "
+                                f"vote {acc['majority']:.3f} on {len(eval_labels)} evaluation items.")
         return self
 
     def _fit_snorkel(self, votes: np.ndarray):
         from snorkel.labeling.model import LabelModel as SnorkelLabelModel
 
-        logging.getLogger("snorkel").setLevel(logging.WARNING)
         model = SnorkelLabelModel(cardinality=self.n_classes, verbose=False, device="cpu")
-        model.fit(votes.astype(np.int64), n_epochs=self.epochs, lr=self.lr, seed=self.seed,
-                  log_freq=self.epochs + 1, progress_bar=False)
+        with _global_rngs_kept():
+            # every row, uncovered ones included, as WRENCH fits it: abstention rates are data too
+            model.fit(votes.astype(np.int64), n_epochs=self.epochs, lr=self.lr, seed=self.seed,
+                      log_freq=self.epochs + 1, progress_bar=False)
         return model
 
-    def _fitted(self) -> None:
+    def _checked(self, votes) -> np.ndarray:
         if not hasattr(self, "kind_"):
             raise NotFittedError("LabelModel.fit must be called before predicting")
+        votes = _check_votes(votes, self.n_classes)
+        if votes.shape[1] != self.n_lfs_:
+            raise InvalidInput(f"votes must have {self.n_lfs_} LF columns (as fitted), "
+                               f"got {votes.shape[1]}")
+        return votes
 
     def coverage(self, votes: np.ndarray) -> np.ndarray:
-        """(n,) bool: items with at least one LF vote."""
+        """(n, m) votes -> (n,) bool: the items with at least one LF vote."""
         return (np.asarray(votes) >= 0).any(axis=1)
 
     def predict_proba(self, votes: np.ndarray) -> np.ndarray:
-        """(n, K) float32 posteriors; uncovered rows are uniform (the WRENCH rule)."""
-        self._fitted()
-        votes = _check_votes(votes, self.n_classes)
-        if votes.shape[1] != self.n_lfs_:
-            raise InvalidInput(f"votes have {votes.shape[1]} LFs, the model was fitted on {self.n_lfs_}")
+        """(n, m) votes -> (n, K) float32 posteriors; rows without a vote are uniform 1/K (the
+        WRENCH rule); majority vote splits ties evenly. Computed in blocks of :data:`CHUNK` rows."""
+        votes = self._checked(votes)
         if self._snorkel is None:
             return majority_proba(votes, self.n_classes)
         out = np.full((len(votes), self.n_classes), 1.0 / self.n_classes, dtype=np.float32)
-        covered = self.coverage(votes)
-        idx = np.flatnonzero(covered)
+        idx = np.flatnonzero(self.coverage(votes))
         for start in range(0, len(idx), CHUNK):
             rows = idx[start : start + CHUNK]
             out[rows] = self._snorkel.predict_proba(votes[rows].astype(np.int64))
         return out
 
-    def predict(self, votes: np.ndarray) -> np.ndarray:
-        """(n,) int: argmax of ``predict_proba``, ties by Snorkel's row-hash rule."""
-        return predict(self.predict_proba(votes))
+    def predict(self, votes: np.ndarray, *, start: int = 0) -> np.ndarray:
+        """(n, m) votes -> (n,) int64 argmax of :meth:`predict_proba`.
+
+        Ties are broken deterministically by Snorkel's ``probs_to_preds(tie_break_policy=
+        "random")`` rule: among the tied classes, the one at SHA-1(str(row index)) modulo their
+        count. The row index is the position in ``votes`` plus ``start``, so a shard starting at
+        row ``start`` of a pool predicts what the whole pool predicts for those rows.
+        """
+        return _predict(self.predict_proba(votes), start=start)

@@ -1,0 +1,88 @@
+"""The SQLite store's schema and row decoding."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Sequence
+from typing import Any
+
+from api.storage.records import Annotation, Item
+
+__all__ = ["SCHEMA", "ITEM_COLS", "ANNOTATION_COLS", "item_from_row", "annotation_from_row"]
+
+SCHEMA = """
+CREATE TABLE IF NOT EXISTS projects (id TEXT PRIMARY KEY, doc TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS items (
+    project_id TEXT NOT NULL, id TEXT NOT NULL, seq INTEGER NOT NULL,
+    text TEXT, features TEXT NOT NULL, meta TEXT NOT NULL, votes TEXT, gold INTEGER,
+    is_eval INTEGER NOT NULL, rand_key REAL NOT NULL,
+    required INTEGER NOT NULL DEFAULT 1, n_labels INTEGER NOT NULL DEFAULT 0,
+    flagged INTEGER NOT NULL DEFAULT 0, open INTEGER NOT NULL DEFAULT 1, held_until REAL,
+    PRIMARY KEY (project_id, id), UNIQUE (project_id, seq));
+CREATE INDEX IF NOT EXISTS items_open ON items (project_id, is_eval, rand_key) WHERE open = 1;
+CREATE INDEX IF NOT EXISTS items_held ON items (project_id, held_until) WHERE held_until IS NOT NULL;
+CREATE TABLE IF NOT EXISTS queue (
+    project_id TEXT NOT NULL, item_id TEXT NOT NULL, rank INTEGER NOT NULL,
+    score REAL NOT NULL, reasons TEXT NOT NULL, PRIMARY KEY (project_id, item_id));
+CREATE INDEX IF NOT EXISTS queue_rank ON queue (project_id, rank);
+CREATE TABLE IF NOT EXISTS leases (
+    id TEXT PRIMARY KEY, project_id TEXT NOT NULL, annotator TEXT NOT NULL, created_at REAL NOT NULL);
+CREATE TABLE IF NOT EXISTS lease_items (
+    lease_id TEXT NOT NULL, project_id TEXT NOT NULL, item_id TEXT NOT NULL,
+    annotator TEXT NOT NULL, expires_at REAL NOT NULL, state TEXT NOT NULL,
+    is_eval INTEGER NOT NULL, reasons TEXT NOT NULL,
+    PRIMARY KEY (lease_id, item_id));
+CREATE INDEX IF NOT EXISTS lease_items_item ON lease_items (project_id, item_id, state);
+CREATE INDEX IF NOT EXISTS lease_items_live ON lease_items (state, expires_at);
+CREATE TABLE IF NOT EXISTS answered (
+    project_id TEXT NOT NULL, item_id TEXT NOT NULL, annotator TEXT NOT NULL,
+    PRIMARY KEY (project_id, item_id, annotator));
+CREATE TABLE IF NOT EXISTS annotations (
+    seq INTEGER PRIMARY KEY AUTOINCREMENT, project_id TEXT NOT NULL, item_id TEXT NOT NULL,
+    annotator TEXT NOT NULL, kind TEXT NOT NULL, label INTEGER, comment TEXT NOT NULL,
+    lease_id TEXT, idem_key TEXT, time_spent REAL, created_at REAL NOT NULL);
+CREATE UNIQUE INDEX IF NOT EXISTS annotations_idem ON annotations (project_id, idem_key)
+    WHERE idem_key IS NOT NULL;
+CREATE INDEX IF NOT EXISTS annotations_project ON annotations (project_id, seq);
+CREATE TABLE IF NOT EXISTS lfs (
+    project_id TEXT NOT NULL, name TEXT NOT NULL, version TEXT NOT NULL, kind TEXT NOT NULL,
+    source TEXT NOT NULL, active INTEGER NOT NULL, created_at REAL NOT NULL, ord INTEGER NOT NULL,
+    PRIMARY KEY (project_id, name));
+CREATE TABLE IF NOT EXISTS votes (
+    project_id TEXT NOT NULL, version TEXT NOT NULL, data BLOB NOT NULL,
+    faults INTEGER NOT NULL, first_error TEXT, PRIMARY KEY (project_id, version));
+CREATE TABLE IF NOT EXISTS arrays (
+    project_id TEXT NOT NULL, name TEXT NOT NULL, data BLOB NOT NULL, PRIMARY KEY (project_id, name));
+CREATE TABLE IF NOT EXISTS rounds (
+    project_id TEXT NOT NULL, number INTEGER NOT NULL, doc TEXT NOT NULL,
+    PRIMARY KEY (project_id, number));
+CREATE TABLE IF NOT EXISTS jobs (
+    id TEXT PRIMARY KEY, project_id TEXT NOT NULL, kind TEXT NOT NULL, status TEXT NOT NULL,
+    doc TEXT NOT NULL);
+CREATE INDEX IF NOT EXISTS jobs_project ON jobs (project_id, kind, status);
+"""
+
+ITEM_COLS = "id, seq, text, features, meta, votes, gold, is_eval"
+ANNOTATION_COLS = ("seq, project_id, item_id, annotator, kind, label, comment, lease_id, idem_key,"
+                   " time_spent, created_at")
+
+
+def item_from_row(row: Sequence[Any]) -> Item:
+    return Item(
+        id=row[0],
+        seq=row[1],
+        text=row[2],
+        features=json.loads(row[3]),
+        meta=json.loads(row[4]),
+        votes=tuple(json.loads(row[5])) if row[5] is not None else None,
+        gold=row[6],
+        is_eval=bool(row[7]),
+    )
+
+
+def annotation_from_row(row: Sequence[Any]) -> Annotation:
+    return Annotation(
+        seq=row[0], project_id=row[1], item_id=row[2], annotator=row[3], kind=row[4],
+        label=row[5], comment=row[6], lease_id=row[7], idempotency_key=row[8],
+        time_spent_s=row[9], created_at=row[10],
+    )
