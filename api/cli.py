@@ -164,6 +164,22 @@ def cmd_export(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_pseudo_label(args: argparse.Namespace) -> int:
+    """Labels for every item the models are confident about, with provenance; items below the
+    threshold are left out (``export`` keeps them with source "none")."""
+    from api.service.export import SOURCES, export_file
+
+    services = _services(args)
+    try:
+        n = export_file(services.store, args.project, args.out, fmt=args.format,
+                        min_confidence=args.min_confidence, prefer=args.prefer,
+                        sources=tuple(s for s in SOURCES if s != "none"))
+        print(json.dumps({"rows": n, "path": str(args.out), "min_confidence": args.min_confidence}))
+    finally:
+        services.close()
+    return 0
+
+
 def cmd_simulate(args: argparse.Namespace) -> int:
     from api.service.simulate import load_dataset, simulate
 
@@ -259,6 +275,15 @@ def build_parser() -> argparse.ArgumentParser:
     sp.add_argument("--min-confidence", type=float, default=0.0)
     sp.add_argument("--prefer", choices=["end_model", "label_model"], default="end_model")
     sp.set_defaults(fn=cmd_export)
+
+    sp = sub.add_parser("pseudo-label", help="confident labels with provenance (source, versions)")
+    store_opts(sp)
+    sp.add_argument("--project", required=True)
+    sp.add_argument("--out", required=True, help="a .parquet or .jsonl file")
+    sp.add_argument("--format", choices=["jsonl", "csv", "parquet"])
+    sp.add_argument("--min-confidence", type=float, default=0.9)
+    sp.add_argument("--prefer", choices=["end_model", "label_model"], default="end_model")
+    sp.set_defaults(fn=cmd_pseudo_label)
 
     sp = sub.add_parser("simulate", help="run the loop with an oracle annotator from gold labels")
     sp.add_argument("--dataset", required=True, help="WRENCH folder, or CSV/JSONL/Parquet file")

@@ -2,37 +2,63 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+
 import numpy as np
 from sklearn.linear_model import LogisticRegression
 
 from labeling.errors import InvalidInput, NotFittedError
 
-__all__ = ["EndModel", "training_set"]
+__all__ = ["EndModel", "training_set", "WEAK_WEIGHT"]
+
+WEAK_WEIGHT = 0.5  # default weight of a weak label, times the label model's confidence
 
 
 def training_set(
-    n: int, human_labels: np.ndarray, lm_probs: np.ndarray | None, lm_covered: np.ndarray | None,
-    *, weak_weight: float = 0.5,
+    n: int, human_labels: Mapping[int, int] | np.ndarray, lm_probs: np.ndarray | None,
+    lm_covered: np.ndarray | None, *, weak_weight: float = WEAK_WEIGHT,
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Rows, labels and weights to train on.
+    """Rows, labels and weights to train the end model on.
 
-    Human-labeled rows get weight 1; other LF-covered rows get the label model's argmax with weight
-    ``weak_weight`` x its probability; unlabeled uncovered rows are left out.
+    Human-labeled rows get weight 1; every other row the LFs cover gets the label model's argmax
+    (lowest class on a tie) with weight ``weak_weight`` x its probability; uncovered unlabeled rows
+    are left out.
 
     Parameters
     ----------
-    human_labels : (n,) int, -1 where no human label exists
-    lm_probs : (n, K) or None
-    lm_covered : (n,) bool or None
+    n : number of pool rows
+    human_labels : (n,) int array, -1 = no human label; or a {row: label} mapping
+    lm_probs : (n, K) label-model probabilities, or None (human labels only)
+    lm_covered : (n,) bool, rows with at least one LF vote; None = every row
+    weak_weight : >= 0; 0 leaves weak labels out
+
+    Returns
+    -------
+    indices (t,) int64, y (t,) int64, weights (t,) float64: humans first, then weak rows.
     """
-    human = np.asarray(human_labels)
-    if human.shape != (n,):
-        raise InvalidInput(f"human_labels must have shape ({n},), got {human.shape}")
+    if isinstance(human_labels, Mapping):
+        human = np.full(n, -1, dtype=np.int64)
+        rows = np.fromiter(human_labels.keys(), dtype=np.int64, count=len(human_labels))
+        if len(rows) and (rows.min() < 0 or rows.max() >= n):
+            raise InvalidInput(f"human_labels rows must be in 0..{n - 1}, got {rows.min()}..{rows.max()}")
+        human[rows] = np.fromiter(human_labels.values(), dtype=np.int64, count=len(human_labels))
+    else:
+        human = np.asarray(human_labels)
+    if human.shape != (n,) or (n and human.dtype.kind not in "iu"):
+        raise InvalidInput(f"human_labels must be ({n},) ints (-1 = none), got shape {human.shape} "
+                           f"dtype {human.dtype}")
+    if not weak_weight >= 0:
+        raise InvalidInput(f"weak_weight must be >= 0, got {weak_weight!r}")
     labeled = human >= 0
-    idx, y, w = [np.flatnonzero(labeled)], [human[labeled]], [np.ones(labeled.sum())]
+    idx, y, w = [np.flatnonzero(labeled)], [human[labeled]], [np.ones(int(labeled.sum()))]
     if lm_probs is not None and weak_weight > 0:
-        weak = ~labeled & (lm_covered if lm_covered is not None else True)
-        rows = np.flatnonzero(weak)
+        lm_probs = np.asarray(lm_probs)
+        if lm_probs.ndim != 2 or len(lm_probs) != n:
+            raise InvalidInput(f"lm_probs must be ({n}, K), got {lm_probs.shape}")
+        covered = np.ones(n, dtype=bool) if lm_covered is None else np.asarray(lm_covered, dtype=bool)
+        if covered.shape != (n,):
+            raise InvalidInput(f"lm_covered must be ({n},) bool, got {covered.shape}")
+        rows = np.flatnonzero(~labeled & covered)
         idx.append(rows)
         y.append(lm_probs[rows].argmax(axis=1))
         w.append(weak_weight * lm_probs[rows].max(axis=1))
@@ -41,29 +67,58 @@ def training_set(
 
 
 class EndModel:
-    """Multinomial logistic regression with ``predict_proba`` always over all K classes."""
+    """Multinomial logistic regression whose ``predict_proba`` always has all K class columns.
+
+    Parameters
+    ----------
+    n_classes : K
+    C : inverse L2 regularisation strength
+    seed : random_state of the solver
+    max_iter : solver iterations
+
+    Attributes
+    ----------
+    classes_seen_ : (k,) the classes present in the training labels
+    model_ : the fitted LogisticRegression, or None when a single class was seen (then every item
+        gets probability 1 on that class: there is nothing to discriminate)
+    """
 
     def __init__(self, n_classes: int, *, C: float = 1.0, seed: int = 0, max_iter: int = 1000) -> None:
         self.n_classes, self.C, self.seed, self.max_iter = n_classes, C, seed, max_iter
 
     def fit(self, X, y: np.ndarray, sample_weight: np.ndarray | None = None) -> EndModel:
+        """Train on X (t, d) dense or sparse, y (t,) ints in 0..K-1, sample_weight (t,) >= 0."""
+        if not isinstance(self.n_classes, int | np.integer) or self.n_classes < 2:
+            raise InvalidInput(f"n_classes must be an int >= 2, got {self.n_classes!r}")
+        if not self.C > 0:
+            raise InvalidInput(f"C must be > 0, got {self.C!r}")
         y = np.asarray(y)
-        if X.shape[0] != len(y) or len(y) == 0:
-            raise InvalidInput(f"X has {X.shape[0]} rows and y {len(y)}; need the same, > 0")
-        if y.min() < 0 or y.max() >= self.n_classes:
-            raise InvalidInput(f"labels must be in 0..{self.n_classes - 1}, got {y.min()}..{y.max()}")
+        if getattr(X, "ndim", 0) != 2 or X.shape[0] != len(y) or len(y) == 0:
+            raise InvalidInput(f"X must be (t, d) and y (t,) with t > 0; got X {getattr(X, 'shape', None)} "
+                               f"and y {y.shape}")
+        if y.dtype.kind not in "iu" or y.min() < 0 or y.max() >= self.n_classes:
+            raise InvalidInput(f"y must hold ints in 0..{self.n_classes - 1}, got {y.dtype} "
+                               f"{y.min()}..{y.max()}")
+        if sample_weight is not None:
+            sample_weight = np.asarray(sample_weight, dtype=np.float64)
+            if sample_weight.shape != y.shape or not (sample_weight >= 0).all():
+                raise InvalidInput(f"sample_weight must be ({len(y)},) and >= 0, got shape "
+                                   f"{sample_weight.shape}")
         self.classes_seen_ = np.unique(y)
+        self.n_features_in_ = X.shape[1]
         if len(self.classes_seen_) == 1:
-            self.model_ = None  # one class seen: predict it with certainty
+            self.model_ = None
             return self
         self.model_ = LogisticRegression(C=self.C, max_iter=self.max_iter, random_state=self.seed)
         self.model_.fit(X, y, sample_weight=sample_weight)
         return self
 
     def predict_proba(self, X) -> np.ndarray:
-        """(n, K) float32, columns in class order (classes never seen in training get 0)."""
+        """X (n, d) -> (n, K) float32, columns in class order; classes absent in training get 0."""
         if not hasattr(self, "classes_seen_"):
             raise NotFittedError("EndModel.fit must be called before predict_proba")
+        if getattr(X, "ndim", 0) != 2 or X.shape[1] != self.n_features_in_:
+            raise InvalidInput(f"X must be (n, {self.n_features_in_}), got {getattr(X, 'shape', None)}")
         out = np.zeros((X.shape[0], self.n_classes), dtype=np.float32)
         if self.model_ is None:
             out[:, self.classes_seen_[0]] = 1.0

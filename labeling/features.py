@@ -1,5 +1,8 @@
-"""Featurizer for the end model: hashed TF-IDF word and character n-grams for text, standardised
-numeric features. Hashing is stateless, so transforming a chunk gives the rows of the whole."""
+"""Features for the end model: hashed TF-IDF n-grams for text, standardised numeric features.
+
+Hashing is stateless and the idf and scaling are learned once in :meth:`Featurizer.fit` (on the
+pool), so transforming a chunk gives exactly the rows of transforming the whole.
+"""
 
 from __future__ import annotations
 
@@ -7,18 +10,32 @@ import numpy as np
 import pandas as pd
 import scipy.sparse as sp
 from sklearn.feature_extraction.text import HashingVectorizer, TfidfTransformer
+from sklearn.preprocessing import StandardScaler
 
 from labeling.errors import InvalidInput, NotFittedError
 
 __all__ = ["Featurizer"]
 
+_NOT_FEATURES = {"id", "text", "weak_labels", "label", "gold"}
+
 
 class Featurizer:
-    """Parameters
+    """Text and numeric columns of a frame -> one float32 feature matrix.
+
+    Parameters
     ----------
-    n_features : hash buckets per text block (words, characters)
-    ngram_range : word n-grams
-    char_ngrams : character n-grams inside word boundaries, or None to skip them
+    n_features : hash buckets per text block
+    ngram_range : word n-grams of the first text block
+    char_ngrams : character n-grams within word boundaries (``char_wb``) hashed into a second
+        block, or None for words only
+
+    Attributes
+    ----------
+    text_ : whether the frame had text
+    numeric_ : the numeric feature columns (``frame.attrs["feature_columns"]`` when set, else
+        every numeric column but id/text/weak_labels/label/gold)
+    idf_ : one fitted TfidfTransformer (sublinear tf) per text block
+    scaler_ : StandardScaler of the numeric columns, or None
     """
 
     def __init__(self, n_features: int = 2**18, ngram_range: tuple[int, int] = (1, 2),
@@ -26,58 +43,77 @@ class Featurizer:
         self.n_features, self.ngram_range, self.char_ngrams = n_features, ngram_range, char_ngrams
 
     def _vectorizers(self) -> list[HashingVectorizer]:
-        vs = [HashingVectorizer(n_features=self.n_features, ngram_range=self.ngram_range,
-                                alternate_sign=False, norm=None, dtype=np.float32)]
+        blocks = [HashingVectorizer(n_features=self.n_features, ngram_range=self.ngram_range,
+                                    alternate_sign=False, norm=None, dtype=np.float32)]
         if self.char_ngrams:
-            vs.append(HashingVectorizer(n_features=self.n_features, analyzer="char_wb",
-                                        ngram_range=self.char_ngrams, alternate_sign=False,
-                                        norm=None, dtype=np.float32))
-        return vs
+            blocks.append(HashingVectorizer(n_features=self.n_features, analyzer="char_wb",
+                                            ngram_range=self.char_ngrams, alternate_sign=False,
+                                            norm=None, dtype=np.float32))
+        return blocks
 
     @staticmethod
     def _numeric_columns(frame: pd.DataFrame) -> list[str]:
         cols = frame.attrs.get("feature_columns")
         if cols is not None:
             return list(cols)
-        skip = {"id", "text", "weak_labels"}
-        return [c for c in frame.columns if c not in skip and pd.api.types.is_numeric_dtype(frame[c])
-                and not pd.api.types.is_bool_dtype(frame[c])]
+        return [c for c in frame.columns if c not in _NOT_FEATURES
+                and pd.api.types.is_numeric_dtype(frame[c]) and not pd.api.types.is_bool_dtype(frame[c])]
+
+    @staticmethod
+    def _texts(frame: pd.DataFrame) -> list[str]:
+        return [t if isinstance(t, str) else "" for t in frame["text"].tolist()]
 
     def fit(self, frame: pd.DataFrame) -> Featurizer:
-        has_text = "text" in frame.columns and frame["text"].notna().any()
+        """Learn the idf of the text blocks and the mean/std of the numeric columns of ``frame``
+        (n rows, the pool)."""
+        if not isinstance(frame, pd.DataFrame):
+            raise InvalidInput(f"frame must be a pandas DataFrame, got {type(frame).__name__}")
+        if not isinstance(self.n_features, int) or self.n_features < 1:
+            raise InvalidInput(f"n_features must be a positive int, got {self.n_features!r}")
+        has_text = "text" in frame.columns and frame["text"].map(lambda t: isinstance(t, str)).any()
         numeric = self._numeric_columns(frame)
+        missing = [c for c in numeric if c not in frame.columns]
+        if missing:
+            raise InvalidInput(f"frame lacks feature column(s) {missing}")
         if not has_text and not numeric:
-            raise InvalidInput("items have neither text nor numeric features to learn from")
-        self.text_ = has_text
-        self.numeric_ = numeric
+            raise InvalidInput("frame has neither text (column 'text') nor numeric feature columns")
+        self.text_, self.numeric_ = bool(has_text), numeric
+        self.idf_ = []
         if has_text:
-            texts = frame["text"].fillna("").astype(str)
+            texts = self._texts(frame)
             self.idf_ = [TfidfTransformer(sublinear_tf=True).fit(v.transform(texts))
                          for v in self._vectorizers()]
+        self.scaler_ = None
         if numeric:
-            values = frame[numeric].to_numpy(dtype=np.float64)
-            self.mean_ = np.nan_to_num(np.nanmean(values, axis=0))
-            std = np.nan_to_num(np.nanstd(values, axis=0))
-            self.scale_ = np.where(std > 0, std, 1.0)
+            self.scaler_ = StandardScaler().fit(frame[numeric].to_numpy(dtype=np.float64))
         return self
 
+    @property
+    def n_features_out_(self) -> int:
+        """Width d of :meth:`transform`'s output."""
+        if not hasattr(self, "text_"):
+            raise NotFittedError("Featurizer.fit must be called first")
+        return len(self.idf_) * self.n_features + len(self.numeric_)
+
     def transform(self, frame: pd.DataFrame):
-        """(n, d) float32: a CSR matrix when there is text, else a dense array."""
+        """(n rows) frame -> (n, d) float32: a CSR matrix when there is text, else a dense array.
+        Missing numeric values become the fitted mean (0 after scaling)."""
         if not hasattr(self, "text_"):
             raise NotFittedError("Featurizer.fit must be called before transform")
         blocks = []
         if self.text_:
-            texts = frame["text"].fillna("").astype(str)
+            if "text" not in frame.columns:
+                raise InvalidInput("frame lacks the 'text' column the featurizer was fitted on")
+            texts = self._texts(frame)
             for vec, idf in zip(self._vectorizers(), self.idf_, strict=True):
-                block = idf.transform(vec.transform(texts)).astype(np.float32)
-                blocks.append(block)
+                blocks.append(idf.transform(vec.transform(texts)).astype(np.float32))
         if self.numeric_:
             missing = [c for c in self.numeric_ if c not in frame.columns]
             if missing:
                 raise InvalidInput(f"frame lacks feature column(s) {missing}")
-            values = (frame[self.numeric_].to_numpy(dtype=np.float64) - self.mean_) / self.scale_
+            values = self.scaler_.transform(frame[self.numeric_].to_numpy(dtype=np.float64))
             dense = np.nan_to_num(values).astype(np.float32)
             if not blocks:
                 return dense
             blocks.append(sp.csr_matrix(dense))
-        return sp.hstack(blocks, format="csr", dtype=np.float32) if len(blocks) > 1 else blocks[0].tocsr()
+        return sp.hstack(blocks, format="csr", dtype=np.float32)

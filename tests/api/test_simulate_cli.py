@@ -93,6 +93,12 @@ def test_cli_end_to_end_ingest_lfs_round_export(tmp_path):
     assert proc.returncode == 0, proc.stderr
     text = out.read_text()
     assert "spam" in text and "end_model" in text and len(text.splitlines()) == 61
+    pseudo = tmp_path / "pseudo.jsonl"
+    proc = run_cli("pseudo-label", *common, "--project", "sp", "--out", str(pseudo), "--min-confidence", "0.6")
+    assert proc.returncode == 0, proc.stderr
+    rows = [json.loads(line) for line in pseudo.read_text().splitlines()]
+    assert rows and all(r["confidence"] >= 0.6 and r["source"] != "none" for r in rows)
+    assert all(r["model_version"] and r["lf_set_version"] for r in rows)
 
 
 def test_demo_sets_up_and_ranks(tmp_path):
