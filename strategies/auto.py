@@ -18,9 +18,14 @@ __all__ = ["DEFAULT_ARMS", "Auto"]
 DEFAULT_ARMS = ["entropy", "margin", "hybrid", "lf_conflict", "bal", "random"]
 
 
+MIN_EVAL = 30  # evaluation labels before a reward is trusted
+
+
 def _accuracy(ctx: QueryContext) -> float | None:
     metrics = (ctx.eval_metrics or {}).get("end_model")
-    return None if not metrics else float(metrics["accuracy"])
+    if not metrics or metrics.get("n", 0) < int(ctx.params.get("min_eval", MIN_EVAL)):
+        return None
+    return float(metrics["accuracy"])
 
 
 class Auto:

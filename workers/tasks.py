@@ -26,6 +26,7 @@ from strategies.registry import select
 __all__ = ["RoundInput", "RoundOutput", "fit_round"]
 
 ASSERTION_STRATEGIES = ("bal", "auto")  # strategies that read model assertions
+MIN_EVAL_LABELS = 50  # evaluation labels before the label model may fall back to majority vote
 
 
 @dataclass
@@ -72,11 +73,13 @@ def _fit_label_model(inp: RoundInput):
     if m == 0 or not inp.use_weak:
         return None, {"kind": "none", "reason": "no labeling functions" if m == 0 else "weak labels off"}
     eval_mask = inp.is_eval & (inp.human >= 0)
+    # a handful of evaluation labels would swap models on noise: compare from MIN_EVAL_LABELS on
+    judge = eval_mask.sum() >= MIN_EVAL_LABELS
     lm = LabelModel(inp.n_classes, seed=inp.seed, kind=inp.label_model)
     lm.fit(
         inp.votes,
-        eval_votes=inp.votes[eval_mask] if eval_mask.any() else None,
-        eval_labels=inp.human[eval_mask] if eval_mask.any() else None,
+        eval_votes=inp.votes[eval_mask] if judge else None,
+        eval_labels=inp.human[eval_mask] if judge else None,
     )
     info = {"kind": lm.kind_, "reason": lm.reason_, "eval_accuracy": lm.eval_accuracy_, "n_lfs": m}
     return lm, info
