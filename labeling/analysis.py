@@ -54,7 +54,8 @@ def lf_summary(
     if faults is not None and len(faults) != m:
         raise InvalidInput(f"faults must have one count per LF ({m}), got {len(faults)}")
     if n and m:
-        analysis = LFAnalysis(votes.astype(np.int64))
+        # float input: the same numbers, and no int->float FutureWarning from scipy inside snorkel
+        analysis = LFAnalysis(votes.astype(np.float64))
         polarity = analysis.lf_polarities()
         cov, ovl, con = analysis.lf_coverages(), analysis.lf_overlaps(), analysis.lf_conflicts()
     else:
@@ -68,7 +69,8 @@ def lf_summary(
             "coverage": float(cov[j]),
             "overlaps": float(ovl[j]),
             "conflicts": float(con[j]),
-            "emp_accuracy": float((votes[fired, j] == labels[fired]).mean()) if fired.any() else None,
+            "emp_accuracy": (float((votes[fired, j] == labels[fired]).mean())
+                             if fired.any() else None),
             "n_labeled_votes": int(fired.sum()),
             "faults": int(faults[j]) if faults is not None else 0,
         })

@@ -33,25 +33,40 @@ class ApplyResult:
     first_errors: list[str | None]  # (m,) "ExcType: message (item <id>)" of each LF's first fault
 
 
+def _column_values(column: pd.Series) -> list:
+    """A column as a Python list; a missing string (NaN in pandas' string dtype) becomes None, as
+    LF authors expect from ``x.text``."""
+    values = column.tolist()
+    if pd.api.types.is_string_dtype(column) or column.dtype == object:
+        values = [None if isinstance(v, float) and math.isnan(v) else v for v in values]
+    return values
+
+
 def row_points(frame: pd.DataFrame) -> list[SimpleNamespace]:
     """One data point per row, the columns as attributes (what Snorkel row LFs and their
-    preprocessors read, copy and extend). Built column-wise from Python lists."""
+    preprocessors read, copy and extend). Built column-wise from Python lists.
+
+    Parameters
+    ----------
+    frame : n rows
+
+    Returns
+    -------
+    n :class:`types.SimpleNamespace`, attributes named after the columns.
+    """
     cols = [str(c) for c in frame.columns]
-    values = [frame[c].tolist() for c in frame.columns]
-    return [SimpleNamespace(**dict(zip(cols, row, strict=True))) for row in zip(*values, strict=True)]
+    values = [_column_values(frame[c]) for c in frame.columns]
+    return [SimpleNamespace(**dict(zip(cols, row, strict=True)))
+            for row in zip(*values, strict=True)]
 
 
 def _scalar_vote(value: Any, n_classes: int) -> int | None:
     """The vote ``value`` stands for, or None when it is not an int (or integral float) in range."""
     if isinstance(value, bool | np.bool_):
         return None
-    if isinstance(value, numbers.Integral):
-        vote = int(value)
-    elif isinstance(value, numbers.Real) and math.isfinite(value) and float(value).is_integer():
-        vote = int(value)
-    else:
-        return None
-    return vote if ABSTAIN <= vote < n_classes else None
+    integral = isinstance(value, numbers.Integral) or (
+        isinstance(value, numbers.Real) and math.isfinite(value) and float(value).is_integer())
+    return int(value) if integral and ABSTAIN <= int(value) < n_classes else None
 
 
 def _bad_vote(value: Any, n_classes: int) -> str:
@@ -90,12 +105,13 @@ class _Column:
             self.first = f"{message} (item {item_id})"
 
 
-def _apply_row_lf(lf, points: list[SimpleNamespace], ids: list, n_classes: int, col: _Column) -> None:
+def _apply_row_lf(lf, points: list[SimpleNamespace], ids: list, n_classes: int,
+                  col: _Column) -> None:
     votes = [ABSTAIN] * len(points)
     for i, x in enumerate(points):
         try:
             value = lf(x)
-        except Exception as exc:  # an LF that raises abstains on that item; counted per LF
+        except Exception as exc:  # noqa: BLE001 - LF code may raise anything; it abstains and is counted
             col.fault(f"{type(exc).__name__}: {exc}", ids[i])
             continue
         if type(value) is int and ABSTAIN <= value < n_classes:  # the common case, fast
@@ -118,14 +134,15 @@ def _batch_output(lf: BatchLF, frame: pd.DataFrame) -> np.ndarray:
     return out
 
 
-def _apply_batch_lf(lf: BatchLF, frame: pd.DataFrame, ids: list, n_classes: int, col: _Column) -> None:
+def _apply_batch_lf(lf: BatchLF, frame: pd.DataFrame, ids: list, n_classes: int,
+                    col: _Column) -> None:
     try:
         out = _batch_output(lf, frame)
-    except Exception:  # some row breaks the batch: rerun row by row so only those rows abstain
+    except Exception:  # noqa: BLE001 - some row broke the batch: rerun row by row
         for i in range(len(frame)):
             try:
                 one = _batch_output(lf, frame.iloc[i : i + 1])
-            except Exception as exc:  # counted per LF, like row LFs
+            except Exception as exc:  # noqa: BLE001 - counted per LF, like row LFs
                 col.fault(f"{type(exc).__name__}: {exc}", ids[i])
                 continue
             vote, valid = _array_votes(one, n_classes)
@@ -140,7 +157,8 @@ def _apply_batch_lf(lf: BatchLF, frame: pd.DataFrame, ids: list, n_classes: int,
         col.fault(_bad_vote(out[i], n_classes), ids[i])
 
 
-def apply_lfs(lfs: Sequence, frame: pd.DataFrame, n_classes: int, *, progress: bool = False) -> ApplyResult:
+def apply_lfs(lfs: Sequence, frame: pd.DataFrame, n_classes: int, *,
+              progress: bool = False) -> ApplyResult:
     """Apply ``lfs`` to every row of ``frame``.
 
     Parameters
@@ -159,7 +177,8 @@ def apply_lfs(lfs: Sequence, frame: pd.DataFrame, n_classes: int, *, progress: b
         raise InvalidInput(f"frame must be a pandas DataFrame, got {type(frame).__name__}")
     if isinstance(n_classes, bool) or not isinstance(n_classes, numbers.Integral) \
             or not 2 <= n_classes <= 127:
-        raise InvalidInput(f"n_classes must be an int in 2..127 (votes are int8), got {n_classes!r}")
+        raise InvalidInput(f"n_classes must be an int in 2..127 (votes are int8), "
+                           f"got {n_classes!r}")
     lfs = list(lfs)
     bad = [lf for lf in lfs if not is_lf(lf)]
     if bad:

@@ -20,7 +20,7 @@ from collections.abc import Callable
 import numpy as np
 import pandas as pd
 
-__all__ = ["builtin_assertions", "perturb_frame", "ASSERTION_NAMES"]
+__all__ = ["ASSERTION_NAMES", "builtin_assertions", "perturb_frame"]
 
 ASSERTION_NAMES = ["model_lf_disagree", "lm_em_disagree", "perturbation_flip",
                    "near_duplicate_conflict", "confident_lf_contradiction"]

@@ -1,4 +1,11 @@
-"""The end model: logistic regression on human labels plus weighted label-model labels."""
+"""The end model: logistic regression on human labels plus weighted label-model labels.
+
+Defaults (C=10, class_weight="balanced", weak_weight=0.1) come from a grid on WRENCH YouTube and
+SMS (hashed word + char n-grams, Snorkel or majority-vote weak labels, 100 or 200 random human
+labels, 3 seeds): C in 1..100, weak_weight in 0.05..1, balanced or not. Human labels alone want a
+large C; weak labels help most when C x weak_weight stays near 1 (they are noisy); balancing
+lifts SMS (13% spam) spam F1 from about 76 to 80-88 and leaves YouTube unchanged.
+"""
 
 from __future__ import annotations
 
@@ -9,9 +16,13 @@ from sklearn.linear_model import LogisticRegression
 
 from labeling.errors import InvalidInput, NotFittedError
 
-__all__ = ["EndModel", "training_set", "WEAK_WEIGHT"]
+__all__ = ["C_DEFAULT", "WEAK_WEIGHT", "EndModel", "training_set"]
 
-WEAK_WEIGHT = 0.5  # default weight of a weak label, times the label model's confidence
+# Defaults tuned on WRENCH YouTube and SMS with 100-200 random human labels plus weak labels
+# (see the module docstring): weak labels weigh little, human labels are fitted closely.
+WEAK_WEIGHT = 0.1  # weight of a weak label, times the label model's confidence
+C_DEFAULT = 10.0
+TIE_TOL = 1e-6  # label-model classes closer than this tie: no weak label
 
 
 def training_set(
@@ -21,8 +32,10 @@ def training_set(
     """Rows, labels and weights to train the end model on.
 
     Human-labeled rows get weight 1; every other row the LFs cover gets the label model's argmax
-    (lowest class on a tie) with weight ``weak_weight`` x its probability; uncovered unlabeled rows
-    are left out.
+    with weight ``weak_weight`` x its probability. Left out: uncovered unlabeled rows, and rows
+    where the label model's top classes tie (within 1e-6), whose argmax would be an arbitrary
+    class (with majority vote on WRENCH YouTube, 248 of 1506 covered rows; dropping them rather
+    than labeling them class 0 lifts the end model by about 7 points).
 
     Parameters
     ----------
@@ -40,7 +53,8 @@ def training_set(
         human = np.full(n, -1, dtype=np.int64)
         rows = np.fromiter(human_labels.keys(), dtype=np.int64, count=len(human_labels))
         if len(rows) and (rows.min() < 0 or rows.max() >= n):
-            raise InvalidInput(f"human_labels rows must be in 0..{n - 1}, got {rows.min()}..{rows.max()}")
+            raise InvalidInput(f"human_labels rows must be in 0..{n - 1}, "
+                               f"got {rows.min()}..{rows.max()}")
         human[rows] = np.fromiter(human_labels.values(), dtype=np.int64, count=len(human_labels))
     else:
         human = np.asarray(human_labels)
@@ -55,10 +69,13 @@ def training_set(
         lm_probs = np.asarray(lm_probs)
         if lm_probs.ndim != 2 or len(lm_probs) != n:
             raise InvalidInput(f"lm_probs must be ({n}, K), got {lm_probs.shape}")
-        covered = np.ones(n, dtype=bool) if lm_covered is None else np.asarray(lm_covered, dtype=bool)
+        covered = (np.ones(n, dtype=bool) if lm_covered is None
+                   else np.asarray(lm_covered, dtype=bool))
         if covered.shape != (n,):
             raise InvalidInput(f"lm_covered must be ({n},) bool, got {covered.shape}")
-        rows = np.flatnonzero(~labeled & covered)
+        top2 = np.sort(lm_probs, axis=1)[:, -2:] if lm_probs.shape[1] > 1 else None
+        decided = covered if top2 is None else covered & (top2[:, 1] - top2[:, 0] >= TIE_TOL)
+        rows = np.flatnonzero(~labeled & decided)
         idx.append(rows)
         y.append(lm_probs[rows].argmax(axis=1))
         w.append(weak_weight * lm_probs[rows].max(axis=1))
@@ -75,6 +92,8 @@ class EndModel:
     C : inverse L2 regularisation strength
     seed : random_state of the solver
     max_iter : solver iterations
+    class_weight : "balanced" (weights inversely proportional to the class counts in ``y``,
+        times any sample weights) or None
 
     Attributes
     ----------
@@ -83,8 +102,10 @@ class EndModel:
         gets probability 1 on that class: there is nothing to discriminate)
     """
 
-    def __init__(self, n_classes: int, *, C: float = 1.0, seed: int = 0, max_iter: int = 1000) -> None:
+    def __init__(self, n_classes: int, *, C: float = C_DEFAULT, seed: int = 0,
+                 max_iter: int = 1000, class_weight: str | None = "balanced") -> None:
         self.n_classes, self.C, self.seed, self.max_iter = n_classes, C, seed, max_iter
+        self.class_weight = class_weight
 
     def fit(self, X, y: np.ndarray, sample_weight: np.ndarray | None = None) -> EndModel:
         """Train on X (t, d) dense or sparse, y (t,) ints in 0..K-1, sample_weight (t,) >= 0."""
@@ -92,10 +113,12 @@ class EndModel:
             raise InvalidInput(f"n_classes must be an int >= 2, got {self.n_classes!r}")
         if not self.C > 0:
             raise InvalidInput(f"C must be > 0, got {self.C!r}")
+        if self.class_weight not in ("balanced", None):
+            raise InvalidInput(f"class_weight must be 'balanced' or None, got {self.class_weight!r}")
         y = np.asarray(y)
         if getattr(X, "ndim", 0) != 2 or X.shape[0] != len(y) or len(y) == 0:
-            raise InvalidInput(f"X must be (t, d) and y (t,) with t > 0; got X {getattr(X, 'shape', None)} "
-                               f"and y {y.shape}")
+            raise InvalidInput(f"X must be (t, d) and y (t,) with t > 0; got X "
+                               f"{getattr(X, 'shape', None)} and y {y.shape}")
         if y.dtype.kind not in "iu" or y.min() < 0 or y.max() >= self.n_classes:
             raise InvalidInput(f"y must hold ints in 0..{self.n_classes - 1}, got {y.dtype} "
                                f"{y.min()}..{y.max()}")
@@ -109,7 +132,8 @@ class EndModel:
         if len(self.classes_seen_) == 1:
             self.model_ = None
             return self
-        self.model_ = LogisticRegression(C=self.C, max_iter=self.max_iter, random_state=self.seed)
+        self.model_ = LogisticRegression(C=self.C, max_iter=self.max_iter, random_state=self.seed,
+                                         class_weight=self.class_weight)
         self.model_.fit(X, y, sample_weight=sample_weight)
         return self
 
@@ -118,7 +142,8 @@ class EndModel:
         if not hasattr(self, "classes_seen_"):
             raise NotFittedError("EndModel.fit must be called before predict_proba")
         if getattr(X, "ndim", 0) != 2 or X.shape[1] != self.n_features_in_:
-            raise InvalidInput(f"X must be (n, {self.n_features_in_}), got {getattr(X, 'shape', None)}")
+            raise InvalidInput(f"X must be (n, {self.n_features_in_}), "
+                               f"got {getattr(X, 'shape', None)}")
         out = np.zeros((X.shape[0], self.n_classes), dtype=np.float32)
         if self.model_ is None:
             out[:, self.classes_seen_[0]] = 1.0

@@ -56,8 +56,9 @@ class Featurizer:
         cols = frame.attrs.get("feature_columns")
         if cols is not None:
             return list(cols)
+        types = pd.api.types
         return [c for c in frame.columns if c not in _NOT_FEATURES
-                and pd.api.types.is_numeric_dtype(frame[c]) and not pd.api.types.is_bool_dtype(frame[c])]
+                and types.is_numeric_dtype(frame[c]) and not types.is_bool_dtype(frame[c])]
 
     @staticmethod
     def _texts(frame: pd.DataFrame) -> list[str]:

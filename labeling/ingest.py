@@ -17,7 +17,7 @@ from typing import Any
 
 from labeling.errors import InvalidInput, SchemaError
 
-__all__ = ["Record", "WrenchDataset", "read_records", "read_wrench", "derive_id", "FORMATS"]
+__all__ = ["FORMATS", "Record", "WrenchDataset", "derive_id", "read_records", "read_wrench"]
 
 FORMATS = ("jsonl", "csv", "parquet", "wrench")
 CHUNK_ROWS = 50_000
@@ -76,7 +76,8 @@ class _RowParser:
     def __init__(self, path: Path, *, id_column: str, text_column: str, label_column: str,
                  feature_columns: Sequence[str] | None, vote_columns: Sequence[str] | None,
                  class_names: Sequence[str] | None) -> None:
-        self.path, self.id_col, self.text_col, self.label_col = path, id_column, text_column, label_column
+        self.path, self.id_col = path, id_column
+        self.text_col, self.label_col = text_column, label_column
         self.feature_cols = list(feature_columns) if feature_columns is not None else None
         self.vote_cols = list(vote_columns or ())
         self.class_names = list(class_names) if class_names else None
@@ -92,7 +93,8 @@ class _RowParser:
         if label is None or label < -1 or (self.class_names and label >= len(self.class_names)):
             allowed = f"one of {self.class_names} or 0..{len(self.class_names) - 1}" \
                 if self.class_names else "an int class index (-1 = none)"
-            raise SchemaError(f"{self.path} {where}: label {value!r} is not a class; allowed: {allowed}")
+            raise SchemaError(f"{self.path} {where}: label {value!r} is not a class; "
+                              f"allowed: {allowed}")
         return None if label == -1 else label
 
     def __call__(self, raw: dict[str, Any], row: str) -> Record:
@@ -131,8 +133,8 @@ class _RowParser:
             bad = [(c, v) for c, v, i in zip(self.vote_cols, cells, ints, strict=True)
                    if i is None or i < -1]
             if bad:
-                raise InvalidInput(f"{self.path} {where}: vote column {bad[0][0]!r} must hold an int "
-                                   f">= -1 (-1 = abstain), got {bad[0][1]!r}")
+                raise InvalidInput(f"{self.path} {where}: vote column {bad[0][0]!r} must hold "
+                                   f"an int >= -1 (-1 = abstain), got {bad[0][1]!r}")
             votes = tuple(ints)
         meta = {k: v for k, v in raw.items() if k not in self.reserved and k not in features
                 and isinstance(v, _SCALAR) and not _missing(v)}
@@ -147,7 +149,8 @@ class _RowParser:
 def _bar(total: int | None, progress: bool, unit: str, desc: str):
     from tqdm import tqdm  # writes to stderr
 
-    return tqdm(total=total, unit=unit, unit_scale=True, desc=desc, disable=not progress, leave=False)
+    return tqdm(total=total, unit=unit, unit_scale=True, desc=desc, disable=not progress,
+                leave=False)
 
 
 def read_records(
@@ -253,7 +256,8 @@ def _wrench(path: Path, parse: _RowParser, progress: bool) -> Iterator[Record]:
             bar.update(1)
             where = f"id {key!r}"
             if not isinstance(entry, dict) or not isinstance(entry.get("data", {}), dict):
-                raise InvalidInput(f"{path} {where}: expected {{'label', 'weak_labels', 'data': {{...}}}}")
+                raise InvalidInput(f"{path} {where}: expected an object "
+                                   "{'label', 'weak_labels', 'data': {...}}")
             data = dict(entry.get("data") or {})
             text = data.pop("text", None)
             features: dict[str, float] = {}
@@ -298,7 +302,8 @@ def read_wrench(folder: str | Path) -> WrenchDataset:
     except (json.JSONDecodeError, AttributeError, ValueError) as exc:
         raise InvalidInput(f"{label_file}: must map class indices to names ({exc})") from exc
     if sorted(index) != list(range(len(index))) or len(index) < 2:
-        raise InvalidInput(f"{label_file}: class indices must be 0..K-1 with K >= 2, got {sorted(index)}")
+        raise InvalidInput(f"{label_file}: class indices must be 0..K-1 with K >= 2, "
+                           f"got {sorted(index)}")
     class_names = [index[i] for i in range(len(index))]
     splits = {
         name: list(read_records(folder / f"{name}.json", fmt="wrench", class_names=class_names))

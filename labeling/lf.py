@@ -29,8 +29,16 @@ from snorkel.labeling import LabelingFunction
 
 from labeling.errors import InvalidInput, LFLoadError
 
-__all__ = ["ABSTAIN", "BatchLF", "batch_lf", "VoteColumnLF", "lf_version", "load_lfs_from_source",
-           "load_lfs_from_module", "is_lf"]
+__all__ = [
+    "ABSTAIN",
+    "BatchLF",
+    "VoteColumnLF",
+    "batch_lf",
+    "is_lf",
+    "lf_version",
+    "load_lfs_from_module",
+    "load_lfs_from_source",
+]
 
 ABSTAIN = -1
 
@@ -175,7 +183,7 @@ def load_lfs_from_source(source: str, *, filename: str = "<lfs>") -> list:
     try:
         code = compile(source, fname, "exec")
         sys.modules[name] = module
-        exec(code, module.__dict__)  # registering LFs is code execution by design (engineer role)
+        exec(code, module.__dict__)  # noqa: S102 - registering LFs runs code by design (engineer role)
     except SyntaxError as exc:
         _forget(name, fname)
         raise LFLoadError(f"{filename}: syntax error at line {exc.lineno}: {exc.msg}") from exc

@@ -28,12 +28,13 @@ def evaluate(y_true: np.ndarray, probs: np.ndarray) -> dict[str, float | int | N
     y_true = np.asarray(y_true)
     probs = np.asarray(probs)
     if probs.ndim != 2 or y_true.shape != (len(probs),):
-        raise InvalidInput(f"y_true must be (n,) and probs (n, K); got {y_true.shape} and {probs.shape}")
+        raise InvalidInput(f"y_true must be (n,) and probs (n, K); "
+                           f"got {y_true.shape} and {probs.shape}")
     if len(y_true) == 0:
         return {"accuracy": None, "macro_f1": None, "n": 0}
     pred = predict(probs)
     return {
         "accuracy": float(accuracy_score(y_true, pred)),
         "macro_f1": float(f1_score(y_true, pred, average="macro", zero_division=0)),
-        "n": int(len(y_true)),
+        "n": len(y_true),
     }
