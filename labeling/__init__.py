@@ -1,0 +1,2 @@
+__all__ = ["analysis", "apply", "end_model", "export", "features", "ingest", "label_model", "lf",
+           "metrics"]

@@ -172,9 +172,10 @@ def read_records(
     vote_columns : columns of precomputed LF votes (ints, -1 = abstain)
     progress : show a tqdm bar on stderr (bytes for JSONL, rows otherwise)
 
-    Yields
-    ------
-    Record, in file order.
+    Returns
+    -------
+    An iterator of Records in file order; the format and the file are checked at the call, rows
+    are read as the iterator is consumed.
     """
     path = Path(path)
     fmt = fmt if fmt is not None else _SUFFIX.get(path.suffix.lower())
@@ -187,7 +188,7 @@ def read_records(
                        label_column=label_column, feature_columns=feature_columns,
                        vote_columns=vote_columns, class_names=class_names)
     readers = {"jsonl": _jsonl, "csv": _csv, "parquet": _parquet, "wrench": _wrench}
-    yield from readers[fmt](path, parse, progress)
+    return readers[fmt](path, parse, progress)  # arguments checked now, rows read lazily
 
 
 def _jsonl(path: Path, parse: _RowParser, progress: bool) -> Iterator[Record]:

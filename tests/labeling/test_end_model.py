@@ -37,7 +37,7 @@ def test_end_model_on_gold_labels_beats_the_wrench_reference(youtube):
     model = EndModel(2).fit(youtube["X"], youtube["y"])
     probs = model.predict_proba(youtube["X_test"])
     assert probs.dtype == np.float32 and probs.shape == (250, 2)
-    # WRENCH: logistic regression on gold labels 94.24; hashed word + char n-grams give 95.2
+    # WRENCH: logistic regression on gold labels 94.24; hashed word + char n-grams give 94.8
     assert evaluate(youtube["y_test"], probs)["accuracy"] >= 0.94
 
 

@@ -115,7 +115,7 @@ def test_malformed_input_names_file_and_row(tmp_path, name, content, kwargs, err
 
 def test_missing_file_and_empty_csv(tmp_path):
     with pytest.raises(InvalidInput, match="no such file"):
-        list(read_records(tmp_path / "nope.jsonl"))
+        read_records(tmp_path / "nope.jsonl")  # checked at the call, before any iteration
     (tmp_path / "e.csv").write_text("")
     assert list(read_records(tmp_path / "e.csv")) == []
 

@@ -61,6 +61,14 @@ def test_snorkel_near_wrench_and_deterministic(youtube, youtube_snorkel):
                           youtube_snorkel.predict_proba(votes["test"]))
 
 
+def test_snorkel_fit_on_every_row_is_wrenchs_fit(youtube):
+    votes, gold, k = youtube
+    every = LabelModel(k, kind="snorkel", fit_on="all").fit(votes["train"])
+    assert (every.predict(votes["test"]) == gold["test"]).mean() == pytest.approx(0.84, abs=0.005)
+    with pytest.raises(InvalidInput, match="fit_on must be"):
+        LabelModel(k, fit_on="some").fit(votes["train"])
+
+
 def test_fitting_leaves_global_random_state_alone(youtube):
     import torch
 
