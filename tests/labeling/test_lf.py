@@ -28,7 +28,7 @@ from labeling.lf import (
 )
 from tests.server import DATASETS, ROOT
 
-SPAM_LFS = Path(__file__).with_name("spam_lfs.py")
+SPAM_LFS = Path(__file__).resolve().parents[2] / "demo" / "spam_lfs.py"  # the tutorial LFs, as shipped
 TUTORIAL = SPAM_LFS.read_text()
 VOTE_RULE = "a vote is an int in -1..1"
 NAMES = ["keyword_my", "keyword_subscribe", "keyword_http", "keyword_please", "keyword_song",
@@ -65,7 +65,7 @@ def youtube():
 
 def test_tutorial_lfs_run_unchanged_and_reproduce_wrench_votes(youtube):
     frame, recs = youtube
-    lfs = load_lfs_from_module("tests.labeling.spam_lfs")
+    lfs = load_lfs_from_module("demo.spam_lfs")
     assert [lf.name for lf in lfs] == NAMES
     result = apply_lfs(lfs, frame, 2)
     assert result.votes.shape == (len(frame), 7) and result.votes.dtype == np.int8
@@ -172,7 +172,7 @@ def test_versions_are_stable_across_processes_and_change_with_the_code(tmp_path)
     lfs = load_lfs_from_source(TUTORIAL)
     versions = {lf.name: lf_version(lf) for lf in lfs}
     assert len(set(versions.values())) == 7 and all(len(v) == 12 for v in versions.values())
-    module_lfs = load_lfs_from_module("tests.labeling.spam_lfs")
+    module_lfs = load_lfs_from_module("demo.spam_lfs")
     assert versions == {lf.name: lf_version(lf) for lf in module_lfs}
     # in other interpreters (string hashing differs), with a set among the resources
     src = TUTORIAL + SET_LF
