@@ -74,11 +74,13 @@ def run_round(
     pool = load_pool(store, project_id)
     project, n = pool.project, len(pool.items)
     settings = project.settings
-    report(0, 3, "apply_lfs")
+    # one scale for the whole round: the rows LFs still need, then three steps
+    total = n + 3
+    report(0, total, "apply_lfs")
     lf_records = [r for r in store.list_lfs(project_id) if r.active]
     votes, lf_info = vote_matrix(
         store, project_id, lf_records, pool.frame, project.n_classes, executor,
-        progress=lambda d, t: report(d, t, "apply_lfs (rows)"),
+        progress=lambda d, t: report(round(d * n / max(t, 1)), total, "apply_lfs"),
     )
     annotations = store.annotations(project_id)
     human, _, _ = human_labels(pool, annotations)
@@ -96,7 +98,7 @@ def run_round(
     extra_votes = None
     if extra is not None and lf_records:
         extra_votes = executor.apply_lfs(specs(lf_records), extra[0], project.n_classes).votes
-    report(1, 3, "fit label model, train end model, score, rank")
+    report(n + 1, total, "fit label model, train end model, score, rank")
     inp = RoundInput(
         frame=pool.frame, votes=votes, human=human, is_eval=is_eval, open_mask=open_mask,
         n_classes=project.n_classes, strategy=settings.strategy,
@@ -110,7 +112,7 @@ def run_round(
         lm_cached=lm_cached,
     )
     out: RoundOutput = executor.call(fit_round, inp)
-    report(2, 3, "store")
+    report(n + 2, total, "store")
     if out.probs is not None:
         store.put_array(project_id, "probs", out.probs.astype(np.float32))
     if out.lm_probs is not None:
@@ -128,5 +130,5 @@ def run_round(
         label_model=lm_info, strategy=settings.strategy, strategy_state=out.strategy_state,
     )
     store.add_round(rnd)
-    report(3, 3, "done")
+    report(total, total, "done")
     return rnd, out

@@ -29,10 +29,14 @@ def test_round_job_runs_on_ray_with_progress(tmp_path):
                 seen.append((job["status"], job["done"], job["total"], job["message"]))
                 if job["status"] in ("succeeded", "failed", "cancelled"):
                     break
-                time.sleep(0.1)
+                time.sleep(0.05)
             assert job["status"] == "succeeded", job
             assert job["result"]["executor"] == "ray"
-            assert any(m.startswith("apply_lfs") and 0 < d < t for _s, d, t, m in seen), seen[:20]
+            running = [(d, t) for status, d, t, _m in seen if status == "running" and t]
+            assert running and all(t == 12_000 + 3 for _d, t in running)  # rows, then 3 steps
+            assert any(0 < d < t for d, t in running), seen[:20]  # progress visible mid-job
+            done = [d for d, _t in running]
+            assert done == sorted(done)  # never goes backwards
         analysis = httpx.get(srv.url + "/projects/p/lfs/analysis", timeout=60).json()
         assert {row["name"] for row in analysis} >= {"keyword_my", "short_comment"}
     finally:
