@@ -1,7 +1,5 @@
 from __future__ import annotations
 
-import hashlib
-import json
 import tempfile
 from typing import Literal
 
@@ -13,7 +11,7 @@ from api.deps import Now, ServicesDep
 from api.schemas import IngestOut, ItemOut, ItemsIn
 from api.service.ingest import ingest_file, ingest_records
 from labeling.errors import InvalidInput, SchemaError
-from labeling.ingest import Record
+from labeling.ingest import Record, derive_id
 
 router = APIRouter(prefix="/projects/{project_id}", tags=["items"])
 
@@ -26,9 +24,7 @@ def _record(item, class_names: list[str]) -> Record:
         gold = class_names.index(gold)
     if item.text is None and not item.features:
         raise InvalidInput(f"item {item.id!r} has neither text nor features")
-    item_id = item.id or hashlib.sha1(
-        json.dumps([item.text, sorted(item.features.items())]).encode()
-    ).hexdigest()[:16]
+    item_id = item.id or derive_id(item.text, item.features)  # the same ids a file would get
     votes = tuple(item.votes) if item.votes is not None else None
     return Record(item_id, item.text, item.features, item.meta, gold, votes)
 

@@ -75,7 +75,8 @@ def vote_matrix(
     what the cache lacks. Returns the matrix and per-LF fault info."""
     n = len(frame)
     active = [r for r in records if r.active]
-    load_lfs(specs(active))  # fail early, in the caller, when a source no longer loads
+    active_specs = specs(active)
+    load_lfs(active_specs)  # fail early, in the caller, when a source no longer loads
     cached = {r.version: store.get_votes(project_id, r.version) for r in active}
     groups: dict[int, list[int]] = defaultdict(list)  # start seq -> LF positions needing rows
     for j, r in enumerate(active):
@@ -86,7 +87,7 @@ def vote_matrix(
     done = 0
     for start, positions in sorted(groups.items()):
         result = executor.apply_lfs(
-            [specs(active)[j] for j in positions], frame.iloc[start:], n_classes,
+            [active_specs[j] for j in positions], frame.iloc[start:], n_classes,
             progress=None if progress is None else (lambda d, t, base=done: progress(base + d, total)),
         )
         for col, j in enumerate(positions):

@@ -217,3 +217,15 @@ def test_killed_server_loses_no_acknowledged_annotation(tmp_path):
         assert set(acked) <= stored
     finally:
         srv.stop()
+
+
+def test_items_without_ids_get_the_ids_a_file_would_give(client):
+    from labeling.ingest import derive_id
+
+    make_project(client, n=1)
+    r = client.post("/projects/p/items", json={"items": [{"text": "no id here"}]})
+    assert r.status_code == 201
+    item = client.get(f"/projects/p/items/{derive_id('no id here', {})}")
+    assert item.status_code == 200 and item.json()["text"] == "no id here"
+    again = client.post("/projects/p/items", json={"items": [{"text": "no id here"}]})
+    assert again.status_code == 409  # the same content is the same item, never silently twice
