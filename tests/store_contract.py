@@ -11,6 +11,7 @@ import pytest
 
 from api.storage.records import (
     Annotation,
+    AssertionRecord,
     ClassSpec,
     Item,
     Job,
@@ -189,6 +190,27 @@ class StoreContract:
         store.put_votes("p1", "v3", np.array([1, -1, 0], dtype=np.int8), 2, "ValueError: x")
         votes, faults, err = store.get_votes("p1", "v3")
         assert votes.tolist() == [1, -1, 0] and faults == 2 and err == "ValueError: x"
+
+    def test_assertions_kept_apart_from_lfs(self, store):
+        make_project(store)
+        assert store.list_assertions("p1") == []
+        store.put_assertions("p1", [AssertionRecord("track", "v1", "consistency", '{"a":1}', True, 5.0),
+                                    AssertionRecord("caps", "v2", "source", "src")])
+        store.deactivate_assertion("p1", "track")
+        store.put_assertions("p1", [AssertionRecord("caps", "v3", "source", "src2")])
+        got = store.list_assertions("p1")
+        assert [(a.name, a.version, a.kind, a.active) for a in got] == [
+            ("track", "v1", "consistency", False), ("caps", "v3", "source", True)]
+        assert got[0].source == '{"a":1}' and got[0].created_at == 5.0
+        assert store.list_lfs("p1") == []  # an assertion is not a labeling function
+        store.put_assertions("p1", [AssertionRecord("track", "v4", "consistency", "{}")])
+        assert [(a.name, a.active) for a in store.list_assertions("p1")] == [("track", True), ("caps", True)]
+        with pytest.raises(NotFound, match="assertion 'nope'"):
+            store.deactivate_assertion("p1", "nope")
+        with pytest.raises(NotFound):
+            store.put_assertions("nope", [AssertionRecord("x", "v", "source", "s")])
+        with pytest.raises(NotFound):
+            store.list_assertions("nope")
 
     def test_arrays_roundtrip(self, store):
         make_project(store)

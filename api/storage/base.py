@@ -24,6 +24,7 @@ import numpy as np
 
 from api.storage.records import (
     Annotation,
+    AssertionRecord,
     Item,
     Job,
     Lease,
@@ -105,6 +106,19 @@ class Store(abc.ABC):
         self, project_id: str, version: str, votes: np.ndarray, faults: int, first_error: str | None
     ) -> None:
         """Replace the cached votes of ``version`` (covering ``seq`` 0..len(votes)-1)."""
+
+    # -- registered model assertions (user code or consistency specs) ---------------------
+    @abc.abstractmethod
+    def put_assertions(self, project_id: str, assertions: Sequence[AssertionRecord]) -> None:
+        """Register assertions atomically (all or none); a name already present gets the new
+        version and source and becomes active again. Order is first registration."""
+
+    @abc.abstractmethod
+    def list_assertions(self, project_id: str) -> list[AssertionRecord]: ...
+
+    @abc.abstractmethod
+    def deactivate_assertion(self, project_id: str, name: str) -> None:
+        """``NotFound`` for a name never registered."""
 
     # -- arrays (probabilities, model artifacts) ------------------------------------------
     @abc.abstractmethod

@@ -38,6 +38,7 @@ class Keys:
         log         list of annotation JSON; position (1-based) = the annotation's seq
         idem        hash idempotency key -> log position; labels: counter of label events
         lfs         hash name -> LF JSON; rounds: list of round JSON; jobs: list of job ids
+        assertions  hash name -> registered assertion JSON (with its registration order)
         ==========  ==============================================================================
         """
         return f"{self.ns}:p:{{{pid}}}:{what}"

@@ -7,15 +7,19 @@ round-trip them without pickling.
 
 from __future__ import annotations
 
+import hashlib
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
 __all__ = [
     "ClassSpec",
     "ProjectSettings",
+    "redundancy_draw",
+    "required_answers",
     "Project",
     "Item",
     "LFRecord",
+    "AssertionRecord",
     "Lease",
     "LeasedItem",
     "Annotation",
@@ -50,9 +54,24 @@ class ProjectSettings:
     weak_weight: float = 0.5
     label_model: str = "auto"
     seed: int = 0
+    # redundancy: this share of items (drawn by a hash of the item id) needs labels from
+    # ``redundancy_k`` distinct annotators; the others need one
+    redundancy_fraction: float = 0.0
+    redundancy_k: int = 2
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
+
+
+def redundancy_draw(item_id: str) -> float:
+    """A fixed number in [0, 1) per item id: the first 32 bits of its SHA-1. The Redis store's Lua
+    computes the same (``redis.sha1hex``), so both stores sample the same items."""
+    return int(hashlib.sha1(item_id.encode()).hexdigest()[:8], 16) / 4294967296.0
+
+
+def required_answers(item_id: str, fraction: float, k: int) -> int:
+    """How many distinct annotators must label ``item_id``: ``k`` for the sampled share, else 1."""
+    return k if fraction > 0 and redundancy_draw(item_id) < fraction else 1
 
 
 @dataclass(frozen=True)
@@ -99,6 +118,18 @@ class LFRecord:
 
 
 @dataclass(frozen=True)
+class AssertionRecord:
+    """A registered model assertion; like an LF, its definition travels as text."""
+
+    name: str
+    version: str
+    kind: str  # "source" (Python source defining it) or "consistency" (JSON spec, no code)
+    source: str  # the Python source, or the consistency spec as JSON
+    active: bool = True
+    created_at: float = 0.0
+
+
+@dataclass(frozen=True)
 class LeasedItem:
     item: Item
     reasons: dict[str, Any]
@@ -113,6 +144,9 @@ class Lease:
     expires_at: float
     item_ids: tuple[str, ...]
     items: tuple[LeasedItem, ...] = ()
+    # set by ``Store.lease`` on an empty lease: true only when no item is left for this annotator
+    # (none still needs an answer from them, and none is held by anyone, them included)
+    exhausted: bool = False
 
 
 @dataclass(frozen=True)

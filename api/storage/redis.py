@@ -59,6 +59,7 @@ from api.storage.codec import (
 from api.storage.keys import SEP, Keys
 from api.storage.records import (
     Annotation,
+    AssertionRecord,
     Item,
     Job,
     Lease,
@@ -390,6 +391,44 @@ class RedisStore(Store):
         mapping = {"data": array_to_bytes(np.asarray(votes, dtype=np.int8)), "faults": int(faults),
                    "first_error": first_error or ""}
         self.r.hset(self.k.votes(project_id, version), mapping=mapping)
+
+    # -- registered assertions: a hash name -> record JSON with its first-registration order --
+    @_guarded
+    def put_assertions(self, project_id: str, assertions: Sequence[AssertionRecord]) -> None:
+        self._project_doc(project_id)
+        key = self.k.p(project_id, "assertions")
+
+        def apply(pipe: Any) -> None:
+            current = {k.decode(): json.loads(v) for k, v in pipe.hgetall(key).items()}
+            nxt = max((d["ord"] for d in current.values()), default=-1) + 1
+            pipe.multi()
+            for a in assertions:
+                ordinal = current[a.name]["ord"] if a.name in current else nxt
+                nxt += a.name not in current
+                pipe.hset(key, a.name, dumps({**asdict(a), "ord": ordinal}))
+
+        self._watched([key], apply)
+
+    @_guarded
+    def list_assertions(self, project_id: str) -> list[AssertionRecord]:
+        self._project_doc(project_id)
+        docs = [json.loads(v) for v in self.r.hgetall(self.k.p(project_id, "assertions")).values()]
+        docs.sort(key=lambda d: d.pop("ord"))
+        return [AssertionRecord(**d) for d in docs]
+
+    @_guarded
+    def deactivate_assertion(self, project_id: str, name: str) -> None:
+        self._project_doc(project_id)
+        key = self.k.p(project_id, "assertions")
+
+        def apply(pipe: Any) -> None:
+            doc = pipe.hget(key, name)
+            if doc is None:
+                raise NotFound(f"unknown assertion {name!r}")
+            pipe.multi()
+            pipe.hset(key, name, dumps({**json.loads(doc), "active": False}))
+
+        self._watched([key], apply)
 
     @_guarded
     def put_array(self, project_id: str, name: str, array: np.ndarray) -> None:

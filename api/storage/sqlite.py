@@ -33,6 +33,7 @@ from api.storage.codec import (
 from api.storage.records import (
     Item,
     Job,
+    AssertionRecord,
     LFRecord,
     Project,
     ProjectSettings,
@@ -44,6 +45,14 @@ __all__ = ["SQLiteStore"]
 
 from api.storage.sqlite_leases import LeaseOps
 from api.storage.sqlite_rows import ITEM_COLS, SCHEMA, item_from_row
+
+# registered model assertions, kept like LFs (same columns, own table)
+ASSERTIONS_SCHEMA = """
+CREATE TABLE IF NOT EXISTS assertions (
+    project_id TEXT NOT NULL, name TEXT NOT NULL, version TEXT NOT NULL, kind TEXT NOT NULL,
+    source TEXT NOT NULL, active INTEGER NOT NULL, created_at REAL NOT NULL, ord INTEGER NOT NULL,
+    PRIMARY KEY (project_id, name));
+"""
 
 
 class SQLiteStore(LeaseOps, Store):
@@ -61,6 +70,7 @@ class SQLiteStore(LeaseOps, Store):
         self._db.execute("PRAGMA synchronous=FULL")
         self._db.execute("PRAGMA busy_timeout=30000")
         self._db.executescript(SCHEMA)
+        self._db.executescript(ASSERTIONS_SCHEMA)
 
     @contextmanager
     def _tx(self, write: bool = True, durable: bool = True) -> Iterator[sqlite3.Connection]:
@@ -255,6 +265,43 @@ class SQLiteStore(LeaseOps, Store):
                 "INSERT OR REPLACE INTO votes VALUES (?,?,?,?,?)",
                 (project_id, version, data, int(faults), first_error),
             )
+
+    # -- registered assertions ------------------------------------------------------------
+    def put_assertions(self, project_id: str, assertions: Sequence[AssertionRecord]) -> None:
+        with self._tx() as db:
+            self._project(db, project_id)
+            (ord_,) = db.execute(
+                "SELECT COALESCE(MAX(ord) + 1, 0) FROM assertions WHERE project_id=?", (project_id,)
+            ).fetchone()
+            for a in assertions:
+                row = db.execute(
+                    "SELECT ord FROM assertions WHERE project_id=? AND name=?", (project_id, a.name)
+                ).fetchone()
+                db.execute(
+                    "INSERT OR REPLACE INTO assertions VALUES (?,?,?,?,?,?,?,?)",
+                    (project_id, a.name, a.version, a.kind, a.source, int(a.active), a.created_at,
+                     row[0] if row else ord_),
+                )
+                ord_ += 0 if row else 1
+
+    def list_assertions(self, project_id: str) -> list[AssertionRecord]:
+        with self._tx(write=False) as db:
+            self._project(db, project_id)
+            rows = db.execute(
+                "SELECT name, version, kind, source, active, created_at FROM assertions"
+                " WHERE project_id=? ORDER BY ord",
+                (project_id,),
+            ).fetchall()
+        return [AssertionRecord(r[0], r[1], r[2], r[3], bool(r[4]), r[5]) for r in rows]
+
+    def deactivate_assertion(self, project_id: str, name: str) -> None:
+        with self._tx() as db:
+            cur = db.execute(
+                "UPDATE assertions SET active=0 WHERE project_id=? AND name=?", (project_id, name)
+            )
+            if cur.rowcount == 0:
+                self._project(db, project_id)
+                raise NotFound(f"unknown assertion {name!r}")
 
     # -- arrays ---------------------------------------------------------------------------
     def put_array(self, project_id: str, name: str, array: np.ndarray) -> None:
