@@ -10,7 +10,7 @@ from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse
 
 from api.auth import TokenRegistry
-from api.routes import annotate, export, items, jobs, lfs, projects
+from api.routes import annotate, assertions, export, items, jobs, lfs, projects
 from api.service.services import Services
 from api.settings import Settings
 from api.storage import open_store
@@ -142,7 +142,7 @@ def create_app(settings: Settings | None = None, services: Services | None = Non
         ok = request.app.state.services.store.ping()
         return JSONResponse({"store": "ok" if ok else "down"}, status_code=200 if ok else 503)
 
-    for module in (projects, items, lfs, annotate, jobs, export):
+    for module in (projects, items, lfs, assertions, annotate, jobs, export):
         app.include_router(module.router)
     app.add_middleware(BodyLimit, limit=settings.max_body_bytes)
     return app

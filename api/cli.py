@@ -135,6 +135,32 @@ def cmd_lfs(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_assertions(args: argparse.Namespace) -> int:
+    """Register model assertions (a file, a module or a consistency spec), or list them with
+    their firing counts in the latest round."""
+    from api.service.assertions import assertion_status, register_assertions
+
+    services = _services(args)
+    try:
+        if args.file or args.module or args.consistency:
+            register_assertions(
+                services.store, args.project, now=time.time(), module=args.module,
+                source=Path(args.file).read_text(encoding="utf-8") if args.file else None,
+                consistency=json.loads(args.consistency) if args.consistency else None)
+        for a in assertion_status(services.store, args.project):
+            latest = a["latest"] or {}
+            print(json.dumps({"name": a["name"], "version": a["version"], "kind": a["kind"],
+                              "active": a["active"], "round": latest.get("round"),
+                              "items": latest.get("items"), "clusters": latest.get("clusters"),
+                              "weak_votes": latest.get("weak_votes"), "fault": latest.get("fault")}))
+    except json.JSONDecodeError as exc:
+        print(f"labelloop: error: --consistency is not JSON: {exc}", file=sys.stderr)
+        return 2
+    finally:
+        services.close()
+    return 0
+
+
 def cmd_round(args: argparse.Namespace) -> int:
     from api.service.rounds import run_round
 
@@ -261,6 +287,15 @@ def build_parser() -> argparse.ArgumentParser:
     group.add_argument("--file")
     group.add_argument("--module")
     sp.set_defaults(fn=cmd_lfs)
+
+    sp = sub.add_parser("assertions", help="register model assertions, or list them with firing counts")
+    store_opts(sp)
+    sp.add_argument("--project", required=True)
+    group = sp.add_mutually_exclusive_group()
+    group.add_argument("--file", help="Python file defining @assertion functions")
+    group.add_argument("--module", help="importable module defining them")
+    group.add_argument("--consistency", help='JSON spec, e.g. {"name": "track", "id_column": "track_id"}')
+    sp.set_defaults(fn=cmd_assertions)
 
     sp = sub.add_parser("round", help="run a retrain round now (apply LFs, fit, score, queue)")
     store_opts(sp)

@@ -14,6 +14,8 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from labeling.assertion_runs import AssertionSpec, load_assertions, run_assertions
+from labeling.assertion_types import AssertionBatch
 from labeling.assertions import builtin_assertions
 from labeling.end_model import EndModel, training_set
 from labeling.features import Featurizer
@@ -48,6 +50,8 @@ class RoundInput:
     extra_frame: pd.DataFrame | None = None  # held-out items to score too (simulation)
     extra_votes: np.ndarray | None = None
     lm_cached: tuple[np.ndarray, np.ndarray, dict] | None = None  # (probs, covered, info) to reuse
+    assertion_specs: list[AssertionSpec] = field(default_factory=list)  # registered, active
+    class_names: tuple[str, ...] = ()
 
 
 @dataclass
@@ -66,6 +70,10 @@ class RoundOutput:
     extra_lm_probs: np.ndarray | None = None
     extra_lm_covered: np.ndarray | None = None
     n_train: dict[str, int] = field(default_factory=dict)
+    # weak labels of registered assertions: (n, c) int8, -1 abstains; they join the next round's
+    # label-model input as one labeling function per column
+    assertion_votes: np.ndarray | None = None
+    assertion_vote_names: list[str] = field(default_factory=list)
 
 
 def _fit_label_model(inp: RoundInput):
@@ -83,6 +91,39 @@ def _fit_label_model(inp: RoundInput):
     )
     info = {"kind": lm.kind_, "reason": lm.reason_, "eval_accuracy": lm.eval_accuracy_, "n_lfs": m}
     return lm, info
+
+
+def _assertions(inp: RoundInput, probs: np.ndarray, lm_probs: np.ndarray | None, rescore,
+                rng: np.random.Generator, metrics: dict[str, Any]):
+    """Built-in assertions (for the strategies that read them) and the registered ones (always:
+    their counts are monitoring and their weak labels feed the next round). Firing counts go into
+    ``metrics``; returns the severities for the strategy and the registered ones' weak labels."""
+    names: list[str] = []
+    columns: list[np.ndarray] = []
+    dependent: list[bool] = []
+    if inp.strategy in ASSERTION_STRATEGIES or inp.strategy_params.get("assertions"):
+        names, severity, dependent = builtin_assertions(
+            inp.frame, probs, inp.votes, lm_probs, inp.human, rescore, rng)
+        columns = [severity[:, j] for j in range(len(names))]
+    weak, weak_names = None, []
+    if inp.assertion_specs:
+        batch = AssertionBatch(
+            inp.frame, probs, probs.argmax(axis=1), lm_probs, inp.votes, inp.human,
+            inp.class_names or tuple(str(c) for c in range(inp.n_classes)))
+        runs = run_assertions(load_assertions(inp.assertion_specs), batch)
+        metrics["assertion_runs"] = {r.name: {**r.counts(), "granularity": r.granularity} for r in runs}
+        names += [r.name for r in runs]
+        columns += [r.severity.astype(np.float32) for r in runs]
+        dependent = list(dependent) + [r.model_dependent for r in runs]
+        voting = [r for r in runs if r.weak_labels is not None]
+        if voting:
+            weak = np.stack([r.weak_labels for r in voting], axis=1).astype(np.int8)
+            weak_names = [r.name for r in voting]
+    if not names:
+        return None, None, []
+    severity = np.stack(columns, axis=1).astype(np.float32)
+    metrics["assertions"] = {m: int((severity[:, j] > 0).sum()) for j, m in enumerate(names)}
+    return AssertionVotes(names, severity, dependent), weak, weak_names
 
 
 def fit_round(inp: RoundInput) -> RoundOutput:
@@ -125,14 +166,10 @@ def fit_round(inp: RoundInput) -> RoundOutput:
     if eval_mask.any() and lm_probs is not None:
         metrics["label_model"] = evaluate(inp.human[eval_mask], lm_probs[eval_mask])
 
-    assertions = None
-    if model is not None and (inp.strategy in ASSERTION_STRATEGIES or inp.strategy_params.get("assertions")):
-        names, severity, dependent = builtin_assertions(
-            inp.frame, probs, inp.votes, lm_probs, inp.human,
-            lambda f: model.predict_proba(featurizer.transform(f)), rng,
-        )
-        assertions = AssertionVotes(names, severity, dependent)
-        metrics["assertions"] = {m: int((severity[:, j] > 0).sum()) for j, m in enumerate(names)}
+    assertions, weak, weak_names = None, None, []
+    if model is not None:
+        assertions, weak, weak_names = _assertions(
+            inp, probs, lm_probs, lambda f: model.predict_proba(featurizer.transform(f)), rng, metrics)
 
     mc_probs = None
     if model is not None and (inp.strategy == "bald" or inp.strategy_params.get("mc_dropout")):
@@ -156,5 +193,6 @@ def fit_round(inp: RoundInput) -> RoundOutput:
         probs=probs, lm_probs=lm_probs, lm_covered=covered, label_model=lm_info, metrics=metrics,
         queue=sel.indices, scores=sel.scores, reasons=sel.reasons, strategy_state=sel.state,
         model_version=digest, extra_probs=extra_probs, extra_lm_probs=extra_lm,
-        extra_lm_covered=extra_covered, n_train=n_train,
+        extra_lm_covered=extra_covered, n_train=n_train, assertion_votes=weak,
+        assertion_vote_names=weak_names,
     )

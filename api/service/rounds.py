@@ -1,5 +1,15 @@
 """A retrain round: apply LFs (incrementally), fit the label model and end model, score the
-pool, refresh the queue and record the round. Runs as a job, never inside a request."""
+pool, refresh the queue and record the round. Runs as a job, never inside a request.
+
+Registered model assertions run in every round that has an end model; their firing counts go
+into the round's metrics (``assertions``: flagged items per assertion, ``assertion_runs``: items,
+clusters, weak votes, fault and version per registered one). Their weak labels (consistency
+assertions: the group's majority prediction) are computed from this round's predictions, so they
+are stored (array ``assertion_votes``, columns named in ``metrics["assertion_weak_labels"]``) and
+join the *next* round's label-model input as one more labeling function each (named
+``assertion:<name>``; new items abstain; dropped when the assertion is deactivated or changes
+version).
+"""
 
 from __future__ import annotations
 
@@ -10,15 +20,17 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
+from api.service.assertions import assertion_specs
 from api.service.lfs import lf_set_version, specs, vote_matrix
 from api.storage.base import Store
-from api.storage.records import Annotation, Item, Project, Round
+from api.storage.records import Annotation, AssertionRecord, Item, Project, Round
+from labeling.assertion_runs import load_assertions
 from labeling.consensus import consensus
 from labeling.frame import items_frame
 from workers.executor import Executor
 from workers.tasks import RoundInput, RoundOutput, fit_round
 
-__all__ = ["PoolView", "load_pool", "human_labels", "run_round"]
+__all__ = ["PoolView", "human_labels", "load_pool", "run_round"]
 
 Progress = Callable[[int, int, str], None]
 
@@ -51,11 +63,31 @@ def human_labels(
 
 
 def _label_model_key(records, n: int, human: np.ndarray, is_eval: np.ndarray, kind: str,
-                     use_weak: bool) -> str:
-    """What the label-model fit depends on: LF versions, pool size, evaluation labels, settings."""
+                     use_weak: bool, assertion_votes: np.ndarray) -> str:
+    """What the label-model fit depends on: LF versions, pool size, evaluation labels, settings,
+    and the assertion weak labels that join the votes."""
     h = hashlib.sha1(f"{lf_set_version(records)}|{n}|{kind}|{use_weak}|".encode())
     h.update(np.ascontiguousarray(np.where(is_eval, human, -1)).tobytes())
+    h.update(np.ascontiguousarray(assertion_votes).tobytes())
     return h.hexdigest()[:16]
+
+
+def _assertion_votes(store: Store, project_id: str, previous: Round | None,
+                     active: list[AssertionRecord], n: int) -> tuple[np.ndarray, list[dict]]:
+    """The weak labels the previous round's assertions emitted, as (n, c) vote columns for the
+    active assertions whose version has not changed since (items added since abstain), with
+    their LF info entries."""
+    wanted = previous.metrics.get("assertion_weak_labels", []) if previous is not None else []
+    versions = {r.name: r.version for r in active}
+    stored = store.get_array(project_id, "assertion_votes") if wanted else None
+    if stored is None or stored.ndim != 2 or stored.shape[1] != len(wanted) or len(stored) > n:
+        return np.zeros((n, 0), dtype=np.int8), []
+    keep = [j for j, w in enumerate(wanted) if versions.get(w["name"]) == w["version"]]
+    votes = np.full((n, len(keep)), -1, dtype=np.int8)
+    votes[: len(stored)] = stored[:, keep]
+    info = [{"name": f"assertion:{wanted[j]['name']}", "version": wanted[j]["version"],
+             "faults": 0, "first_error": None, "kind": "assertion"} for j in keep]
+    return votes, info
 
 
 def run_round(
@@ -82,13 +114,17 @@ def run_round(
         store, project_id, lf_records, pool.frame, project.n_classes, executor,
         progress=lambda d, t: report(round(d * n / max(t, 1)), total, "apply_lfs"),
     )
+    assertion_records = [r for r in store.list_assertions(project_id) if r.active]
+    load_assertions(assertion_specs(assertion_records))  # fail early, here, when one no longer loads
+    previous = store.latest_round(project_id)
+    weak, weak_info = _assertion_votes(store, project_id, previous, assertion_records, n)
+    votes, lf_info = np.hstack([votes, weak]), lf_info + weak_info
     annotations = store.annotations(project_id)
     human, _, _ = human_labels(pool, annotations)
     is_eval = np.fromiter((it.is_eval for it in pool.items), dtype=bool, count=n)
     flagged = {a.item_id for a in annotations if a.kind == "flag"}
     open_mask = np.fromiter((it.id not in flagged for it in pool.items), dtype=bool, count=n)
-    previous = store.latest_round(project_id)
-    lm_key = _label_model_key(lf_records, n, human, is_eval, settings.label_model, use_weak)
+    lm_key = _label_model_key(lf_records, n, human, is_eval, settings.label_model, use_weak, weak)
     lm_cached = None
     if previous is not None and previous.label_model.get("cache_key") == lm_key:
         probs, covered = store.get_array(project_id, "lm_probs"), store.get_array(project_id, "lm_covered")
@@ -98,6 +134,9 @@ def run_round(
     extra_votes = None
     if extra is not None and lf_records:
         extra_votes = executor.apply_lfs(specs(lf_records), extra[0], project.n_classes).votes
+    if extra is not None and weak.shape[1]:  # held-out items have no assertion weak labels
+        base = extra_votes if extra_votes is not None else np.zeros((len(extra[0]), 0), np.int8)
+        extra_votes = np.hstack([base, np.full((len(base), weak.shape[1]), -1, dtype=np.int8)])
     report(n + 1, total, "fit label model, train end model, score, rank")
     inp = RoundInput(
         frame=pool.frame, votes=votes, human=human, is_eval=is_eval, open_mask=open_mask,
@@ -109,7 +148,8 @@ def run_round(
         seed=settings.seed + (previous.number if previous else 0),
         use_weak=use_weak,
         extra_frame=extra[0] if extra is not None else None, extra_votes=extra_votes,
-        lm_cached=lm_cached,
+        lm_cached=lm_cached, assertion_specs=assertion_specs(assertion_records),
+        class_names=tuple(project.class_names),
     )
     out: RoundOutput = executor.call(fit_round, inp)
     report(n + 2, total, "store")
@@ -118,6 +158,15 @@ def run_round(
     if out.lm_probs is not None:
         store.put_array(project_id, "lm_probs", out.lm_probs.astype(np.float32))
         store.put_array(project_id, "lm_covered", out.lm_covered.astype(np.bool_))
+    metrics = dict(out.metrics)
+    versions = {r.name: r.version for r in assertion_records}
+    if "assertion_runs" in metrics:
+        metrics["assertion_runs"] = {name: {**c, "version": versions.get(name)}
+                                     for name, c in metrics["assertion_runs"].items()}
+    if out.assertion_votes is not None:
+        store.put_array(project_id, "assertion_votes", out.assertion_votes.astype(np.int8))
+        metrics["assertion_weak_labels"] = [{"name": m, "version": versions.get(m)}
+                                            for m in out.assertion_vote_names]
     ids = [pool.items[i].id for i in out.queue]
     store.set_queue(project_id, ids, out.scores.tolist(), out.reasons)
     number = (previous.number if previous else 0) + 1
@@ -126,7 +175,7 @@ def run_round(
     rnd = Round(
         project_id=project_id, number=number, model_version=f"r{number}-{out.model_version}",
         created_at=now, n_labels=sum(a.kind == "label" for a in annotations),
-        metrics={**out.metrics, "n_train": out.n_train, "n_items": n},
+        metrics={**metrics, "n_train": out.n_train, "n_items": n},
         label_model=lm_info, strategy=settings.strategy, strategy_state=out.strategy_state,
     )
     store.add_round(rnd)
