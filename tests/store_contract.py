@@ -176,6 +176,99 @@ class StoreContract:
         with pytest.raises(NotFound):
             store.lease("nope", "a", 1, n_eval=0, now=T0, ttl=1, lease_id="L")
 
+    # -- redundancy: some items need k distinct annotators ------------------------------
+    def _redundant(self, store, n_items, fraction=1.0, k=2):
+        make_project(store, n_items=n_items)
+        store.update_settings("p1", ProjectSettings(redundancy_fraction=fraction, redundancy_k=k))
+
+    def test_redundant_items_go_to_k_distinct_annotators_then_are_done(self, store):
+        self._redundant(store, 3)
+        a = store.lease("p1", "a", 5, n_eval=0, now=T0, ttl=60, lease_id="La")
+        assert a.item_ids == ("i0", "i1", "i2")
+        again = store.lease("p1", "a", 5, n_eval=0, now=T0, ttl=60, lease_id="La2")
+        assert again.item_ids == () and not again.exhausted  # never twice to one annotator
+        b = store.lease("p1", "b", 5, n_eval=0, now=T0, ttl=60, lease_id="Lb")
+        assert b.item_ids == ("i0", "i1", "i2")
+        c = store.lease("p1", "c", 5, n_eval=0, now=T0, ttl=60, lease_id="Lc")
+        assert c.item_ids == () and not c.exhausted  # full now, but a hold may still expire
+        assert store.queue_depth("p1", now=T0)["leased"] == 6
+        store.submit([label("p1", i, "a", "La") for i in a.item_ids], now=T0 + 1)
+        depth = store.queue_depth("p1", now=T0 + 1)
+        assert (depth["done"], depth["open"], depth["leased"]) == (0, 3, 3)  # one label of two
+        with pytest.raises(Conflict):  # a second label by the same annotator
+            store.submit([label("p1", "i0", "a", "La", key="again")], now=T0 + 1)
+        store.submit([label("p1", i, "b", "Lb", value=0) for i in b.item_ids], now=T0 + 2)
+        depth = store.queue_depth("p1", now=T0 + 2)
+        assert (depth["done"], depth["open"], depth["leased"]) == (3, 0, 0)
+        assert store.count_labels("p1") == 6
+        done = store.lease("p1", "c", 5, n_eval=0, now=T0 + 3, ttl=60, lease_id="Lc2")
+        assert done.item_ids == () and done.exhausted
+
+    def test_redundancy_sample_is_a_hash_of_the_item_id(self, store):
+        from api.storage.records import required_answers
+
+        self._redundant(store, 120, fraction=0.3, k=3)
+        holders: dict[str, int] = {}
+        for who in "abcde":
+            for iid in store.lease("p1", who, 500, n_eval=0, now=T0, ttl=60,
+                                   lease_id=f"L{who}").item_ids:
+                holders[iid] = holders.get(iid, 0) + 1
+        want = {f"i{k}": required_answers(f"i{k}", 0.3, 3) for k in range(120)}
+        assert holders == want
+        assert 20 <= sum(v == 3 for v in want.values()) <= 55  # about 30% of 120
+
+    def test_expiry_returns_only_the_expired_holders_slot(self, store):
+        self._redundant(store, 1)
+        store.lease("p1", "a", 1, n_eval=0, now=T0, ttl=10, lease_id="La")
+        store.lease("p1", "b", 1, n_eval=0, now=T0, ttl=100, lease_id="Lb")
+        assert store.lease("p1", "c", 1, n_eval=0, now=T0 + 5, ttl=100, lease_id="Lc0").item_ids == ()
+        assert store.lease("p1", "c", 1, n_eval=0, now=T0 + 20, ttl=100, lease_id="Lc").item_ids == ("i0",)
+        assert store.lease("p1", "d", 1, n_eval=0, now=T0 + 21, ttl=100, lease_id="Ld").item_ids == ()
+        with pytest.raises(Conflict):  # a's hold expired
+            store.submit([label("p1", "i0", "a", "La")], now=T0 + 22)
+        assert store.expire(T0 + 22) == 0  # the lease already ended a's hold
+        store.submit([label("p1", "i0", "b", "Lb"), label("p1", "i0", "c", "Lc")], now=T0 + 23)
+        assert store.queue_depth("p1", now=T0 + 23)["done"] == 1
+        assert store.lease("p1", "a", 1, n_eval=0, now=T0 + 24, ttl=100, lease_id="La2").exhausted
+
+    def test_expire_sweep_ends_one_redundant_hold(self, store):
+        self._redundant(store, 1)
+        store.lease("p1", "a", 1, n_eval=0, now=T0, ttl=10, lease_id="La")
+        store.lease("p1", "b", 1, n_eval=0, now=T0, ttl=100, lease_id="Lb")
+        assert store.expire(T0 + 11) == 1
+        assert store.queue_depth("p1", now=T0 + 11)["leased"] == 1
+        assert store.lease("p1", "c", 1, n_eval=0, now=T0 + 12, ttl=100, lease_id="Lc").item_ids == ("i0",)
+        assert store.lease("p1", "a", 1, n_eval=0, now=T0 + 12, ttl=100, lease_id="La2").item_ids == ()
+
+    def test_redundant_skip_release_and_flag(self, store):
+        self._redundant(store, 2, k=3)
+        for who in "ab":
+            store.lease("p1", who, 2, n_eval=0, now=T0, ttl=60, lease_id=f"L{who}")
+        store.submit([label("p1", "i0", "a", "La", kind="skip"),
+                      label("p1", "i1", "a", "La", kind="flag")], now=T0)
+        assert store.release("Lb", "b", item_ids=["i0"], now=T0) == 1
+        # i0: a skipped, b released, nobody holds it; i1: flagged, gone for everyone
+        assert store.lease("p1", "a", 5, n_eval=0, now=T0, ttl=60, lease_id="La2").item_ids == ()
+        assert store.lease("p1", "b", 5, n_eval=0, now=T0, ttl=60, lease_id="Lb2").item_ids == ("i0",)
+        assert store.lease("p1", "c", 5, n_eval=0, now=T0, ttl=60, lease_id="Lc").item_ids == ("i0",)
+        assert store.lease("p1", "d", 5, n_eval=0, now=T0, ttl=60, lease_id="Ld").item_ids == ("i0",)
+        assert store.lease("p1", "e", 5, n_eval=0, now=T0, ttl=60, lease_id="Le").item_ids == ()
+        depth = store.queue_depth("p1", now=T0)
+        assert (depth["flagged"], depth["open"], depth["done"], depth["leased"]) == (1, 1, 0, 4)
+
+    def test_nothing_left_is_said_only_when_true(self, store):
+        make_project(store, n_items=2)
+        a = store.lease("p1", "a", 2, n_eval=0, now=T0, ttl=60, lease_id="La")
+        b = store.lease("p1", "b", 2, n_eval=0, now=T0, ttl=60, lease_id="Lb")
+        assert b.item_ids == () and not b.exhausted  # a's holds may come back
+        store.submit([label("p1", "i0", "a", "La")], now=T0)
+        store.release("La", "a", item_ids=["i1"], now=T0)
+        assert store.lease("p1", "b", 2, n_eval=0, now=T0, ttl=60, lease_id="Lb2").item_ids == ("i1",)
+        assert not store.lease("p1", "a", 2, n_eval=0, now=T0, ttl=60, lease_id="La2").exhausted
+        store.submit([label("p1", "i1", "b", "Lb2")], now=T0)
+        assert store.lease("p1", "a", 2, n_eval=0, now=T0, ttl=60, lease_id="La3").exhausted
+        assert a.exhausted is False
+
     # -- LFs, votes, arrays, rounds, jobs -------------------------------------------------
     def test_lfs_and_votes(self, store):
         make_project(store)

@@ -39,9 +39,8 @@ async def lease(project_id: str, body: LeaseIn, s: ServicesDep, now: Now, who: A
     left for them (not merely all leased to others right now)."""
     who.check_annotator(body.annotator)
     got = svc.lease_batch(s.store, project_id, body.annotator, body.size, now=now, rng=s.rng())
-    exhausted = not got.items and s.store.queue_depth(project_id, now)["leased"] == 0
     # serialised once here: the hot path skips FastAPI's second validation of the response
-    return Response(lease_out(got, exhausted).model_dump_json(), 201, media_type="application/json")
+    return Response(lease_out(got, got.exhausted).model_dump_json(), 201, media_type="application/json")
 
 
 @router.get("/leases/{lease_id}")

@@ -31,6 +31,11 @@ def validate_settings(base: ProjectSettings, changes: dict[str, Any]) -> Project
         ("weak_weight", 0.0 <= s.weak_weight <= 10.0, "a number in [0, 10]"),
         ("label_model", s.label_model in LABEL_MODELS, f"one of {list(LABEL_MODELS)}"),
         ("strategy_params", isinstance(s.strategy_params, dict), "an object"),
+        ("redundancy_fraction", isinstance(s.redundancy_fraction, int | float)
+         and not isinstance(s.redundancy_fraction, bool) and 0.0 <= s.redundancy_fraction <= 1.0,
+         "a fraction in [0, 1]"),
+        ("redundancy_k", isinstance(s.redundancy_k, int) and not isinstance(s.redundancy_k, bool)
+         and 2 <= s.redundancy_k <= 50, "an integer in 2..50"),
     ]
     for name, ok, allowed in checks:
         if not ok:

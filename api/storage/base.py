@@ -136,7 +136,8 @@ class Store(abc.ABC):
 
     @abc.abstractmethod
     def queue_depth(self, project_id: str, now: float) -> dict[str, int]:
-        """Counts: total, open (still needing answers), leased (live), done, flagged, eval."""
+        """Counts: total, open (still needing answers), leased (live holds; an item that needs
+        several annotators may be held several times), done, flagged, eval."""
 
     # -- leases ---------------------------------------------------------------------------
     @abc.abstractmethod
@@ -146,7 +147,11 @@ class Store(abc.ABC):
     ) -> Lease:
         """Atomically lease up to ``n`` items (``n_eval`` of them from the evaluation slice when
         available, the rest from the ranked queue, then pool order). An empty lease means nothing
-        is available to this annotator right now."""
+        is available to this annotator right now; its ``exhausted`` is true only when nothing
+        will be (no item still needs this annotator's answer, held or not).
+
+        An item that requires k answers (``ProjectSettings.redundancy_fraction`` and ``_k``) may
+        be held by up to k - (labels so far) distinct annotators at once, never twice by one."""
 
     @abc.abstractmethod
     def get_lease(self, lease_id: str) -> Lease: ...

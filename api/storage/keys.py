@@ -27,11 +27,11 @@ class Keys:
         items       hash id -> item JSON (text, features, meta, votes, gold)
         seq         list of ids; index = the item's seq
         pos         hash id -> ``seq SEP is_eval SEP rand_key``
-        pool        zset of open, unheld, non-evaluation ids scored by rand_key
+        pool        zset of non-evaluation ids with room for another holder, by rand_key
         evalpool    the same for the evaluation slice
         evalset     set of evaluation ids (all of them, for counts)
-        held        zset id -> expires_at of its hold
-        hold        hash id -> ``lease SEP annotator SEP expires_at``
+        held        zset ``id SEP annotator`` -> expires_at of that live hold
+        hold        hash ``id SEP annotator`` -> ``lease SEP expires_at``; nholds: hash id -> count
         queue       zset id -> rank (best first); reasons: hash id -> reasons JSON
         answered    set of ``id SEP annotator``
         nlabels     hash id -> number of label answers; flagged: set of flagged ids

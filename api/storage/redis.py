@@ -4,13 +4,15 @@ Adding items, lease, submit, release, renew, expire and job creation are Lua scr
 (:mod:`api.storage.redis_scripts`), so each is atomic across replicas; the other read-modify-write
 methods use WATCH/MULTI. Key names live in :mod:`api.storage.keys`.
 
-Leases. Items nobody holds and that still need an answer sit in two sorted sets by ``rand_key``
-(``pool``, and ``evalpool`` for the evaluation slice); a lease takes its items out into ``held``
-(scored by expiry) and a submit, release or expiry puts them back or drops them. A lease first
+Leases. Items with room for another holder (not flagged; labels plus live holds short of the 1,
+or ``redundancy_k``, answers they require) sit in two sorted sets by ``rand_key`` (``pool``, and
+``evalpool`` for the evaluation slice); a lease records each hold in ``held`` (scored by expiry)
+and takes an item out once it has no room left; a submit, release or expiry ends one hold and
+puts the item back while it still has room. A lease first
 returns this project's expired holds to the pools (a range query on ``held`` up to ``now``), then
 walks, in ``ZRANGE`` windows, the evaluation pool (``n_eval``), the ranked queue, the pool and the
 evaluation pool again, and stops as soon as it has ``n`` items. It reads what it returns plus what
-it must skip: in the pools only items this annotator skipped (the others are not in them); in the
+it must skip: in the pools only items this annotator answered or holds (others are not in them); in the
 queue, entries held or done since the queue was set (at most the queue size). Worst case per lease:
 O((n + skipped_by_annotator + queue_size) log N) plus the expired holds it returns, each
 returned once. Time is always passed in (``now``); the Redis clock is never read for lease logic.
@@ -135,7 +137,7 @@ class RedisStore(Store):
         self.where = _redacted(self.r)
         self._scripts = {name: self.r.register_script(getattr(lua, name)) for name in
                          ("ADD_ITEMS", "LEASE", "RENEW", "RELEASE", "EXPIRE", "SUBMIT",
-                          "CREATE_JOB")}
+                          "QUEUE_DEPTH", "CREATE_JOB")}
         self.check_durability(require_durable)
 
     # -- plumbing -------------------------------------------------------------------------
@@ -456,16 +458,9 @@ class RedisStore(Store):
     @_guarded
     def queue_depth(self, project_id: str, now: float) -> dict[str, int]:
         self._project_doc(project_id)
-        pipe = self.r.pipeline(transaction=False)
-        for what, op in (("seq", "llen"), ("pool", "zcard"), ("evalpool", "zcard"),
-                         ("flagged", "scard"), ("evalset", "scard")):
-            getattr(pipe, op)(self.k.p(project_id, what))
-        pipe.zcard(self.k.p(project_id, "held"))
-        pipe.zcount(self.k.p(project_id, "held"), f"({now!r}", "+inf")
-        total, pool, evalpool, flagged, evals, held, leased = pipe.execute()
-        open_ = pool + evalpool + held
-        return {"total": total, "open": open_, "leased": leased,
-                "done": total - open_ - flagged, "flagged": flagged, "eval": evals}
+        got = self._run("QUEUE_DEPTH", args=[self.k.ns, project_id, repr(float(now))])
+        return dict(zip(("total", "open", "leased", "done", "flagged", "eval"), map(int, got),
+                        strict=True))
 
     # -- leases ---------------------------------------------------------------------------
     @_guarded
@@ -474,17 +469,17 @@ class RedisStore(Store):
             raise InvalidInput(f"lease size must be >= 0, got n={n}, n_eval={n_eval}")
         _plain("annotator", annotator)
         _plain("lease id", lease_id)
-        self._project_doc(project_id)
         expires = now + ttl
         out = self._run("LEASE", args=[self.k.ns, project_id, annotator, n, n_eval, repr(float(now)),
                                        repr(float(expires)), lease_id])
-        ids = [out[i].decode() for i in range(0, len(out), 3)]
+        ids = [out[i].decode() for i in range(1, len(out), 3)]
         by_id = {it.id: it for it in self._items(project_id, ids)}
         leased = tuple(
             LeasedItem(by_id[out[i].decode()], json.loads(out[i + 2]), out[i + 1] == b"1")
-            for i in range(0, len(out), 3)
+            for i in range(1, len(out), 3)
         )
-        return Lease(lease_id, project_id, annotator, expires, tuple(ids), leased)
+        return Lease(lease_id, project_id, annotator, expires, tuple(ids), leased,
+                     exhausted=out[0] == b"1")
 
     @_guarded
     def get_lease(self, lease_id: str) -> Lease:

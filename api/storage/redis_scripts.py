@@ -5,10 +5,13 @@ Each script runs atomically on the server. Keys are built inside the scripts fro
 Redis server (or a primary with replicas), not Redis Cluster. Item and annotation JSON is produced
 by Python and stored as opaque strings, never re-encoded by Lua (whose JSON encoder rounds floats).
 
-Lease item records are ``state SEP expires SEP eval SEP reasons-json``; holds are
-``lease SEP annotator SEP expires``; ``pos`` entries are ``seq SEP is_eval SEP rand_key``.
-The pools (``pool``, ``evalpool``) hold only items that nobody holds and that still need an
-answer; held items sit in ``held`` scored by expiry and return when it passes.
+Lease item records are ``state SEP expires SEP eval SEP reasons-json``; ``pos`` entries are
+``seq SEP is_eval SEP rand_key``. A live hold is ``hold[item SEP annotator] = lease SEP expires``,
+scored by expiry in ``held`` (member ``item SEP annotator``), counted per item in ``nholds``.
+The pools (``pool``, ``evalpool``) hold the items that are not flagged and whose labels plus live
+holds are short of what they require: 1, or ``redundancy_k`` for the share of items
+``redundancy_fraction`` draws by id hash (the project's settings, read from its JSON; the draw is
+the first 32 bits of ``redis.sha1hex(id)``, as :func:`api.storage.records.redundancy_draw`).
 """
 
 COMMON = r"""
@@ -25,17 +28,47 @@ end
 local function record(state, expires, ev, reasons)
   return state .. SEP .. expires .. SEP .. ev .. SEP .. reasons
 end
--- an item nobody holds that still needs an answer goes back to its pool, by its pool order
-local function back_to_pool(pid, item)
-  local p = split(redis.call('HGET', pk(pid, 'pos'), item))
-  redis.call('ZADD', pk(pid, p[2] == '1' and 'evalpool' or 'pool'), p[3], item)
+-- the project's redundancy settings {fraction, k}, read once per script; nil: no such project
+local settings = {}
+local function redundancy(pid)
+  local c = settings[pid]
+  if c == nil then
+    local doc = redis.call('HGET', ns .. ':projects', pid)
+    if not doc then return nil end
+    local s = cjson.decode(doc)['settings'] or {}
+    c = {tonumber(s['redundancy_fraction']) or 0, tonumber(s['redundancy_k']) or 1}
+    settings[pid] = c
+  end
+  return c
 end
--- end the hold of `item` by lease `lid` (state: the lease item's new state, or nil to keep it)
-local function unhold(pid, item, lid)
-  local h = redis.call('HGET', pk(pid, 'hold'), item)
+local function required(pid, item)
+  local c = redundancy(pid)
+  if c == nil or c[1] <= 0 then return 1 end
+  if tonumber(string.sub(redis.sha1hex(item), 1, 8), 16) / 4294967296 < c[1] then return c[2] end
+  return 1
+end
+local function count(pid, what, item) return tonumber(redis.call('HGET', pk(pid, what), item) or '0') end
+-- put `item` in its pool, by its pool order, while it has room for another holder; else take it out
+local function place(pid, item)
+  local p = split(redis.call('HGET', pk(pid, 'pos'), item))
+  local key = pk(pid, p[2] == '1' and 'evalpool' or 'pool')
+  if redis.call('SISMEMBER', pk(pid, 'flagged'), item) == 0
+      and count(pid, 'nlabels', item) + count(pid, 'nholds', item) < required(pid, item) then
+    redis.call('ZADD', key, p[3], item)
+  else
+    redis.call('ZREM', key, item)
+  end
+end
+-- end the hold of `annotator` on `item` if lease `lid` has it (only that holder's slot)
+local function unhold(pid, item, annotator, lid)
+  local m = item .. SEP .. annotator
+  local h = redis.call('HGET', pk(pid, 'hold'), m)
   if h and split(h)[1] == lid then
-    redis.call('HDEL', pk(pid, 'hold'), item)
-    redis.call('ZREM', pk(pid, 'held'), item)
+    redis.call('HDEL', pk(pid, 'hold'), m)
+    redis.call('ZREM', pk(pid, 'held'), m)
+    if redis.call('HINCRBY', pk(pid, 'nholds'), item, -1) <= 0 then
+      redis.call('HDEL', pk(pid, 'nholds'), item)
+    end
   end
   redis.call('ZREM', ns .. ':expiry', pid .. SEP .. item .. SEP .. lid)
 end
@@ -92,20 +125,41 @@ return {inserted, updated}
 
 LEASE = COMMON + r"""
 -- ARGV: ns, pid, annotator, n, n_eval, now, expires, lease_id
+-- returns: exhausted ('1' when the lease is empty and nothing is left for this annotator), then
+-- item, is_eval, reasons for each leased item
 local pid, annotator = ARGV[2], ARGV[3]
 local n, n_eval, now = tonumber(ARGV[4]), tonumber(ARGV[5]), tonumber(ARGV[6])
 local expires, lease_id = ARGV[7], ARGV[8]
-local picked, order = {}, {}
--- expired holds of this project go back to the pool first (their late holders are refused)
-for _, item in ipairs(redis.call('ZRANGEBYSCORE', pk(pid, 'held'), '-inf', ARGV[6])) do
-  local lid = split(redis.call('HGET', pk(pid, 'hold'), item))[1]
-  set_state(lid, item, 'expired')
-  unhold(pid, item, lid)
-  back_to_pool(pid, item)
+if redundancy(pid) == nil then return redis.error_reply('NOTFOUND unknown project ' .. pid) end
+local picked, order, full = {}, {}, {}
+-- expired holds of this project end first, each giving back its holder's slot (late holders are
+-- refused)
+for _, m in ipairs(redis.call('ZRANGEBYSCORE', pk(pid, 'held'), '-inf', ARGV[6])) do
+  local f = split(m)
+  local h = redis.call('HGET', pk(pid, 'hold'), m)
+  if h then
+    local lid = split(h)[1]
+    set_state(lid, f[1], 'expired')
+    unhold(pid, f[1], f[2], lid)
+  else
+    redis.call('ZREM', pk(pid, 'held'), m)
+  end
+  place(pid, f[1])
 end
--- the pools hold only items nobody holds; the annotator's own answers are the only skips
+-- the pools hold only items with room for another holder; skip those this annotator answered or
+-- holds, and (after a settings change) those with no room left
 local function available(item)
-  return redis.call('SISMEMBER', pk(pid, 'answered'), item .. SEP .. annotator) == 0
+  if redis.call('SISMEMBER', pk(pid, 'answered'), item .. SEP .. annotator) == 1 then return false end
+  local holds = count(pid, 'nholds', item)
+  if holds > 0 and redis.call('HEXISTS', pk(pid, 'hold'), item .. SEP .. annotator) == 1 then
+    return false
+  end
+  local labels = count(pid, 'nlabels', item)
+  if holds + labels > 0 and holds + labels >= required(pid, item) then
+    full[#full + 1] = item
+    return false
+  end
+  return true
 end
 -- walk a sorted set in windows; stop as soon as `limit` items are taken
 local function take(key, limit, ev, from_queue)
@@ -132,21 +186,32 @@ take(pk(pid, 'evalpool'), math.min(n_eval, n), '1', false)
 take(pk(pid, 'queue'), n - #order, '0', true)
 take(pk(pid, 'pool'), n - #order, '0', false)
 take(pk(pid, 'evalpool'), n - #order, '1', false)
-local out = {}
-if #order > 0 then
-  redis.call('HSET', lkey(lease_id), 'project', pid, 'annotator', annotator, 'created_at', ARGV[6])
-  for _, item in ipairs(order) do
-    redis.call('ZREM', pk(pid, picked[item][1] == '1' and 'evalpool' or 'pool'), item)
-    redis.call('ZADD', pk(pid, 'held'), expires, item)
-    redis.call('HSET', pk(pid, 'hold'), item, lease_id .. SEP .. annotator .. SEP .. expires)
-    redis.call('ZADD', ns .. ':expiry', expires, pid .. SEP .. item .. SEP .. lease_id)
-    redis.call('HSET', litems(lease_id), item, record('open', expires, picked[item][1], picked[item][2]))
-    out[#out + 1] = item
-    out[#out + 1] = picked[item][1]
-    out[#out + 1] = picked[item][2]
+for _, item in ipairs(full) do place(pid, item) end
+if #order == 0 then
+  -- nothing open is left for this annotator; only a live hold on an item they have not answered
+  -- (theirs or another's) may still come back to them
+  for _, m in ipairs(redis.call('ZRANGE', pk(pid, 'held'), 0, -1)) do
+    if redis.call('SISMEMBER', pk(pid, 'answered'), split(m)[1] .. SEP .. annotator) == 0 then
+      return {'0'}
+    end
   end
-  keep(lease_id, expires, now)
+  return {'1'}
 end
+local out = {'0'}
+redis.call('HSET', lkey(lease_id), 'project', pid, 'annotator', annotator, 'created_at', ARGV[6])
+for _, item in ipairs(order) do
+  local m = item .. SEP .. annotator
+  redis.call('HINCRBY', pk(pid, 'nholds'), item, 1)
+  redis.call('HSET', pk(pid, 'hold'), m, lease_id .. SEP .. expires)
+  redis.call('ZADD', pk(pid, 'held'), expires, m)
+  redis.call('ZADD', ns .. ':expiry', expires, pid .. SEP .. item .. SEP .. lease_id)
+  redis.call('HSET', litems(lease_id), item, record('open', expires, picked[item][1], picked[item][2]))
+  place(pid, item)
+  out[#out + 1] = item
+  out[#out + 1] = picked[item][1]
+  out[#out + 1] = picked[item][2]
+end
+keep(lease_id, expires, now)
 return out
 """
 
@@ -162,12 +227,13 @@ local renewed = 0
 local all = redis.call('HGETALL', litems(lid))
 for i = 1, #all, 2 do
   local item, f = all[i], split(all[i + 1])
-  local h = redis.call('HGET', pk(pid, 'hold'), item)
+  local m = item .. SEP .. annotator
+  local h = redis.call('HGET', pk(pid, 'hold'), m)
   if f[1] == 'open' and tonumber(f[2]) > now and h and split(h)[1] == lid then
     local reasons = string.sub(all[i + 1], #f[1] + #f[2] + #f[3] + 4)
     redis.call('HSET', litems(lid), item, record('open', expires, f[3], reasons))
-    redis.call('HSET', pk(pid, 'hold'), item, lid .. SEP .. annotator .. SEP .. expires)
-    redis.call('ZADD', pk(pid, 'held'), expires, item)
+    redis.call('HSET', pk(pid, 'hold'), m, lid .. SEP .. expires)
+    redis.call('ZADD', pk(pid, 'held'), expires, m)
     redis.call('ZADD', ns .. ':expiry', expires, pid .. SEP .. item .. SEP .. lid)
     renewed = renewed + 1
   end
@@ -189,8 +255,7 @@ if redis.call('HGET', lkey(lid), 'annotator') ~= annotator then
 end
 local items = {}
 if ARGV[4] == '1' then
-  local all = redis.call('HKEYS', litems(lid))
-  for _, item in ipairs(all) do items[#items + 1] = item end
+  items = redis.call('HKEYS', litems(lid))
 else
   for i = 5, #ARGV do items[#items + 1] = ARGV[i] end
 end
@@ -199,12 +264,8 @@ for _, item in ipairs(items) do
   local r = redis.call('HGET', litems(lid), item)
   if r and split(r)[1] == 'open' then
     set_state(lid, item, 'released')
-    local h = redis.call('HGET', pk(pid, 'hold'), item)
-    if h and split(h)[1] == lid then
-      unhold(pid, item, lid)
-      back_to_pool(pid, item)
-    end
-    redis.call('ZREM', ns .. ':expiry', pid .. SEP .. item .. SEP .. lid)
+    unhold(pid, item, annotator, lid)
+    place(pid, item)
     released = released + 1
   end
 end
@@ -214,23 +275,21 @@ return released
 EXPIRE = COMMON + r"""
 -- ARGV: ns, now
 local due = redis.call('ZRANGEBYSCORE', ns .. ':expiry', '-inf', ARGV[2])
-local count = 0
+local n = 0
 for _, member in ipairs(due) do
   local f = split(member)
   local pid, item, lid = f[1], f[2], f[3]
   local r = redis.call('HGET', litems(lid), item)
   if r and split(r)[1] == 'open' then
     set_state(lid, item, 'expired')
-    count = count + 1
+    n = n + 1
   end
-  local h = redis.call('HGET', pk(pid, 'hold'), item)
-  if h and split(h)[1] == lid then
-    unhold(pid, item, lid)
-    back_to_pool(pid, item)
-  end
+  local annotator = redis.call('HGET', lkey(lid), 'annotator')
+  if annotator then unhold(pid, item, annotator, lid) end
   redis.call('ZREM', ns .. ':expiry', member)
+  if redis.call('HEXISTS', pk(pid, 'pos'), item) == 1 then place(pid, item) end
 end
-return count
+return n
 """
 
 SUBMIT = COMMON + r"""
@@ -248,8 +307,8 @@ for i = 2, #ARGV, 7 do
   end
   if not dup then
     local r = redis.call('HGET', litems(lid), item)
-    local h = redis.call('HGET', pk(pid, 'hold'), item)
-    local ok = r and split(r)[1] == 'open' and h and split(h)[1] == lid and split(h)[2] == annotator
+    local h = redis.call('HGET', pk(pid, 'hold'), item .. SEP .. annotator)
+    local ok = r and split(r)[1] == 'open' and h and split(h)[1] == lid
         and redis.call('HGET', lkey(lid), 'project') == pid and not seen[lid .. SEP .. item]
     if not ok then
       return redis.error_reply('CONFLICT item ' .. item .. ' is not open in lease ' .. lid ..
@@ -267,7 +326,7 @@ for i = 2, #ARGV, 7 do
     out[#out + 1] = 1; out[#out + 1] = results[k][2]; out[#out + 1] = results[k][3]
   else
     set_state(lid, item, 'done')
-    unhold(pid, item, lid)
+    unhold(pid, item, annotator, lid)
     local pos = redis.call('RPUSH', pk(pid, 'log'), doc)
     if key ~= '' then redis.call('HSET', pk(pid, 'idem'), key, pos) end
     redis.call('SADD', pk(pid, 'answered'), item .. SEP .. annotator)
@@ -276,13 +335,29 @@ for i = 2, #ARGV, 7 do
       redis.call('HINCRBY', pk(pid, 'nlabels'), item, 1)
     elseif kind == 'flag' then
       redis.call('SADD', pk(pid, 'flagged'), item)
-    else  -- a skip: back to the pool for the other annotators
-      back_to_pool(pid, item)
     end
+    -- back in the pool while it still has room (a skip leaves it for the others), else out
+    place(pid, item)
     out[#out + 1] = 0; out[#out + 1] = pos; out[#out + 1] = doc
   end
 end
 return out
+"""
+
+QUEUE_DEPTH = COMMON + r"""
+-- ARGV: ns, pid, now. open = items in a pool, plus held items with no room left (not flagged)
+local pid = ARGV[2]
+local flagged = redis.call('SCARD', pk(pid, 'flagged'))
+local open = redis.call('ZCARD', pk(pid, 'pool')) + redis.call('ZCARD', pk(pid, 'evalpool'))
+for _, item in ipairs(redis.call('HKEYS', pk(pid, 'nholds'))) do
+  if not redis.call('ZSCORE', pk(pid, 'pool'), item) and not redis.call('ZSCORE', pk(pid, 'evalpool'), item)
+      and redis.call('SISMEMBER', pk(pid, 'flagged'), item) == 0 then
+    open = open + 1
+  end
+end
+local total = redis.call('LLEN', pk(pid, 'seq'))
+return {total, open, redis.call('ZCOUNT', pk(pid, 'held'), '(' .. ARGV[3], '+inf'),
+        total - open - flagged, flagged, redis.call('SCARD', pk(pid, 'evalset'))}
 """
 
 CREATE_JOB = r"""

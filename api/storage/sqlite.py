@@ -333,12 +333,13 @@ class SQLiteStore(LeaseOps, Store):
         with self._tx(write=False) as db:
             self._project(db, project_id)
             total, done, flagged, evals = db.execute(
-                "SELECT COUNT(*), COALESCE(SUM(n_labels >= required), 0), COALESCE(SUM(flagged), 0),"
-                " COALESCE(SUM(is_eval), 0) FROM items WHERE project_id=?",
+                "SELECT COUNT(*), COALESCE(SUM(n_labels >= required AND flagged=0), 0),"
+                " COALESCE(SUM(flagged), 0), COALESCE(SUM(is_eval), 0) FROM items WHERE project_id=?",
                 (project_id,),
             ).fetchone()
-            (leased,) = db.execute(
-                "SELECT COUNT(*) FROM items WHERE project_id=? AND held_until>?", (project_id, now)
+            (leased,) = db.execute(  # live holds (a redundant item may have several)
+                "SELECT COUNT(*) FROM lease_items WHERE state='open' AND expires_at>? AND project_id=?",
+                (now, project_id),
             ).fetchone()
             open_ = total - done - flagged
         return {

@@ -1,8 +1,10 @@
 """Leases and annotations of the SQLite store (a mixin of :class:`api.storage.sqlite.SQLiteStore`).
 
-An item is ``open`` (in the partial index a lease walks) only while nobody holds it and it still
-needs an answer; a lease takes its items out (``held_until``) and expired holds are put back
-first, so a lease reads the rows it returns plus the few the annotator already answered.
+An item is ``open`` (in the partial index a lease walks) only while it is not flagged and its
+labels plus live holds are short of what it requires (1, or ``redundancy_k`` for the share of
+items ``redundancy_fraction`` draws by id hash). ``held_until`` is the latest expiry of its live
+holds (NULL when none). A lease first ends the holds that expired, each giving back one slot, so
+it reads the rows it returns plus the few the annotator already answered or holds.
 """
 
 from __future__ import annotations
@@ -13,7 +15,7 @@ from dataclasses import replace
 from typing import Any
 
 from api.storage.codec import dumps
-from api.storage.records import Annotation, Lease, LeasedItem, SubmitResult
+from api.storage.records import Annotation, Lease, LeasedItem, SubmitResult, required_answers
 from api.storage.sqlite_rows import ANNOTATION_COLS, ITEM_COLS, annotation_from_row, item_from_row
 from labeling.errors import Conflict, InvalidInput, NotFound
 
@@ -24,28 +26,50 @@ class LeaseOps:
     """Needs ``self._tx`` and ``self._project`` from the store."""
 
     # -- leases ---------------------------------------------------------------------------
+    # offered only if the annotator has not answered the item and holds no live lease on it (an
+    # open item with ``held_until`` set is one still short of its redundant holders)
     _AVAILABLE = (
         " AND NOT EXISTS (SELECT 1 FROM answered a WHERE a.project_id=i.project_id"
         " AND a.item_id=i.id AND a.annotator=:annotator)"
+        " AND (i.held_until IS NULL OR NOT EXISTS (SELECT 1 FROM lease_items l"
+        " WHERE l.project_id=i.project_id AND l.item_id=i.id AND l.state='open'"
+        " AND l.annotator=:annotator))"
+    )
+    # an item's live holds, and what follows from them: its latest hold expiry and whether it is
+    # open (not flagged, and its labels plus live holds short of what it requires)
+    _HOLDS = ("(SELECT {what} FROM lease_items l WHERE l.project_id=items.project_id"
+              " AND l.item_id=items.id AND l.state='open')")
+    _REFRESH = (
+        "UPDATE items SET held_until=" + _HOLDS.format(what="MAX(l.expires_at)") +
+        ", open=(flagged=0 AND n_labels+" + _HOLDS.format(what="COUNT(*)") + "<required)"
+        " WHERE project_id=? AND id=?"
     )
 
     @staticmethod
-    def _reclaim(db: sqlite3.Connection, now: float, project_id: str | None = None) -> int:
-        """Put items whose hold expired back in the pool; their lease items become 'expired'."""
-        where = "held_until IS NOT NULL AND held_until<=?"
+    def _redundancy(db: sqlite3.Connection, project_id: str) -> tuple[float, int]:
+        row = db.execute(
+            "SELECT json_extract(doc, '$.settings.redundancy_fraction'),"
+            " json_extract(doc, '$.settings.redundancy_k') FROM projects WHERE id=?", (project_id,)
+        ).fetchone()
+        if row is None:
+            raise NotFound(f"unknown project {project_id!r}")
+        return float(row[0] or 0.0), int(row[1] or 1)
+
+    @classmethod
+    def _reclaim(cls, db: sqlite3.Connection, now: float, project_id: str | None = None) -> int:
+        """End the holds whose expiry passed (their lease items become 'expired'); each item gets
+        back only the expired holder's slot."""
+        sql = "SELECT lease_id, project_id, item_id FROM lease_items WHERE state='open' AND expires_at<=?"
         params: tuple = (now,)
         if project_id is not None:
-            where = "project_id=? AND " + where
-            params = (project_id, now)
-        rows = db.execute(f"SELECT project_id, id FROM items WHERE {where}", params).fetchall()
+            sql += " AND project_id=?"
+            params = (now, project_id)
+        rows = db.execute(sql, params).fetchall()
         if not rows:
             return 0
-        db.executemany(
-            "UPDATE lease_items SET state='expired' WHERE project_id=? AND item_id=? AND state='open'",
-            rows,
-        )
-        db.execute(f"UPDATE items SET held_until=NULL, open=(flagged=0 AND n_labels<required)"
-                   f" WHERE {where}", params)
+        db.executemany("UPDATE lease_items SET state='expired' WHERE lease_id=? AND item_id=?",
+                       [(r[0], r[2]) for r in rows])
+        db.executemany(cls._REFRESH, sorted({(r[1], r[2]) for r in rows}))
         return len(rows)
 
     def lease(self, project_id, annotator, n, *, n_eval, now, ttl, lease_id):
@@ -53,60 +77,79 @@ class LeaseOps:
             raise InvalidInput(f"lease size must be >= 0, got n={n}, n_eval={n_eval}")
         args = {"p": project_id, "annotator": annotator, "now": now}
         cols = ", ".join(f"i.{c.strip()}" for c in ITEM_COLS.split(","))
+        expires = now + ttl
         with self._tx(durable=False) as db:
-            if db.execute("SELECT 1 FROM projects WHERE id=?", (project_id,)).fetchone() is None:
-                raise NotFound(f"unknown project {project_id!r}")
+            fraction, k = self._redundancy(db, project_id)
             self._reclaim(db, now, project_id)
             picked: dict[str, LeasedItem] = {}
+            state: list[tuple] = []  # (required, open after this lease, held_until, project, id)
 
             def take(sql: str, limit: int, is_eval: bool) -> None:
                 added = 0
                 if limit <= 0:
                     return
                 for row in db.execute(sql, args):  # the cursor streams in index order
-                    if row[0] in picked:
+                    iid = row[0]
+                    if iid in picked:
+                        continue
+                    n_labels, held_until = row[-3], row[-2]
+                    holds = 0 if held_until is None else db.execute(
+                        "SELECT COUNT(*) FROM lease_items WHERE project_id=? AND item_id=?"
+                        " AND state='open'", (project_id, iid)).fetchone()[0]
+                    required = required_answers(iid, fraction, k)
+                    if n_labels + holds >= required:  # the settings changed: no room left
+                        state.append((required, 0, held_until, project_id, iid))
                         continue
                     reasons = (json.loads(row[-1]) if row[-1] else
                                {"strategy": "evaluation_slice" if is_eval else "pool_order"})
-                    picked[row[0]] = LeasedItem(item_from_row(row), reasons, is_eval)
+                    picked[iid] = LeasedItem(item_from_row(row), reasons, is_eval)
+                    state.append((required, int(n_labels + holds + 1 < required),
+                                  max(expires, held_until or expires), project_id, iid))
                     added += 1
                     if added >= limit:
                         break
 
+            tail = ", i.n_labels, i.held_until"
             eval_sql = (
-                f"SELECT {cols}, NULL FROM items i WHERE i.project_id=:p AND i.is_eval=1"
+                f"SELECT {cols}{tail}, NULL FROM items i WHERE i.project_id=:p AND i.is_eval=1"
                 " AND i.open=1" + self._AVAILABLE + " ORDER BY i.rand_key"
             )
             take(eval_sql, min(n_eval, n), True)
             queue_sql = (
-                f"SELECT {cols}, q.reasons FROM queue q JOIN items i ON i.project_id=q.project_id"
-                " AND i.id=q.item_id WHERE q.project_id=:p AND i.is_eval=0 AND i.open=1"
-                + self._AVAILABLE + " ORDER BY q.rank"
+                f"SELECT {cols}{tail}, q.reasons FROM queue q JOIN items i ON"
+                " i.project_id=q.project_id AND i.id=q.item_id WHERE q.project_id=:p"
+                " AND i.is_eval=0 AND i.open=1" + self._AVAILABLE + " ORDER BY q.rank"
             )
             pool_sql = (
-                f"SELECT {cols}, NULL FROM items i WHERE i.project_id=:p AND i.is_eval=0"
+                f"SELECT {cols}{tail}, NULL FROM items i WHERE i.project_id=:p AND i.is_eval=0"
                 " AND i.open=1" + self._AVAILABLE + " ORDER BY i.rand_key"
             )
             take(queue_sql, n - len(picked), False)
             take(pool_sql, n - len(picked), False)
             take(eval_sql, n - len(picked), True)  # fill from the slice when the pool is dry
-            expires = now + ttl
+            if state:
+                db.executemany(
+                    "UPDATE items SET required=?, open=?, held_until=? WHERE project_id=? AND id=?",
+                    state,
+                )
+            exhausted = False
             if picked:
                 db.execute(
                     "INSERT INTO leases VALUES (?,?,?,?)", (lease_id, project_id, annotator, now)
-                )
-                ids = list(picked)
-                db.execute(
-                    f"UPDATE items SET open=0, held_until=? WHERE project_id=? AND id IN"
-                    f" ({','.join('?' * len(ids))})",
-                    (expires, project_id, *ids),
                 )
                 db.executemany(
                     "INSERT INTO lease_items VALUES (?,?,?,?,?,'open',?,?)",
                     [(lease_id, project_id, iid, annotator, expires, int(li.eval), dumps(li.reasons))
                      for iid, li in picked.items()],
                 )
-        return Lease(lease_id, project_id, annotator, expires, tuple(picked), tuple(picked.values()))
+            else:  # nothing open is left for them; only a live hold may still come back
+                exhausted = db.execute(
+                    "SELECT 1 FROM items i WHERE i.project_id=:p AND i.held_until IS NOT NULL"
+                    " AND NOT EXISTS (SELECT 1 FROM answered a WHERE a.project_id=i.project_id"
+                    " AND a.item_id=i.id AND a.annotator=:annotator) LIMIT 1", args,
+                ).fetchone() is None
+        return Lease(lease_id, project_id, annotator, expires, tuple(picked), tuple(picked.values()),
+                     exhausted=exhausted)
 
     def _lease_row(self, db: sqlite3.Connection, lease_id: str) -> tuple[str, str]:
         row = db.execute("SELECT project_id, annotator FROM leases WHERE id=?", (lease_id,)).fetchone()
@@ -136,11 +179,9 @@ class LeaseOps:
             )
             if cur.rowcount == 0:
                 raise Conflict(f"lease {lease_id!r} has expired or holds no open items")
-            db.execute(
-                "UPDATE items SET held_until=? WHERE project_id=? AND id IN (SELECT item_id FROM"
-                " lease_items WHERE lease_id=? AND state='open')",
-                (now + ttl, project_id, lease_id),
-            )
+            rows = db.execute("SELECT item_id FROM lease_items WHERE lease_id=? AND state='open'",
+                              (lease_id,)).fetchall()
+            db.executemany(self._REFRESH, [(project_id, r[0]) for r in rows])
         return self.get_lease(lease_id)
 
     def release(self, lease_id, annotator, *, item_ids=None, now):
@@ -158,11 +199,7 @@ class LeaseOps:
                 "UPDATE lease_items SET state='released' WHERE lease_id=? AND item_id=?",
                 [(lease_id, r[0]) for r in rows],
             )
-            db.executemany(
-                "UPDATE items SET held_until=NULL, open=(flagged=0 AND n_labels<required)"
-                " WHERE project_id=? AND id=?",
-                [(project_id, r[0]) for r in rows],
-            )
+            db.executemany(self._REFRESH, [(project_id, r[0]) for r in rows])
             return len(rows)
 
     def expire(self, now: float) -> int:
@@ -173,6 +210,7 @@ class LeaseOps:
     def submit(self, annotations, *, now):
         results: list[SubmitResult] = []
         with self._tx() as db:
+            redundancy: dict[str, tuple[float, int]] = {}
             for ann in annotations:
                 if ann.idempotency_key is not None:
                     row = db.execute(
@@ -206,12 +244,18 @@ class LeaseOps:
                     "INSERT OR IGNORE INTO answered VALUES (?,?,?)",
                     (ann.project_id, ann.item_id, ann.annotator),
                 )
-                labels = int(ann.kind == "label")
-                db.execute(  # the hold ends; a skipped item goes back to the pool for others
-                    "UPDATE items SET n_labels=n_labels+?, flagged=(flagged OR ?), held_until=NULL,"
-                    " open=(n_labels+?<required AND flagged=0 AND ?=0) WHERE project_id=? AND id=?",
-                    (labels, int(ann.kind == "flag"), labels, int(ann.kind == "flag"),
-                     ann.project_id, ann.item_id),
+                if ann.project_id not in redundancy:
+                    redundancy[ann.project_id] = self._redundancy(db, ann.project_id)
+                required = required_answers(ann.item_id, *redundancy[ann.project_id])
+                labels, flag = int(ann.kind == "label"), int(ann.kind == "flag")
+                # this hold ends; the item stays open while its labels plus the other live holds
+                # are short of what it requires (a skip leaves it open for the others)
+                db.execute(
+                    "UPDATE items SET n_labels=n_labels+?, flagged=(flagged OR ?), required=?,"
+                    " held_until=" + self._HOLDS.format(what="MAX(l.expires_at)") + ","
+                    " open=(flagged=0 AND ?=0 AND n_labels+?+" + self._HOLDS.format(what="COUNT(*)")
+                    + "<?) WHERE project_id=? AND id=?",
+                    (labels, flag, required, flag, labels, required, ann.project_id, ann.item_id),
                 )
                 results.append(
                     SubmitResult(replace(ann, seq=cur.lastrowid, created_at=now), duplicate=False)
