@@ -12,15 +12,17 @@ __all__ = ["consensus"]
 def consensus(
     events: Iterable[tuple[int, str, int]], n_items: int, n_classes: int
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Majority label per item from ``(item_index, annotator, label)`` events in log order.
+    """Agreed label per item from ``(item_index, annotator, label)`` events in log order.
 
     An annotator's latest label on an item replaces their earlier ones (a correction is a new
-    event). Ties go to the lowest class index.
+    event). The agreed label is the class most annotators gave; when two or more classes tie for
+    most votes (one annotator of two says each, as happens on redundantly labeled items) there is
+    no agreed label: the item counts as unlabeled for training and export falls back to a model.
 
     Returns
     -------
-    labels : (n_items,) int64, -1 where no human label exists
-    agreement : (n_items,) float32, share of annotators agreeing with the consensus (0 if none)
+    labels : (n_items,) int64, -1 where no human label exists or the annotators tie
+    agreement : (n_items,) float32, share of annotators giving the most-voted class (0 if none)
     n_annotators : (n_items,) int32
     """
     latest: dict[tuple[int, str], int] = {}
@@ -30,8 +32,10 @@ def consensus(
     for (idx, _), label in latest.items():
         counts[idx, label] += 1
     n_ann = counts.sum(axis=1).astype(np.int32)
-    labels = np.where(n_ann > 0, counts.argmax(axis=1), -1).astype(np.int64)
+    top = counts.max(axis=1)
+    agreed = (n_ann > 0) & ((counts == top[:, None]).sum(axis=1) == 1)
+    labels = np.where(agreed, counts.argmax(axis=1), -1).astype(np.int64)
     agreement = np.divide(
-        counts.max(axis=1), n_ann, out=np.zeros(n_items, dtype=np.float32), where=n_ann > 0
+        top, n_ann, out=np.zeros(n_items, dtype=np.float32), where=n_ann > 0
     ).astype(np.float32)
     return labels, agreement, n_ann

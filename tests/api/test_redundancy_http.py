@@ -1,0 +1,87 @@
+"""Redundant labeling over real HTTP against a real ``labelloop serve`` process, on each store."""
+
+from __future__ import annotations
+
+import json
+
+import httpx
+import pytest
+
+from tests.redis_server import PrivateRedis
+from tests.server import Server
+
+
+@pytest.fixture(params=["sqlite", "redis"])
+def client(request, tmp_path):
+    redis_srv = None
+    if request.param == "redis":
+        redis_srv = PrivateRedis(tmp_path / "redis", appendonly=False).start()
+    srv = Server(tmp_path / "data", store_url=redis_srv.url if redis_srv else None).start()
+    try:
+        with httpx.Client(base_url=srv.url, timeout=60) as c:
+            yield c
+    finally:
+        srv.stop()
+        if redis_srv is not None:
+            redis_srv.kill()
+
+
+def lease(c, who, size=10):
+    r = c.post("/projects/p/leases", json={"annotator": who, "size": size})
+    assert r.status_code == 201, r.text
+    return r.json()
+
+
+def submit(c, who, lease_body, labels):
+    anns = [{"item_id": it["id"], "lease_id": lease_body["lease_id"], "label": labels[it["id"]],
+             "idempotency_key": f"{who}-{it['id']}"} for it in lease_body["items"]]
+    r = c.post("/projects/p/annotations", json={"annotator": who, "annotations": anns})
+    assert r.status_code == 200, r.text
+    return r.json()
+
+
+def test_two_annotators_both_get_the_redundant_items_and_export_uses_agreement(client):
+    c = client
+    r = c.post("/projects", json={"id": "p", "classes": ["neg", "pos"], "settings": {
+        "eval_fraction": 0.0, "retrain_every": 10**6, "redundancy_fraction": 1.0, "redundancy_k": 2}})
+    assert r.status_code == 201, r.text
+    assert r.json()["settings"]["redundancy_k"] == 2
+    items = [{"id": f"it{k}", "text": f"item {k}"} for k in range(3)]
+    assert c.post("/projects/p/items", json={"items": items}).status_code == 201
+
+    alice, bob = lease(c, "alice"), lease(c, "bob")
+    ids = ["it0", "it1", "it2"]
+    assert sorted(i["id"] for i in alice["items"]) == ids
+    assert sorted(i["id"] for i in bob["items"]) == ids  # both hold every item at once
+    again = lease(c, "alice")
+    assert again["items"] == [] and again["exhausted"] is False  # never twice to alice
+    carol = lease(c, "carol")
+    assert carol["items"] == [] and carol["exhausted"] is False  # a hold may still expire
+
+    submit(c, "alice", alice, {"it0": "pos", "it1": "neg", "it2": "pos"})
+    stats = c.get("/projects/p/stats").json()["queue"]
+    assert (stats["done"], stats["leased"]) == (0, 3)  # one label of two each
+    replay = submit(c, "alice", alice, {"it0": "pos", "it1": "neg", "it2": "pos"})
+    assert all(x["duplicate"] for x in replay["results"])
+    submit(c, "bob", bob, {"it0": "pos", "it1": "pos", "it2": "pos"})
+    stats = c.get("/projects/p/stats").json()["queue"]
+    assert (stats["done"], stats["open"], stats["leased"]) == (3, 0, 0)
+    assert lease(c, "carol")["exhausted"] is True
+
+    rows = {row["id"]: row for row in map(json.loads, c.get("/projects/p/export").text.splitlines())}
+    assert (rows["it0"]["source"], rows["it0"]["label"], rows["it0"]["agreement"]) == ("human", "pos", 1.0)
+    assert rows["it0"]["n_annotators"] == 2
+    # alice and bob disagree on it1: no agreed human label, so a model (none yet) speaks for it
+    assert rows["it1"]["source"] != "human" and rows["it1"]["agreement"] == 0.5
+    assert rows["it1"]["n_annotators"] == 2
+
+
+def test_bad_redundancy_settings_are_refused_by_name(client):
+    c = client
+    assert c.post("/projects", json={"id": "p", "classes": ["a", "b"]}).status_code == 201
+    for bad, name in (({"redundancy_k": 1}, "redundancy_k"), ({"redundancy_k": "2"}, "redundancy_k"),
+                      ({"redundancy_fraction": 1.5}, "redundancy_fraction"),
+                      ({"redundancy_fraction": True}, "redundancy_fraction")):
+        r = c.patch("/projects/p/settings", json=bad)
+        assert r.status_code == 422 and name in r.json()["detail"], r.text
+    assert c.get("/projects/p").json()["settings"]["redundancy_fraction"] == 0.0  # nothing stored
