@@ -106,3 +106,61 @@ def test_builtin_assertions_fire_where_they_should():
     assert col["model_lf_disagree"].tolist() == [0.0, 1.0, 0.0, 1.0, 0.0]
     assert (col["lm_em_disagree"] > 0).tolist() == [False, True, False, True, False]
     assert (col["near_duplicate_conflict"] > 0).tolist() == [True, True, False, False, False]
+
+
+REGISTERED = '''
+import numpy as np
+from labeling.user_assertions import assertion
+
+@assertion()
+def mentions_cash(batch):
+    return batch.frame["text"].str.contains("cash").to_numpy() * batch.probs.max(axis=1)
+'''
+
+
+def round_input(strategy: str, specs, state=None):
+    from workers.tasks import RoundInput
+
+    n = 200
+    words = ["win cash", "hello", "see you", "free prize", "thanks"]
+    frame = pd.DataFrame({"id": [f"i{k}" for k in range(n)],
+                          "text": [f"{words[k % 5]} number {k}" for k in range(n)],
+                          "track": [f"t{k // 4}" for k in range(n)]})
+    human = np.full(n, -1)
+    human[:40] = [1 if k % 5 in (0, 3) else 0 for k in range(40)]
+    return RoundInput(
+        frame=frame, votes=np.zeros((n, 0), np.int8), human=human, is_eval=np.zeros(n, bool),
+        open_mask=np.ones(n, bool), n_classes=2, strategy=strategy, strategy_params={},
+        strategy_state=state or {}, queue_size=60, weak_weight=0.5, label_model="auto", seed=0,
+        assertion_specs=specs, class_names=("ham", "spam"),
+    )
+
+
+def test_registered_assertions_feed_bal_next_to_the_builtins():
+    from labeling.consistency_assertions import consistency_assertion
+    from workers.tasks import fit_round
+
+    track = consistency_assertion("track", "track")
+    specs = [("mentions_cash", "source", REGISTERED), ("track", "consistency", track.spec_json())]
+    out = fit_round(round_input("bal", specs))
+    counts = out.metrics["assertions"]
+    assert set(ASSERTION_NAMES) | {"mentions_cash", "track"} == set(counts)
+    assert counts["mentions_cash"] == 40  # every 'win cash' item, as the built-ins count
+    assert out.metrics["assertion_runs"]["mentions_cash"]["items"] == 40
+    drawn = [int(i) for i, r in zip(out.queue, out.reasons, strict=True)
+             if r.get("drawn_for") == "mentions_cash"]
+    assert drawn and all(i % 5 == 0 and i >= 40 for i in drawn)  # unlabeled 'win cash' items
+    assert set(out.strategy_state["flags"]) == set(counts)  # BAL keeps their history for rewards
+    flagged_track = out.metrics["assertion_runs"]["track"]["items"]
+    assert out.assertion_vote_names == ["track"] and out.assertion_votes.shape == (200, 1)
+    assert (out.assertion_votes[:, 0] >= 0).sum() == out.metrics["assertion_runs"]["track"]["weak_votes"]
+    assert flagged_track >= out.metrics["assertion_runs"]["track"]["weak_votes"]
+
+
+def test_registered_assertions_run_under_any_strategy_without_the_builtins():
+    from workers.tasks import fit_round
+
+    out = fit_round(round_input("entropy", [("mentions_cash", "source", REGISTERED)]))
+    assert out.metrics["assertions"] == {"mentions_cash": 40}
+    assert out.assertion_votes is None and out.assertion_vote_names == []
+    assert "assertions" not in fit_round(round_input("entropy", [])).metrics
