@@ -94,6 +94,10 @@ def _sweeper(services: Services, stop: threading.Event) -> None:
             services.store.expire(services.clock())
         except LabelloopError:
             log.exception("lease sweep failed")
+        try:  # jobs whose replica died: fail them once their lock expired
+            services.jobs.reap()
+        except LabelloopError:
+            log.exception("job sweep failed")
 
 
 def create_app(settings: Settings | None = None, services: Services | None = None) -> FastAPI:

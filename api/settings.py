@@ -25,6 +25,7 @@ class Settings:
     ray_num_cpus: int = 2
     max_body_bytes: int = 50 * 1024 * 1024
     sweep_interval_s: float = 5.0
+    job_lock_ttl_s: float = 30.0  # a dead replica's job is failed and its kind free after this
     require_durable: bool = False
     job_workers: int = 2
     tokens_file: str | None = None
@@ -48,7 +49,7 @@ class Settings:
         for name, conv in (
             ("data_dir", Path), ("store_url", str), ("host", str), ("port", int),
             ("executor", str), ("ray_num_cpus", int), ("max_body_bytes", int),
-            ("sweep_interval_s", float), ("job_workers", int), ("tokens_file", str),
+            ("sweep_interval_s", float), ("job_lock_ttl_s", float), ("job_workers", int), ("tokens_file", str),
             ("admin_token", str),
         ):
             raw = env.get(_PREFIX + name.upper())

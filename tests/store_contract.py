@@ -269,6 +269,34 @@ class StoreContract:
         assert store.lease("p1", "a", 2, n_eval=0, now=T0, ttl=60, lease_id="La3").exhausted
         assert a.exhausted is False
 
+    # -- locks with fencing tokens -----------------------------------------------------
+    def test_lock_expiry_renewal_and_fenced_job_writes(self, store):
+        make_project(store)
+        store.create_job(Job("j1", "p1", "round", "running", T0))
+        name = "job:p1:round"
+        t1 = store.acquire_lock(name, "a", 30, now=T0)
+        assert t1 is not None
+        assert store.acquire_lock(name, "b", 30, now=T0 + 10) is None
+        assert store.acquire_lock(name, "a", 30, now=T0 + 10) is None  # not re-entrant
+        assert store.renew_lock(name, "a", t1, 30, now=T0 + 20)  # a's heartbeat: until T0+50
+        assert store.acquire_lock(name, "b", 30, now=T0 + 40) is None
+        assert not store.renew_lock(name, "b", t1, 30, now=T0 + 40)  # not b's hold
+        store.update_job("j1", fence=(name, t1), done=1)
+        t2 = store.acquire_lock(name, "b", 30, now=T0 + 51)  # a stopped renewing: reclaimed
+        assert t2 is not None and t2 > t1
+        assert not store.renew_lock(name, "a", t1, 30, now=T0 + 52)  # a learns it lost the lock
+        with pytest.raises(Conflict, match="fencing"):  # a's late write is refused whole
+            store.update_job("j1", fence=(name, t1), status="succeeded", done=9)
+        assert (store.get_job("j1").status, store.get_job("j1").done) == ("running", 1)
+        store.update_job("j1", fence=(name, t2), status="failed", error="lock expired")
+        assert not store.release_lock(name, "a")
+        assert store.release_lock(name, "b")
+        t3 = store.acquire_lock(name, "a", 30, now=T0 + 53)
+        assert t3 is not None and t3 > t2
+        assert store.acquire_lock("other", "a", 30, now=T0) == 1  # one counter per lock name
+        with pytest.raises(InvalidInput):
+            store.acquire_lock("x", "a", 0, now=T0)
+
     # -- LFs, votes, arrays, rounds, jobs -------------------------------------------------
     def test_lfs_and_votes(self, store):
         make_project(store)

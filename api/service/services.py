@@ -28,7 +28,8 @@ class Services:
     jobs: JobRunner = field(init=False)
 
     def __post_init__(self) -> None:
-        self.jobs = JobRunner(self.store, workers=self.settings.job_workers, clock=self.clock)
+        self.jobs = JobRunner(self.store, workers=self.settings.job_workers, clock=self.clock,
+                              lock_ttl_s=self.settings.job_lock_ttl_s)
         self._rng = np.random.default_rng()
 
     def rng(self) -> np.random.Generator:

@@ -197,13 +197,31 @@ class Store(abc.ABC):
         """``Conflict`` if a job of the same kind is queued or running for the project."""
 
     @abc.abstractmethod
-    def update_job(self, job_id: str, **fields: Any) -> Job: ...
+    def update_job(self, job_id: str, *, fence: tuple[str, int] | None = None, **fields: Any) -> Job:
+        """Change fields of a job. ``fence=(lock name, token)``: refused with ``Conflict`` (and
+        nothing written) unless ``token`` is still the latest token handed out for that lock."""
 
     @abc.abstractmethod
     def get_job(self, job_id: str) -> Job: ...
 
     @abc.abstractmethod
     def list_jobs(self, project_id: str) -> list[Job]: ...
+
+    # -- locks with fencing tokens (one job of a kind per project, across replicas) -------
+    @abc.abstractmethod
+    def acquire_lock(self, name: str, owner: str, ttl_s: float, now: float) -> int | None:
+        """Take lock ``name`` for ``owner`` until ``now + ttl_s``: a fencing token larger than
+        every token handed out for ``name`` before, or None while anyone (``owner`` included)
+        holds it. A lock is free again once a caller's ``now`` passes its expiry."""
+
+    @abc.abstractmethod
+    def renew_lock(self, name: str, owner: str, token: int, ttl_s: float, now: float) -> bool:
+        """Extend ``owner``'s hold to ``now + ttl_s`` while ``token`` is still the latest token of
+        ``name`` (so no one took the lock since); False otherwise, and nothing changes."""
+
+    @abc.abstractmethod
+    def release_lock(self, name: str, owner: str) -> bool:
+        """Drop lock ``name`` if ``owner`` holds it; False otherwise."""
 
     # -- lifecycle ------------------------------------------------------------------------
     @abc.abstractmethod

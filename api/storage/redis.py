@@ -27,7 +27,7 @@ out-of-memory refusals are raised as :class:`StoreUnavailable` (a ``LabelloopErr
 redis-py error; messages name the server without its credentials.
 
 Beyond :class:`~api.storage.base.Store`: :meth:`RedisStore.durability`,
-:meth:`RedisStore.acquire_lock` / :meth:`RedisStore.release_lock` (fenced locks for replicas).
+:meth:`RedisStore.check_durability`.
 """
 
 from __future__ import annotations
@@ -137,7 +137,7 @@ class RedisStore(Store):
         self.where = _redacted(self.r)
         self._scripts = {name: self.r.register_script(getattr(lua, name)) for name in
                          ("ADD_ITEMS", "LEASE", "RENEW", "RELEASE", "EXPIRE", "SUBMIT",
-                          "QUEUE_DEPTH", "CREATE_JOB")}
+                          "QUEUE_DEPTH", "CREATE_JOB", "RENEW_LOCK")}
         self.check_durability(require_durable)
 
     # -- plumbing -------------------------------------------------------------------------
@@ -553,12 +553,21 @@ class RedisStore(Store):
         return job
 
     @_guarded
-    def update_job(self, job_id: str, **fields: Any) -> Job:
+    def update_job(self, job_id: str, *, fence: tuple[str, int] | None = None, **fields: Any) -> Job:
         """Atomic against concurrent updates (a worker's progress and a cancel never lose each
-        other's fields); leaving queued/running frees the project's slot for that kind."""
+        other's fields); leaving queued/running frees the project's slot for that kind. With
+        ``fence`` the write happens only while its token is the lock's latest (checked under the
+        same WATCH)."""
         key = self.k.job(job_id)
+        watched = [key] if fence is None else [key, self.k.fence(fence[0])]
 
         def apply(pipe: Any) -> Job:
+            if fence is not None:
+                latest = pipe.get(self.k.fence(fence[0]))
+                if latest is None or int(latest) != fence[1]:
+                    raise Conflict(f"stale fencing token {fence[1]} for lock {fence[0]!r} (latest: "
+                                   f"{None if latest is None else int(latest)}): its holder lost "
+                                   "the lock, write refused")
             doc = pipe.get(key)
             if doc is None:
                 raise NotFound(f"unknown job {job_id!r}")
@@ -569,7 +578,7 @@ class RedisStore(Store):
                 pipe.eval(lua.RELEASE_LOCK, 1, self.k.job_active(job.project_id, job.kind), job_id)
             return job
 
-        return self._watched([key], apply)[0]
+        return self._watched(watched, apply)[0]
 
     @_guarded
     def get_job(self, job_id: str) -> Job:
@@ -585,7 +594,7 @@ class RedisStore(Store):
         docs = self.r.mget([self.k.job(i.decode()) for i in ids]) if ids else []
         return [job_from_json(d) for d in docs if d is not None]
 
-    # -- locks for replicas (not in the Store interface) -----------------------------------
+    # -- locks with fencing tokens ----------------------------------------------------------
     @_guarded
     def acquire_lock(self, name: str, owner: str, ttl_s: float, now: float) -> int | None:
         """Take lock ``name`` for ``owner`` until ``now + ttl_s``.
@@ -611,6 +620,15 @@ class RedisStore(Store):
 
         replies = self._watched([key], apply)[1]
         return int(replies[1]) if replies else None
+
+    @_guarded
+    def renew_lock(self, name: str, owner: str, token: int, ttl_s: float, now: float) -> bool:
+        """Extend ``owner``'s hold while ``token`` is the latest of ``name``; one Lua script."""
+        if not ttl_s > 0:
+            raise InvalidInput(f"ttl_s must be > 0, got {ttl_s!r}")
+        return bool(self._run("RENEW_LOCK", keys=[self.k.lock(name), self.k.fence(name)],
+                              args=[owner, int(token), repr(float(now + ttl_s)),
+                                    max(1, round(ttl_s * 1000))]))
 
     @_guarded
     def release_lock(self, name: str, owner: str) -> bool:

@@ -379,8 +379,10 @@ class SQLiteStore(LeaseOps, Store):
             )
         return job
 
-    def update_job(self, job_id: str, **fields: Any) -> Job:
+    def update_job(self, job_id: str, *, fence: tuple[str, int] | None = None, **fields: Any) -> Job:
         with self._tx() as db:
+            if fence is not None:
+                self._check_fence(db, *fence)
             job = replace(self._job(db, job_id), **fields)
             db.execute(
                 "UPDATE jobs SET status=?, doc=? WHERE id=?", (job.status, job_to_json(job), job_id)

@@ -206,6 +206,36 @@ class LeaseOps:
         with self._tx() as db:
             return self._reclaim(db, now)
 
+    # -- locks with fencing tokens ----------------------------------------------------------
+    def acquire_lock(self, name: str, owner: str, ttl_s: float, now: float) -> int | None:
+        if not ttl_s > 0:
+            raise InvalidInput(f"ttl_s must be > 0, got {ttl_s!r}")
+        with self._tx() as db:
+            row = db.execute("SELECT owner, expires_at, fence FROM locks WHERE name=?", (name,)).fetchone()
+            if row is not None and row[0] is not None and row[1] > now:
+                return None
+            token = (row[2] if row else 0) + 1
+            db.execute("INSERT OR REPLACE INTO locks VALUES (?,?,?,?)", (name, owner, now + ttl_s, token))
+        return token
+
+    def renew_lock(self, name: str, owner: str, token: int, ttl_s: float, now: float) -> bool:
+        with self._tx() as db:
+            cur = db.execute("UPDATE locks SET expires_at=? WHERE name=? AND owner=? AND fence=?",
+                             (now + ttl_s, name, owner, token))
+            return cur.rowcount == 1
+
+    def release_lock(self, name: str, owner: str) -> bool:
+        with self._tx() as db:
+            cur = db.execute("UPDATE locks SET owner=NULL WHERE name=? AND owner=?", (name, owner))
+            return cur.rowcount == 1
+
+    @staticmethod
+    def _check_fence(db: sqlite3.Connection, name: str, token: int) -> None:
+        row = db.execute("SELECT fence FROM locks WHERE name=?", (name,)).fetchone()
+        if row is None or row[0] != token:
+            raise Conflict(f"stale fencing token {token} for lock {name!r} (latest: "
+                           f"{row[0] if row else None}): its holder lost the lock, write refused")
+
     # -- annotations ----------------------------------------------------------------------
     def submit(self, annotations, *, now):
         results: list[SubmitResult] = []

@@ -60,6 +60,8 @@ CREATE TABLE IF NOT EXISTS jobs (
     id TEXT PRIMARY KEY, project_id TEXT NOT NULL, kind TEXT NOT NULL, status TEXT NOT NULL,
     doc TEXT NOT NULL);
 CREATE INDEX IF NOT EXISTS jobs_project ON jobs (project_id, kind, status);
+CREATE TABLE IF NOT EXISTS locks (
+    name TEXT PRIMARY KEY, owner TEXT, expires_at REAL NOT NULL, fence INTEGER NOT NULL);
 """
 
 ITEM_COLS = "id, seq, text, features, meta, votes, gold, is_eval"
