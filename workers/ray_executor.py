@@ -20,6 +20,8 @@ from workers.lf_tasks import apply_specs
 
 __all__ = ["RayExecutor"]
 
+SHARD_MAX = 50_000  # rows per LF-application task, at most
+
 
 def _shards(n: int, parts: int, min_rows: int) -> list[tuple[int, int]]:
     parts = max(1, min(parts, n // max(min_rows, 1)))
@@ -57,7 +59,9 @@ class RayExecutor(Executor):
 
     def apply_lfs(self, specs, frame: pd.DataFrame, n_classes: int, *, progress=None) -> ApplyResult:
         ray = self._connect()
-        bounds = _shards(len(frame), 2 * self.num_cpus, self.shard_rows) or [(0, 0)]
+        # a few shards per CPU balance the load; at most SHARD_MAX rows each keeps progress moving
+        parts = max(4 * self.num_cpus, -(-len(frame) // SHARD_MAX))
+        bounds = _shards(len(frame), parts, self.shard_rows) or [(0, 0)]
         specs_ref = ray.put(list(specs))
         refs = [self._apply.remote(specs_ref, frame.iloc[a:b], n_classes) for a, b in bounds]
         results: dict[int, ApplyResult] = {}

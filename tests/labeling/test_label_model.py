@@ -170,3 +170,27 @@ def test_snorkel_rows_are_distributions_and_uncovered_uniform(votes):
 def test_tie_rule_is_snorkels(counts):
     probs = (counts + 1e-9) / (counts + 1e-9).sum(axis=1, keepdims=True)
     assert np.array_equal(predict(probs), probs_to_preds(probs, tie_break_policy="random"))
+
+
+@pytest.mark.parametrize("name", ["wrench_youtube", "wrench_sms"])
+def test_lean_fit_is_snorkels_fit(name, monkeypatch):
+    """The sufficient-statistics fit gives Snorkel's overlap matrix and parameters exactly, and its
+    posteriors to float32 rounding, also when the votes are split into several blocks."""
+    from snorkel.labeling.model import LabelModel as SnorkelLabelModel
+
+    import labeling.snorkel_lean as lean
+
+    votes, _, k = load(name)
+    ref = SnorkelLabelModel(cardinality=k, verbose=False)
+    ref.fit(votes["train"].astype(np.int64), n_epochs=200, seed=3, progress_bar=False)
+    monkeypatch.setattr(lean, "BLOCK", 97)
+    ours = lean.LeanSnorkelLabelModel(cardinality=k, verbose=False)
+    ours.fit(votes["train"], n_epochs=200, seed=3, progress_bar=False)
+    assert torch_equal(ours.O, ref.O) and torch_equal(ours.mu, ref.mu)
+    want = ref.predict_proba(votes["test"].astype(np.int64))
+    got = ours.predict_proba(votes["test"])
+    assert got.dtype == np.float32 and np.allclose(got, want, atol=1e-6)
+
+
+def torch_equal(a, b) -> bool:
+    return bool((a.detach() == b.detach()).all())
