@@ -1,7 +1,10 @@
-"""Several coordinator replicas on one Redis, with real processes: races, crashes, replays."""
+"""Several coordinator replicas on one Redis, with real processes: races, crashes, replays, and
+job locks reclaimed from a replica that died or stalled."""
 
 from __future__ import annotations
 
+import os
+import signal
 import threading
 import time
 
@@ -127,3 +130,106 @@ def test_one_job_of_a_kind_across_replicas(cluster):
     assert len(jobs) == codes.count(202) and all(j["status"] == "succeeded" for j in jobs)
     spans = sorted((j["created_at"], j["finished_at"]) for j in jobs)
     assert all(later[0] >= earlier[1] for earlier, later in zip(spans, spans[1:], strict=False))
+
+
+# -- job locks: a replica that dies or stalls mid-job --------------------------------------------
+SLOW_LF = '''
+import time
+from snorkel.labeling import labeling_function
+
+@labeling_function()
+def slow(x):
+    time.sleep(0.03)
+    return -1
+'''
+LOCK_TTL = 1.5
+
+
+@pytest.fixture
+def slow_cluster(tmp_path):
+    """Two replicas with a short job-lock expiry and sweep, and a round that takes >= 6 s."""
+    redis_srv = PrivateRedis(tmp_path / "redis", appendonly=True, fsync="everysec").start()
+    env = {"LABELLOOP_JOB_LOCK_TTL_S": str(LOCK_TTL), "LABELLOOP_SWEEP_INTERVAL_S": "0.3"}
+    servers = [Server(tmp_path / f"r{k}", store_url=redis_srv.url, env=env).start() for k in range(2)]
+    try:
+        with httpx.Client(base_url=servers[0].url, timeout=60) as c:
+            c.post("/projects", json={"id": "p", "classes": ["a", "b"], "settings": {
+                "eval_fraction": 0, "retrain_every": 10**6}}).raise_for_status()
+            c.post("/projects/p/items", json={"items": [{"id": f"i{k}", "text": f"t{k}"}
+                                                        for k in range(200)]}).raise_for_status()
+            c.post("/projects/p/lfs", json={"source": SLOW_LF}).raise_for_status()
+        yield servers
+    finally:
+        for s in servers:
+            if s.proc and s.proc.poll() is None:
+                os.killpg(s.proc.pid, signal.SIGCONT)  # never leave a stopped process behind
+            s.stop()
+        redis_srv.kill()
+
+
+def _job(c: httpx.Client, job_id: str) -> dict:
+    r = c.get(f"/jobs/{job_id}")
+    r.raise_for_status()
+    return r.json()
+
+
+def _wait_status(c: httpx.Client, job_id: str, statuses: tuple[str, ...], timeout: float) -> dict:
+    deadline = time.monotonic() + timeout
+    while True:
+        job = _job(c, job_id)
+        if job["status"] in statuses or time.monotonic() > deadline:
+            return job
+        time.sleep(0.1)
+
+
+def test_job_of_a_killed_replica_is_failed_and_its_kind_reclaimed(slow_cluster):
+    a, b = slow_cluster
+    with httpx.Client(base_url=a.url, timeout=30) as ca, httpx.Client(base_url=b.url, timeout=30) as cb:
+        r = ca.post("/projects/p/jobs", json={"kind": "round"})
+        assert r.status_code == 202, r.text
+        first = r.json()["id"]
+        assert _wait_status(cb, first, ("running",), 30)["status"] == "running"
+        # the holder's heartbeat keeps the lock past its expiry while the job runs
+        deadline = time.monotonic() + 2 * LOCK_TTL
+        while time.monotonic() < deadline:
+            assert cb.post("/projects/p/jobs", json={"kind": "round"}).status_code == 409
+            assert _job(cb, first)["status"] == "running"
+            time.sleep(0.3)
+        a.kill()  # SIGKILL mid-job: no shutdown hook releases anything
+        job = _wait_status(cb, first, ("failed", "succeeded"), 30)
+        assert job["status"] == "failed" and "LockExpired" in job["error"], job
+        assert job["finished_at"] is not None
+        r = cb.post("/projects/p/jobs", json={"kind": "round"})
+        assert r.status_code == 202, r.text
+        second = _wait_status(cb, r.json()["id"], ("succeeded", "failed"), 120)
+        assert second["status"] == "succeeded", second
+        assert len(cb.get("/projects/p/rounds").json()) == 1
+
+
+def test_stalled_holder_loses_the_lock_and_its_writes_are_refused(slow_cluster):
+    a, b = slow_cluster
+    with httpx.Client(base_url=b.url, timeout=30) as cb:
+        with httpx.Client(base_url=a.url, timeout=30) as ca:
+            r = ca.post("/projects/p/jobs", json={"kind": "round"})
+        assert r.status_code == 202, r.text
+        first = r.json()["id"]
+        assert _wait_status(cb, first, ("running",), 30)["status"] == "running"
+        os.killpg(a.proc.pid, signal.SIGSTOP)  # the holder stalls past its lock's expiry
+        try:
+            stale = _wait_status(cb, first, ("failed", "succeeded"), 30)
+            assert stale["status"] == "failed" and "LockExpired" in stale["error"], stale
+            r = cb.post("/projects/p/jobs", json={"kind": "round"})
+            assert r.status_code == 202, r.text
+            second = r.json()["id"]
+        finally:
+            os.killpg(a.proc.pid, signal.SIGCONT)
+        # the old holder wakes up still running its job: its heartbeat and its writes find a
+        # newer fencing token, so it stops without touching the job record or adding a round
+        deadline = time.monotonic() + 60
+        while "lost its lock" not in a.log.read_text() and time.monotonic() < deadline:
+            time.sleep(0.2)
+        assert "lost its lock" in a.log.read_text()
+        done = _wait_status(cb, second, ("succeeded", "failed"), 120)
+        assert done["status"] == "succeeded", done
+        assert _job(cb, first) == stale  # nothing the stale holder wrote got through
+        assert len(cb.get("/projects/p/rounds").json()) == 1
