@@ -90,7 +90,7 @@ def test_counts_per_round_and_weak_labels_join_the_next_label_model(store, proje
     np.testing.assert_array_equal(store.get_array(project, "assertion_votes"), out1.assertion_votes)
 
     ingest_records(store, project, records(40, 8), rng=np.random.default_rng(1), now=3.0)
-    r2, out2 = run_round(store, project, ex, now=4.0)
+    r2, _ = run_round(store, project, ex, now=4.0)
     assert lf_names(r2) == ["says_great", "says_awful", "assertion:track"]
     assert r2.label_model["n_lfs"] == 3 and r2.metrics["n_items"] == 48
     assert r2.label_model["cache_key"] != r1.label_model["cache_key"]

@@ -67,8 +67,8 @@ def test_version_follows_the_source_and_nothing_else():
     ("x = 1\n", "defines no assertion"),
     ("def broken(:\n", "syntax error at line 1"),
     ("import nope_not_a_module\n", "ModuleNotFoundError"),
-    ("from labeling.user_assertions import assertion\n"
-     "@assertion('a')\ndef f(b):\n    return 0\n@assertion('a')\ndef g(b):\n    return 0\n",
+    (("from labeling.user_assertions import assertion\n"
+      "@assertion('a')\ndef f(b):\n    return 0\n@assertion('a')\ndef g(b):\n    return 0\n"),
      "two assertions are named 'a'"),
 ])
 def test_bad_sources_are_refused_by_name(source, message):
