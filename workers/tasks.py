@@ -1,7 +1,8 @@
 """The compute of one round, as one pure function an executor can ship: arrays in, arrays out.
 
 ``fit_round`` fits the label model on the LF votes, trains the end model on human labels plus
-weighted label-model posteriors, scores the pool, evaluates on the evaluation slice and asks the
+weighted label-model posteriors, scores the pool, evaluates on the evaluation slice, runs the model
+assertions (built-ins for the strategies that read them, registered ones always) and asks the
 project's strategy for the next queue.
 """
 
