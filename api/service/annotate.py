@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import secrets
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 import numpy as np
@@ -26,13 +26,17 @@ def _annotator(name: str) -> str:
 
 def lease_batch(
     store: Store, project_id: str, annotator: str, size: int | None, *, now: float,
-    rng: np.random.Generator,
+    rng: np.random.Generator | Callable[[], np.random.Generator],
 ) -> Lease:
+    """``rng``: a generator, or a function making one (called only when the evaluation slice is
+    mixed in, so the hot path draws nothing)."""
     project = store.get_project(project_id)
     n = project.settings.batch_size if size is None else size
     if not isinstance(n, int) or not 1 <= n <= MAX_BATCH:
         raise InvalidInput(f"size must be an integer in 1..{MAX_BATCH}, got {n!r}")
     frac = project.settings.eval_fraction
+    if frac and callable(rng):
+        rng = rng()
     n_eval = int(rng.binomial(n, frac)) if frac else 0
     return store.lease(
         project_id, _annotator(annotator), n, n_eval=n_eval, now=now,

@@ -338,7 +338,8 @@ class SQLiteStore(LeaseOps, Store):
                 (project_id,),
             ).fetchone()
             (leased,) = db.execute(  # live holds (a redundant item may have several)
-                "SELECT COUNT(*) FROM lease_items WHERE state='open' AND expires_at>? AND project_id=?",
+                "SELECT COUNT(*) FROM lease_items INDEXED BY lease_items_live WHERE state='open'"
+                " AND expires_at>? AND project_id=?",
                 (now, project_id),
             ).fetchone()
             open_ = total - done - flagged

@@ -37,7 +37,8 @@ class LeaseOps:
     )
     # an item's live holds, and what follows from them: its latest hold expiry and whether it is
     # open (not flagged, and its labels plus live holds short of what it requires)
-    _HOLDS = ("(SELECT {what} FROM lease_items l WHERE l.project_id=items.project_id"
+    _HOLDS = ("(SELECT {what} FROM lease_items l INDEXED BY lease_items_item"
+              " WHERE l.project_id=items.project_id"
               " AND l.item_id=items.id AND l.state='open')")
     _REFRESH = (
         "UPDATE items SET held_until=" + _HOLDS.format(what="MAX(l.expires_at)") +
@@ -59,7 +60,8 @@ class LeaseOps:
     def _reclaim(cls, db: sqlite3.Connection, now: float, project_id: str | None = None) -> int:
         """End the holds whose expiry passed (their lease items become 'expired'); each item gets
         back only the expired holder's slot."""
-        sql = "SELECT lease_id, project_id, item_id FROM lease_items WHERE state='open' AND expires_at<=?"
+        sql = ("SELECT lease_id, project_id, item_id FROM lease_items INDEXED BY lease_items_live"
+               " WHERE state='open' AND expires_at<=?")  # only live holds, never the history
         params: tuple = (now,)
         if project_id is not None:
             sql += " AND project_id=?"
