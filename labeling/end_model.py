@@ -16,9 +16,10 @@ from sklearn.linear_model import LogisticRegression
 
 from labeling.errors import InvalidInput, NotFittedError
 
-__all__ = ["C_DEFAULT", "WEAK_WEIGHT", "EndModel", "training_set"]
+__all__ = ["C_DEFAULT", "MAX_WEAK_ROWS", "WEAK_WEIGHT", "EndModel", "training_set"]
 
 WEAK_WEIGHT = 0.5  # weight of a weak label, times the label model's confidence
+MAX_WEAK_ROWS = 200_000  # weak rows a linear model learns from; a larger pool is sampled
 C_DEFAULT = 1.0
 TIE_TOL = 1e-6  # label-model classes closer than this tie: no weak label
 
@@ -26,6 +27,7 @@ TIE_TOL = 1e-6  # label-model classes closer than this tie: no weak label
 def training_set(
     n: int, human_labels: Mapping[int, int] | np.ndarray, lm_probs: np.ndarray | None,
     lm_covered: np.ndarray | None, *, weak_weight: float = WEAK_WEIGHT,
+    max_weak: int = MAX_WEAK_ROWS, seed: int = 0,
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Rows, labels and weights to train the end model on.
 
@@ -42,6 +44,8 @@ def training_set(
     lm_probs : (n, K) label-model probabilities, or None (human labels only)
     lm_covered : (n,) bool, rows with at least one LF vote; None = every row
     weak_weight : >= 0; 0 leaves weak labels out
+    max_weak : at most this many weak rows, drawn uniformly (with ``seed``) when more qualify: past
+        a few hundred thousand, more weak rows add training time, not accuracy, to a linear model
 
     Returns
     -------
@@ -74,6 +78,8 @@ def training_set(
         top2 = np.sort(lm_probs, axis=1)[:, -2:] if lm_probs.shape[1] > 1 else None
         decided = covered if top2 is None else covered & (top2[:, 1] - top2[:, 0] >= TIE_TOL)
         rows = np.flatnonzero(~labeled & decided)
+        if len(rows) > max_weak:
+            rows = np.sort(np.random.default_rng(seed).choice(rows, max_weak, replace=False))
         idx.append(rows)
         y.append(lm_probs[rows].argmax(axis=1))
         w.append(weak_weight * lm_probs[rows].max(axis=1))

@@ -2,6 +2,11 @@
 
 Hashing is stateless and the idf and scaling are learned once in :meth:`Featurizer.fit` (on the
 pool), so transforming a chunk gives exactly the rows of transforming the whole.
+
+Character n-grams are the costly part (a few hundred per short text, all in Python): on a pool of
+more than ``char_max_rows`` items the featurizer keeps word n-grams only, so a million-item round
+hashes in tens of seconds rather than minutes. Smaller pools, every WRENCH text set among them,
+get both blocks.
 """
 
 from __future__ import annotations
@@ -28,10 +33,12 @@ class Featurizer:
     ngram_range : word n-grams of the first text block
     char_ngrams : character n-grams within word boundaries (``char_wb``) hashed into a second
         block, or None for words only
+    char_max_rows : pools with more items than this get no character block
 
     Attributes
     ----------
     text_ : whether the frame had text
+    char_ : whether the character block is on (``char_ngrams`` set and the pool small enough)
     numeric_ : the numeric feature columns (``frame.attrs["feature_columns"]`` when set, else
         every numeric column but id/text/weak_labels/label/gold)
     idf_ : one fitted TfidfTransformer (sublinear tf) per text block
@@ -39,13 +46,14 @@ class Featurizer:
     """
 
     def __init__(self, n_features: int = 2**18, ngram_range: tuple[int, int] = (1, 2),
-                 char_ngrams: tuple[int, int] | None = (2, 4)) -> None:
+                 char_ngrams: tuple[int, int] | None = (2, 4), char_max_rows: int = 200_000) -> None:
         self.n_features, self.ngram_range, self.char_ngrams = n_features, ngram_range, char_ngrams
+        self.char_max_rows = char_max_rows
 
     def _vectorizers(self) -> list[HashingVectorizer]:
         blocks = [HashingVectorizer(n_features=self.n_features, ngram_range=self.ngram_range,
                                     alternate_sign=False, norm=None, dtype=np.float32)]
-        if self.char_ngrams:
+        if getattr(self, "char_", bool(self.char_ngrams)):
             blocks.append(HashingVectorizer(n_features=self.n_features, analyzer="char_wb",
                                             ngram_range=self.char_ngrams, alternate_sign=False,
                                             norm=None, dtype=np.float32))
@@ -67,6 +75,15 @@ class Featurizer:
     def fit(self, frame: pd.DataFrame) -> Featurizer:
         """Learn the idf of the text blocks and the mean/std of the numeric columns of ``frame``
         (n rows, the pool)."""
+        self._fit(frame)
+        return self
+
+    def fit_transform(self, frame: pd.DataFrame):
+        """:meth:`fit` then :meth:`transform` of the same frame, hashing its texts once."""
+        counts = self._fit(frame)
+        return self._assemble(frame, counts)
+
+    def _fit(self, frame: pd.DataFrame) -> list:
         if not isinstance(frame, pd.DataFrame):
             raise InvalidInput(f"frame must be a pandas DataFrame, got {type(frame).__name__}")
         if not isinstance(self.n_features, int) or self.n_features < 1:
@@ -79,15 +96,16 @@ class Featurizer:
         if not has_text and not numeric:
             raise InvalidInput("frame has neither text (column 'text') nor numeric feature columns")
         self.text_, self.numeric_ = bool(has_text), numeric
-        self.idf_ = []
+        self.char_ = bool(self.char_ngrams) and len(frame) <= self.char_max_rows
+        self.idf_, counts = [], []
         if has_text:
             texts = self._texts(frame)
-            self.idf_ = [TfidfTransformer(sublinear_tf=True).fit(v.transform(texts))
-                         for v in self._vectorizers()]
+            counts = [v.transform(texts) for v in self._vectorizers()]
+            self.idf_ = [TfidfTransformer(sublinear_tf=True).fit(c) for c in counts]
         self.scaler_ = None
         if numeric:
             self.scaler_ = StandardScaler().fit(frame[numeric].to_numpy(dtype=np.float64))
-        return self
+        return counts
 
     @property
     def n_features_out_(self) -> int:
@@ -101,13 +119,17 @@ class Featurizer:
         Missing numeric values become the fitted mean (0 after scaling)."""
         if not hasattr(self, "text_"):
             raise NotFittedError("Featurizer.fit must be called before transform")
-        blocks = []
+        counts = []
         if self.text_:
             if "text" not in frame.columns:
                 raise InvalidInput("frame lacks the 'text' column the featurizer was fitted on")
             texts = self._texts(frame)
-            for vec, idf in zip(self._vectorizers(), self.idf_, strict=True):
-                blocks.append(idf.transform(vec.transform(texts)).astype(np.float32))
+            counts = [vec.transform(texts) for vec in self._vectorizers()]
+        return self._assemble(frame, counts)
+
+    def _assemble(self, frame: pd.DataFrame, counts: list):
+        """Hashed counts of each text block -> tf-idf blocks, with the scaled numeric columns."""
+        blocks = [idf.transform(c).astype(np.float32) for c, idf in zip(counts, self.idf_, strict=True)]
         if self.numeric_:
             missing = [c for c in self.numeric_ if c not in frame.columns]
             if missing:

@@ -143,13 +143,13 @@ def fit_round(inp: RoundInput) -> RoundOutput:
 
     train_labels = np.where(inp.is_eval, -1, inp.human)
     idx, y, w = training_set(
-        n, train_labels, lm_probs, covered, weak_weight=inp.weak_weight
+        n, train_labels, lm_probs, covered, weak_weight=inp.weak_weight, seed=inp.seed
     )
     probs = extra_probs = None
     features = None
     n_train = {"human": int((train_labels >= 0).sum()), "weak": int(len(idx) - (train_labels >= 0).sum())}
-    featurizer = Featurizer().fit(inp.frame)
-    features = featurizer.transform(inp.frame)
+    featurizer = Featurizer()
+    features = featurizer.fit_transform(inp.frame)
     model = None
     if len(idx):
         model = EndModel(k, seed=inp.seed).fit(features[idx], y, sample_weight=w)

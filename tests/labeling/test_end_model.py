@@ -142,3 +142,27 @@ def test_predict_proba_rows_are_distributions_over_k_classes(y, seed):
     p = EndModel(4, seed=seed).fit(X, y).predict_proba(X)
     assert p.shape == (len(y), 4) and np.allclose(p.sum(axis=1), 1.0, atol=1e-5)
     assert (p[:, np.setdiff1d(np.arange(4), y)] == 0).all()
+
+
+def test_weak_rows_are_capped_by_a_seeded_uniform_draw():
+    n = 1000
+    lm = np.tile([0.2, 0.8], (n, 1))
+    human = np.full(n, -1)
+    human[:10] = 0
+    idx, y, w = training_set(n, human, lm, None, weak_weight=0.5, max_weak=100, seed=1)
+    assert idx[:10].tolist() == list(range(10)) and len(idx) == 110
+    weak = idx[10:]
+    assert len(set(weak.tolist())) == 100 and weak.min() >= 10 and np.all(np.diff(weak) > 0)
+    again = training_set(n, human, lm, None, weak_weight=0.5, max_weak=100, seed=1)[0]
+    other = training_set(n, human, lm, None, weak_weight=0.5, max_weak=100, seed=2)[0]
+    assert np.array_equal(idx, again) and not np.array_equal(idx, other)
+
+
+def test_fit_transform_equals_fit_then_transform_and_large_pools_drop_char_ngrams():
+    frame = pd.DataFrame({"id": ["a", "b", "c"], "text": ["free gift now", "nice song", "check it"]})
+    both = Featurizer().fit_transform(frame)
+    assert (both != Featurizer().fit(frame).transform(frame)).nnz == 0
+    words_only = Featurizer(char_max_rows=2)
+    out = words_only.fit_transform(frame)
+    assert not words_only.char_ and out.shape[1] == words_only.n_features
+    assert Featurizer().fit(frame).char_ and both.shape[1] == 2 * 2**18
