@@ -40,11 +40,6 @@ class LeaseOps:
     _HOLDS = ("(SELECT {what} FROM lease_items l INDEXED BY lease_items_item"
               " WHERE l.project_id=items.project_id"
               " AND l.item_id=items.id AND l.state='open')")
-    _REFRESH = (
-        "UPDATE items SET held_until=" + _HOLDS.format(what="MAX(l.expires_at)") +
-        ", open=(flagged=0 AND n_labels+" + _HOLDS.format(what="COUNT(*)") + "<required)"
-        " WHERE project_id=? AND id=?"
-    )
 
     @staticmethod
     def _redundancy(db: sqlite3.Connection, project_id: str) -> tuple[float, int]:
@@ -71,8 +66,29 @@ class LeaseOps:
             return 0
         db.executemany("UPDATE lease_items SET state='expired' WHERE lease_id=? AND item_id=?",
                        [(r[0], r[2]) for r in rows])
-        db.executemany(cls._REFRESH, sorted({(r[1], r[2]) for r in rows}))
+        by_project: dict[str, set[str]] = {}
+        for r in rows:
+            by_project.setdefault(r[1], set()).add(r[2])
+        for pid, ids in by_project.items():
+            cls._refresh(db, pid, sorted(ids))
         return len(rows)
+
+    @staticmethod
+    def _refresh(db: sqlite3.Connection, project_id: str, ids: list[str]) -> None:
+        """Recompute ``held_until`` and ``open`` of items from their remaining live holds (one
+        grouped read, one batch of plain updates)."""
+        left: dict[str, tuple[int, float]] = {}
+        for start in range(0, len(ids), 500):
+            chunk = ids[start:start + 500]
+            left.update((r[0], (r[1], r[2])) for r in db.execute(
+                "SELECT item_id, COUNT(*), MAX(expires_at) FROM lease_items INDEXED BY"
+                f" lease_items_item WHERE project_id=? AND item_id IN ({','.join('?' * len(chunk))})"
+                " AND state='open' GROUP BY item_id", (project_id, *chunk)))
+        db.executemany(
+            "UPDATE items SET held_until=?, open=(flagged=0 AND n_labels+?<required)"
+            " WHERE project_id=? AND id=?",
+            [(left.get(i, (0, None))[1], left.get(i, (0, None))[0], project_id, i) for i in ids],
+        )
 
     def lease(self, project_id, annotator, n, *, n_eval, now, ttl, lease_id):
         if n < 0 or n_eval < 0:
@@ -183,7 +199,7 @@ class LeaseOps:
                 raise Conflict(f"lease {lease_id!r} has expired or holds no open items")
             rows = db.execute("SELECT item_id FROM lease_items WHERE lease_id=? AND state='open'",
                               (lease_id,)).fetchall()
-            db.executemany(self._REFRESH, [(project_id, r[0]) for r in rows])
+            self._refresh(db, project_id, [r[0] for r in rows])
         return self.get_lease(lease_id)
 
     def release(self, lease_id, annotator, *, item_ids=None, now):
@@ -201,7 +217,7 @@ class LeaseOps:
                 "UPDATE lease_items SET state='released' WHERE lease_id=? AND item_id=?",
                 [(lease_id, r[0]) for r in rows],
             )
-            db.executemany(self._REFRESH, [(project_id, r[0]) for r in rows])
+            self._refresh(db, project_id, [r[0] for r in rows])
             return len(rows)
 
     def expire(self, now: float) -> int:
