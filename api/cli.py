@@ -1,4 +1,4 @@
-"""The ``labelloop`` command line: serve, demo, projects, ingest, LFs, rounds, export, simulate.
+"""The ``labelloop`` command line: serve, demo, projects, ingest, LFs, rounds, jobs, export, simulate.
 
 Commands other than ``serve`` and ``demo`` work on the store directly (the same data directory or
 store URL the server uses), so they also run with no server up.
@@ -206,6 +206,47 @@ def cmd_pseudo_label(args: argparse.Namespace) -> int:
     return 0
 
 
+def _job_line(job) -> str:
+    from dataclasses import asdict
+
+    return json.dumps(asdict(job), default=str)
+
+
+def cmd_jobs(args: argparse.Namespace) -> int:
+    """List, show, follow (with a progress bar) and cancel background jobs. They run in
+    ``labelloop serve`` (any replica); this reads and writes the store they share."""
+    from api.service.jobs import ACTIVE, request_cancel
+    from api.storage import open_store
+
+    settings = _settings(args)
+    store = open_store(settings.resolved_store_url)
+    try:
+        if args.action == "list":
+            for job in store.list_jobs(args.project):
+                print(_job_line(job))
+            return 0
+        if args.action == "cancel":
+            print(_job_line(request_cancel(store, args.job)))
+            return 0
+        job = store.get_job(args.job)
+        if args.action == "watch":
+            bar = tqdm(desc=f"{job.kind} {job.id}", unit="step", file=sys.stderr)
+            while True:
+                bar.total = job.total or None
+                bar.n = job.done
+                bar.set_postfix_str(job.status if not job.message else f"{job.status}: {job.message}")
+                bar.refresh()
+                if job.status not in ACTIVE:
+                    break
+                time.sleep(args.interval)
+                job = store.get_job(args.job)
+            bar.close()
+        print(_job_line(job))
+        return 0 if args.action == "show" or job.status == "succeeded" else 1
+    finally:
+        store.close()
+
+
 def cmd_simulate(args: argparse.Namespace) -> int:
     from api.service.simulate import load_dataset, simulate
 
@@ -319,6 +360,20 @@ def build_parser() -> argparse.ArgumentParser:
     sp.add_argument("--min-confidence", type=float, default=0.9)
     sp.add_argument("--prefer", choices=["end_model", "label_model"], default="end_model")
     sp.set_defaults(fn=cmd_pseudo_label)
+
+    sp = sub.add_parser("jobs", help="list, show, watch (progress bar) or cancel background jobs")
+    jobs = sp.add_subparsers(dest="action", required=True)
+    jp = jobs.add_parser("list", help="a project's jobs, one JSON line each")
+    jp.add_argument("--project", required=True)
+    store_opts(jp)
+    for action, text in (("show", "one job as JSON"),
+                         ("watch", "follow a job with a progress bar until it ends (exit 1 unless it succeeded)"),
+                         ("cancel", "ask the replica running the job to stop it")):
+        jp = jobs.add_parser(action, help=text)
+        jp.add_argument("job")
+        store_opts(jp)
+    jobs.choices["watch"].add_argument("--interval", type=float, default=0.5, help="seconds between polls")
+    sp.set_defaults(fn=cmd_jobs)
 
     sp = sub.add_parser("simulate", help="run the loop with an oracle annotator from gold labels")
     sp.add_argument("--dataset", required=True, help="WRENCH folder, or CSV/JSONL/Parquet file")

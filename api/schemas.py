@@ -158,6 +158,7 @@ class JobOut(BaseModel):
     message: str
     error: str | None
     result: dict[str, Any]
+    cancel_requested: bool = False
 
 
 class RoundOut(BaseModel):

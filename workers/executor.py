@@ -12,9 +12,11 @@ from typing import Any
 import pandas as pd
 
 from labeling.apply import ApplyResult
-from workers.lf_tasks import LFSpec, apply_specs
+from workers.lf_tasks import LFSpec, apply_specs, merge_results
 
-__all__ = ["Executor", "InProcessExecutor", "make_executor"]
+__all__ = ["APPLY_BLOCK", "Executor", "InProcessExecutor", "make_executor"]
+
+APPLY_BLOCK = 20_000  # rows per in-process LF-application block
 
 Progress = Callable[[int, int], None]
 
@@ -46,10 +48,19 @@ class InProcessExecutor(Executor):
     name = "inprocess"
 
     def apply_lfs(self, specs, frame, n_classes, *, progress=None):
-        result = apply_specs(specs, frame, n_classes)
+        """In blocks of :data:`APPLY_BLOCK` rows, reporting after each (a job can be cancelled
+        between blocks); the votes are those of one pass, as with Ray's shards."""
+        if len(frame) <= APPLY_BLOCK:
+            parts = [apply_specs(specs, frame, n_classes)]
+        else:
+            parts = []
+            for start in range(0, len(frame), APPLY_BLOCK):
+                parts.append(apply_specs(specs, frame.iloc[start : start + APPLY_BLOCK], n_classes))
+                if progress is not None:
+                    progress(min(start + APPLY_BLOCK, len(frame)), len(frame))
         if progress is not None:
             progress(len(frame), len(frame))
-        return result
+        return merge_results(parts, len(specs))
 
     def call(self, fn, *args, **kwargs):
         return fn(*args, **kwargs)

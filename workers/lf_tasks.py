@@ -11,13 +11,14 @@ from collections.abc import Sequence
 from functools import lru_cache
 from typing import Any
 
+import numpy as np
 import pandas as pd
 
 from labeling.apply import ApplyResult, apply_lfs
 from labeling.errors import LFLoadError
 from labeling.lf import VoteColumnLF, load_lfs_from_source
 
-__all__ = ["LFSpec", "load_lfs", "apply_specs"]
+__all__ = ["LFSpec", "apply_specs", "load_lfs", "merge_results"]
 
 LFSpec = tuple[str, str, str]  # (name, kind "source" | "votes", Python source or vote column)
 
@@ -45,3 +46,17 @@ def load_lfs(specs: Sequence[LFSpec]) -> list:
 def apply_specs(specs: Sequence[LFSpec], frame: pd.DataFrame, n_classes: int) -> ApplyResult:
     """Load and apply LFs: what every executor runs, on the whole frame or on one shard."""
     return apply_lfs(load_lfs(specs), frame, n_classes)
+
+
+def merge_results(parts: Sequence[ApplyResult], n_lfs: int) -> ApplyResult:
+    """The results of consecutive row blocks, in order, as one: votes stacked, faults summed,
+    each LF's first error the first block's that has one."""
+    if len(parts) == 1:
+        return parts[0]
+    return ApplyResult(
+        votes=np.concatenate([p.votes for p in parts]) if parts else np.zeros((0, n_lfs), np.int8),
+        faults=np.sum([p.faults for p in parts], axis=0).astype(np.int64) if parts
+        else np.zeros(n_lfs, np.int64),
+        first_errors=[next((p.first_errors[j] for p in parts if p.first_errors[j]), None)
+                      for j in range(n_lfs)],
+    )

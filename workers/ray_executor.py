@@ -16,7 +16,7 @@ import pandas as pd
 
 from labeling.apply import ApplyResult
 from workers.executor import Executor
-from workers.lf_tasks import apply_specs
+from workers.lf_tasks import apply_specs, merge_results
 
 __all__ = ["RayExecutor"]
 
@@ -74,16 +74,7 @@ class RayExecutor(Executor):
             done_rows += bounds[k][1] - bounds[k][0]
             if progress is not None:
                 progress(done_rows, len(frame))
-        parts = [results[k] for k in range(len(bounds))]
-        first_errors = [
-            next((p.first_errors[j] for p in parts if p.first_errors[j]), None)
-            for j in range(len(specs))
-        ]
-        return ApplyResult(
-            votes=np.concatenate([p.votes for p in parts]) if parts else np.zeros((0, len(specs)), np.int8),
-            faults=np.sum([p.faults for p in parts], axis=0).astype(np.int64),
-            first_errors=first_errors,
-        )
+        return merge_results([results[k] for k in range(len(bounds))], len(specs))
 
     def call(self, fn: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
         ray = self._connect()

@@ -8,6 +8,10 @@ expiry and another replica took over) has its writes refused and stops at its ne
 report. A replica that died leaves its lock to expire: the next start of that kind, or any
 replica's sweep (:meth:`JobRunner.reap`), takes the lock and marks the orphaned job failed with
 the reason. Jobs run on a small thread pool so no request waits for one.
+
+Cancelling works from any replica (and from the CLI): it sets ``cancel_requested`` on the job
+record; the replica running the job reads the flag back with its next progress write, and its
+heartbeat checks it too, so the job stops at its next progress report wherever it runs.
 """
 
 from __future__ import annotations
@@ -24,9 +28,9 @@ from typing import Any
 
 from api.storage.base import Store
 from api.storage.records import Job
-from labeling.errors import Conflict, InvalidInput, LabelloopError, NotFound
+from labeling.errors import Conflict, InvalidInput, LabelloopError
 
-__all__ = ["JOB_KINDS", "JobContext", "JobRunner", "LockLost", "lock_name"]
+__all__ = ["JOB_KINDS", "JobContext", "JobRunner", "LockLost", "lock_name", "request_cancel"]
 
 log = logging.getLogger(__name__)
 JOB_KINDS = ("round", "apply_lfs", "pseudo_label")
@@ -62,14 +66,17 @@ class JobContext:
         now = time.monotonic()
         if now - self._last > 0.2 or done >= total:
             try:
-                self.store.update_job(self.job_id, fence=self._fence, done=done, total=total,
-                                      message=message)
+                job = self.store.update_job(self.job_id, fence=self._fence, done=done, total=total,
+                                            message=message)
             except Conflict as exc:
                 if self._fence is None:
                     raise
                 self._lost.set()
                 raise LockLost(str(exc)) from exc
             self._last = now
+            if job.cancel_requested:  # asked on another replica, or from the CLI
+                self._cancel.set()
+                raise Cancelled()
 
 
 class JobRunner:
@@ -156,6 +163,7 @@ class JobRunner:
             for job_id, (name, token, lost) in list(self._held.items()):
                 if lost.is_set():
                     continue
+                self._pick_up_cancel(job_id)
                 try:
                     alive = self.store.renew_lock(name, self.owner, token, self.lock_ttl_s,
                                                   self.clock())
@@ -203,15 +211,21 @@ class JobRunner:
             except LabelloopError:
                 log.exception("releasing the lock of job %s failed (it expires by itself)", job.id)
 
-    def cancel(self, job_id: str) -> Job:
-        job = self.store.get_job(job_id)
+    def _pick_up_cancel(self, job_id: str) -> None:
         event = self._cancel.get(job_id)
-        if job.status not in ACTIVE:
-            raise Conflict(f"job {job_id} already ended ({job.status})")
-        if event is None:
-            raise NotFound(f"job {job_id} is not running in this process")
-        event.set()
-        return self.store.get_job(job_id)
+        try:
+            if event is not None and self.store.get_job(job_id).cancel_requested:
+                event.set()
+        except LabelloopError:
+            log.exception("reading job %s for a cancel request failed", job_id)
+
+    def cancel(self, job_id: str) -> Job:
+        """Ask for the job to stop, wherever it runs (see :func:`request_cancel`)."""
+        job = request_cancel(self.store, job_id)
+        event = self._cancel.get(job_id)
+        if event is not None:  # it runs here: no need to wait for the flag to be read back
+            event.set()
+        return job
 
     def wait(self, job_id: str, timeout: float | None = None) -> Job:
         fut = self._futures.get(job_id)
@@ -225,3 +239,12 @@ class JobRunner:
         self._pool.shutdown(wait=True, cancel_futures=True)
         self._stop.set()
         self._beat.join(timeout=5)
+
+
+def request_cancel(store: Store, job_id: str) -> Job:
+    """Flag a queued or running job for cancellation on the shared record; the replica running
+    it stops it at its next progress report. ``Conflict`` if it already ended."""
+    job = store.get_job(job_id)
+    if job.status not in ACTIVE:
+        raise Conflict(f"job {job_id} already ended ({job.status})")
+    return store.update_job(job_id, cancel_requested=True)

@@ -199,3 +199,4 @@ class Job:
     message: str = ""
     error: str | None = None
     result: dict[str, Any] = field(default_factory=dict)
+    cancel_requested: bool = False  # set by any replica or the CLI; the runner stops the job
