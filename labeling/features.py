@@ -11,6 +11,10 @@ get both blocks.
 
 from __future__ import annotations
 
+import hashlib
+import threading
+from collections import OrderedDict
+
 import numpy as np
 import pandas as pd
 import scipy.sparse as sp
@@ -19,7 +23,7 @@ from sklearn.preprocessing import StandardScaler
 
 from labeling.errors import InvalidInput, NotFittedError
 
-__all__ = ["Featurizer"]
+__all__ = ["Featurizer", "featurize_pool", "frame_digest"]
 
 _NOT_FEATURES = {"id", "text", "weak_labels", "label", "gold"}
 
@@ -140,3 +144,58 @@ class Featurizer:
                 return dense
             blocks.append(sp.csr_matrix(dense))
         return sp.hstack(blocks, format="csr", dtype=np.float32)
+
+
+def frame_digest(frame: pd.DataFrame) -> str:
+    """A digest of what a :class:`Featurizer` reads from ``frame``: texts and numeric columns."""
+    h = hashlib.sha1(f"{len(frame)}|".encode())
+    if "text" in frame.columns:
+        h.update("\x1e".join(Featurizer._texts(frame)).encode("utf-8", "surrogatepass"))
+    cols = Featurizer._numeric_columns(frame)
+    h.update(repr(cols).encode())
+    if cols:
+        h.update(np.ascontiguousarray(frame[cols].to_numpy(dtype=np.float64)).tobytes())
+    return h.hexdigest()
+
+
+_CACHE: OrderedDict[tuple[str, ...], tuple[Featurizer, object]] = OrderedDict()
+_CACHE_LOCK = threading.Lock()
+CACHE_ENTRIES = 4
+
+
+def featurize_pool(frame: pd.DataFrame, extra: pd.DataFrame | None = None):
+    """``(featurizer, X, X_extra)``: a :class:`Featurizer` fitted on the pool ``frame``, the pool's
+    features and those of ``extra`` (None without it).
+
+    Rounds re-featurize the same pool again and again (its texts change only when items are
+    added), so the last few results are kept in this process, keyed by :func:`frame_digest`:
+    an unchanged pool costs one hash instead of a full tokenising pass. Callers must treat the
+    matrices as read-only.
+    """
+    key = (frame_digest(frame),)
+    featurizer, features = _cached(key, lambda: _fit(frame))
+    extra_features = None
+    if extra is not None:
+        extra_features = _cached(key + (frame_digest(extra),),
+                                 lambda: (featurizer, featurizer.transform(extra)))[1]
+    return featurizer, features, extra_features
+
+
+def _fit(frame: pd.DataFrame) -> tuple[Featurizer, object]:
+    featurizer = Featurizer()
+    return featurizer, featurizer.fit_transform(frame)
+
+
+def _cached(key: tuple[str, ...], compute):
+    with _CACHE_LOCK:
+        if key in _CACHE:
+            _CACHE.move_to_end(key)
+            return _CACHE[key]
+    value = compute()
+    if isinstance(value[1], np.ndarray):
+        value[1].flags.writeable = False
+    with _CACHE_LOCK:
+        _CACHE[key] = value
+        while len(_CACHE) > CACHE_ENTRIES:
+            _CACHE.popitem(last=False)
+    return value

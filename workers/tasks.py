@@ -19,7 +19,7 @@ from labeling.assertion_runs import AssertionSpec, load_assertions, run_assertio
 from labeling.assertion_types import AssertionBatch
 from labeling.assertions import builtin_assertions
 from labeling.end_model import EndModel, training_set
-from labeling.features import Featurizer
+from labeling.features import featurize_pool
 from labeling.label_model import LabelModel
 from labeling.mc_dropout import MCDropoutClassifier, project
 from labeling.metrics import evaluate
@@ -148,14 +148,13 @@ def fit_round(inp: RoundInput) -> RoundOutput:
     probs = extra_probs = None
     features = None
     n_train = {"human": int((train_labels >= 0).sum()), "weak": int(len(idx) - (train_labels >= 0).sum())}
-    featurizer = Featurizer()
-    features = featurizer.fit_transform(inp.frame)
+    featurizer, features, extra_features = featurize_pool(inp.frame, inp.extra_frame)
     model = None
     if len(idx):
         model = EndModel(k, seed=inp.seed).fit(features[idx], y, sample_weight=w)
         probs = model.predict_proba(features)
-        if inp.extra_frame is not None:
-            extra_probs = model.predict_proba(featurizer.transform(inp.extra_frame))
+        if extra_features is not None:
+            extra_probs = model.predict_proba(extra_features)
     extra_lm = extra_covered = None
     if lm is not None and inp.extra_votes is not None:
         extra_lm, extra_covered = lm.predict_proba(inp.extra_votes), lm.coverage(inp.extra_votes)

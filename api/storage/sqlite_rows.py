@@ -69,13 +69,17 @@ ANNOTATION_COLS = ("seq, project_id, item_id, annotator, kind, label, comment, l
                    " time_spent, created_at")
 
 
+def _mapping(text: str) -> dict[str, Any]:
+    return {} if text == "{}" else json.loads(text)  # most items carry no features or metadata
+
+
 def item_from_row(row: Sequence[Any]) -> Item:
     return Item(
         id=row[0],
         seq=row[1],
         text=row[2],
-        features=json.loads(row[3]),
-        meta=json.loads(row[4]),
+        features=_mapping(row[3]),
+        meta=_mapping(row[4]),
         votes=tuple(json.loads(row[5])) if row[5] is not None else None,
         gold=row[6],
         is_eval=bool(row[7]),

@@ -166,3 +166,18 @@ def test_fit_transform_equals_fit_then_transform_and_large_pools_drop_char_ngram
     out = words_only.fit_transform(frame)
     assert not words_only.char_ and out.shape[1] == words_only.n_features
     assert Featurizer().fit(frame).char_ and both.shape[1] == 2 * 2**18
+
+
+def test_featurize_pool_reuses_an_unchanged_pool_and_sees_any_change():
+    from labeling.features import featurize_pool
+
+    frame = pd.DataFrame({"id": ["a", "b"], "text": ["free gift now", "nice song"]})
+    extra = pd.DataFrame({"id": ["t"], "text": ["gift song"]})
+    feat, x, x_extra = featurize_pool(frame, extra)
+    assert (x != Featurizer().fit(frame).transform(frame)).nnz == 0
+    assert (x_extra != feat.transform(extra)).nnz == 0
+    again = featurize_pool(frame.copy(), extra.copy())
+    assert again[0] is feat and again[1] is x and again[2] is x_extra
+    edited = frame.assign(text=["free gift now", "nice song!"])
+    assert featurize_pool(edited)[1] is not x
+    assert featurize_pool(frame, extra.assign(text=["other"]))[2] is not x_extra
