@@ -38,15 +38,30 @@ def _digits_csv() -> Path:
     return path
 
 
+def _cosine(name: str):
+    """A COSINE text set (cosine_imdb, cosine_yelp): pool = dev split, evaluation = test split. Its
+    only weak signal is the rules' majority vote (``major``), used as one vote column."""
+    from api.service.simulate import SimDataset
+    from labeling.ingest import Record
+
+    def split(file: str, prefix: str) -> list:
+        rows = json.loads((DATASETS / name / file).read_text(encoding="utf-8"))
+        return [Record(f"{prefix}{i}", r["text"], gold=int(r["label"]), votes=(int(r["major"]),))
+                for i, r in enumerate(rows)]
+
+    return SimDataset(name, split("dev_data.json", "d"), split("test_data.json", "t"), ["neg", "pos"])
+
+
 def _run(job: tuple) -> dict:
     dataset, strategy, seed, budget, batch, init, weak = job
     from api.service.simulate import load_dataset, simulate
 
-    if dataset == "digits":
-        path = _digits_csv()
+    if dataset.startswith("cosine_"):
+        data = _cosine(dataset)
     else:
-        path = Path(dataset) if Path(dataset).exists() else DATASETS / dataset
-    data = load_dataset(path, seed=seed)
+        path = _digits_csv() if dataset == "digits" else (
+            Path(dataset) if Path(dataset).exists() else DATASETS / dataset)
+        data = load_dataset(path, seed=seed)
     if dataset == "digits":
         data.name = "digits"
     return simulate(data, strategy=strategy, budget=budget, batch_size=batch, seed=seed, init=init,

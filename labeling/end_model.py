@@ -12,6 +12,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 
 import numpy as np
+import scipy.sparse as sp
 from sklearn.linear_model import LogisticRegression
 
 from labeling.errors import InvalidInput, NotFittedError
@@ -138,7 +139,19 @@ class EndModel:
             return self
         self.model_ = LogisticRegression(C=self.C, max_iter=self.max_iter, random_state=self.seed,
                                          class_weight=self.class_weight)
-        self.model_.fit(X, y, sample_weight=sample_weight)
+        if not sp.issparse(X):
+            self.model_.fit(X, y, sample_weight=sample_weight)
+            return self
+        # Hashed text features are mostly empty columns (2^19 buckets, a few thousand used). A
+        # column no training row touches keeps a zero weight under L2 (its gradient is zero from
+        # the zero start), so fitting on the used columns alone reaches the same solution, many
+        # times faster; the weights are then laid back out at full width.
+        X = sp.csr_matrix(X)
+        used = np.flatnonzero(np.bincount(X.indices, minlength=X.shape[1]))
+        self.model_.fit(X[:, used], y, sample_weight=sample_weight)
+        coef = np.zeros((self.model_.coef_.shape[0], X.shape[1]), dtype=self.model_.coef_.dtype)
+        coef[:, used] = self.model_.coef_
+        self.model_.coef_, self.model_.n_features_in_ = coef, X.shape[1]
         return self
 
     def predict_proba(self, X) -> np.ndarray:

@@ -181,3 +181,19 @@ def test_featurize_pool_reuses_an_unchanged_pool_and_sees_any_change():
     edited = frame.assign(text=["free gift now", "nice song!"])
     assert featurize_pool(edited)[1] is not x
     assert featurize_pool(frame, extra.assign(text=["other"]))[2] is not x_extra
+
+
+def test_sparse_fit_on_used_columns_matches_the_full_fit():
+    """Fitting on the columns the training rows use gives the full-width fit's predictions."""
+    from sklearn.linear_model import LogisticRegression
+
+    rng = np.random.default_rng(0)
+    X = sp.random(300, 5000, density=0.002, format="csr", random_state=1, dtype=np.float64)
+    X = X + sp.random(300, 5000, density=0.002, format="csr", random_state=2)
+    y = (np.asarray(X[:, :2500].sum(axis=1)).ravel() > np.median(np.asarray(X[:, :2500].sum(axis=1)))).astype(int)
+    w = rng.uniform(0.2, 1.0, 300)
+    ours = EndModel(2, seed=0).fit(X[:200], y[:200], sample_weight=w[:200])
+    full = LogisticRegression(C=1.0, max_iter=1000, random_state=0).fit(X[:200], y[:200], sample_weight=w[:200])
+    assert np.allclose(ours.predict_proba(X[200:]), full.predict_proba(X[200:]), atol=1e-5)
+    unused = np.setdiff1d(np.arange(5000), X[:200].indices)
+    assert len(unused) and np.all(ours.model_.coef_[:, unused] == 0)
