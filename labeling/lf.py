@@ -15,10 +15,7 @@ from __future__ import annotations
 
 import hashlib
 import importlib
-import inspect
-import linecache
 import math
-import sys
 import types
 from collections.abc import Callable
 from typing import Any
@@ -28,6 +25,7 @@ import pandas as pd
 from snorkel.labeling import LabelingFunction
 
 from labeling.errors import InvalidInput, LFLoadError
+from labeling.source_module import function_source, load_source
 
 __all__ = [
     "ABSTAIN",
@@ -98,14 +96,6 @@ def is_lf(obj: Any) -> bool:
     return isinstance(obj, LabelingFunction | BatchLF)
 
 
-def _source(obj: Any) -> str:
-    try:
-        return inspect.getsource(obj)
-    except (OSError, TypeError):  # no source file (built in a REPL): the bytecode is stable too
-        code = getattr(obj, "__code__", None)
-        return repr(code.co_code) if code is not None else repr(obj)
-
-
 def _stable_repr(value: Any) -> str:
     """``repr`` with dict keys and set members sorted, so it is the same in every process (set
     order follows string hashing, which changes between interpreters)."""
@@ -130,11 +120,11 @@ def lf_version(lf: Any) -> str:
     if isinstance(lf, VoteColumnLF):
         h.update(f"votes|{lf.name}|{lf.index}".encode())
     elif isinstance(lf, BatchLF):
-        h.update(f"batch|{lf.name}|{_source(lf.f)}".encode())
+        h.update(f"batch|{lf.name}|{function_source(lf.f)}".encode())
     elif isinstance(lf, LabelingFunction):
-        h.update(f"row|{lf.name}|{_source(lf._f)}".encode())
+        h.update(f"row|{lf.name}|{function_source(lf._f)}".encode())
         for pre in lf._pre:
-            h.update(f"|pre|{_source(getattr(pre, '_f', pre))}".encode())
+            h.update(f"|pre|{function_source(getattr(pre, '_f', pre))}".encode())
         h.update(f"|res|{_stable_repr(dict(lf._resources or {}))}".encode())
     else:
         raise InvalidInput(f"lf must be a Snorkel LabelingFunction or a BatchLF, got {lf!r}")
@@ -170,38 +160,7 @@ def load_lfs_from_source(source: str, *, filename: str = "<lfs>") -> list:
         on a syntax error or an exception at import (with its line), when no LF is defined, or
         when two LFs share a name.
     """
-    if not isinstance(source, str):
-        raise InvalidInput(f"source must be a str of Python code, got {type(source).__name__}")
-    digest = hashlib.sha1(source.encode("utf-8")).hexdigest()[:16]
-    name = f"labelloop_lfs_{digest}"
-    if name in sys.modules:
-        return _collect(sys.modules[name], filename)
-    fname = f"{filename}-{digest}"
-    module = types.ModuleType(name)
-    module.__file__ = fname
-    linecache.cache[fname] = (len(source), None, source.splitlines(True), fname)
-    try:
-        code = compile(source, fname, "exec")
-        sys.modules[name] = module
-        exec(code, module.__dict__)  # noqa: S102 - registering LFs runs code by design (engineer role)
-    except SyntaxError as exc:
-        _forget(name, fname)
-        raise LFLoadError(f"{filename}: syntax error at line {exc.lineno}: {exc.msg}") from exc
-    except Exception as exc:  # whatever the LF code raises at import is its author's to fix
-        _forget(name, fname)
-        line = None
-        tb = exc.__traceback__
-        while tb is not None:  # the innermost frame inside the LF source
-            if tb.tb_frame.f_code.co_filename == fname:
-                line = tb.tb_lineno
-            tb = tb.tb_next
-        raise LFLoadError(f"{filename}: {type(exc).__name__}: {exc} (line {line})") from exc
-    return _collect(module, filename)
-
-
-def _forget(name: str, fname: str) -> None:
-    sys.modules.pop(name, None)
-    linecache.cache.pop(fname, None)
+    return load_source(source, filename=filename, prefix="labelloop_lfs", collect=_collect)
 
 
 def load_lfs_from_module(name: str) -> list:

@@ -26,9 +26,6 @@ like :func:`labeling.lf.lf_version`; a source file is loaded with
 from __future__ import annotations
 
 import hashlib
-import inspect
-import linecache
-import sys
 import types
 from collections.abc import Callable
 from typing import Any
@@ -36,6 +33,7 @@ from typing import Any
 from labeling.assertion_types import AssertionBatch, Firing
 from labeling.consistency_assertions import ConsistencyAssertion
 from labeling.errors import InvalidInput, LFLoadError
+from labeling.source_module import function_source, load_source
 
 __all__ = [
     "AssertionBatch",
@@ -88,14 +86,6 @@ def assertion(name: str | None = None, *, granularity: str = "item",
     return wrap
 
 
-def _source(f: Any) -> str:
-    try:
-        return inspect.getsource(f)
-    except (OSError, TypeError):  # defined in a REPL: the bytecode is stable across processes
-        code = getattr(f, "__code__", None)
-        return repr(code.co_code) if code is not None else repr(f)
-
-
 def assertion_version(a: UserAssertion | ConsistencyAssertion) -> str:
     """A 12-hex-character version, stable across processes: from the kind, name and settings and
     the function's source (user assertions) or the canonical spec (consistency assertions)."""
@@ -103,7 +93,7 @@ def assertion_version(a: UserAssertion | ConsistencyAssertion) -> str:
     if isinstance(a, ConsistencyAssertion):
         h.update(f"consistency|{a.spec_json()}".encode())
     elif isinstance(a, UserAssertion):
-        h.update(f"user|{a.name}|{a.granularity}|{a.model_dependent}|{_source(a.f)}".encode())
+        h.update(f"user|{a.name}|{a.granularity}|{a.model_dependent}|{function_source(a.f)}".encode())
     else:
         raise InvalidInput(f"not an assertion: {a!r}")
     return h.hexdigest()[:12]
@@ -137,39 +127,4 @@ def load_assertions_from_source(source: str, *, filename: str = "<assertions>"
         on a syntax error or an exception at import (with its line), when no assertion is defined,
         or when two share a name.
     """
-    if not isinstance(source, str):
-        raise InvalidInput(f"source must be a str of Python code, got {type(source).__name__}")
-    digest = hashlib.sha1(source.encode("utf-8")).hexdigest()[:16]
-    name = f"labelloop_assertions_{digest}"
-    if name in sys.modules:
-        return _collect(sys.modules[name], filename)
-    fname = f"{filename}-{digest}"
-    module = types.ModuleType(name)
-    module.__file__ = fname
-    linecache.cache[fname] = (len(source), None, source.splitlines(True), fname)
-    try:
-        code = compile(source, fname, "exec")
-        sys.modules[name] = module
-        exec(code, module.__dict__)  # noqa: S102 - registering assertions runs code by design (engineer role)
-    except SyntaxError as exc:
-        _forget(name, fname)
-        raise LFLoadError(f"{filename}: syntax error at line {exc.lineno}: {exc.msg}") from exc
-    except Exception as exc:  # whatever the assertion code raises at import is its author's to fix
-        _forget(name, fname)
-        line = None
-        tb = exc.__traceback__
-        while tb is not None:  # the innermost frame inside the assertion source
-            if tb.tb_frame.f_code.co_filename == fname:
-                line = tb.tb_lineno
-            tb = tb.tb_next
-        raise LFLoadError(f"{filename}: {type(exc).__name__}: {exc} (line {line})") from exc
-    try:
-        return _collect(module, filename)
-    except LFLoadError:
-        _forget(name, fname)  # a later, fixed source must not find this one cached
-        raise
-
-
-def _forget(name: str, fname: str) -> None:
-    sys.modules.pop(name, None)
-    linecache.cache.pop(fname, None)
+    return load_source(source, filename=filename, prefix="labelloop_assertions", collect=_collect)
