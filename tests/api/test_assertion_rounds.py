@@ -11,11 +11,8 @@ from api.service.ingest import ingest_records
 from api.service.lfs import register_lfs
 from api.service.projects import create_project
 from api.service.rounds import run_round
-from api.storage.redis import RedisStore
-from api.storage.sqlite import SQLiteStore
 from labeling.errors import InvalidInput, LFLoadError
 from labeling.ingest import Record
-from tests.redis_server import REDIS_URL, drop_namespace, namespace, shared_redis
 from workers.executor import InProcessExecutor
 
 LFS = '''
@@ -47,19 +44,9 @@ def records(start: int, n: int) -> list[Record]:
             for k in range(start, start + n)]
 
 
-@pytest.fixture(params=["sqlite", "redis"])
-def store(request, tmp_path):
-    if request.param == "sqlite":
-        s = SQLiteStore(tmp_path / "store.db")
-        yield s
-        s.close()
-        return
-    client, ns = shared_redis(), namespace()
-    s = RedisStore(REDIS_URL, namespace=ns)
-    yield s
-    s.close()
-    drop_namespace(client, ns)
-    client.close()
+@pytest.fixture
+def store(either_store):
+    return either_store
 
 
 @pytest.fixture

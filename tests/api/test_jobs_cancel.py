@@ -14,27 +14,13 @@ import pytest
 
 from api.service.jobs import JobRunner, request_cancel
 from api.service.projects import create_project
-from api.storage.redis import RedisStore
-from api.storage.sqlite import SQLiteStore
 from labeling.errors import Conflict
-from tests.redis_server import REDIS_URL, drop_namespace, namespace, shared_redis
 from tests.server import ROOT, Server
 
 
-@pytest.fixture(params=["sqlite", "redis"])
-def store(request, tmp_path):
-    if request.param == "sqlite":
-        s = SQLiteStore(tmp_path / "jobs.db")
-        yield s
-        s.close()
-        return
-    ns = namespace()
-    s = RedisStore(REDIS_URL, namespace=ns)
-    yield s
-    s.close()
-    client = shared_redis()
-    drop_namespace(client, ns)
-    client.close()
+@pytest.fixture
+def store(either_store):
+    return either_store
 
 
 def test_a_job_is_cancelled_from_another_replica(store):
