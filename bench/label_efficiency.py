@@ -52,6 +52,14 @@ def _cosine(name: str):
     return SimDataset(name, split("dev_data.json", "d"), split("test_data.json", "t"), ["neg", "pos"])
 
 
+def _one_thread() -> None:
+    """Each worker process computes with one thread: torch's default (a thread per core) in
+    every worker oversubscribes the cores and slows the label-model fit many times over."""
+    import torch
+
+    torch.set_num_threads(1)
+
+
 def _run(job: tuple) -> dict:
     dataset, strategy, seed, budget, batch, init, weak = job
     from api.service.simulate import load_dataset, simulate
@@ -141,7 +149,7 @@ def main(argv: list[str] | None = None) -> int:
         jobs += [(d, s, seed, args.budget, args.batch_size, args.init, False)
                  for d in args.datasets.split(",") if d != "digits"
                  for s in args.also_no_weak.split(",") for seed in range(args.seeds)]
-    with ProcessPoolExecutor(max_workers=args.workers) as pool:
+    with ProcessPoolExecutor(max_workers=args.workers, initializer=_one_thread) as pool:
         results = []
         for k, r in enumerate(pool.map(_run, jobs), 1):
             results.append(r)
