@@ -197,10 +197,19 @@ def cmd_pseudo_label(args: argparse.Namespace) -> int:
 
     services = _services(args)
     try:
+        bar = tqdm(desc="pseudo-label", unit="item", file=sys.stderr)
+
+        def update(done: int, total: int) -> None:
+            bar.total, bar.n = total, done
+            bar.refresh()
+
         n = export_file(services.store, args.project, args.out, fmt=args.format,
                         min_confidence=args.min_confidence, prefer=args.prefer,
-                        sources=tuple(s for s in SOURCES if s != "none"))
-        print(json.dumps({"rows": n, "path": str(args.out), "min_confidence": args.min_confidence}))
+                        sources=tuple(s for s in SOURCES if s != "none"),
+                        executor=services.executor, progress=update)
+        bar.close()
+        print(json.dumps({"rows": n, "path": str(args.out), "min_confidence": args.min_confidence,
+                          "executor": services.executor.name}))
     finally:
         services.close()
     return 0

@@ -1,8 +1,13 @@
-"""Export and pseudo-labels: every item with its label, source, confidence and versions."""
+"""Export and pseudo-labels: every item with its label, source, confidence and versions.
+
+The label decision over the whole pool (:func:`labeling.export.assign_labels`, vectorised) runs on
+the given executor, a Ray worker when the coordinator or the CLI runs with Ray; rows are then
+streamed to the file with progress.
+"""
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import numpy as np
@@ -11,10 +16,12 @@ from api.service.rounds import human_labels, load_pool
 from api.storage.base import Store
 from labeling.errors import InvalidInput
 from labeling.export import assign_labels, write_rows
+from workers.executor import Executor, InProcessExecutor
 
 __all__ = ["export_rows", "export_file", "SOURCES"]
 
 SOURCES = ("human", "label_model", "end_model", "none")
+PROGRESS_EVERY = 10_000  # rows between progress reports
 
 
 def _fit(array: np.ndarray | None, n: int, k: int) -> np.ndarray | None:
@@ -31,6 +38,7 @@ def _fit(array: np.ndarray | None, n: int, k: int) -> np.ndarray | None:
 def export_rows(
     store: Store, project_id: str, *, min_confidence: float = 0.0, include_text: bool = True,
     sources: tuple[str, ...] = SOURCES, prefer: str = "end_model",
+    executor: Executor | None = None, progress: Callable[[int, int], None] | None = None,
 ) -> Iterator[dict]:
     if not 0.0 <= min_confidence <= 1.0:
         raise InvalidInput(f"min_confidence must be in [0, 1], got {min_confidence}")
@@ -43,8 +51,8 @@ def export_rows(
     project, n, k = pool.project, len(pool.items), pool.project.n_classes
     human, agreement, n_ann = human_labels(pool, store.annotations(project_id))
     covered = store.get_array(project_id, "lm_covered")
-    labels, source, confidence = assign_labels(
-        human, agreement,
+    labels, source, confidence = (executor or InProcessExecutor()).call(
+        assign_labels, human, agreement,
         _fit(store.get_array(project_id, "lm_probs"), n, k),
         None if covered is None else _fit(covered, n, k).astype(bool),
         _fit(store.get_array(project_id, "probs"), n, k),
@@ -55,6 +63,8 @@ def export_rows(
     lf_set = rnd.label_model.get("lf_set_version") if rnd else None
     names = project.class_names
     for i, item in enumerate(pool.items):
+        if progress is not None and (i % PROGRESS_EVERY == 0 or i == n - 1):
+            progress(i + 1, n)
         if source[i] not in sources:
             continue
         row = {

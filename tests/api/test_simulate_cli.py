@@ -96,9 +96,17 @@ def test_cli_end_to_end_ingest_lfs_round_export(tmp_path):
     pseudo = tmp_path / "pseudo.jsonl"
     proc = run_cli("pseudo-label", *common, "--project", "sp", "--out", str(pseudo), "--min-confidence", "0.6")
     assert proc.returncode == 0, proc.stderr
+    assert json.loads(proc.stdout)["executor"] == "inprocess" and "pseudo-label" in proc.stderr
     rows = [json.loads(line) for line in pseudo.read_text().splitlines()]
     assert rows and all(r["confidence"] >= 0.6 and r["source"] != "none" for r in rows)
     assert all(r["model_version"] and r["lf_set_version"] for r in rows)
+    # the same job on Ray (a local instance started for it) writes the same rows
+    on_ray = tmp_path / "pseudo-ray.jsonl"
+    proc = run_cli("pseudo-label", *common, "--executor", "ray", "--project", "sp", "--out",
+                   str(on_ray), "--min-confidence", "0.6")
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    assert json.loads(proc.stdout.strip().splitlines()[-1])["executor"] == "ray"
+    assert on_ray.read_text() == pseudo.read_text()
 
 
 def test_demo_sets_up_and_ranks(tmp_path):
