@@ -118,6 +118,15 @@ def _item_doc(it: Item) -> str:
                   "votes": list(it.votes) if it.votes is not None else None, "gold": it.gold})
 
 
+def _item(item_id: str, doc: bytes, pos: bytes) -> Item:
+    """An item from its stored document and its position record (seq, is_eval, ...)."""
+    d = json.loads(doc)
+    seq, is_eval, _ = pos.decode().split(SEP)
+    votes = tuple(d["votes"]) if d["votes"] is not None else None
+    return Item(item_id, int(seq), d["text"], d["features"], d["meta"], votes, d["gold"],
+                is_eval == "1")
+
+
 class RedisStore(Store):
     """Store on one Redis server (or a primary with replicas; not Redis Cluster).
 
@@ -313,15 +322,8 @@ class RedisStore(Store):
         pipe.hmget(self.k.p(project_id, "items"), ids)
         pipe.hmget(self.k.p(project_id, "pos"), ids)
         docs, pos = pipe.execute()
-        out = []
-        for item_id, doc, p in zip(ids, docs, pos, strict=True):
-            d = json.loads(doc)
-            seq, is_eval, _ = p.decode().split(SEP)
-            iid = item_id.decode() if isinstance(item_id, bytes) else item_id
-            votes = tuple(d["votes"]) if d["votes"] is not None else None
-            out.append(Item(iid, int(seq), d["text"], d["features"], d["meta"], votes, d["gold"],
-                            is_eval == "1"))
-        return out
+        return [_item(item_id.decode() if isinstance(item_id, bytes) else item_id, doc, p)
+                for item_id, doc, p in zip(ids, docs, pos, strict=True)]
 
     @_guarded
     def get_item(self, project_id: str, item_id: str) -> Item:
@@ -472,14 +474,14 @@ class RedisStore(Store):
         expires = now + ttl
         out = self._run("LEASE", args=[self.k.ns, project_id, annotator, n, n_eval, repr(float(now)),
                                        repr(float(expires)), lease_id])
-        ids = [out[i].decode() for i in range(1, len(out), 3)]
-        by_id = {it.id: it for it in self._items(project_id, ids)}
+        rows = range(1, len(out), 5)  # item, is_eval, reasons, document, position per item
         leased = tuple(
-            LeasedItem(by_id[out[i].decode()], json.loads(out[i + 2]), out[i + 1] == b"1")
-            for i in range(1, len(out), 3)
+            LeasedItem(_item(out[i].decode(), out[i + 3], out[i + 4]), json.loads(out[i + 2]),
+                       out[i + 1] == b"1")
+            for i in rows
         )
-        return Lease(lease_id, project_id, annotator, expires, tuple(ids), leased,
-                     exhausted=out[0] == b"1")
+        return Lease(lease_id, project_id, annotator, expires, tuple(li.item.id for li in leased),
+                     leased, exhausted=out[0] == b"1")
 
     @_guarded
     def get_lease(self, lease_id: str) -> Lease:

@@ -126,7 +126,7 @@ return {inserted, updated}
 LEASE = COMMON + r"""
 -- ARGV: ns, pid, annotator, n, n_eval, now, expires, lease_id
 -- returns: exhausted ('1' when the lease is empty and nothing is left for this annotator), then
--- item, is_eval, reasons for each leased item
+-- item, is_eval, reasons, item document, position record for each leased item
 local pid, annotator = ARGV[2], ARGV[3]
 local n, n_eval, now = tonumber(ARGV[4]), tonumber(ARGV[5]), tonumber(ARGV[6])
 local expires, lease_id = ARGV[7], ARGV[8]
@@ -210,6 +210,9 @@ for _, item in ipairs(order) do
   out[#out + 1] = item
   out[#out + 1] = picked[item][1]
   out[#out + 1] = picked[item][2]
+  -- the item itself, so the caller needs no second round trip
+  out[#out + 1] = redis.call('HGET', pk(pid, 'items'), item)
+  out[#out + 1] = redis.call('HGET', pk(pid, 'pos'), item)
 end
 keep(lease_id, expires, now)
 return out
