@@ -14,7 +14,10 @@ __all__ = ["SCORERS", "entropy", "least_confidence", "margin", "scorer"]
 
 
 def _rows(probs: np.ndarray, name: str = "probs") -> np.ndarray:
-    p = np.asarray(probs, dtype=np.float64)
+    """Float rows as given (float32 pools are scored in float32, without a float64 copy)."""
+    p = np.asarray(probs)
+    if not np.issubdtype(p.dtype, np.floating):
+        p = p.astype(np.float64)
     if p.ndim != 2 or p.shape[1] < 1:
         raise InvalidInput(f"{name} must be a 2-d (n, K) array, got shape {p.shape}")
     return p
@@ -31,7 +34,7 @@ def least_confidence(probs: np.ndarray) -> np.ndarray:
     -------
     (n,) float64 in [0, 1 - 1/K]
     """
-    return np.clip(1.0 - _rows(probs).max(axis=1), 0.0, None)
+    return np.clip(1.0 - _rows(probs).max(axis=1), 0.0, None).astype(np.float64)
 
 
 def margin(probs: np.ndarray) -> np.ndarray:
@@ -49,7 +52,7 @@ def margin(probs: np.ndarray) -> np.ndarray:
     if p.shape[1] < 2:
         raise InvalidInput(f"margin needs at least 2 classes, got probs of shape {p.shape}")
     top2 = -np.partition(-p, 1, axis=1)[:, :2]
-    return np.clip(1.0 - (top2[:, 0] - top2[:, 1]), 0.0, 1.0)
+    return np.clip(1.0 - (top2[:, 0] - top2[:, 1]), 0.0, 1.0).astype(np.float64)
 
 
 def entropy(probs: np.ndarray) -> np.ndarray:
@@ -64,9 +67,8 @@ def entropy(probs: np.ndarray) -> np.ndarray:
     (n,) float64 in [0, log K]
     """
     p = _rows(probs)
-    with np.errstate(divide="ignore", invalid="ignore"):
-        terms = np.where(p > 0, p * np.log(p), 0.0)
-    return np.maximum(-terms.sum(axis=1), 0.0)
+    log_p = np.log(p, where=p > 0, out=np.zeros_like(p))  # 0 where p <= 0: 0 log 0 = 0
+    return np.maximum(-np.einsum("ij,ij->i", p, log_p), 0.0).astype(np.float64)
 
 
 SCORERS = {"least_confidence": least_confidence, "margin": margin, "entropy": entropy}

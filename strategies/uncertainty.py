@@ -30,9 +30,12 @@ class UncertaintyStrategy:
     def __call__(self, ctx: QueryContext, k: int, rng: np.random.Generator) -> Selection:
         """Top ``k`` candidates by ``self.scorer(ctx.probs)``, best first."""
         scores = self.scorer(ctx.probs)
-        predicted = np.asarray(ctx.probs).argmax(axis=1)
-        return ranked(self.name, self.name, scores, ctx.candidates, k, rng,
-                      {"predicted": predicted})
+        sel = ranked(self.name, self.name, scores, ctx.candidates, k, rng)
+        # the predicted class only for the picks, not the whole pool
+        for reason, cls in zip(sel.reasons, np.asarray(ctx.probs)[sel.indices].argmax(axis=1),
+                               strict=True):
+            reason["predicted"] = int(cls)
+        return sel
 
 
 UNCERTAINTY_STRATEGIES = [UncertaintyStrategy(n) for n in ("least_confidence", "margin", "entropy")]

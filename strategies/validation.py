@@ -39,12 +39,12 @@ def _check_probs(name: str, p: np.ndarray, shape: tuple[int, ...]) -> None:
         raise InvalidInput(f"{name} must be a float array, got dtype {p.dtype}")
     if p.size == 0:
         return
-    if not np.isfinite(p).all():
+    sums = p.sum(axis=-1, dtype=np.float64)  # NaN or inf anywhere in a row shows in its sum
+    if not np.isfinite(sums).all():
         raise InvalidInput(f"{name} must be finite, got NaN or inf in {int((~np.isfinite(p)).sum())}"
                            " entries")
     if p.min() < -1e-6:
         raise InvalidInput(f"{name} must be >= 0, got a minimum of {float(p.min())}")
-    sums = p.sum(axis=-1, dtype=np.float64)
     bad = np.abs(sums - 1.0) > 1e-3
     if bad.any():
         raise InvalidInput(f"{name} rows must sum to 1 (within 1e-3); {int(bad.sum())} rows do not, "
