@@ -13,19 +13,10 @@ from api.service.projects import create_project
 from api.service.rounds import run_round
 from labeling.errors import InvalidInput, LFLoadError
 from labeling.ingest import Record
+from tests.lf_sources import GREAT_AWFUL_LFS
 from workers.executor import InProcessExecutor
 
-LFS = '''
-from snorkel.labeling import labeling_function
-
-@labeling_function()
-def says_great(x):
-    return 1 if "great" in x.text else -1
-
-@labeling_function()
-def says_awful(x):
-    return 0 if "awful" in x.text else -1
-'''
+LFS = GREAT_AWFUL_LFS
 
 CAPS = '''
 from labeling.user_assertions import assertion

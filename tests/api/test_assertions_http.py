@@ -11,6 +11,7 @@ import time
 import httpx
 import pytest
 
+from tests.lf_sources import GREAT_AWFUL_LFS
 from tests.server import ROOT, Server
 
 SOURCE = '''
@@ -20,17 +21,7 @@ from labeling.user_assertions import assertion
 def quiet_but_positive(batch):
     return (batch.frame["text"].str.startswith("quiet") & (batch.preds == 1)) * batch.probs[:, 1]
 '''
-LFS = '''
-from snorkel.labeling import labeling_function
-
-@labeling_function()
-def says_great(x):
-    return 1 if "great" in x.text else -1
-
-@labeling_function()
-def says_awful(x):
-    return 0 if "awful" in x.text else -1
-'''
+LFS = GREAT_AWFUL_LFS
 TRACK = {"name": "track", "id_column": "track_id", "attributes": ["label"]}
 WORDS = ["great", "awful", "fine", "quiet"]
 

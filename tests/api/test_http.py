@@ -8,19 +8,10 @@ import time
 import httpx
 import pytest
 
+from tests.lf_sources import GREAT_AWFUL_LFS
 from tests.server import Server
 
-LFS = '''
-from snorkel.labeling import labeling_function
-
-@labeling_function()
-def says_great(x):
-    return 1 if "great" in x.text else -1
-
-@labeling_function()
-def says_awful(x):
-    return 0 if "awful" in x.text else -1
-
+LFS = GREAT_AWFUL_LFS + '''
 @labeling_function()
 def crashes_on_q(x):
     if "q" in x.text:
