@@ -141,8 +141,14 @@ class LFOut(BaseModel):
 
 
 class JobIn(BaseModel):
+    """``round`` (apply LFs, fit, train, score, refresh the queue), ``apply_lfs`` (votes only)
+    or ``pseudo_label`` (confident labels of the pool to a file; the other fields apply)."""
+
     model_config = Strict
-    kind: Literal["round"] = "round"
+    kind: Literal["round", "apply_lfs", "pseudo_label"] = "round"
+    min_confidence: float = Field(0.9, ge=0.0, le=1.0)
+    format: Literal["jsonl", "csv", "parquet"] = "jsonl"
+    prefer: Literal["end_model", "label_model"] = "end_model"
 
 
 class JobOut(BaseModel):

@@ -2,14 +2,17 @@
 
 from __future__ import annotations
 
+import secrets
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
 import numpy as np
 
+from api.service.export import SOURCES, export_file
 from api.service.jobs import JobContext, JobRunner
-from api.service.rounds import run_round
+from api.service.lfs import vote_matrix
+from api.service.rounds import load_pool, run_round
 from api.settings import Settings
 from api.storage.base import Store
 from api.storage.records import Job
@@ -49,6 +52,42 @@ class Services:
                     "executor": self.executor.name}
 
         return self.jobs.submit(project_id, "round", job)
+
+    def start_apply_lfs(self, project_id: str) -> Job:
+        """Apply the active LFs to the pool as a job: only the (LF version, item) pairs not yet
+        computed run, and their votes are stored for the next round."""
+        self.store.get_project(project_id)
+
+        def job(ctx: JobContext) -> dict:
+            pool = load_pool(self.store, project_id)
+            records = [r for r in self.store.list_lfs(project_id) if r.active]
+            votes, info = vote_matrix(self.store, project_id, records, pool.frame,
+                                      pool.project.n_classes, self.executor,
+                                      progress=lambda d, t: ctx.progress(d, t, "apply_lfs"))
+            ctx.progress(len(pool.items), len(pool.items), "apply_lfs")
+            return {"items": int(votes.shape[0]), "lfs": [
+                {k: e.get(k) for k in ("name", "version", "faults", "first_error")} for e in info],
+                "executor": self.executor.name}
+
+        return self.jobs.submit(project_id, "apply_lfs", job)
+
+    def start_pseudo_label(self, project_id: str, *, min_confidence: float, fmt: str,
+                           prefer: str) -> Job:
+        """Write the confident labels of the whole pool, with provenance, to a file under this
+        replica's data directory (``result.path``), as a job with row progress."""
+        self.store.get_project(project_id)
+        out = (self.settings.data_dir / "exports"
+               / f"{project_id}-pseudo-{secrets.token_hex(6)}.{fmt}").resolve()
+
+        def job(ctx: JobContext) -> dict:
+            out.parent.mkdir(parents=True, exist_ok=True)
+            rows = export_file(self.store, project_id, out, fmt=fmt, min_confidence=min_confidence,
+                               prefer=prefer, sources=tuple(x for x in SOURCES if x != "none"),
+                               executor=self.executor,
+                               progress=lambda d, t: ctx.progress(d, t, "pseudo_label"))
+            return {"path": str(out), "rows": rows, "format": fmt, "min_confidence": min_confidence}
+
+        return self.jobs.submit(project_id, "pseudo_label", job)
 
     def maybe_retrain(self, project_id: str) -> Job | None:
         """Start a round when ``retrain_every`` labels arrived since the last one."""

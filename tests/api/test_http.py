@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import threading
 import time
 
@@ -220,3 +221,34 @@ def test_items_without_ids_get_the_ids_a_file_would_give(client):
     assert item.status_code == 200 and item.json()["text"] == "no id here"
     again = client.post("/projects/p/items", json={"items": [{"text": "no id here"}]})
     assert again.status_code == 409  # the same content is the same item, never silently twice
+
+
+def test_apply_lfs_and_pseudo_label_run_as_jobs(client):
+    make_project(client, n=40)
+    assert client.post("/projects/p/lfs", json={"source": LFS}).status_code == 201
+    job = client.post("/projects/p/jobs", json={"kind": "apply_lfs"})
+    assert job.status_code == 202, job.text
+    done = wait_job(client, job.json()["id"])
+    assert done["status"] == "succeeded" and done["kind"] == "apply_lfs", done
+    lfs = {e["name"]: e for e in done["result"]["lfs"]}
+    assert done["result"]["items"] == 40 and lfs["crashes_on_q"]["faults"] == 10
+    # a round gives the models the pseudo-labels come from
+    assert wait_job(client, client.post("/projects/p/jobs", json={"kind": "round"}).json()["id"]
+                    )["status"] == "succeeded"
+    r = client.post("/projects/p/jobs", json={"kind": "pseudo_label", "min_confidence": 0.6})
+    assert r.status_code == 202, r.text
+    done = wait_job(client, r.json()["id"])
+    assert done["status"] == "succeeded" and done["done"] == done["total"] == 40, done
+    body = client.get(f"/jobs/{done['id']}/file")
+    assert body.status_code == 200
+    rows = [json.loads(line) for line in body.text.splitlines()]
+    assert len(rows) == done["result"]["rows"] > 0
+    assert all(r["confidence"] >= 0.6 and r["source"] in ("label_model", "end_model") for r in rows)
+    assert all(r["model_version"] and r["lf_set_version"] for r in rows)
+    # bad input: an unknown kind or confidence is a 422; a round job has no file
+    assert client.post("/projects/p/jobs", json={"kind": "fit"}).status_code == 422
+    r = client.post("/projects/p/jobs", json={"kind": "pseudo_label", "min_confidence": 2})
+    assert r.status_code == 422 and "min_confidence" in r.text
+    rounds = [j for j in client.get("/projects/p/jobs").json() if j["kind"] == "round"]
+    r = client.get(f"/jobs/{rounds[0]['id']}/file")
+    assert r.status_code == 409 and "pseudo_label" in r.json()["detail"]
