@@ -3,6 +3,11 @@
 Hashing is stateless and the idf and scaling are learned once in :meth:`Featurizer.fit` (on the
 pool), so transforming a chunk gives exactly the rows of transforming the whole.
 
+Relation datasets (WRENCH SemEval, ChemProt, ...) carry two entity spans per item
+(``span1_start``/``span1_end``/``span2_start``/``span2_end``, character offsets). For them a third
+block hashes what a relation hinges on: the words between the two entities, the entities
+themselves and which comes first; the whole-text blocks cannot tell which pair a sentence is about.
+
 Character n-grams are the costly part (a few hundred per short text, all in Python): on a pool of
 more than ``char_max_rows`` items the featurizer keeps word n-grams only, so a million-item round
 hashes in tens of seconds rather than minutes. Smaller pools, every WRENCH text set among them,
@@ -23,9 +28,10 @@ from sklearn.preprocessing import StandardScaler
 
 from labeling.errors import InvalidInput, NotFittedError
 
-__all__ = ["Featurizer", "featurize_pool", "frame_digest"]
+__all__ = ["SPAN_COLUMNS", "Featurizer", "featurize_pool", "frame_digest"]
 
 _NOT_FEATURES = {"id", "text", "weak_labels", "label", "gold"}
+SPAN_COLUMNS = ("span1_start", "span1_end", "span2_start", "span2_end")
 
 
 class Featurizer:
@@ -42,6 +48,7 @@ class Featurizer:
     Attributes
     ----------
     text_ : whether the frame had text
+    relation_ : whether the frame had entity spans (the relation block is on)
     char_ : whether the character block is on (``char_ngrams`` set and the pool small enough)
     numeric_ : the numeric feature columns (``frame.attrs["feature_columns"]`` when set, else
         every numeric column but id/text/weak_labels/label/gold)
@@ -61,6 +68,9 @@ class Featurizer:
             blocks.append(HashingVectorizer(n_features=self.n_features, analyzer="char_wb",
                                             ngram_range=self.char_ngrams, alternate_sign=False,
                                             norm=None, dtype=np.float32))
+        if getattr(self, "relation_", False):
+            blocks.append(HashingVectorizer(n_features=self.n_features, ngram_range=(1, 2),
+                                            alternate_sign=False, norm=None, dtype=np.float32))
         return blocks
 
     @staticmethod
@@ -69,12 +79,28 @@ class Featurizer:
         if cols is not None:
             return list(cols)
         types = pd.api.types
-        return [c for c in frame.columns if c not in _NOT_FEATURES
+        return [c for c in frame.columns if c not in _NOT_FEATURES and c not in SPAN_COLUMNS
                 and types.is_numeric_dtype(frame[c]) and not types.is_bool_dtype(frame[c])]
 
     @staticmethod
     def _texts(frame: pd.DataFrame) -> list[str]:
         return [t if isinstance(t, str) else "" for t in frame["text"].tolist()]
+
+    @staticmethod
+    def _relation_texts(frame: pd.DataFrame) -> list[str]:
+        """Per item: an order marker, the two entities and the words between them."""
+        out = []
+        cols = [frame[c].tolist() for c in SPAN_COLUMNS]
+        for text, a0, a1, b0, b1 in zip(Featurizer._texts(frame), *cols, strict=True):
+            try:
+                a0, a1, b0, b1 = int(a0), int(a1), int(b0), int(b1)
+            except (TypeError, ValueError):  # this item has no spans
+                out.append("")
+                continue
+            first = "e1first" if a0 <= b0 else "e2first"
+            between = text[min(a1, b1):max(a0, b0)]
+            out.append(f"{first} e1_{text[a0:a1]} e2_{text[b0:b1]} {between}")
+        return out
 
     def fit(self, frame: pd.DataFrame) -> Featurizer:
         """Learn the idf of the text blocks and the mean/std of the numeric columns of ``frame``
@@ -101,10 +127,10 @@ class Featurizer:
             raise InvalidInput("frame has neither text (column 'text') nor numeric feature columns")
         self.text_, self.numeric_ = bool(has_text), numeric
         self.char_ = bool(self.char_ngrams) and len(frame) <= self.char_max_rows
+        self.relation_ = bool(has_text) and all(c in frame.columns for c in SPAN_COLUMNS)
         self.idf_, counts = [], []
         if has_text:
-            texts = self._texts(frame)
-            counts = [v.transform(texts) for v in self._vectorizers()]
+            counts = self._counts(frame)
             self.idf_ = [TfidfTransformer(sublinear_tf=True).fit(c) for c in counts]
         self.scaler_ = None
         if numeric:
@@ -127,9 +153,20 @@ class Featurizer:
         if self.text_:
             if "text" not in frame.columns:
                 raise InvalidInput("frame lacks the 'text' column the featurizer was fitted on")
-            texts = self._texts(frame)
-            counts = [vec.transform(texts) for vec in self._vectorizers()]
+            if self.relation_ and not all(c in frame.columns for c in SPAN_COLUMNS):
+                raise InvalidInput(f"frame lacks the entity-span columns {list(SPAN_COLUMNS)} the "
+                                   "featurizer was fitted on")
+            counts = self._counts(frame)
         return self._assemble(frame, counts)
+
+    def _counts(self, frame: pd.DataFrame) -> list:
+        """Hashed counts of each text block: words, characters (if on), relation (if on)."""
+        texts = self._texts(frame)
+        vecs = self._vectorizers()
+        counts = [v.transform(texts) for v in vecs[: 2 if self.char_ else 1]]
+        if self.relation_:
+            counts.append(vecs[-1].transform(self._relation_texts(frame)))
+        return counts
 
     def _assemble(self, frame: pd.DataFrame, counts: list):
         """Hashed counts of each text block -> tf-idf blocks, with the scaled numeric columns."""
@@ -152,6 +189,7 @@ def frame_digest(frame: pd.DataFrame) -> str:
     if "text" in frame.columns:
         h.update("\x1e".join(Featurizer._texts(frame)).encode("utf-8", "surrogatepass"))
     cols = Featurizer._numeric_columns(frame)
+    cols += [c for c in SPAN_COLUMNS if c in frame.columns]
     h.update(repr(cols).encode())
     if cols:
         h.update(np.ascontiguousarray(frame[cols].to_numpy(dtype=np.float64)).tobytes())

@@ -277,6 +277,9 @@ def _wrench(path: Path, parse: _RowParser, progress: bool) -> Iterator[Record]:
                                        f"got {votes!r}")
                 votes = tuple(ints)
             meta = {k: v for k, v in data.items() if isinstance(v, _SCALAR)}
+            for k, v in data.items():  # relation datasets: entity spans [start, end) in the text
+                if isinstance(v, list) and len(v) == 2 and all(type(x) is int for x in v):
+                    meta[f"{k}_start"], meta[f"{k}_end"] = v
             yield Record(str(key), None if text is None else str(text), features, meta,
                          parse.gold(entry.get("label"), where), votes)
 

@@ -197,3 +197,27 @@ def test_sparse_fit_on_used_columns_matches_the_full_fit():
     assert np.allclose(ours.predict_proba(X[200:]), full.predict_proba(X[200:]), atol=1e-5)
     unused = np.setdiff1d(np.arange(5000), X[:200].indices)
     assert len(unused) and np.all(ours.model_.coef_[:, unused] == 0)
+
+
+def test_relation_items_get_an_entity_aware_block():
+    """WRENCH relation data keeps its entity spans; the featurizer then hashes the words between
+    the two entities, so two sentences with the same words but different entity pairs differ."""
+    from labeling.features import SPAN_COLUMNS
+
+    ds = read_wrench(DATASETS / "wrench_semeval")
+    rec = ds.splits["train"][0]
+    assert all(c in rec.meta for c in SPAN_COLUMNS)
+    text = "the cash was in the suitcase near the door"
+    frame = pd.DataFrame({"id": ["a", "b"], "text": [text, text], "span1_start": [4, 4],
+                          "span1_end": [8, 8], "span2_start": [20, 34], "span2_end": [28, 38]})
+    feat = Featurizer()
+    x = feat.fit_transform(frame)
+    assert feat.relation_ and x.shape[1] == 3 * feat.n_features
+    rel = x[:, 2 * feat.n_features:]
+    assert rel[0].nnz and (rel[0] != rel[1]).nnz  # different entity pairs, different features
+    assert (x[:, : 2 * feat.n_features][0] != x[:, : 2 * feat.n_features][1]).nnz == 0
+    with pytest.raises(InvalidInput, match="entity-span"):
+        feat.transform(frame[["id", "text"]])
+    plain = Featurizer()
+    plain.fit(frame[["id", "text"]])
+    assert not plain.relation_
