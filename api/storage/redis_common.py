@@ -1,0 +1,52 @@
+"""What the Redis store's modules share: availability errors, the guard that maps them, and the
+item codec the Lua scripts' separator implies."""
+
+from __future__ import annotations
+
+import functools
+import json
+from collections.abc import Callable
+from typing import Any
+
+import redis
+
+from api.storage.keys import SEP
+from api.storage.records import Item
+from labeling.errors import InvalidInput, LabelloopError
+
+__all__ = ["StoreUnavailable"]
+
+# server states that make a call fail without touching data: retry later, or fix the server
+_UNAVAILABLE = (redis.ConnectionError, redis.TimeoutError, redis.ReadOnlyError,
+                redis.exceptions.OutOfMemoryError)
+
+
+class StoreUnavailable(LabelloopError):
+    """The Redis server cannot be reached, is loading, is a read-only replica or is out of memory."""
+
+
+def _guarded(method: Callable) -> Callable:
+    """Re-raise redis-py's availability errors as :class:`StoreUnavailable`."""
+
+    @functools.wraps(method)
+    def call(self: Any, *args: Any, **kwargs: Any) -> Any:
+        with self._unavailable():
+            return method(self, *args, **kwargs)
+
+    return call
+
+
+def _plain(what: str, value: str | None) -> None:
+    """Refuse the field separator inside ids that the Lua scripts join with it."""
+    if value is not None and SEP in value:
+        raise InvalidInput(f"{what} {value!r} contains the control character U+001F, which the "
+                           "Redis store reserves")
+
+
+def _item(item_id: str, doc: bytes, pos: bytes) -> Item:
+    """An item from its stored document and its position record (seq, is_eval, ...)."""
+    d = json.loads(doc)
+    seq, is_eval, _ = pos.decode().split(SEP)
+    votes = tuple(d["votes"]) if d["votes"] is not None else None
+    return Item(item_id, int(seq), d["text"], d["features"], d["meta"], votes, d["gold"],
+                is_eval == "1")

@@ -1,0 +1,228 @@
+"""The Redis store's coordination half: the queue, leases, annotations, jobs and locks (mixed into
+:class:`api.storage.redis.RedisStore`; the atomic parts are the Lua scripts of
+:mod:`api.storage.redis_scripts`)."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import asdict, replace
+from typing import Any
+
+from api.storage import redis_scripts as lua
+from api.storage.codec import (
+    dumps,
+    job_from_json,
+    job_to_json,
+)
+from api.storage.keys import SEP
+from api.storage.records import (
+    Annotation,
+    Job,
+    Lease,
+    LeasedItem,
+    SubmitResult,
+)
+from labeling.errors import Conflict, InvalidInput, NotFound
+
+__all__ = ["RedisLeaseOps"]
+
+ACTIVE = ("queued", "running")
+from api.storage.redis_common import _guarded, _item, _plain
+
+
+class RedisLeaseOps:
+    """Queue, lease, annotation, job and lock operations over ``self.r`` (client), ``self.k``
+    (keys) and ``self._run`` (Lua scripts)."""
+
+    # -- queue ----------------------------------------------------------------------------
+    @_guarded
+    def set_queue(self, project_id, item_ids, scores, reasons):
+        self._project_doc(project_id)
+        queue, why = self.k.p(project_id, "queue"), self.k.p(project_id, "reasons")
+        with self.r.pipeline(transaction=True) as pipe:
+            pipe.delete(queue, why)
+            for start in range(0, len(item_ids), 10_000):
+                ids = item_ids[start : start + 10_000]
+                pipe.zadd(queue, {iid: start + r for r, iid in enumerate(ids)})
+                pipe.hset(why, mapping={iid: dumps(rs) for iid, rs in
+                                        zip(ids, reasons[start : start + 10_000], strict=True)})
+            pipe.execute()
+
+    @_guarded
+    def queue_depth(self, project_id: str, now: float) -> dict[str, int]:
+        self._project_doc(project_id)
+        got = self._run("QUEUE_DEPTH", args=[self.k.ns, project_id, repr(float(now))])
+        return dict(zip(("total", "open", "leased", "done", "flagged", "eval"), map(int, got),
+                        strict=True))
+
+    # -- leases ---------------------------------------------------------------------------
+    @_guarded
+    def lease(self, project_id, annotator, n, *, n_eval, now, ttl, lease_id):
+        if n < 0 or n_eval < 0:
+            raise InvalidInput(f"lease size must be >= 0, got n={n}, n_eval={n_eval}")
+        _plain("annotator", annotator)
+        _plain("lease id", lease_id)
+        expires = now + ttl
+        out = self._run("LEASE", args=[self.k.ns, project_id, annotator, n, n_eval, repr(float(now)),
+                                       repr(float(expires)), lease_id])
+        rows = range(1, len(out), 5)  # item, is_eval, reasons, document, position per item
+        leased = tuple(
+            LeasedItem(_item(out[i].decode(), out[i + 3], out[i + 4]), json.loads(out[i + 2]),
+                       out[i + 1] == b"1")
+            for i in rows
+        )
+        return Lease(lease_id, project_id, annotator, expires, tuple(li.item.id for li in leased),
+                     leased, exhausted=out[0] == b"1")
+
+    @_guarded
+    def get_lease(self, lease_id: str) -> Lease:
+        meta = self.r.hgetall(self.k.lease(lease_id))
+        if not meta:
+            raise NotFound(f"unknown lease {lease_id!r}")
+        open_items, expires = [], 0.0
+        for item, rec in self.r.hgetall(self.k.lease_items(lease_id)).items():
+            state, exp = rec.decode().split(SEP)[:2]
+            if state == "open":
+                open_items.append(item.decode())
+                expires = max(expires, float(exp))
+        return Lease(lease_id, meta[b"project"].decode(), meta[b"annotator"].decode(), expires,
+                     tuple(sorted(open_items)))
+
+    @_guarded
+    def renew(self, lease_id, annotator, *, now, ttl):
+        self._run("RENEW", args=[self.k.ns, lease_id, annotator, repr(float(now)), repr(float(now + ttl))])
+        return self.get_lease(lease_id)
+
+    @_guarded
+    def release(self, lease_id, annotator, *, item_ids=None, now):
+        args = [self.k.ns, lease_id, annotator, "1" if item_ids is None else "0", *(item_ids or ())]
+        return int(self._run("RELEASE", args=args))
+
+    @_guarded
+    def expire(self, now: float) -> int:
+        return int(self._run("EXPIRE", args=[self.k.ns, repr(float(now))]))
+
+    # -- annotations ----------------------------------------------------------------------
+    @_guarded
+    def submit(self, annotations, *, now):
+        args: list[Any] = [self.k.ns]
+        for a in annotations:
+            doc = dumps({**asdict(a), "created_at": now, "seq": -1})
+            args += [a.project_id, a.item_id, a.annotator, a.kind, a.lease_id or "",
+                     a.idempotency_key or "", doc]
+        out = self._run("SUBMIT", args=args)
+        return [SubmitResult(replace(Annotation(**json.loads(out[i + 2])), seq=int(out[i + 1])),
+                             duplicate=out[i] == 1)
+                for i in range(0, len(out), 3)]
+
+    @_guarded
+    def annotations(self, project_id: str, *, since: int = 0) -> list[Annotation]:
+        self._project_doc(project_id)
+        docs = self.r.lrange(self.k.p(project_id, "log"), since, -1)
+        return [replace(Annotation(**json.loads(d)), seq=since + i + 1) for i, d in enumerate(docs)]
+
+    @_guarded
+    def count_labels(self, project_id: str) -> int:
+        return int(self.r.get(self.k.p(project_id, "labels")) or 0)
+
+    # -- jobs -----------------------------------------------------------------------------
+    @_guarded
+    def create_job(self, job: Job) -> Job:
+        self._project_doc(job.project_id)
+        self._run("CREATE_JOB", keys=[self.k.job_active(job.project_id, job.kind), self.k.job(job.id),
+                                      self.k.p(job.project_id, "jobs")],
+                  args=[job.id, job_to_json(job)])
+        return job
+
+    @_guarded
+    def update_job(self, job_id: str, *, fence: tuple[str, int] | None = None, **fields: Any) -> Job:
+        """Atomic against concurrent updates (a worker's progress and a cancel never lose each
+        other's fields); leaving queued/running frees the project's slot for that kind. With
+        ``fence`` the write happens only while its token is the lock's latest (checked under the
+        same WATCH)."""
+        key = self.k.job(job_id)
+        watched = [key] if fence is None else [key, self.k.fence(fence[0])]
+
+        def apply(pipe: Any) -> Job:
+            if fence is not None:
+                latest = pipe.get(self.k.fence(fence[0]))
+                if latest is None or int(latest) != fence[1]:
+                    raise Conflict(f"stale fencing token {fence[1]} for lock {fence[0]!r} (latest: "
+                                   f"{None if latest is None else int(latest)}): its holder lost "
+                                   "the lock, write refused")
+            doc = pipe.get(key)
+            if doc is None:
+                raise NotFound(f"unknown job {job_id!r}")
+            job = replace(job_from_json(doc), **fields)
+            pipe.multi()
+            pipe.set(key, job_to_json(job))
+            if job.status not in ACTIVE:
+                pipe.eval(lua.RELEASE_LOCK, 1, self.k.job_active(job.project_id, job.kind), job_id)
+            return job
+
+        return self._watched(watched, apply)[0]
+
+    @_guarded
+    def get_job(self, job_id: str) -> Job:
+        doc = self.r.get(self.k.job(job_id))
+        if doc is None:
+            raise NotFound(f"unknown job {job_id!r}")
+        return job_from_json(doc)
+
+    @_guarded
+    def list_jobs(self, project_id: str) -> list[Job]:
+        self._project_doc(project_id)
+        ids = self.r.lrange(self.k.p(project_id, "jobs"), 0, -1)
+        docs = self.r.mget([self.k.job(i.decode()) for i in ids]) if ids else []
+        return [job_from_json(d) for d in docs if d is not None]
+
+    # -- locks with fencing tokens ----------------------------------------------------------
+    @_guarded
+    def acquire_lock(self, name: str, owner: str, ttl_s: float, now: float) -> int | None:
+        """Take lock ``name`` for ``owner`` until ``now + ttl_s``.
+
+        Returns a fencing token, larger than every token handed out for ``name`` before (a
+        writer that records the largest token it has seen refuses a stale holder), or None while
+        the lock is held, by another owner or by ``owner`` itself. The lock is free again once a
+        caller's ``now`` reaches its expiry, or once Redis drops the key (``SET NX PX``: the
+        server's clock, a backstop so a lock whose holders all died never outlives ``ttl_s``).
+        Taking the lock and drawing the token (``INCR``) are one transaction.
+        """
+        if not ttl_s > 0:
+            raise InvalidInput(f"ttl_s must be > 0, got {ttl_s!r}")
+        key, fence = self.k.lock(name), self.k.fence(name)
+
+        def apply(pipe: Any) -> None:
+            held = pipe.get(key)
+            if held is not None and float(held.decode().rpartition(SEP)[2]) > now:
+                return
+            pipe.multi()
+            pipe.set(key, f"{owner}{SEP}{now + ttl_s!r}", px=max(1, round(ttl_s * 1000)))
+            pipe.incr(fence)
+
+        replies = self._watched([key], apply)[1]
+        return int(replies[1]) if replies else None
+
+    @_guarded
+    def renew_lock(self, name: str, owner: str, token: int, ttl_s: float, now: float) -> bool:
+        """Extend ``owner``'s hold while ``token`` is the latest of ``name``; one Lua script."""
+        if not ttl_s > 0:
+            raise InvalidInput(f"ttl_s must be > 0, got {ttl_s!r}")
+        return bool(self._run("RENEW_LOCK", keys=[self.k.lock(name), self.k.fence(name)],
+                              args=[owner, int(token), repr(float(now + ttl_s)),
+                                    max(1, round(ttl_s * 1000))]))
+
+    @_guarded
+    def release_lock(self, name: str, owner: str) -> bool:
+        """Drop lock ``name`` if ``owner`` holds it (compare-and-delete); False otherwise."""
+        key = self.k.lock(name)
+
+        def apply(pipe: Any) -> bool:
+            held = pipe.get(key)
+            if held is None or held.decode().rpartition(SEP)[0] != owner:
+                return False
+            pipe.multi()
+            pipe.delete(key)
+            return True
+
+        return self._watched([key], apply)[0]
