@@ -198,7 +198,7 @@ def frame_digest(frame: pd.DataFrame) -> str:
 
 _CACHE: OrderedDict[tuple[str, ...], tuple[Featurizer, object]] = OrderedDict()
 _CACHE_LOCK = threading.Lock()
-CACHE_ENTRIES = 4
+CACHE_ENTRIES = 2  # a pool and its held-out frame: a 1M-item pool's features are a few hundred MB
 
 
 def featurize_pool(frame: pd.DataFrame, extra: pd.DataFrame | None = None):
