@@ -224,8 +224,9 @@ def _job_line(job) -> str:
 def cmd_jobs(args: argparse.Namespace) -> int:
     """List, show, follow (with a progress bar) and cancel background jobs. They run in
     ``labelloop serve`` (any replica); this reads and writes the store they share."""
-    from api.service.jobs import ACTIVE, request_cancel
+    from api.service.jobs import request_cancel
     from api.storage import open_store
+    from api.storage.records import ACTIVE_JOB_STATES
 
     settings = _settings(args)
     store = open_store(settings.resolved_store_url)
@@ -245,7 +246,7 @@ def cmd_jobs(args: argparse.Namespace) -> int:
                 bar.n = job.done
                 bar.set_postfix_str(job.status if not job.message else f"{job.status}: {job.message}")
                 bar.refresh()
-                if job.status not in ACTIVE:
+                if job.status not in ACTIVE_JOB_STATES:
                     break
                 time.sleep(args.interval)
                 job = store.get_job(args.job)

@@ -17,13 +17,14 @@
 from __future__ import annotations
 
 __all__ = [
-    "LabelloopError",
-    "InvalidInput",
-    "SchemaError",
-    "NotFound",
     "Conflict",
-    "NotFittedError",
+    "InvalidInput",
     "LFLoadError",
+    "LabelloopError",
+    "NotFittedError",
+    "NotFound",
+    "SchemaError",
+    "StaleToken",
 ]
 
 
@@ -48,6 +49,11 @@ class NotFound(LabelloopError, KeyError):
 
 class Conflict(LabelloopError):
     """The request clashes with the current state (repeated id, foreign or expired lease...)."""
+
+
+class StaleToken(Conflict):
+    """A write fenced by a lock token that is no longer the lock's latest: its holder lost the
+    lock (it stalled past the expiry and another holder took over)."""
 
 
 class NotFittedError(LabelloopError, AttributeError):

@@ -20,7 +20,7 @@ from api.storage.records import (
     ProjectSettings,
     Round,
 )
-from labeling.errors import Conflict, InvalidInput, NotFound
+from labeling.errors import Conflict, InvalidInput, NotFound, StaleToken
 
 T0 = 1_000.0
 
@@ -285,7 +285,7 @@ class StoreContract:
         t2 = store.acquire_lock(name, "b", 30, now=T0 + 51)  # a stopped renewing: reclaimed
         assert t2 is not None and t2 > t1
         assert not store.renew_lock(name, "a", t1, 30, now=T0 + 52)  # a learns it lost the lock
-        with pytest.raises(Conflict, match="fencing"):  # a's late write is refused whole
+        with pytest.raises(StaleToken, match="fencing"):  # a's late write is refused whole
             store.update_job("j1", fence=(name, t1), status="succeeded", done=9)
         assert (store.get_job("j1").status, store.get_job("j1").done) == ("running", 1)
         store.update_job("j1", fence=(name, t2), status="failed", error="lock expired")

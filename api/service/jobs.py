@@ -27,14 +27,13 @@ from concurrent.futures import Future, ThreadPoolExecutor
 from typing import Any
 
 from api.storage.base import Store
-from api.storage.records import Job
-from labeling.errors import Conflict, InvalidInput, LabelloopError
+from api.storage.records import ACTIVE_JOB_STATES, Job
+from labeling.errors import Conflict, InvalidInput, LabelloopError, StaleToken
 
 __all__ = ["JOB_KINDS", "JobContext", "JobRunner", "LockLost", "lock_name", "request_cancel"]
 
 log = logging.getLogger(__name__)
 JOB_KINDS = ("round", "apply_lfs", "pseudo_label")
-ACTIVE = ("queued", "running")
 
 
 class Cancelled(Exception):
@@ -68,9 +67,7 @@ class JobContext:
             try:
                 job = self.store.update_job(self.job_id, fence=self._fence, done=done, total=total,
                                             message=message)
-            except Conflict as exc:
-                if self._fence is None:
-                    raise
+            except StaleToken as exc:
                 self._lost.set()
                 raise LockLost(str(exc)) from exc
             self._last = now
@@ -129,7 +126,7 @@ class JobRunner:
         coordinator stopped renewing the lock (it died, stalled or lost the store)."""
         n = 0
         for job in self.store.list_jobs(project_id):
-            if job.kind == kind and job.status in ACTIVE and job.id not in self._held:
+            if job.kind == kind and job.status in ACTIVE_JOB_STATES and job.id not in self._held:
                 log.warning("job %s (%s) lost its coordinator; marking it failed", job.id, kind)
                 self.store.update_job(
                     job.id, fence=fence, status="failed", finished_at=self.clock(),
@@ -146,7 +143,7 @@ class JobRunner:
         n = 0
         for project in self.store.list_projects():
             kinds = {j.kind for j in self.store.list_jobs(project.id)
-                     if j.status in ACTIVE and j.id not in self._held}
+                     if j.status in ACTIVE_JOB_STATES and j.id not in self._held}
             for kind in sorted(kinds):
                 name = lock_name(project.id, kind)
                 token = self.store.acquire_lock(name, self.owner, self.lock_ttl_s, self.clock())
@@ -184,13 +181,8 @@ class JobRunner:
             result = fn(JobContext(self.store, job.id, cancel, fence=fence, lost=lost))
         except Cancelled:
             final = {"status": "cancelled"}
-        except LockLost:
-            log.warning("job %s (%s) stopped: it lost its lock", job.id, job.kind)
-        except Conflict as exc:
-            if lost.is_set() or "fencing token" in str(exc):
-                log.warning("job %s (%s) stopped: %s", job.id, job.kind, exc)
-            else:
-                final = {"status": "failed", "error": f"{type(exc).__name__}: {exc}"}
+        except (LockLost, StaleToken) as exc:  # another coordinator owns the job now
+            log.warning("job %s (%s) stopped: it lost its lock: %s", job.id, job.kind, exc)
         except Exception as exc:  # the job boundary: report every failure on the job record
             log.exception("job %s (%s) failed", job.id, job.kind)
             final = {"status": "failed", "error": f"{type(exc).__name__}: {exc}"}
@@ -199,7 +191,7 @@ class JobRunner:
         try:
             if final is not None:
                 self.store.update_job(job.id, fence=fence, finished_at=self.clock(), **final)
-        except Conflict as exc:
+        except StaleToken as exc:
             log.warning("job %s (%s): final write refused: %s", job.id, job.kind, exc)
         except LabelloopError:
             log.exception("job %s (%s): final write failed", job.id, job.kind)
@@ -245,6 +237,6 @@ def request_cancel(store: Store, job_id: str) -> Job:
     """Flag a queued or running job for cancellation on the shared record; the replica running
     it stops it at its next progress report. ``Conflict`` if it already ended."""
     job = store.get_job(job_id)
-    if job.status not in ACTIVE:
+    if job.status not in ACTIVE_JOB_STATES:
         raise Conflict(f"job {job_id} already ended ({job.status})")
     return store.update_job(job_id, cancel_requested=True)

@@ -12,26 +12,28 @@ from dataclasses import asdict, dataclass, field
 from typing import Any
 
 __all__ = [
-    "ClassSpec",
-    "ProjectSettings",
-    "redundancy_draw",
-    "required_answers",
-    "Project",
-    "Item",
-    "LFRecord",
-    "AssertionRecord",
-    "Lease",
-    "LeasedItem",
-    "Annotation",
-    "SubmitResult",
-    "Round",
-    "Job",
+    "ACTIVE_JOB_STATES",
     "ANNOTATION_KINDS",
     "JOB_STATES",
+    "Annotation",
+    "AssertionRecord",
+    "ClassSpec",
+    "Item",
+    "Job",
+    "LFRecord",
+    "Lease",
+    "LeasedItem",
+    "Project",
+    "ProjectSettings",
+    "Round",
+    "SubmitResult",
+    "redundancy_draw",
+    "required_answers",
 ]
 
 ANNOTATION_KINDS = ("label", "skip", "flag")
 JOB_STATES = ("queued", "running", "succeeded", "failed", "cancelled")
+ACTIVE_JOB_STATES = ("queued", "running")  # a job in these has not ended
 
 
 @dataclass(frozen=True)

@@ -16,17 +16,17 @@ from api.storage.codec import (
 )
 from api.storage.keys import SEP
 from api.storage.records import (
+    ACTIVE_JOB_STATES,
     Annotation,
     Job,
     Lease,
     LeasedItem,
     SubmitResult,
 )
-from labeling.errors import Conflict, InvalidInput, NotFound
+from labeling.errors import InvalidInput, NotFound, StaleToken
 
 __all__ = ["RedisLeaseOps"]
 
-ACTIVE = ("queued", "running")
 from api.storage.redis_common import _guarded, _item, _plain
 
 
@@ -147,7 +147,7 @@ class RedisLeaseOps:
             if fence is not None:
                 latest = pipe.get(self.k.fence(fence[0]))
                 if latest is None or int(latest) != fence[1]:
-                    raise Conflict(f"stale fencing token {fence[1]} for lock {fence[0]!r} (latest: "
+                    raise StaleToken(f"stale fencing token {fence[1]} for lock {fence[0]!r} (latest: "
                                    f"{None if latest is None else int(latest)}): its holder lost "
                                    "the lock, write refused")
             doc = pipe.get(key)
@@ -156,7 +156,7 @@ class RedisLeaseOps:
             job = replace(job_from_json(doc), **fields)
             pipe.multi()
             pipe.set(key, job_to_json(job))
-            if job.status not in ACTIVE:
+            if job.status not in ACTIVE_JOB_STATES:
                 pipe.eval(lua.RELEASE_LOCK, 1, self.k.job_active(job.project_id, job.kind), job_id)
             return job
 

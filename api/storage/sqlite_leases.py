@@ -17,7 +17,7 @@ from typing import Any
 from api.storage.codec import dumps
 from api.storage.records import Annotation, Lease, LeasedItem, SubmitResult, required_answers
 from api.storage.sqlite_rows import ANNOTATION_COLS, ITEM_COLS, annotation_from_row, item_from_row
-from labeling.errors import Conflict, InvalidInput, NotFound
+from labeling.errors import Conflict, InvalidInput, NotFound, StaleToken
 
 __all__ = ["LeaseOps"]
 
@@ -251,7 +251,7 @@ class LeaseOps:
     def _check_fence(db: sqlite3.Connection, name: str, token: int) -> None:
         row = db.execute("SELECT fence FROM locks WHERE name=?", (name,)).fetchone()
         if row is None or row[0] != token:
-            raise Conflict(f"stale fencing token {token} for lock {name!r} (latest: "
+            raise StaleToken(f"stale fencing token {token} for lock {name!r} (latest: "
                            f"{row[0] if row else None}): its holder lost the lock, write refused")
 
     # -- annotations ----------------------------------------------------------------------
