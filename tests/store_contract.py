@@ -350,6 +350,90 @@ class StoreContract:
         assert store.latest_round("p1").model_version == "m2"
         assert store.list_rounds("p1")[0].strategy_state == {"t": 1}
 
+    # -- a round's outputs in one atomic, fenced step ---------------------------------------
+    def _round_outputs(self, number, ids, value):
+        arrays = {"probs": np.full((6, 2), value, dtype=np.float32),
+                  "lm_covered": np.arange(6) % 2 == 0}
+        queue = (ids, [1.0 - k / 10 for k in range(len(ids))],
+                 [{"strategy": f"s{number}", "rank": k} for k in range(len(ids))])
+        rnd = Round("p1", number, f"m{number}", T0 + number, number * 10, {"accuracy": value},
+                    {"kind": "mv"}, "entropy", {"t": number})
+        return arrays, queue, rnd
+
+    def _queue_order(self, store, lease_id):
+        """The ranked queue as a lease sees it (then pool order): (item id, reasons) pairs."""
+        lease = store.lease("p1", f"reader-{lease_id}", 6, n_eval=0, now=T0, ttl=60,
+                            lease_id=lease_id)
+        return [(li.item.id, li.reasons) for li in lease.items]
+
+    def test_commit_round_with_the_current_token_lands_whole(self, store):
+        make_project(store, n_items=6)
+        name = "job:p1:round"
+        token = store.acquire_lock(name, "a", 30, now=T0)
+        arrays, queue, rnd = self._round_outputs(1, ["i4", "i2"], 0.25)
+        store.commit_round("p1", arrays=arrays, queue=queue, rnd=rnd, fence=(name, token))
+        for key, want in arrays.items():
+            got = store.get_array("p1", key)
+            assert got.dtype == want.dtype and got.shape == want.shape
+            assert got.tobytes() == want.tobytes()
+        assert store.list_rounds("p1") == [rnd]
+        assert self._queue_order(store, "L")[:3] == [
+            ("i4", {"strategy": "s1", "rank": 0}), ("i2", {"strategy": "s1", "rank": 1}),
+            ("i0", {"strategy": "pool_order"})]
+
+    def test_commit_round_with_a_stale_token_writes_nothing(self, store):
+        make_project(store, n_items=6)
+        name = "job:p1:round"
+        t1 = store.acquire_lock(name, "a", 30, now=T0)
+        first = self._round_outputs(1, ["i4", "i2"], 0.25)
+        store.commit_round("p1", arrays=first[0], queue=first[1], rnd=first[2], fence=(name, t1))
+        t2 = store.acquire_lock(name, "b", 30, now=T0 + 31)  # a stalled past its hold: b took over
+        assert t2 is not None and t2 > t1
+        arrays, queue, rnd = self._round_outputs(2, ["i0", "i5", "i1"], 0.75)
+        arrays["assertion_votes"] = np.zeros((6, 1), dtype=np.int8)  # a name not stored before
+        with pytest.raises(StaleToken, match="fencing"):
+            store.commit_round("p1", arrays=arrays, queue=queue, rnd=rnd, fence=(name, t1))
+        with pytest.raises(Conflict):  # a lock never taken has no token to match
+            store.commit_round("p1", arrays=arrays, queue=queue, rnd=rnd, fence=("job:p1:x", 1))
+        for key, want in first[0].items():  # the earlier outputs, byte for byte
+            got = store.get_array("p1", key)
+            assert got.dtype == want.dtype and got.tobytes() == want.tobytes()
+        assert store.get_array("p1", "assertion_votes") is None
+        assert store.list_rounds("p1") == [first[2]]
+        assert [i for i, _ in self._queue_order(store, "L1")][:2] == ["i4", "i2"]
+        # the new holder's commit lands
+        store.commit_round("p1", arrays=arrays, queue=queue, rnd=rnd, fence=(name, t2))
+        assert store.latest_round("p1") == rnd and len(store.list_rounds("p1")) == 2
+        assert store.get_array("p1", "probs").tobytes() == arrays["probs"].tobytes()
+        assert store.get_array("p1", "assertion_votes").tobytes() == bytes(6)
+
+    def test_commit_round_without_a_fence(self, store):
+        make_project(store, n_items=6)
+        first = self._round_outputs(1, ["i4", "i2"], 0.25)
+        store.commit_round("p1", arrays=first[0], queue=first[1], rnd=first[2], fence=None)
+        second = self._round_outputs(2, ["i3"], 0.5)
+        store.commit_round("p1", arrays={"probs": second[0]["probs"]}, queue=second[1],
+                           rnd=second[2])
+        assert store.list_rounds("p1") == [first[2], second[2]]
+        assert store.get_array("p1", "probs").tobytes() == second[0]["probs"].tobytes()
+        kept = store.get_array("p1", "lm_covered")  # an array the second commit left alone
+        assert kept.tobytes() == first[0]["lm_covered"].tobytes()
+        # the queue is replaced whole: nothing of the first one is left
+        assert self._queue_order(store, "L") == [("i3", {"strategy": "s2", "rank": 0})] + [
+            (f"i{k}", {"strategy": "pool_order"}) for k in (0, 1, 2, 4, 5)]
+
+    def test_commit_round_checks_its_arguments(self, store):
+        make_project(store, n_items=6)
+        arrays, (ids, scores, reasons), rnd = self._round_outputs(1, ["i4", "i2"], 0.25)
+        with pytest.raises(InvalidInput, match="project"):
+            store.commit_round("p2", arrays=arrays, queue=(ids, scores, reasons), rnd=rnd)
+        with pytest.raises(InvalidInput, match="scores"):
+            store.commit_round("p1", arrays=arrays, queue=(ids, scores[:1], reasons), rnd=rnd)
+        with pytest.raises(NotFound):
+            store.commit_round("nope", arrays=arrays, queue=(ids, scores, reasons),
+                               rnd=Round("nope", 1, "m", T0, 0, {}, {}, "s"))
+        assert store.list_rounds("p1") == [] and store.get_array("p1", "probs") is None
+
     def test_one_job_of_a_kind(self, store):
         make_project(store)
         store.create_job(Job("j1", "p1", "round", "queued", T0))

@@ -5,7 +5,9 @@ A job of a kind runs once per project across replicas. Starting one takes the st
 holder's heartbeat renews it every third of ``lock_ttl_s`` while the job runs, and every write the
 job makes to its record carries the token, so a holder that lost the lock (it stalled past the
 expiry and another replica took over) has its writes refused and stops at its next progress
-report. A replica that died leaves its lock to expire: the next start of that kind, or any
+report. The job's shared outputs carry the token too (:attr:`JobContext.fence`: a round stores
+its arrays, queue and round record in one fenced ``commit_round``), so a holder that lost the lock
+after its last progress report still cannot overwrite what the new holder stored. A replica that died leaves its lock to expire: the next start of that kind, or any
 replica's sweep (:meth:`JobRunner.reap`), takes the lock and marks the orphaned job failed with
 the reason. Jobs run on a small thread pool so no request waits for one.
 
@@ -56,6 +58,13 @@ class JobContext:
         self.store, self.job_id, self._cancel = store, job_id, cancel
         self._fence, self._lost = fence, lost or threading.Event()
         self._last = 0.0
+
+    @property
+    def fence(self) -> tuple[str, int] | None:
+        """(lock name, token) of the job's lock: pass it to every store write of the job's shared
+        outputs (``commit_round(..., fence=ctx.fence)``) so that they are refused with
+        ``StaleToken`` once another coordinator has taken the lock over. None without a lock."""
+        return self._fence
 
     def progress(self, done: int, total: int, message: str = "") -> None:
         if self._cancel.is_set():

@@ -99,9 +99,13 @@ def run_round(
     progress: Progress | None = None,
     use_weak: bool = True,
     extra: tuple[pd.DataFrame, np.ndarray | None] | None = None,
+    fence: tuple[str, int] | None = None,
 ) -> tuple[Round, RoundOutput]:
-    """Run one round and store its outputs. ``extra`` = (frame, votes) of held-out items to score
-    as well (the simulator's test split); its probabilities come back in the output only."""
+    """Run one round and store its outputs (arrays, queue, round record) in one atomic
+    ``commit_round``. ``extra`` = (frame, votes) of held-out items to score as well (the
+    simulator's test split); its probabilities come back in the output only. ``fence`` = the
+    running job's (lock name, token): the outputs are stored only while it is the lock's latest
+    token, else ``StaleToken`` and nothing is stored. None outside jobs (CLI, simulator)."""
     report = progress or (lambda done, total, stage: None)
     pool = load_pool(store, project_id)
     project, n = pool.project, len(pool.items)
@@ -153,22 +157,22 @@ def run_round(
     )
     out: RoundOutput = executor.call(fit_round, inp)
     report(n + 2, total, "store")
+    arrays: dict[str, np.ndarray] = {}
     if out.probs is not None:
-        store.put_array(project_id, "probs", out.probs.astype(np.float32))
+        arrays["probs"] = out.probs.astype(np.float32)
     if out.lm_probs is not None:
-        store.put_array(project_id, "lm_probs", out.lm_probs.astype(np.float32))
-        store.put_array(project_id, "lm_covered", out.lm_covered.astype(np.bool_))
+        arrays["lm_probs"] = out.lm_probs.astype(np.float32)
+        arrays["lm_covered"] = out.lm_covered.astype(np.bool_)
     metrics = dict(out.metrics)
     versions = {r.name: r.version for r in assertion_records}
     if "assertion_runs" in metrics:
         metrics["assertion_runs"] = {name: {**c, "version": versions.get(name)}
                                      for name, c in metrics["assertion_runs"].items()}
     if out.assertion_votes is not None:
-        store.put_array(project_id, "assertion_votes", out.assertion_votes.astype(np.int8))
+        arrays["assertion_votes"] = out.assertion_votes.astype(np.int8)
         metrics["assertion_weak_labels"] = [{"name": m, "version": versions.get(m)}
                                             for m in out.assertion_vote_names]
     ids = [pool.items[i].id for i in out.queue]
-    store.set_queue(project_id, ids, out.scores.tolist(), out.reasons)
     number = (previous.number if previous else 0) + 1
     lm_info = {**out.label_model, "lfs": lf_info, "lf_set_version": lf_set_version(lf_records),
                "cache_key": lm_key}
@@ -178,6 +182,7 @@ def run_round(
         metrics={**metrics, "n_train": out.n_train, "n_items": n},
         label_model=lm_info, strategy=settings.strategy, strategy_state=out.strategy_state,
     )
-    store.add_round(rnd)
+    store.commit_round(project_id, arrays=arrays, queue=(ids, out.scores.tolist(), out.reasons),
+                       rnd=rnd, fence=fence)
     report(total, total, "done")
     return rnd, out

@@ -46,7 +46,7 @@ class Services:
         def job(ctx: JobContext) -> dict:
             rnd, _ = run_round(
                 self.store, project_id, self.executor, now=self.clock(),
-                progress=lambda d, t, stage: ctx.progress(d, t, stage),
+                progress=lambda d, t, stage: ctx.progress(d, t, stage), fence=ctx.fence,
             )
             return {"round": rnd.number, "model_version": rnd.model_version, "metrics": rnd.metrics,
                     "executor": self.executor.name}

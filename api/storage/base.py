@@ -17,11 +17,12 @@ Lease rules every backend keeps:
 from __future__ import annotations
 
 import abc
-from collections.abc import Sequence
-from typing import Any
+from collections.abc import Mapping, Sequence
+from typing import Any, NamedTuple
 
 import numpy as np
 
+from api.storage.codec import array_to_bytes, dumps, round_to_json
 from api.storage.records import (
     Annotation,
     AssertionRecord,
@@ -34,8 +35,41 @@ from api.storage.records import (
     Round,
     SubmitResult,
 )
+from labeling.errors import InvalidInput
 
 __all__ = ["Store"]
+
+
+class EncodedRound(NamedTuple):
+    """A round's outputs as both backends store them (see :meth:`Store.commit_round`)."""
+
+    arrays: dict[str, bytes]  # name -> ``array_to_bytes``
+    queue: list[tuple[str, float, str]]  # (item id, score, reasons JSON), best first
+    round_json: str
+
+
+def encode_round(
+    project_id: str,
+    arrays: Mapping[str, np.ndarray],
+    queue: tuple[Sequence[str], Sequence[float], Sequence[dict]],
+    rnd: Round,
+) -> EncodedRound:
+    """Check and encode :meth:`Store.commit_round`'s arguments, before any transaction opens."""
+    if rnd.project_id != project_id:
+        raise InvalidInput(f"round of project {rnd.project_id!r} committed to project "
+                           f"{project_id!r}")
+    ids, scores, reasons = queue
+    if not len(ids) == len(scores) == len(reasons):
+        raise InvalidInput(f"queue needs as many scores and reasons as item ids, got "
+                           f"{len(ids)} ids, {len(scores)} scores, {len(reasons)} reasons")
+    for name in arrays:
+        if not isinstance(name, str) or not name:
+            raise InvalidInput(f"array names must be non-empty strings, got {name!r}")
+    return EncodedRound(
+        {name: array_to_bytes(np.asarray(a)) for name, a in arrays.items()},
+        [(str(i), float(s), dumps(r)) for i, s, r in zip(ids, scores, reasons, strict=True)],
+        round_to_json(rnd),
+    )
 
 
 class Store(abc.ABC):
@@ -191,6 +225,28 @@ class Store(abc.ABC):
     @abc.abstractmethod
     def list_rounds(self, project_id: str) -> list[Round]: ...
 
+    @abc.abstractmethod
+    def commit_round(
+        self,
+        project_id: str,
+        *,
+        arrays: Mapping[str, np.ndarray],
+        queue: tuple[Sequence[str], Sequence[float], Sequence[dict]],
+        rnd: Round,
+        fence: tuple[str, int] | None = None,
+    ) -> None:
+        """Store a round's outputs in one atomic step: each of ``arrays`` (name -> array, as
+        :meth:`put_array`), the ranked ``queue`` (item ids best first, scores, reasons, as
+        :meth:`set_queue`) and the round record ``rnd`` (as :meth:`add_round`). Readers see all of
+        them or none of them.
+
+        ``fence=(lock name, token)``: written only while ``token`` is still the latest token
+        handed out for that lock; otherwise ``StaleToken`` (a ``Conflict``) and nothing is written,
+        so a job that lost its lock cannot overwrite the outputs of the job that took it over.
+        ``None``: no check (one process without locks: the CLI, the simulator).
+        ``InvalidInput`` if ``rnd`` belongs to another project or the queue's three sequences
+        differ in length; ``NotFound`` for an unknown project."""
+
     # -- jobs -----------------------------------------------------------------------------
     @abc.abstractmethod
     def create_job(self, job: Job) -> Job:
@@ -198,8 +254,9 @@ class Store(abc.ABC):
 
     @abc.abstractmethod
     def update_job(self, job_id: str, *, fence: tuple[str, int] | None = None, **fields: Any) -> Job:
-        """Change fields of a job. ``fence=(lock name, token)``: refused with ``Conflict`` (and
-        nothing written) unless ``token`` is still the latest token handed out for that lock."""
+        """Change fields of a job. ``fence=(lock name, token)``: refused with ``StaleToken`` (a
+        ``Conflict``; nothing written) unless ``token`` is still the latest token handed out for
+        that lock."""
 
     @abc.abstractmethod
     def get_job(self, job_id: str) -> Job: ...

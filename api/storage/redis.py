@@ -48,7 +48,7 @@ from redis.backoff import NoBackoff
 from redis.retry import Retry
 
 from api.storage import redis_scripts as lua
-from api.storage.base import Store
+from api.storage.base import Store, encode_round
 from api.storage.codec import (
     array_to_bytes,
     bytes_to_array,
@@ -67,7 +67,14 @@ from api.storage.records import (
     ProjectSettings,
     Round,
 )
-from api.storage.redis_common import _UNAVAILABLE, StoreUnavailable, _guarded, _item, _plain
+from api.storage.redis_common import (
+    _UNAVAILABLE,
+    StoreUnavailable,
+    _guarded,
+    _item,
+    _plain,
+    _stale,
+)
 from api.storage.redis_leases import RedisLeaseOps
 from labeling.errors import Conflict, InvalidInput, NotFound
 
@@ -408,6 +415,43 @@ class RedisStore(RedisLeaseOps, Store):
     def add_round(self, rnd: Round) -> None:
         self._project_doc(rnd.project_id)
         self.r.rpush(self.k.p(rnd.project_id, "rounds"), round_to_json(rnd))
+
+    @_guarded
+    def commit_round(self, project_id, *, arrays, queue, rnd, fence=None):
+        """Every write in one MULTI/EXEC, so readers see all of them or none. With ``fence``, the
+        lock's token counter is WATCHed and read first (as :meth:`update_job` does): a token drawn
+        after that read aborts the EXEC, the check runs again and refuses. Nothing queued in a
+        MULTI is visible before its EXEC, so a refused commit leaves nothing behind."""
+        enc = encode_round(project_id, arrays, queue, rnd)
+        self._project_doc(project_id)
+        queue_key, why_key = self.k.p(project_id, "queue"), self.k.p(project_id, "reasons")
+
+        def writes(pipe: Any) -> None:
+            pipe.multi()
+            for name, data in enc.arrays.items():
+                pipe.set(self.k.array(project_id, name), data)
+            pipe.delete(queue_key, why_key)  # ranks as scores, as set_queue stores them
+            for start in range(0, len(enc.queue), 10_000):
+                chunk = enc.queue[start : start + 10_000]
+                pipe.zadd(queue_key, {iid: start + r for r, (iid, _, _) in enumerate(chunk)})
+                pipe.hset(why_key, mapping={iid: why for iid, _, why in chunk})
+            pipe.rpush(self.k.p(project_id, "rounds"), enc.round_json)
+
+        if fence is None:
+            with self.r.pipeline(transaction=True) as pipe:
+                writes(pipe)
+                pipe.execute()
+            return
+        name, token = fence
+        fence_key = self.k.fence(name)
+
+        def apply(pipe: Any) -> None:
+            latest = pipe.get(fence_key)
+            if latest is None or int(latest) != token:
+                raise _stale(name, token, latest)
+            writes(pipe)
+
+        self._watched([fence_key], apply)
 
     @_guarded
     def list_rounds(self, project_id: str) -> list[Round]:

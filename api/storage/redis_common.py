@@ -12,7 +12,7 @@ import redis
 
 from api.storage.keys import SEP
 from api.storage.records import Item
-from labeling.errors import InvalidInput, LabelloopError
+from labeling.errors import InvalidInput, LabelloopError, StaleToken
 
 __all__ = ["StoreUnavailable"]
 
@@ -34,6 +34,13 @@ def _guarded(method: Callable) -> Callable:
             return method(self, *args, **kwargs)
 
     return call
+
+
+def _stale(name: str, token: int, latest: bytes | None) -> StaleToken:
+    """The refusal of a write fenced by ``token`` when ``latest`` is the lock's current token."""
+    return StaleToken(f"stale fencing token {token} for lock {name!r} (latest: "
+                      f"{None if latest is None else int(latest)}): its holder lost the lock, "
+                      "write refused")
 
 
 def _plain(what: str, value: str | None) -> None:

@@ -18,7 +18,7 @@ from typing import Any
 
 import numpy as np
 
-from api.storage.base import Store
+from api.storage.base import Store, encode_round
 from api.storage.codec import (
     array_to_bytes,
     bytes_to_array,
@@ -355,6 +355,22 @@ class SQLiteStore(LeaseOps, Store):
             db.execute(
                 "INSERT INTO rounds VALUES (?,?,?)", (rnd.project_id, rnd.number, round_to_json(rnd))
             )
+
+    def commit_round(self, project_id, *, arrays, queue, rnd, fence=None):
+        """One ``BEGIN IMMEDIATE`` transaction: the fence check against the lock row first, then
+        every write; a refusal rolls back before anything is written."""
+        enc = encode_round(project_id, arrays, queue, rnd)
+        with self._tx() as db:
+            if fence is not None:
+                self._check_fence(db, *fence)
+            self._project(db, project_id)
+            db.executemany("INSERT OR REPLACE INTO arrays VALUES (?,?,?)",
+                           [(project_id, name, data) for name, data in enc.arrays.items()])
+            db.execute("DELETE FROM queue WHERE project_id=?", (project_id,))
+            db.executemany("INSERT INTO queue VALUES (?,?,?,?,?)",
+                           [(project_id, iid, rank, score, why)
+                            for rank, (iid, score, why) in enumerate(enc.queue)])
+            db.execute("INSERT INTO rounds VALUES (?,?,?)", (project_id, rnd.number, enc.round_json))
 
     def list_rounds(self, project_id: str) -> list[Round]:
         with self._tx(write=False) as db:
