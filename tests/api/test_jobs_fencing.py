@@ -61,12 +61,13 @@ class TakeOverBeforeOutputs:
 
 
 def newer_round(ctx) -> dict:
-    """The newer job's outputs, told apart from anything a real round computes."""
+    """The newer job's outputs, told apart from anything a real round computes (numbered 2, so
+    no unique round number refuses the stale job's round 1 in its place)."""
     store = ctx.store
     store.put_array("p", "probs", NEWER_PROBS)
     store.set_queue("p", ["i3", "i1"], [2.0, 1.0], [{"strategy": "newer"}] * 2)
-    store.add_round(Round("p", 1, "newer", T0 + TTL + 1, 0, {}, {}, "newer"))
-    return {"round": 1}
+    store.add_round(Round("p", 2, "newer", T0 + TTL + 1, 0, {}, {}, "newer"))
+    return {"round": 2}
 
 
 def test_round_job_that_lost_its_lock_stores_no_outputs(store, tmp_path):
@@ -88,7 +89,7 @@ def test_round_job_that_lost_its_lock_stores_no_outputs(store, tmp_path):
         other.shutdown()
     assert stale_view.fired and newer["job"].status == "succeeded", newer
     assert stale.status == "failed" and "LockExpired" in stale.error, stale  # failed by the newer
-    assert [(r.number, r.model_version) for r in store.list_rounds("p")] == [(1, "newer")]
+    assert [(r.number, r.model_version) for r in store.list_rounds("p")] == [(2, "newer")]
     assert np.array_equal(store.get_array("p", "probs"), NEWER_PROBS)
     assert store.get_array("p", "lm_probs") is None
     lease = store.lease("p", "ann", 3, n_eval=0, now=T0, ttl=60, lease_id="L")
