@@ -25,9 +25,14 @@ from labeling.errors import (
 )
 from workers.executor import make_executor
 
-__all__ = ["create_app", "build_services"]
+__all__ = ["SERVER_OPTIONS", "build_services", "create_app"]
 
 log = logging.getLogger(__name__)
+
+# How uvicorn serves the app: httptools parses HTTP when installed (uvicorn[standard]); the event
+# loop is asyncio's, because an in-process store's calls run on the loop and, under load,
+# uvloop left some connections unserved for over a second while they did (bench.lease_load).
+SERVER_OPTIONS = {"loop": "asyncio", "http": "auto"}
 
 STATUS = [  # most specific first; api/ alone knows HTTP codes
     (StoreUnavailable, 503),

@@ -55,12 +55,13 @@ def _progress_bar(desc: str):
 def cmd_serve(args: argparse.Namespace) -> int:
     import uvicorn
 
-    from api.app import create_app
+    from api.app import SERVER_OPTIONS, create_app
 
     settings = _settings(args)
     if settings.host not in ("127.0.0.1", "localhost", "::1"):
         logging.warning("serving on %s: anyone who can reach it can label and run LFs", settings.host)
-    uvicorn.run(create_app(settings), host=settings.host, port=settings.port, log_level="info")
+    uvicorn.run(create_app(settings), host=settings.host, port=settings.port, log_level="info",
+                **SERVER_OPTIONS)
     return 0
 
 

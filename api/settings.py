@@ -30,6 +30,8 @@ class Settings:
     job_workers: int = 2
     tokens_file: str | None = None
     admin_token: str | None = None
+    project_cache_s: float = 1.0  # how stale a replica's view of project settings may be for leases
+    store_threads: int = 4  # threads calling a network store (Redis) on the lease path
 
     @property
     def loopback(self) -> bool:
@@ -50,7 +52,7 @@ class Settings:
             ("data_dir", Path), ("store_url", str), ("host", str), ("port", int),
             ("executor", str), ("ray_num_cpus", int), ("max_body_bytes", int),
             ("sweep_interval_s", float), ("job_lock_ttl_s", float), ("job_workers", int), ("tokens_file", str),
-            ("admin_token", str),
+            ("admin_token", str), ("project_cache_s", float), ("store_threads", int),
         ):
             raw = env.get(_PREFIX + name.upper())
             if raw is not None:
@@ -66,4 +68,7 @@ class Settings:
         settings = cls(**kw)
         if settings.executor not in ("inprocess", "ray"):
             raise InvalidInput(f"executor must be 'inprocess' or 'ray', got {settings.executor!r}")
+        if settings.project_cache_s < 0 or settings.store_threads < 1:
+            raise InvalidInput("project_cache_s must be >= 0 and store_threads >= 1, got "
+                               f"{settings.project_cache_s} and {settings.store_threads}")
         return settings

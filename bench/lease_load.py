@@ -57,7 +57,7 @@ def serve(store_url: str, port: int) -> None:
     """Run the app with the hello route (used as a subprocess by the benchmark)."""
     import uvicorn
 
-    from api.app import create_app
+    from api.app import SERVER_OPTIONS, create_app
     from api.settings import Settings
 
     app = create_app(Settings(store_url=store_url, port=port, sweep_interval_s=3600))
@@ -66,7 +66,8 @@ def serve(store_url: str, port: int) -> None:
     def hello() -> dict:
         return {"hello": "world"}
 
-    uvicorn.run(app, host="127.0.0.1", port=port, log_level="warning", access_log=False)
+    uvicorn.run(app, host="127.0.0.1", port=port, log_level="warning", access_log=False,
+                **SERVER_OPTIONS)
 
 
 def wrk(url: str, seconds: int, script: Path | None) -> dict:

@@ -1,11 +1,10 @@
 from __future__ import annotations
 
-import json
-
+import orjson
 from fastapi import APIRouter, Response
 
 from api.auth import Annotator, Engineer
-from api.deps import Now, ServicesDep
+from api.deps import HotPathDep, Now, ServicesDep
 from api.schemas import (
     AnnotationOut,
     LeaseActionIn,
@@ -22,8 +21,8 @@ router = APIRouter(tags=["annotation"])
 
 def lease_json(lease: Lease) -> bytes:
     """The ``LeaseOut`` body, encoded once without building the pydantic model (the lease route
-    is the hot path); a non-finite number in features or meta goes through the model, which
-    writes it as null."""
+    is the hot path). orjson writes a non-finite number in features or meta as null, as the model
+    does; what orjson cannot encode (an integer past 64 bits) goes through the model."""
     doc = {
         "lease_id": lease.id, "project_id": lease.project_id, "annotator": lease.annotator,
         "expires_at": lease.expires_at, "exhausted": lease.exhausted,
@@ -31,20 +30,26 @@ def lease_json(lease: Lease) -> bytes:
                    "meta": li.item.meta, "reasons": li.reasons} for li in lease.items],
     }
     try:
-        return json.dumps(doc, separators=(",", ":"), allow_nan=False).encode()
-    except ValueError:
+        return orjson.dumps(doc)
+    except orjson.JSONEncodeError:
         return LeaseOut.model_validate(doc).model_dump_json().encode()
 
 
-# The lease and submit routes run on the event loop: their store calls are short and serialised by
-# the store anyway, and skipping the thread-pool hop is what keeps them near hello-world speed.
+# The lease and submit routes are coroutines. An in-process store (SQLite) is called on the event
+# loop: its calls are short and serialised anyway, and skipping the thread hop keeps them near
+# hello-world speed. A store that waits on the network (Redis) is called on a few threads, so the
+# loop keeps serving other requests while the server runs one's lease script.
 @router.post("/projects/{project_id}/leases", status_code=201, response_model=LeaseOut)
-async def lease(project_id: str, body: LeaseIn, s: ServicesDep, now: Now, who: Annotator) -> Response:
+async def lease(project_id: str, body: LeaseIn, s: ServicesDep, who: Annotator, hot: HotPathDep) -> Response:
     """Lease the next batch picked for this annotator. ``exhausted`` is true only when no item is
     left for them (not merely all leased to others right now)."""
     who.check_annotator(body.annotator)
-    got = svc.lease_batch(s.store, project_id, body.annotator, body.size, now=now, rng=s.rng)
-    # encoded once here: the hot path skips building and validating the response model
+
+    def call() -> Lease:  # the clock is read when the call starts, not when it was queued
+        return svc.lease_batch(s.store, project_id, body.annotator, body.size, now=s.clock(),
+                               rng=s.rng, projects=hot.projects)
+
+    got = await hot.run(call)
     return Response(lease_json(got), 201, media_type="application/json")
 
 

@@ -12,7 +12,7 @@ from api.storage.base import Store
 from api.storage.records import ANNOTATION_KINDS, Annotation, Lease, Project, SubmitResult
 from labeling.errors import InvalidInput, SchemaError
 
-__all__ = ["AnnotationIn", "lease_batch", "submit_annotations", "MAX_BATCH", "MAX_COMMENT"]
+__all__ = ["MAX_BATCH", "MAX_COMMENT", "AnnotationIn", "ProjectCache", "lease_batch", "submit_annotations"]
 
 MAX_BATCH = 1000
 MAX_COMMENT = 4000
@@ -24,13 +24,37 @@ def _annotator(name: str) -> str:
     return name
 
 
+class ProjectCache:
+    """Projects as the lease hot path reads them, kept per replica for at most ``max_age_s``
+    seconds (of the ``now`` callers pass): a settings change made through another replica reaches
+    this one's leases within that time, and one made through this replica at once
+    (:meth:`forget`). ``max_age_s=0`` reads the store every time."""
+
+    def __init__(self, store: Store, max_age_s: float) -> None:
+        self.store, self.max_age_s = store, max_age_s
+        self._seen: dict[str, tuple[float, Project]] = {}
+
+    def get(self, project_id: str, now: float) -> Project:
+        hit = self._seen.get(project_id)
+        if hit is not None and 0.0 <= now - hit[0] < self.max_age_s:
+            return hit[1]
+        project = self.store.get_project(project_id)  # NotFound is never cached
+        self._seen[project_id] = (now, project)
+        return project
+
+    def forget(self, project_id: str) -> None:
+        self._seen.pop(project_id, None)
+
+
 def lease_batch(
     store: Store, project_id: str, annotator: str, size: int | None, *, now: float,
     rng: np.random.Generator | Callable[[], np.random.Generator],
+    projects: ProjectCache | None = None,
 ) -> Lease:
     """``rng``: a generator, or a function making one (called only when the evaluation slice is
-    mixed in, so the hot path draws nothing)."""
-    project = store.get_project(project_id)
+    mixed in, so the hot path draws nothing). ``projects``: where the project's settings are read
+    (default: the store, every time)."""
+    project = store.get_project(project_id) if projects is None else projects.get(project_id, now)
     n = project.settings.batch_size if size is None else size
     if not isinstance(n, int) or not 1 <= n <= MAX_BATCH:
         raise InvalidInput(f"size must be an integer in 1..{MAX_BATCH}, got {n!r}")

@@ -75,6 +75,9 @@ def encode_round(
 class Store(abc.ABC):
     """Everything the coordinator keeps. Every method is atomic on its own."""
 
+    #: whether calls wait on a server (so the API may call them from threads) or run in-process
+    waits_on_network: bool = False
+
     # -- projects -------------------------------------------------------------------------
     @abc.abstractmethod
     def create_project(self, project: Project) -> Project:

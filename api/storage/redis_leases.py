@@ -34,6 +34,8 @@ class RedisLeaseOps:
     """Queue, lease, annotation, job and lock operations over ``self.r`` (client), ``self.k``
     (keys) and ``self._run`` (Lua scripts)."""
 
+    waits_on_network = True  # every call is a round trip to the Redis server
+
     # -- queue ----------------------------------------------------------------------------
     @_guarded
     def set_queue(self, project_id, item_ids, scores, reasons):
