@@ -1,15 +1,31 @@
 """Built-in model assertions for classification: they need no user code.
 
-Each returns a severity per item (float >= 0, 0 = abstain; uncalibrated, only the order matters):
+Each returns a severity per item (float >= 0, 0 = abstain; uncalibrated, only the order matters).
+BAL draws items in proportion to their severity rank inside an assertion, so each severity is
+chosen to put the likeliest model errors first, and to have few ties (ties get average ranks, and
+a column of ties makes the rank draw uniform):
 
-* ``model_lf_disagree``: the end model contradicts the LF votes (share of votes against it).
-* ``lm_em_disagree``: label model and end model predict different classes (total variation).
-* ``perturbation_flip``: the prediction changes under a small perturbation of the input (a few
-  words dropped from text; small noise on standardised numeric features).
+* ``model_lf_disagree``: the end model contradicts the LF votes. Severity: the share of votes
+  against the prediction times the model's own probability for the label those votes give (the
+  most-voted contradicting label). Many LFs against a model that almost agrees with them is the
+  likeliest model error; one LF against a model that is sure of itself, the least likely.
+* ``lm_em_disagree``: label model and end model predict different classes (on items the LFs
+  cover). Severity: the end model's probability for the label model's class, i.e. how close the
+  end model is to siding with the label model.
+* ``perturbation_flip``: the prediction changes under small perturbations of the input (a few
+  words dropped from text, never inside entity spans, whose offsets follow the edit; small noise
+  on standardised numeric features). ``perturbations`` independent copies are scored; the
+  severity is the share of them that flip the prediction, ties broken by the mean total-variation
+  distance of the probabilities. One copy makes it near-Boolean; several rank the items whose
+  prediction is least stable first.
 * ``near_duplicate_conflict``: near-duplicate items (same normalised text or rounded features)
-  get different predictions; every member of the cluster carries its severity.
-* ``confident_lf_contradiction``: the model confidently contradicts an LF that human labels show
-  to be precise (>= 90% on >= 5 labels).
+  get different predictions; every member of the cluster carries the cluster's severity (the
+  share of members that disagree with the cluster's majority prediction), plus a tie-breaker
+  that puts members with the minority prediction and lower confidence first.
+* ``confident_lf_contradiction``: the model confidently (>= 0.8) contradicts an LF that human
+  labels show to be precise (>= 90% on >= 5 labels); severity: the model's confidence.
+
+All five depend on the model (they are re-evaluated on each round's model).
 """
 
 from __future__ import annotations
@@ -20,26 +36,76 @@ from collections.abc import Callable
 import numpy as np
 import pandas as pd
 
-__all__ = ["ASSERTION_NAMES", "builtin_assertions", "perturb_frame"]
+__all__ = ["ASSERTION_NAMES", "PERTURBATIONS", "builtin_assertions", "duplicate_clusters",
+           "perturb_frame"]
 
 ASSERTION_NAMES = ["model_lf_disagree", "lm_em_disagree", "perturbation_flip",
                    "near_duplicate_conflict", "confident_lf_contradiction"]
+PERTURBATIONS = 5  # perturbed copies scored per round by ``perturbation_flip``
 _WORD = re.compile(r"\w+")
+_TOKEN = re.compile(r"\S+")
+_SPANS = ("span1_start", "span1_end", "span2_start", "span2_end")
+
+
+def _drop_words(text: str, rng: np.random.Generator, drop: float,
+                spans: list[int] | None) -> tuple[str, list[int] | None]:
+    """``text`` with each word dropped with probability ``drop`` (at least one word kept). Words
+    that overlap an entity span are kept, and the span offsets are moved to the new text."""
+    tokens = [(m.start(), m.end()) for m in _TOKEN.finditer(text)]
+    if not tokens:
+        return text, spans
+    pairs = [(spans[0], spans[1]), (spans[2], spans[3])] if spans is not None else []
+    keep = [any(s < e and a < e and s < b for s, e in pairs) or rng.random() >= drop
+            for a, b in tokens]
+    if not any(keep):
+        return text, spans
+    out, pos, moved = [], 0, {}
+    for (a, b), kept in zip(tokens, keep, strict=True):
+        if not kept:
+            continue
+        if out:
+            pos += 1
+        for old in (spans or []):
+            if a <= old <= b:
+                moved[old] = pos + old - a
+        out.append(text[a:b])
+        pos += b - a
+    if spans is not None:
+        if any(o not in moved for o in spans):  # a span edge between words: leave this text alone
+            return text, spans
+        return " ".join(out), [moved[o] for o in spans]
+    return " ".join(out), None
 
 
 def perturb_frame(frame: pd.DataFrame, rng: np.random.Generator, *, drop: float = 0.15,
                   noise: float = 0.05) -> pd.DataFrame:
     """A copy of ``frame`` with ~``drop`` of each text's words removed and Gaussian noise of
-    ``noise`` standard deviations added to numeric feature columns."""
+    ``noise`` standard deviations added to numeric feature columns. Relation items (entity-span
+    columns ``span1_start`` ... ``span2_end``, character offsets) keep their entities whole, and
+    their offsets are rewritten to point at the same words in the shortened text."""
     out = frame.copy()
     if "text" in out.columns and out["text"].notna().any():
-        def mutate(text):
+        has_spans = all(c in out.columns for c in _SPANS)
+        span_rows = out[list(_SPANS)].to_numpy() if has_spans else None
+        texts, new_spans = [], []
+        for i, text in enumerate(out["text"].tolist()):
+            spans = None
+            if span_rows is not None:
+                try:
+                    spans = [int(v) for v in span_rows[i]]
+                except (TypeError, ValueError):
+                    spans = None
             if not isinstance(text, str):
-                return text
-            words = text.split()
-            keep = [w for w in words if rng.random() >= drop]
-            return " ".join(keep or words)
-        out["text"] = [mutate(t) for t in out["text"]]
+                texts.append(text)
+                new_spans.append(spans)
+                continue
+            t, s = _drop_words(text, rng, drop, spans)
+            texts.append(t)
+            new_spans.append(s)
+        out["text"] = texts
+        if has_spans:
+            for j, col in enumerate(_SPANS):
+                out[col] = [s[j] if s is not None else out[col].iat[i] for i, s in enumerate(new_spans)]
     for col in frame.attrs.get("feature_columns", []):
         values = out[col].to_numpy(dtype=np.float64)
         scale = np.nanstd(values) or 1.0
@@ -47,7 +113,9 @@ def perturb_frame(frame: pd.DataFrame, rng: np.random.Generator, *, drop: float 
     return out
 
 
-def _duplicate_keys(frame: pd.DataFrame) -> np.ndarray:
+def duplicate_clusters(frame: pd.DataFrame) -> np.ndarray:
+    """A cluster id per item: items with the same normalised text (or, without text, the same
+    features rounded to one decimal) share one."""
     if "text" in frame.columns and frame["text"].notna().any():
         keys = [" ".join(_WORD.findall(t.lower())) if isinstance(t, str) else None for t in frame["text"]]
     else:
@@ -59,34 +127,55 @@ def _duplicate_keys(frame: pd.DataFrame) -> np.ndarray:
 def builtin_assertions(
     frame: pd.DataFrame, probs: np.ndarray, votes: np.ndarray, lm_probs: np.ndarray | None,
     human: np.ndarray, perturbed_probs: Callable[[pd.DataFrame], np.ndarray] | None,
-    rng: np.random.Generator,
+    rng: np.random.Generator, *, perturbations: int = PERTURBATIONS,
 ) -> tuple[list[str], np.ndarray, list[bool]]:
     """Evaluate the built-ins. ``probs`` (n, K) end-model probabilities; ``votes`` (n, m);
-    ``perturbed_probs(frame)`` re-scores a perturbed copy. Returns names, (n, a) severities and
-    whether each assertion depends on the model."""
+    ``perturbed_probs(frame)`` re-scores a perturbed copy (called ``perturbations`` times).
+    Returns names, (n, a) severities and whether each assertion depends on the model."""
     n, k = probs.shape
+    rows = np.arange(n)
     pred = probs.argmax(axis=1)
     conf = probs.max(axis=1)
-    sev = np.zeros((n, len(ASSERTION_NAMES)), dtype=np.float32)
+    sev = np.zeros((n, len(ASSERTION_NAMES)), dtype=np.float64)
     if votes.shape[1]:
         voted = votes >= 0
-        against = (voted & (votes != pred[:, None])).sum(axis=1)
+        against = voted & (votes != pred[:, None])
+        n_against = against.sum(axis=1)
         total = voted.sum(axis=1)
-        sev[:, 0] = np.divide(against, total, out=np.zeros(n), where=total > 0) * (against > 0)
+        per_class = np.stack([(against & (votes == c)).sum(axis=1) for c in range(k)], axis=1)
+        their = per_class.argmax(axis=1)  # the label most contradicting votes give
+        share = np.divide(n_against, total, out=np.zeros(n), where=total > 0)
+        # + a floor so an item the model is sure about still fires (severity > 0)
+        sev[:, 0] = np.where(n_against > 0, share * (probs[rows, their] + 1e-6), 0.0)
     if lm_probs is not None:
         covered = (votes >= 0).any(axis=1) if votes.shape[1] else np.zeros(n, bool)
-        tv = 0.5 * np.abs(lm_probs - probs).sum(axis=1)
-        sev[:, 1] = np.where(covered & (lm_probs.argmax(axis=1) != pred), tv, 0.0)
-    if perturbed_probs is not None:
-        alt = perturbed_probs(perturb_frame(frame, rng))
-        tv = 0.5 * np.abs(alt - probs).sum(axis=1)
-        sev[:, 2] = np.where(alt.argmax(axis=1) != pred, tv, 0.0)
-    groups = _duplicate_keys(frame)
+        lm_pred = lm_probs.argmax(axis=1)
+        sev[:, 1] = np.where(covered & (lm_pred != pred), probs[rows, lm_pred] + 1e-6, 0.0)
+    if perturbed_probs is not None and perturbations > 0:
+        flips = np.zeros(n)
+        tv = np.zeros(n)
+        for _ in range(perturbations):
+            alt = perturbed_probs(perturb_frame(frame, rng))
+            flips += alt.argmax(axis=1) != pred
+            tv += 0.5 * np.abs(alt - probs).sum(axis=1)
+        # the flip share orders; the mean distance (< 1) only breaks its ties
+        sev[:, 2] = np.where(flips > 0, flips / perturbations + tv / perturbations / (perturbations + 1), 0.0)
+    groups = duplicate_clusters(frame)
     pairs, counts = np.unique(groups * k + pred, return_counts=True)
     top = np.zeros(groups.max() + 1 if n else 0)
     np.maximum.at(top, pairs // k, counts)
-    size = np.bincount(groups)[groups]
-    sev[:, 3] = np.where(size > 1, 1.0 - top[groups] / size, 0.0)
+    size = np.bincount(groups)[groups] if n else np.zeros(0, int)
+    # members predicted as their cluster's majority come after the others, the least confident first
+    lead = np.zeros(n, dtype=bool)
+    if n:
+        mode = np.zeros(groups.max() + 1, dtype=np.int64)
+        order = np.lexsort((-counts, pairs // k))
+        firsts = order[np.r_[True, (pairs // k)[order][1:] != (pairs // k)[order][:-1]]]
+        mode[(pairs // k)[firsts]] = (pairs % k)[firsts]
+        lead = pred == mode[groups]
+    minority = np.where(size > 1, 1.0 - top[groups] / np.maximum(size, 1), 0.0)
+    tiebreak = (1.0 - conf) * 0.5 + np.where(lead, 0.0, 0.5)  # in [0, 1)
+    sev[:, 3] = np.where(minority > 0, minority + 1e-3 * tiebreak, 0.0)
     if votes.shape[1]:
         labeled = human >= 0
         for j in range(votes.shape[1]):
@@ -94,4 +183,4 @@ def builtin_assertions(
             if fired.sum() >= 5 and (votes[fired, j] == human[fired]).mean() >= 0.9:
                 hit = (votes[:, j] >= 0) & (votes[:, j] != pred) & (conf >= 0.8)
                 sev[:, 4] = np.maximum(sev[:, 4], np.where(hit, conf, 0.0))
-    return list(ASSERTION_NAMES), sev, [True] * len(ASSERTION_NAMES)
+    return list(ASSERTION_NAMES), sev.astype(np.float32), [True] * len(ASSERTION_NAMES)

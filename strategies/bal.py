@@ -81,16 +81,27 @@ class BAL:
                 pools[m] = (items, rankdata(sev, method="average"), sev)
         taken = np.zeros(ctx.n, dtype=bool)
         picks, scores, reasons = [], [], []
+        fill = _Fill(self, ctx, rng, baseline)
         while len(picks) < k:
             live = [m for m in names if m in pools and (~taken[pools[m][0]]).any()]
-            if not live:
-                break
             explore = mode == "calibration" or rng.random() < explore_share
-            exploit_w = np.array([r[m] for m in live])
-            if explore or exploit_w.sum() <= 0:
+            earning = [m for m in live if r[m] > 0]
+            if not live or (not explore and not earning):
+                # exploit surplus goes to the other assertions in proportion to r (spec 2.3.4):
+                # none with r > 0 has items left, so this draw comes from the baseline
+                item, reason = fill.next(taken)
+                if item is None:
+                    break
+                taken[item] = True
+                picks.append(item)
+                scores.append(reason["value"])
+                reasons.append(reason)
+                continue
+            if explore:
                 m, how = live[int(rng.integers(len(live)))], "calibration" if mode == "calibration" else "explore"
             else:
-                m, how = live[int(rng.choice(len(live), p=exploit_w / exploit_w.sum()))], "exploit"
+                w = np.array([r[m] for m in earning])
+                m, how = earning[int(rng.choice(len(earning), p=w / w.sum()))], "exploit"
             items, ranks, sev = pools[m]
             free = ~taken[items]
             if how == "exploit":
@@ -109,11 +120,6 @@ class BAL:
                 "severity": round(float(sev[idx]), 6), "rank": float(ranks[idx]),
                 "reward": round(r[m], 6), "value": round(float(sev[idx]), 6), "scorer": "assertions",
             })
-        if len(picks) < k:  # no assertion has anything left: the baseline fills the rest
-            more = self._baseline(ctx, k - len(picks), rng, baseline, taken, "fill")
-            picks += more[0].tolist()
-            scores += more[1].tolist()
-            reasons += more[2]
         return Selection(np.array(picks, dtype=np.int64), np.array(scores, dtype=np.float64),
                          reasons, next_state)
 
@@ -130,3 +136,27 @@ class BAL:
         reasons = [{"strategy": self.name, "mode": how, "scorer": scorer,
                     "value": round(float(v), 6)} for v in scores]
         return picks, np.asarray(scores, dtype=np.float64), reasons
+
+
+class _Fill:
+    """The baseline's ranking of the candidates, computed on first use and handed out one item
+    at a time, skipping items already picked: fill draws sit where they were drawn in the
+    ranking, so every prefix of the queue keeps the round's mix."""
+
+    def __init__(self, bal: BAL, ctx: QueryContext, rng: np.random.Generator, baseline: str):
+        self.bal, self.ctx, self.rng, self.baseline = bal, ctx, rng, baseline
+        self.order: np.ndarray | None = None
+        self.pos = 0
+
+    def next(self, taken: np.ndarray) -> tuple[int | None, dict]:
+        if self.order is None:
+            k = int(self.ctx.candidates.sum())
+            picks, vals, reasons = self.bal._baseline(
+                self.ctx, k, self.rng, self.baseline, np.zeros(self.ctx.n, bool), "fill")
+            self.order, self.reasons = picks, reasons
+        while self.pos < len(self.order) and taken[self.order[self.pos]]:
+            self.pos += 1
+        if self.pos >= len(self.order):
+            return None, {}
+        self.pos += 1
+        return int(self.order[self.pos - 1]), self.reasons[self.pos - 1]

@@ -103,7 +103,9 @@ def test_builtin_assertions_fire_where_they_should():
     names, sev, dep = builtin_assertions(frame, probs, votes, lm, human, None, np.random.default_rng(0))
     assert names == ASSERTION_NAMES and all(dep)
     col = {n: sev[:, j] for j, n in enumerate(names)}
-    assert col["model_lf_disagree"].tolist() == [0.0, 1.0, 0.0, 1.0, 0.0]
+    assert (col["model_lf_disagree"] > 0).tolist() == [False, True, False, True, False]
+    # item 3: two LFs against a model at 0.4 for their label; item 1: two against a model at 0.2
+    assert col["model_lf_disagree"][3] > col["model_lf_disagree"][1]
     assert (col["lm_em_disagree"] > 0).tolist() == [False, True, False, True, False]
     assert (col["near_duplicate_conflict"] > 0).tolist() == [True, True, False, False, False]
 
@@ -164,3 +166,23 @@ def test_registered_assertions_run_under_any_strategy_without_the_builtins():
     assert out.metrics["assertions"] == {"mentions_cash": 40}
     assert out.assertion_votes is None and out.assertion_vote_names == []
     assert "assertions" not in fit_round(round_input("entropy", [])).metrics
+
+
+def test_exploit_surplus_goes_to_the_baseline_not_to_assertions_without_reward():
+    # only A3 earns reward and it flags 100 items; after them, exploit draws must not pass to
+    # A1/A2 (r = 0, spec 2.3.4: surplus in proportion to r) but to the baseline, in place
+    state = {"flags": {"A1": list(range(200)), "A2": list(range(200, 500)),
+                       "A3": list(range(500, 900))}, "round": 1}
+    probs = np.tile([0.95, 0.05], (N, 1)).astype(np.float32)
+    probs[900:1000, 0] = np.linspace(0.5, 0.7, 100)  # the least confident items, none flagged
+    probs[900:1000, 1] = 1 - probs[900:1000, 0]
+    sel = select("bal", context(state, probs=probs), 400, np.random.default_rng(5))
+    reasons = sel.reasons
+    explore = [r for r in reasons if r["mode"] == "explore"]
+    fill = [i for i, r in zip(sel.indices, reasons, strict=True) if r["mode"] == "fill"]
+    assert all(r["drawn_for"] == "A3" for r in reasons if r["mode"] == "exploit")
+    assert 0.15 <= len(explore) / 400 <= 0.35  # A1/A2 get the exploration share only
+    assert len(fill) >= 200
+    assert sorted(fill[:100]) == list(range(900, 1000))  # least confidence, most uncertain first
+    first_fill = next(k for k, r in enumerate(reasons) if r["mode"] == "fill")
+    assert first_fill < 200 and reasons[-1]["mode"] in ("fill", "explore")  # interleaved
