@@ -148,18 +148,19 @@ for _, m in ipairs(redis.call('ZRANGEBYSCORE', pk(pid, 'held'), '-inf', ARGV[6])
 end
 -- the pools hold only items with room for another holder; skip those this annotator answered or
 -- holds, and (after a settings change) those with no room left
+-- returns the item's labels plus live holds when it is available, else nil
 local function available(item)
-  if redis.call('SISMEMBER', pk(pid, 'answered'), item .. SEP .. annotator) == 1 then return false end
+  if redis.call('SISMEMBER', pk(pid, 'answered'), item .. SEP .. annotator) == 1 then return nil end
   local holds = count(pid, 'nholds', item)
   if holds > 0 and redis.call('HEXISTS', pk(pid, 'hold'), item .. SEP .. annotator) == 1 then
-    return false
+    return nil
   end
-  local labels = count(pid, 'nlabels', item)
-  if holds + labels > 0 and holds + labels >= required(pid, item) then
+  local used = holds + count(pid, 'nlabels', item)
+  if used > 0 and used >= required(pid, item) then
     full[#full + 1] = item
-    return false
+    return nil
   end
-  return true
+  return used
 end
 -- walk a sorted set in windows; stop as soon as `limit` items are taken
 local function take(key, limit, ev, from_queue)
@@ -169,11 +170,12 @@ local function take(key, limit, ev, from_queue)
     local chunk = redis.call('ZRANGE', key, start, start + window - 1)
     if #chunk == 0 then return end
     for _, item in ipairs(chunk) do
-      if not picked[item] and (not from_queue or redis.call('ZSCORE', pk(pid, 'pool'), item))
-          and available(item) then
+      local used = not picked[item] and (not from_queue or redis.call('ZSCORE', pk(pid, 'pool'), item))
+          and available(item)
+      if used then
         local reasons = from_queue and redis.call('HGET', pk(pid, 'reasons'), item) or false
         local default = ev == '1' and '{"strategy":"evaluation_slice"}' or '{"strategy":"pool_order"}'
-        picked[item] = {ev, reasons or default}
+        picked[item] = {ev, reasons or default, used}
         order[#order + 1] = item
         added = added + 1
         if added >= limit then return end
@@ -206,7 +208,10 @@ for _, item in ipairs(order) do
   redis.call('ZADD', pk(pid, 'held'), expires, m)
   redis.call('ZADD', ns .. ':expiry', expires, pid .. SEP .. item .. SEP .. lease_id)
   redis.call('HSET', litems(lease_id), item, record('open', expires, picked[item][1], picked[item][2]))
-  place(pid, item)
+  -- it sat in its pool (queue items were checked against it); it leaves when this hold fills it
+  if picked[item][3] + 1 >= required(pid, item) then
+    redis.call('ZREM', pk(pid, picked[item][1] == '1' and 'evalpool' or 'pool'), item)
+  end
   out[#out + 1] = item
   out[#out + 1] = picked[item][1]
   out[#out + 1] = picked[item][2]
