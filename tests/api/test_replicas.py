@@ -106,6 +106,26 @@ def test_replay_to_both_replicas_has_one_effect(cluster):
     assert len(_stored(servers[1].url)) == 4
 
 
+def test_settings_change_reaches_this_replicas_leases_at_once_and_the_others_soon(cluster):
+    """Each replica keeps project settings for LABELLOOP_PROJECT_CACHE_S (1 s) on its lease path:
+    the replica that took the change forgets its copy, the other re-reads within that time."""
+    _, servers = cluster
+    with httpx.Client(base_url=servers[0].url, timeout=30) as c0, \
+            httpx.Client(base_url=servers[1].url, timeout=30) as c1:
+        def ttl(c: httpx.Client, who: str) -> float:
+            before = time.time()
+            body = c.post("/projects/p/leases", json={"annotator": who, "size": 1}).json()
+            return body["expires_at"] - before
+
+        assert ttl(c1, "w0") < 1000  # replica 1 has cached the default settings
+        c0.patch("/projects/p/settings", json={"lease_ttl_s": 5000}).raise_for_status()
+        assert ttl(c0, "w1") > 4000
+        deadline, seen = time.monotonic() + 10, 0.0
+        while time.monotonic() < deadline and (seen := ttl(c1, f"w2-{deadline}")) < 4000:
+            time.sleep(0.1)
+        assert seen > 4000
+
+
 def test_one_job_of_a_kind_across_replicas(cluster):
     _, servers = cluster
     codes = []
