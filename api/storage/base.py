@@ -288,7 +288,7 @@ class Store(abc.ABC):
     def ping(self) -> bool:
         """True when the backing store answers (health checks)."""
 
-    def close(self) -> None:  # noqa: B027 - optional hook
+    def close(self) -> None:
         """Release connections."""
 
     def latest_round(self, project_id: str) -> Round | None:

@@ -14,13 +14,13 @@ from api.storage.records import ClassSpec, Job, Project, ProjectSettings, Round
 __all__ = [
     "array_to_bytes",
     "bytes_to_array",
-    "project_to_json",
-    "project_from_json",
-    "round_to_json",
-    "round_from_json",
-    "job_to_json",
-    "job_from_json",
     "dumps",
+    "job_from_json",
+    "job_to_json",
+    "project_from_json",
+    "project_to_json",
+    "round_from_json",
+    "round_to_json",
 ]
 
 

@@ -32,9 +32,9 @@ from api.storage.codec import (
     round_to_json,
 )
 from api.storage.records import (
+    AssertionRecord,
     Item,
     Job,
-    AssertionRecord,
     LFRecord,
     Project,
     ProjectSettings,
@@ -197,7 +197,7 @@ class SQLiteStore(LeaseOps, Store):
                     )
                 )
             if existing and on_conflict == "reject":
-                first = sorted(existing)[0]
+                first = min(existing)
                 raise Conflict(
                     f"{len(existing)} item id(s) already exist (first: {first!r}); "
                     "upload with on_conflict='upsert' to replace them"

@@ -8,7 +8,7 @@ from typing import Any
 
 from api.storage.records import Annotation, Item
 
-__all__ = ["SCHEMA", "ITEM_COLS", "ANNOTATION_COLS", "item_from_row", "annotation_from_row"]
+__all__ = ["ANNOTATION_COLS", "ITEM_COLS", "SCHEMA", "annotation_from_row", "item_from_row"]
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS projects (id TEXT PRIMARY KEY, doc TEXT NOT NULL);
