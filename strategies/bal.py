@@ -8,11 +8,20 @@ per draw, with probability ``explore_share`` an explore draw (uniform assertion,
 otherwise an exploit draw (assertion with probability proportional to r, item with probability
 proportional to its severity rank, average ranks for ties). When every r is below
 ``min_reduction`` the round falls back to a baseline (least confidence by default). Draws are
-without replacement; an assertion that runs out of items passes its draws to the others, and the
-baseline fills what no assertion can. Design choices beyond the paper: exploration is drawn per
-item (so every prefix of the ranking is mixed, as leases take batches off its head), counts are
-taken on the current candidates, r < 0 is clamped to 0, assertions new in this round or not
-model-dependent get exploration only.
+without replacement.
+
+Design choices beyond the paper:
+
+* Exploration is drawn per item (so every prefix of the ranking is mixed, as leases take
+  batches off its head).
+* Counts are taken on the current candidates; r < 0 is clamped to 0; assertions new in this
+  round or not model-dependent get exploration only.
+* Surplus (spec 2.3.4): an assertion that runs out of items passes its exploit draws to the
+  others in proportion to r. When no assertion with r > 0 has items left, an exploit draw comes
+  from the baseline, not from an assertion with r = 0 (its share of the exploit budget is 0); it
+  takes the baseline's next item at that place in the queue (mode ``fill``), so fill items are
+  interleaved with the round's other draws. Explore draws still go to any assertion with items
+  left; when none has any, they are filled the same way.
 """
 
 from __future__ import annotations
