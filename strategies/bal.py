@@ -160,7 +160,7 @@ class _Fill:
     def next(self, taken: np.ndarray) -> tuple[int | None, dict]:
         if self.order is None:
             k = int(self.ctx.candidates.sum())
-            picks, vals, reasons = self.bal._baseline(
+            picks, _, reasons = self.bal._baseline(
                 self.ctx, k, self.rng, self.baseline, np.zeros(self.ctx.n, bool), "fill")
             self.order, self.reasons = picks, reasons
         while self.pos < len(self.order) and taken[self.order[self.pos]]:
