@@ -16,6 +16,9 @@ Design choices beyond the paper:
   batches off its head).
 * Counts are taken on the current candidates; r < 0 is clamped to 0; assertions new in this
   round or not model-dependent get exploration only.
+* Assertions that flag exactly the same candidates in a round (e.g. model-vs-LF and label
+  model-vs-end model with a single LF) are one group of arms, drawn as one assertion (the first
+  registered) in calibration, exploration and exploitation alike.
 * Surplus (spec 2.3.4): an assertion that runs out of items passes its exploit draws to the
   others in proportion to r. When no assertion with r > 0 has items left, an exploit draw comes
   from the baseline, not from an assertion with r = 0 (its share of the exploit budget is 0); it
@@ -88,11 +91,15 @@ class BAL:
             if len(items):
                 sev = a.severity[items, j]
                 pools[m] = (items, rankdata(sev, method="average"), sev)
+        # assertions that flag the same candidates this round are one arm: the first registered
+        # stands for them (the others still appear in every pick's flagged_by)
+        first: dict[bytes, str] = {}
+        arms = {m for m in names if m in pools and first.setdefault(pools[m][0].tobytes(), m) == m}
         taken = np.zeros(ctx.n, dtype=bool)
         picks, scores, reasons = [], [], []
         fill = _Fill(self, ctx, rng, baseline)
         while len(picks) < k:
-            live = [m for m in names if m in pools and (~taken[pools[m][0]]).any()]
+            live = [m for m in names if m in arms and (~taken[pools[m][0]]).any()]
             explore = mode == "calibration" or rng.random() < explore_share
             earning = [m for m in live if r[m] > 0]
             if not live or (not explore and not earning):

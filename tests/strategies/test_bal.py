@@ -49,6 +49,20 @@ def test_first_round_calibrates_uniformly_over_assertions():
     json.dumps(sel.state), json.dumps(sel.reasons)
 
 
+def test_assertions_flagging_the_same_items_are_one_arm():
+    rng = np.random.default_rng(0)
+    severity = np.zeros((N, 3))
+    severity[:200, 0] = rng.random(200) + 0.01
+    severity[:200, 1] = rng.random(200) + 0.01  # A2 flags exactly A1's items, ranked otherwise
+    severity[500:700, 2] = rng.random(200) + 0.01
+    sel = select("bal", context(severity=severity), 200, np.random.default_rng(1))
+    drawn = [r["drawn_for"] for r in sel.reasons]
+    assert "A2" not in drawn  # A1 stands for the pair ...
+    assert 80 <= drawn.count("A1") <= 120 and 80 <= drawn.count("A3") <= 120  # ... as one arm
+    shared = [r for r in sel.reasons if r["drawn_for"] == "A1"]
+    assert all(r["flagged_by"] == ["A1", "A2"] for r in shared)
+
+
 def test_exploit_follows_rewards_and_explores_a_quarter():
     # previous model flagged far more of A3's items than now: A3 earns all the reward
     state = {"flags": {"A1": list(range(200)), "A2": list(range(200, 500)),
