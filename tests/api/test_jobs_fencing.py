@@ -20,7 +20,7 @@ from api.storage.redis import RedisStore
 from labeling.errors import StaleToken
 from labeling.ingest import Record
 from tests.lf_sources import GREAT_AWFUL_LFS
-from tests.redis_server import REDIS_URL, drop_namespace, namespace, shared_redis
+from tests.redis_server import REDIS_URL
 from workers.executor import InProcessExecutor
 
 T0, TTL = 1_000.0, 60.0
@@ -95,16 +95,6 @@ def test_round_job_that_lost_its_lock_stores_no_outputs(store, tmp_path):
     lease = store.lease("p", "ann", 3, n_eval=0, now=T0, ttl=60, lease_id="L")
     assert [(li.item.id, li.reasons) for li in lease.items[:2]] == [
         ("i3", {"strategy": "newer"}), ("i1", {"strategy": "newer"})]
-
-
-@pytest.fixture
-def redis_store():
-    client, ns = shared_redis(), namespace()
-    s = RedisStore(REDIS_URL, namespace=ns)
-    yield s
-    s.close()
-    drop_namespace(client, ns)
-    client.close()
 
 
 def test_redis_commit_is_refused_when_the_lock_changes_hands_mid_commit(redis_store, monkeypatch):
