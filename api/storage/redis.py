@@ -424,17 +424,13 @@ class RedisStore(RedisLeaseOps, Store):
         MULTI is visible before its EXEC, so a refused commit leaves nothing behind."""
         enc = encode_round(project_id, arrays, queue, rnd)
         self._project_doc(project_id)
-        queue_key, why_key = self.k.p(project_id, "queue"), self.k.p(project_id, "reasons")
+        entries = [(iid, why) for iid, _, why in enc.queue]
 
         def writes(pipe: Any) -> None:
             pipe.multi()
             for name, data in enc.arrays.items():
                 pipe.set(self.k.array(project_id, name), data)
-            pipe.delete(queue_key, why_key)  # ranks as scores, as set_queue stores them
-            for start in range(0, len(enc.queue), 10_000):
-                chunk = enc.queue[start : start + 10_000]
-                pipe.zadd(queue_key, {iid: start + r for r, (iid, _, _) in enumerate(chunk)})
-                pipe.hset(why_key, mapping={iid: why for iid, _, why in chunk})
+            self._queue_writes(pipe, project_id, entries)
             pipe.rpush(self.k.p(project_id, "rounds"), enc.round_json)
 
         if fence is None:

@@ -40,15 +40,20 @@ class RedisLeaseOps:
     @_guarded
     def set_queue(self, project_id, item_ids, scores, reasons):
         self._project_doc(project_id)
-        queue, why = self.k.p(project_id, "queue"), self.k.p(project_id, "reasons")
         with self.r.pipeline(transaction=True) as pipe:
-            pipe.delete(queue, why)
-            for start in range(0, len(item_ids), 10_000):
-                ids = item_ids[start : start + 10_000]
-                pipe.zadd(queue, {iid: start + r for r, iid in enumerate(ids)})
-                pipe.hset(why, mapping={iid: dumps(rs) for iid, rs in
-                                        zip(ids, reasons[start : start + 10_000], strict=True)})
+            self._queue_writes(pipe, project_id, [(iid, dumps(rs)) for iid, rs in
+                                                  zip(item_ids, reasons, strict=True)])
             pipe.execute()
+
+    def _queue_writes(self, pipe: Any, project_id: str, entries: list[tuple[str, str]]) -> None:
+        """Replace the queue with ``entries`` (item id, reasons JSON) in ``pipe``: ranks as
+        scores, reasons in their own hash."""
+        queue, why = self.k.p(project_id, "queue"), self.k.p(project_id, "reasons")
+        pipe.delete(queue, why)
+        for start in range(0, len(entries), 10_000):
+            chunk = entries[start : start + 10_000]
+            pipe.zadd(queue, {iid: start + r for r, (iid, _) in enumerate(chunk)})
+            pipe.hset(why, mapping=dict(chunk))
 
     @_guarded
     def queue_depth(self, project_id: str, now: float) -> dict[str, int]:

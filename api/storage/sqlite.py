@@ -3,12 +3,12 @@
 Every public method runs in one transaction (``BEGIN IMMEDIATE`` for writes) under a process
 lock, so the lease rules in :mod:`api.storage.base` hold across threads and, through SQLite's own
 file locking, across processes sharing the file. Leases and annotations live in
-:mod:`api.storage.sqlite_leases`, the schema in :mod:`api.storage.sqlite_rows`.
+:mod:`api.storage.sqlite_leases`, the schema in :mod:`api.storage.sqlite_rows`, the write-ahead log
+checkpointer in :mod:`api.storage.sqlite_wal`.
 """
 
 from __future__ import annotations
 
-import logging
 import sqlite3
 import threading
 from collections.abc import Iterator, Sequence
@@ -44,10 +44,9 @@ from labeling.errors import Conflict, InvalidInput, NotFound
 
 __all__ = ["SQLiteStore"]
 
-log = logging.getLogger(__name__)
-
 from api.storage.sqlite_leases import LeaseOps
 from api.storage.sqlite_rows import ITEM_COLS, SCHEMA, item_from_row
+from api.storage.sqlite_wal import AUTOCHECKPOINT_PAGES, CACHE_KIB, Checkpointer
 
 # registered model assertions, kept like LFs (same columns, own table)
 ASSERTIONS_SCHEMA = """
@@ -56,41 +55,6 @@ CREATE TABLE IF NOT EXISTS assertions (
     source TEXT NOT NULL, active INTEGER NOT NULL, created_at REAL NOT NULL, ord INTEGER NOT NULL,
     PRIMARY KEY (project_id, name));
 """
-
-
-AUTOCHECKPOINT_PAGES = 10_000  # about 40 MB of log at 4 KB pages
-CACHE_KIB = 64 * 1024  # page cache of the store's connection (SQLite's default is 2 MB)
-
-
-class _Checkpointer:
-    """Copies the write-ahead log back into the database file from its own connection and
-    thread, every ``interval_s``, so no request pays for it: left to itself SQLite checkpoints
-    inside the commit that crosses ``wal_autocheckpoint`` pages, which nearly doubled the mean
-    cost of a lease under churn. SQLite releases the GIL while it copies. Passive passes never
-    wait for writers, so under constant writes they never let the log start over; the store's
-    connection keeps checkpointing in its commits past ``AUTOCHECKPOINT_PAGES``, where it finds
-    most of the log already copied and the log restarts."""
-
-    def __init__(self, path: str, interval_s: float = 0.2) -> None:
-        self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._run, args=(path, interval_s), daemon=True,
-                                        name="sqlite-checkpoint")
-        self._thread.start()
-
-    def _run(self, path: str, interval_s: float) -> None:
-        db = sqlite3.connect(path, timeout=30.0, isolation_level=None, check_same_thread=False)
-        try:
-            while not self._stop.wait(interval_s):
-                try:
-                    db.execute("PRAGMA wal_checkpoint(PASSIVE)").fetchone()
-                except sqlite3.Error as exc:  # busy or failing disk: the next pass retries
-                    log.warning("WAL checkpoint of %s failed: %s", path, exc)
-        finally:
-            db.close()
-
-    def stop(self) -> None:
-        self._stop.set()
-        self._thread.join(timeout=5)
 
 
 class SQLiteStore(LeaseOps, Store):
@@ -114,7 +78,7 @@ class SQLiteStore(LeaseOps, Store):
         if self.path != ":memory:":
             # the backstop, in this connection's commits: the thread has copied most by then
             self._db.execute(f"PRAGMA wal_autocheckpoint={AUTOCHECKPOINT_PAGES}")
-            self._checkpointer = _Checkpointer(self.path)
+            self._checkpointer = Checkpointer(self.path)
 
     @contextmanager
     def _tx(self, write: bool = True, durable: bool = True) -> Iterator[sqlite3.Connection]:

@@ -100,7 +100,8 @@ def test_cli_lists_watches_and_cancels_a_server_job(tmp_path):
             assert c.post("/projects/p/lfs", json={"source": SLOW_LFS}).status_code == 201
             job = c.post("/projects/p/jobs", json={"kind": "round"}).json()
             deadline = time.monotonic() + 30
-            while c.get(f"/jobs/{job['id']}").json()["status"] != "running":
+            while not ((got := c.get(f"/jobs/{job['id']}").json())["status"] == "running"
+                       and got["total"] > 0):  # cancel mid-run, once it has reported progress
                 assert time.monotonic() < deadline
                 time.sleep(0.1)
             asked = cli("cancel", job["id"], data_dir=data)  # another process, as another replica
