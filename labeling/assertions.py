@@ -17,7 +17,10 @@ a column of ties makes the rank draw uniform):
   on standardised numeric features). ``perturbations`` independent copies are scored; the
   severity is the share of them that flip the prediction, ties broken by the mean total-variation
   distance of the probabilities. One copy makes it near-Boolean; several rank the items whose
-  prediction is least stable first.
+  prediction is least stable first. Each item's copies are fixed (seeded by the item's key and
+  the copy's number, not by the round), so a round-to-round drop in flips reflects the model
+  alone, and the perturbed copies are made and featurized once per pool, not every round. A
+  pool of more than ``MAX_RESCORED`` items is rescored on a fixed monitor subset of that size.
 * ``near_duplicate_conflict``: near-duplicate items (same normalised text or rounded features)
   get different predictions; every member of the cluster carries the cluster's severity (the
   share of members that disagree with the cluster's majority prediction), plus a tie-breaker
@@ -31,17 +34,25 @@ All five depend on the model (they are re-evaluated on each round's model).
 from __future__ import annotations
 
 import re
+import threading
+import zlib
+from collections import OrderedDict
 from collections.abc import Callable
 
 import numpy as np
 import pandas as pd
 
-__all__ = ["ASSERTION_NAMES", "PERTURBATIONS", "builtin_assertions", "duplicate_clusters",
-           "perturb_frame"]
+from labeling.features import frame_digest
+
+__all__ = ["ASSERTION_NAMES", "MAX_RESCORED", "PERTURBATIONS", "builtin_assertions",
+           "duplicate_clusters", "item_keys", "monitor_rows", "perturb_frame"]
 
 ASSERTION_NAMES = ["model_lf_disagree", "lm_em_disagree", "perturbation_flip",
                    "near_duplicate_conflict", "confident_lf_contradiction"]
 PERTURBATIONS = 5  # perturbed copies scored per round by ``perturbation_flip``
+MAX_RESCORED = 20_000  # items ``perturbation_flip`` rescores at most (a fixed monitor subset)
+_PERTURB_SALT = 0x5EED
+_MONITOR_SALT = 0x3A7
 _WORD = re.compile(r"\w+")
 _TOKEN = re.compile(r"\S+")
 _SPANS = ("span1_start", "span1_end", "span2_start", "span2_end")
@@ -77,13 +88,35 @@ def _drop_words(text: str, rng: np.random.Generator, drop: float,
     return " ".join(out), None
 
 
-def perturb_frame(frame: pd.DataFrame, rng: np.random.Generator, *, drop: float = 0.15,
-                  noise: float = 0.05) -> pd.DataFrame:
+def item_keys(frame: pd.DataFrame) -> np.ndarray:
+    """A stable 32-bit key per item (CRC32 of its ``id``, else of its text, else of its row
+    position): the same item gets the same key in every round and every process."""
+    if "id" in frame.columns:
+        values = [str(v) for v in frame["id"].tolist()]
+    elif "text" in frame.columns:
+        values = [t if isinstance(t, str) else "" for t in frame["text"].tolist()]
+    else:
+        values = [str(i) for i in range(len(frame))]
+    return np.array([zlib.crc32(v.encode("utf-8", "surrogatepass")) for v in values], dtype=np.int64)
+
+
+def perturb_frame(frame: pd.DataFrame, rng: np.random.Generator | None = None, *, copy: int = 0,
+                  drop: float = 0.15, noise: float = 0.05) -> pd.DataFrame:
     """A copy of ``frame`` with ~``drop`` of each text's words removed and Gaussian noise of
     ``noise`` standard deviations added to numeric feature columns. Relation items (entity-span
     columns ``span1_start`` ... ``span2_end``, character offsets) keep their entities whole, and
-    their offsets are rewritten to point at the same words in the shortened text."""
+    their offsets are rewritten to point at the same words in the shortened text.
+
+    With ``rng`` every row draws from it. Without, each row draws from its own stream, seeded by
+    the item's key (:func:`item_keys`) and ``copy``: an item's ``copy``-th perturbation is the
+    same in every round and whatever other rows the frame holds."""
     out = frame.copy()
+    n = len(out)
+    if rng is None:
+        keys = item_keys(frame)
+        streams = [np.random.default_rng([int(key), copy, _PERTURB_SALT]) for key in keys]
+    else:
+        streams = [rng] * n
     if "text" in out.columns and out["text"].notna().any():
         has_spans = all(c in out.columns for c in _SPANS)
         span_rows = out[list(_SPANS)].to_numpy() if has_spans else None
@@ -99,17 +132,52 @@ def perturb_frame(frame: pd.DataFrame, rng: np.random.Generator, *, drop: float 
                 texts.append(text)
                 new_spans.append(spans)
                 continue
-            t, s = _drop_words(text, rng, drop, spans)
+            t, s = _drop_words(text, streams[i], drop, spans)
             texts.append(t)
             new_spans.append(s)
         out["text"] = texts
         if has_spans:
             for j, col in enumerate(_SPANS):
                 out[col] = [s[j] if s is not None else out[col].iat[i] for i, s in enumerate(new_spans)]
-    for col in frame.attrs.get("feature_columns", []):
-        values = out[col].to_numpy(dtype=np.float64)
-        scale = np.nanstd(values) or 1.0
-        out[col] = values + rng.normal(scale=noise * scale, size=len(values))
+    cols = list(frame.attrs.get("feature_columns", []))
+    if cols and n:
+        shocks = (rng.normal(size=(n, len(cols))) if rng is not None
+                  else np.stack([g.normal(size=len(cols)) for g in streams]))
+        for j, col in enumerate(cols):
+            values = out[col].to_numpy(dtype=np.float64)
+            scale = np.nanstd(values) or 1.0
+            out[col] = values + noise * scale * shocks[:, j]
+    return out
+
+
+def monitor_rows(frame: pd.DataFrame, limit: int) -> np.ndarray:
+    """The rows ``perturbation_flip`` rescores: all of them up to ``limit``; on a larger pool, a
+    fixed monitor subset of ``limit`` rows (those with the smallest salted item keys), the same
+    every round while the pool is unchanged."""
+    n = len(frame)
+    if n <= limit:
+        return np.arange(n)
+    salted = (item_keys(frame) * 2654435761 + _MONITOR_SALT) % (1 << 32)
+    return np.sort(np.argsort(salted, kind="stable")[:limit])
+
+
+_PERTURBED: OrderedDict[tuple[str, int], pd.DataFrame] = OrderedDict()
+_PERTURBED_LOCK = threading.Lock()
+
+
+def _perturbed(frame: pd.DataFrame, copy: int) -> pd.DataFrame:
+    """``perturb_frame(frame, copy=copy)``, remembered for the last few frames: every round
+    perturbs the same pool in the same way, so later rounds only look the copies up."""
+    key = (frame_digest(frame), copy)
+    with _PERTURBED_LOCK:
+        if key in _PERTURBED:
+            _PERTURBED.move_to_end(key)
+            return _PERTURBED[key]
+    out = perturb_frame(frame, copy=copy)
+    with _PERTURBED_LOCK:
+        _PERTURBED[key] = out
+        while len(_PERTURBED) > 2 * PERTURBATIONS:
+            _PERTURBED.popitem(last=False)
     return out
 
 
@@ -127,10 +195,11 @@ def duplicate_clusters(frame: pd.DataFrame) -> np.ndarray:
 def builtin_assertions(
     frame: pd.DataFrame, probs: np.ndarray, votes: np.ndarray, lm_probs: np.ndarray | None,
     human: np.ndarray, perturbed_probs: Callable[[pd.DataFrame], np.ndarray] | None,
-    rng: np.random.Generator, *, perturbations: int = PERTURBATIONS,
+    rng: np.random.Generator, *, perturbations: int = PERTURBATIONS, max_rescored: int = MAX_RESCORED,
 ) -> tuple[list[str], np.ndarray, list[bool]]:
     """Evaluate the built-ins. ``probs`` (n, K) end-model probabilities; ``votes`` (n, m);
-    ``perturbed_probs(frame)`` re-scores a perturbed copy (called ``perturbations`` times).
+    ``perturbed_probs(frame)`` re-scores a perturbed copy (called ``perturbations`` times, on at
+    most ``max_rescored`` rows, see :func:`monitor_rows`).
     Returns names, (n, a) severities and whether each assertion depends on the model."""
     n, k = probs.shape
     rows = np.arange(n)
@@ -152,14 +221,16 @@ def builtin_assertions(
         lm_pred = lm_probs.argmax(axis=1)
         sev[:, 1] = np.where(covered & (lm_pred != pred), probs[rows, lm_pred] + 1e-6, 0.0)
     if perturbed_probs is not None and perturbations > 0:
-        flips = np.zeros(n)
-        tv = np.zeros(n)
-        for _ in range(perturbations):
-            alt = perturbed_probs(perturb_frame(frame, rng))
-            flips += alt.argmax(axis=1) != pred
-            tv += 0.5 * np.abs(alt - probs).sum(axis=1)
+        rows = monitor_rows(frame, max_rescored)
+        sub = frame if len(rows) == n else frame.iloc[rows]
+        flips = np.zeros(len(rows))
+        tv = np.zeros(len(rows))
+        for c in range(perturbations):
+            alt = perturbed_probs(_perturbed(sub, c))
+            flips += alt.argmax(axis=1) != pred[rows]
+            tv += 0.5 * np.abs(alt - probs[rows]).sum(axis=1)
         # the flip share orders; the mean distance (< 1) only breaks its ties
-        sev[:, 2] = np.where(flips > 0, flips / perturbations + tv / perturbations / (perturbations + 1), 0.0)
+        sev[rows, 2] = np.where(flips > 0, flips / perturbations + tv / perturbations / (perturbations + 1), 0.0)
     groups = duplicate_clusters(frame)
     pairs, counts = np.unique(groups * k + pred, return_counts=True)
     top = np.zeros(groups.max() + 1 if n else 0)

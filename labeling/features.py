@@ -56,6 +56,9 @@ class Featurizer:
     scaler_ : StandardScaler of the numeric columns, or None
     """
 
+    MEMO_MAX_ROWS = 50_000  # text frames up to this size are remembered by transform
+    MEMO_ENTRIES = 8
+
     def __init__(self, n_features: int = 2**18, ngram_range: tuple[int, int] = (1, 2),
                  char_ngrams: tuple[int, int] | None = (2, 4), char_max_rows: int = 200_000) -> None:
         self.n_features, self.ngram_range, self.char_ngrams = n_features, ngram_range, char_ngrams
@@ -146,9 +149,33 @@ class Featurizer:
 
     def transform(self, frame: pd.DataFrame):
         """(n rows) frame -> (n, d) float32: a CSR matrix when there is text, else a dense array.
-        Missing numeric values become the fitted mean (0 after scaling)."""
+        Missing numeric values become the fitted mean (0 after scaling).
+
+        Text frames of at most ``MEMO_MAX_ROWS`` rows are remembered (the last ``MEMO_ENTRIES``,
+        keyed by :func:`frame_digest`): the same frame transformed again, e.g. the perturbed
+        copies the built-in assertions score every round, costs one hash instead of tokenising
+        again. Treat the result as read-only."""
         if not hasattr(self, "text_"):
             raise NotFittedError("Featurizer.fit must be called before transform")
+        if not self.text_ or len(frame) > self.MEMO_MAX_ROWS:
+            return self._transform(frame)
+        key = frame_digest(frame)
+        with _CACHE_LOCK:
+            memo = self.__dict__.setdefault("_memo", OrderedDict())
+            if key in memo:
+                memo.move_to_end(key)
+                return memo[key]
+        out = self._transform(frame)
+        with _CACHE_LOCK:
+            memo[key] = out
+            while len(memo) > self.MEMO_ENTRIES:
+                memo.popitem(last=False)
+        return out
+
+    def __getstate__(self) -> dict:
+        return {k: v for k, v in self.__dict__.items() if k != "_memo"}
+
+    def _transform(self, frame: pd.DataFrame):
         counts = []
         if self.text_:
             if "text" not in frame.columns:

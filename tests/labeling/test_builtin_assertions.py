@@ -7,7 +7,8 @@ import numpy as np
 import pandas as pd
 from scipy.stats import rankdata
 
-from labeling.assertions import ASSERTION_NAMES, builtin_assertions, perturb_frame
+from labeling.assertions import ASSERTION_NAMES, builtin_assertions, monitor_rows, perturb_frame
+from labeling.features import Featurizer
 
 COL = {n: j for j, n in enumerate(ASSERTION_NAMES)}
 
@@ -99,3 +100,49 @@ def test_perturbation_drops_words_and_adds_noise_to_features():
     assert all(1 <= len(t.split()) <= 10 for t in out["text"])
     assert (out["text"] != frame["text"]).any()
     assert 0 < np.abs(out["x"] - frame["x"]).max() < 1.5
+
+
+def test_perturbations_are_fixed_per_item_and_copy():
+    """Without an rng, an item's k-th perturbed copy is the same in every round and whatever other
+    rows the frame holds, so a drop in flips measures the model, not fresh perturbation noise."""
+    texts = [" ".join(f"w{i}_{j}" for j in range(30)) for i in range(6)]
+    frame = pd.DataFrame({"id": [f"i{i}" for i in range(6)], "text": texts, "x": np.arange(6.0)})
+    frame.attrs["feature_columns"] = ["x"]
+    a = perturb_frame(frame, copy=0)
+    b = perturb_frame(frame, copy=0)
+    assert a["text"].tolist() == b["text"].tolist() and np.allclose(a["x"], b["x"])
+    sub = perturb_frame(frame.iloc[[4, 1]], copy=0)
+    assert sub["text"].tolist() == [a["text"].iat[4], a["text"].iat[1]]
+    other = perturb_frame(frame, copy=1)
+    assert (other["text"] != a["text"]).any()  # the copies differ from each other
+    assert (a["text"] != frame["text"]).all()
+
+
+def test_perturbation_flip_rescores_a_bounded_monitor_subset():
+    frame = pd.DataFrame({"id": [f"i{i}" for i in range(10)], "text": ["one two three four"] * 10})
+    probs = np.tile(np.array([[0.8, 0.2]], np.float32), (10, 1))
+    sizes = []
+
+    def rescore(f):
+        sizes.append(len(f))
+        return probs[: len(f), ::-1]  # every rescored item flips
+
+    s = run(frame, probs, np.zeros((10, 0)), rescore=rescore, perturbations=2,
+            max_rescored=4)[:, COL["perturbation_flip"]]
+    assert sizes == [4, 4] and (s > 0).sum() == 4
+    rows = monitor_rows(frame, 4)
+    assert np.flatnonzero(s > 0).tolist() == rows.tolist()
+    assert monitor_rows(frame, 4).tolist() == rows.tolist()  # the same subset every round
+    assert monitor_rows(frame, 10).tolist() == list(range(10))
+
+
+def test_featurizer_remembers_the_frames_it_transformed():
+    frame = pd.DataFrame({"text": [f"word{i} other{i % 3} text" for i in range(20)]})
+    feat = Featurizer(n_features=256).fit(frame)
+    copy = perturb_frame(frame, copy=0)
+    first = feat.transform(copy)
+    again = feat.transform(perturb_frame(frame, copy=0))
+    assert again is first  # looked up, not tokenised again
+    fresh = Featurizer(n_features=256).fit(frame).transform(copy)
+    assert (first != fresh).nnz == 0
+    assert feat.transform(frame) is not first
