@@ -2,37 +2,91 @@
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Annotated, TypeVar
+from typing import Annotated
 
 import anyio
 from fastapi import Depends, Request
 
 from api.service.annotate import ProjectCache
 from api.service.services import Services
+from api.storage.base import Store
+from api.storage.records import Lease, LeaseRequest
+from labeling.errors import LabelloopError
 
-T = TypeVar("T")
+
+class LeaseBatcher:
+    """Leases that reach the route in the same turn of the event loop share one store call
+    (:meth:`~api.storage.base.Store.lease_many`: one commit for SQLite, one round trip for
+    Redis), made on the next turn. The clock is read when that call starts. An in-process store
+    is called on the event loop, where its short calls are serialised anyway; a store that waits
+    on the network is called on at most ``limiter`` threads, so the loop keeps serving (and
+    gathering the next batch) meanwhile."""
+
+    def __init__(self, store: Store, clock: Callable[[], float],
+                 limiter: anyio.CapacityLimiter | None) -> None:
+        self.store, self.clock, self.limiter = store, clock, limiter
+        self._pending: list[tuple[LeaseRequest, asyncio.Future]] = []
+        self._running: set[asyncio.Task] = set()
+
+    async def lease(self, request: LeaseRequest) -> Lease:
+        loop = asyncio.get_running_loop()
+        done = loop.create_future()
+        self._pending.append((request, done))
+        if len(self._pending) == 1:
+            loop.call_soon(self._flush)
+        return await done
+
+    def _call(self, batch: list[tuple[LeaseRequest, asyncio.Future]]) -> list[Lease | LabelloopError]:
+        return self.store.lease_many([r for r, _ in batch], now=self.clock())
+
+    def _flush(self) -> None:
+        batch, self._pending = self._pending, []
+        if self.limiter is None:
+            try:
+                got: list | Exception = self._call(batch)
+            except Exception as e:  # the whole call failed: every request in it gets the error
+                got = e
+            self._deliver(batch, got)
+        else:
+            task = asyncio.ensure_future(self._in_thread(batch))
+            self._running.add(task)
+            task.add_done_callback(self._running.discard)
+
+    async def _in_thread(self, batch: list[tuple[LeaseRequest, asyncio.Future]]) -> None:
+        try:
+            got: list | Exception = await anyio.to_thread.run_sync(self._call, batch, limiter=self.limiter)
+        except Exception as e:
+            got = e
+        self._deliver(batch, got)
+
+    @staticmethod
+    def _deliver(batch: list[tuple[LeaseRequest, asyncio.Future]], got: list | Exception) -> None:
+        for i, (_, done) in enumerate(batch):
+            if done.done():  # its client went away
+                continue
+            one = got if isinstance(got, Exception) else got[i]
+            if isinstance(one, Exception):
+                done.set_exception(one)
+            else:
+                done.set_result(one)
 
 
 @dataclass
 class HotPath:
-    """What the lease route needs besides the services: the replica's project cache, and a small
-    thread limiter when the store waits on the network (``None``: call on the event loop)."""
+    """What the lease route needs besides the services: the replica's project cache and the
+    lease batcher."""
 
     projects: ProjectCache
-    limiter: anyio.CapacityLimiter | None
+    leases: LeaseBatcher
 
     @classmethod
     def for_services(cls, services: Services) -> HotPath:
         s, store = services.settings, services.store
         limiter = anyio.CapacityLimiter(s.store_threads) if store.waits_on_network else None
-        return cls(ProjectCache(store, s.project_cache_s), limiter)
-
-    async def run(self, call: Callable[[], T]) -> T:
-        if self.limiter is None:
-            return call()
-        return await anyio.to_thread.run_sync(call, limiter=self.limiter)
+        return cls(ProjectCache(store, s.project_cache_s), LeaseBatcher(store, services.clock, limiter))
 
 
 async def get_services(request: Request) -> Services:

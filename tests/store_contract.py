@@ -15,6 +15,7 @@ from api.storage.records import (
     ClassSpec,
     Item,
     Job,
+    LeaseRequest,
     LFRecord,
     Project,
     ProjectSettings,
@@ -176,6 +177,37 @@ class StoreContract:
         with pytest.raises(NotFound):
             store.lease("nope", "a", 1, n_eval=0, now=T0, ttl=1, lease_id="L")
 
+    def test_lease_many_is_the_same_leases_one_after_another(self, store):
+        make_project(store, n_items=8)
+        store.update_settings("p1", ProjectSettings(redundancy_fraction=1.0, redundancy_k=2))
+        reqs = [LeaseRequest("p1", "a", 3, 0, 60, "La"), LeaseRequest("p1", "b", 3, 0, 60, "Lb"),
+                LeaseRequest("p1", "a", 3, 0, 60, "La2")]
+        got = store.lease_many(reqs, now=T0)
+        # a's second lease skips what a holds; b may share a's items (each needs 2 annotators)
+        assert [lease.item_ids for lease in got] == [("i0", "i1", "i2"), ("i0", "i1", "i2"),
+                                                     ("i3", "i4", "i5")]
+        assert all(lease.expires_at == T0 + 60 for lease in got)
+        assert store.get_lease("Lb").item_ids == ("i0", "i1", "i2")
+        assert store.queue_depth("p1", now=T0)["leased"] == 9
+        third = store.lease("p1", "c", 8, n_eval=0, now=T0, ttl=60, lease_id="Lc")
+        assert third.item_ids == ("i3", "i4", "i5", "i6", "i7")  # i0-i2 have their two holders
+
+    def test_lease_many_keeps_going_past_a_refused_request(self, store):
+        make_project(store, n_items=4)
+        got = store.lease_many([
+            LeaseRequest("p1", "a", 2, 0, 60, "La"),
+            LeaseRequest("nope", "b", 2, 0, 60, "Lb"),
+            LeaseRequest("p1", "c", -1, 0, 60, "Lc"),
+            LeaseRequest("p1", "d", 5, 0, 60, "Ld"),
+        ], now=T0)
+        assert got[0].item_ids == ("i0", "i1") and got[3].item_ids == ("i2", "i3")
+        assert isinstance(got[1], NotFound) and "nope" in str(got[1])
+        assert isinstance(got[2], InvalidInput)
+        with pytest.raises(NotFound):  # the refused requests left nothing behind
+            store.get_lease("Lc")
+        assert store.queue_depth("p1", now=T0)["leased"] == 4
+        assert store.lease_many([], now=T0) == []
+
     # -- redundancy: some items need k distinct annotators ------------------------------
     def _redundant(self, store, n_items, fraction=1.0, k=2):
         make_project(store, n_items=n_items)
@@ -311,6 +343,19 @@ class StoreContract:
         store.put_votes("p1", "v3", np.array([1, -1, 0], dtype=np.int8), 2, "ValueError: x")
         votes, faults, err = store.get_votes("p1", "v3")
         assert votes.tolist() == [1, -1, 0] and faults == 2 and err == "ValueError: x"
+
+    def test_votes_written_under_a_fence_only_while_its_token_is_the_latest(self, store):
+        make_project(store)
+        name = "job:p1:apply_lfs"
+        t1 = store.acquire_lock(name, "a", 30, now=T0)
+        store.put_votes("p1", "v1", np.array([1, 0], dtype=np.int8), 0, None, fence=(name, t1))
+        t2 = store.acquire_lock(name, "b", 30, now=T0 + 31)  # a stalled past its hold
+        with pytest.raises(StaleToken, match="fencing"):
+            store.put_votes("p1", "v1", np.array([0, 0, 0], dtype=np.int8), 1, "late", fence=(name, t1))
+        votes, faults, err = store.get_votes("p1", "v1")
+        assert votes.tolist() == [1, 0] and faults == 0 and err is None
+        store.put_votes("p1", "v1", np.array([0, 1, 1], dtype=np.int8), 0, None, fence=(name, t2))
+        assert store.get_votes("p1", "v1")[0].tolist() == [0, 1, 1]
 
     def test_assertions_kept_apart_from_lfs(self, store):
         make_project(store)

@@ -35,21 +35,16 @@ def lease_json(lease: Lease) -> bytes:
         return LeaseOut.model_validate(doc).model_dump_json().encode()
 
 
-# The lease and submit routes are coroutines. An in-process store (SQLite) is called on the event
-# loop: its calls are short and serialised anyway, and skipping the thread hop keeps them near
-# hello-world speed. A store that waits on the network (Redis) is called on a few threads, so the
-# loop keeps serving other requests while the server runs one's lease script.
+# The lease and submit routes are coroutines. Leases go through the replica's batcher (see
+# ``api.deps.LeaseBatcher``): the requests of one event-loop turn share one store call.
 @router.post("/projects/{project_id}/leases", status_code=201, response_model=LeaseOut)
 async def lease(project_id: str, body: LeaseIn, s: ServicesDep, who: Annotator, hot: HotPathDep) -> Response:
     """Lease the next batch picked for this annotator. ``exhausted`` is true only when no item is
     left for them (not merely all leased to others right now)."""
     who.check_annotator(body.annotator)
-
-    def call() -> Lease:  # the clock is read when the call starts, not when it was queued
-        return svc.lease_batch(s.store, project_id, body.annotator, body.size, now=s.clock(),
-                               rng=s.rng, projects=hot.projects)
-
-    got = await hot.run(call)
+    request = svc.lease_request(s.store, project_id, body.annotator, body.size, now=s.clock(),
+                                rng=s.rng, projects=hot.projects)
+    got = await hot.leases.lease(request)
     return Response(lease_json(got), 201, media_type="application/json")
 
 

@@ -9,10 +9,11 @@ from dataclasses import dataclass
 import numpy as np
 
 from api.storage.base import Store
-from api.storage.records import ANNOTATION_KINDS, Annotation, Lease, Project, SubmitResult
+from api.storage.records import ANNOTATION_KINDS, Annotation, Lease, LeaseRequest, Project, SubmitResult
 from labeling.errors import InvalidInput, SchemaError
 
-__all__ = ["MAX_BATCH", "MAX_COMMENT", "AnnotationIn", "ProjectCache", "lease_batch", "submit_annotations"]
+__all__ = ["MAX_BATCH", "MAX_COMMENT", "AnnotationIn", "ProjectCache", "lease_batch", "lease_request",
+           "submit_annotations"]
 
 MAX_BATCH = 1000
 MAX_COMMENT = 4000
@@ -46,14 +47,15 @@ class ProjectCache:
         self._seen.pop(project_id, None)
 
 
-def lease_batch(
+def lease_request(
     store: Store, project_id: str, annotator: str, size: int | None, *, now: float,
     rng: np.random.Generator | Callable[[], np.random.Generator],
     projects: ProjectCache | None = None,
-) -> Lease:
-    """``rng``: a generator, or a function making one (called only when the evaluation slice is
-    mixed in, so the hot path draws nothing). ``projects``: where the project's settings are read
-    (default: the store, every time)."""
+) -> LeaseRequest:
+    """Check a lease request against the project's settings. ``rng``: a generator, or a function
+    making one (called only when the evaluation slice is mixed in, so the hot path draws
+    nothing). ``projects``: where the project's settings are read (default: the store, every
+    time)."""
     project = store.get_project(project_id) if projects is None else projects.get(project_id, now)
     n = project.settings.batch_size if size is None else size
     if not isinstance(n, int) or not 1 <= n <= MAX_BATCH:
@@ -62,10 +64,18 @@ def lease_batch(
     if frac and callable(rng):
         rng = rng()
     n_eval = int(rng.binomial(n, frac)) if frac else 0
-    return store.lease(
-        project_id, _annotator(annotator), n, n_eval=n_eval, now=now,
-        ttl=project.settings.lease_ttl_s, lease_id=f"lease-{secrets.token_hex(8)}",
-    )
+    return LeaseRequest(project_id, _annotator(annotator), n, n_eval, project.settings.lease_ttl_s,
+                        f"lease-{secrets.token_hex(8)}")
+
+
+def lease_batch(
+    store: Store, project_id: str, annotator: str, size: int | None, *, now: float,
+    rng: np.random.Generator | Callable[[], np.random.Generator],
+    projects: ProjectCache | None = None,
+) -> Lease:
+    """Lease the next batch for one annotator (see :func:`lease_request`)."""
+    r = lease_request(store, project_id, annotator, size, now=now, rng=rng, projects=projects)
+    return store.lease(r.project_id, r.annotator, r.n, n_eval=r.n_eval, now=now, ttl=r.ttl, lease_id=r.lease_id)
 
 
 @dataclass(frozen=True)

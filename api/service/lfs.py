@@ -70,9 +70,12 @@ def vote_matrix(
     executor: Executor,
     *,
     progress: Progress | None = None,
+    fence: tuple[str, int] | None = None,
 ) -> tuple[np.ndarray, list[dict]]:
     """(n, m) int8 votes of the active LFs over ``frame`` (all items, seq order), applying only
-    what the cache lacks. Returns the matrix and per-LF fault info."""
+    what the cache lacks. Returns the matrix and per-LF fault info. ``fence``: the running job's
+    (lock name, token), under which the new votes are cached (``StaleToken`` once it is not the
+    lock's latest)."""
     n = len(frame)
     active = [r for r in records if r.active]
     active_specs = specs(active)
@@ -96,7 +99,7 @@ def vote_matrix(
             votes = np.concatenate([old[:start], result.votes[:, col]])
             faults += int(result.faults[col])
             first = first or result.first_errors[col]
-            store.put_votes(project_id, version, votes, faults, first)
+            store.put_votes(project_id, version, votes, faults, first, fence=fence)
             cached[version] = (votes, faults, first)
         done += n - start
         if progress is not None:

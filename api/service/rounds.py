@@ -116,7 +116,7 @@ def run_round(
     lf_records = [r for r in store.list_lfs(project_id) if r.active]
     votes, lf_info = vote_matrix(
         store, project_id, lf_records, pool.frame, project.n_classes, executor,
-        progress=lambda d, t: report(round(d * n / max(t, 1)), total, "apply_lfs"),
+        progress=lambda d, t: report(round(d * n / max(t, 1)), total, "apply_lfs"), fence=fence,
     )
     assertion_records = [r for r in store.list_assertions(project_id) if r.active]
     load_assertions(assertion_specs(assertion_records))  # fail early, here, when one no longer loads

@@ -63,7 +63,8 @@ class Services:
             records = [r for r in self.store.list_lfs(project_id) if r.active]
             votes, info = vote_matrix(self.store, project_id, records, pool.frame,
                                       pool.project.n_classes, self.executor,
-                                      progress=lambda d, t: ctx.progress(d, t, "apply_lfs"))
+                                      progress=lambda d, t: ctx.progress(d, t, "apply_lfs"),
+                                      fence=ctx.fence)
             ctx.progress(len(pool.items), len(pool.items), "apply_lfs")
             return {"items": int(votes.shape[0]), "lfs": [
                 {k: e.get(k) for k in ("name", "version", "faults", "first_error")} for e in info],

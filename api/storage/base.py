@@ -29,13 +29,14 @@ from api.storage.records import (
     Item,
     Job,
     Lease,
+    LeaseRequest,
     LFRecord,
     Project,
     ProjectSettings,
     Round,
     SubmitResult,
 )
-from labeling.errors import InvalidInput
+from labeling.errors import InvalidInput, LabelloopError
 
 __all__ = ["Store"]
 
@@ -140,9 +141,12 @@ class Store(abc.ABC):
 
     @abc.abstractmethod
     def put_votes(
-        self, project_id: str, version: str, votes: np.ndarray, faults: int, first_error: str | None
+        self, project_id: str, version: str, votes: np.ndarray, faults: int, first_error: str | None,
+        *, fence: tuple[str, int] | None = None,
     ) -> None:
-        """Replace the cached votes of ``version`` (covering ``seq`` 0..len(votes)-1)."""
+        """Replace the cached votes of ``version`` (covering ``seq`` 0..len(votes)-1). With
+        ``fence`` (a job's lock name and token) they are written only while that token is the
+        lock's latest, else ``StaleToken`` and nothing changes."""
 
     # -- registered model assertions (user code or consistency specs) ---------------------
     @abc.abstractmethod
@@ -192,6 +196,19 @@ class Store(abc.ABC):
 
     @abc.abstractmethod
     def get_lease(self, lease_id: str) -> Lease: ...
+
+    def lease_many(self, requests: Sequence[LeaseRequest], *, now: float) -> list[Lease | LabelloopError]:
+        """Several annotators' leases at one ``now``, each as :meth:`lease` would give it, in
+        order: a lease or the error it raised (the others still happen). A store overrides this
+        to share one commit or one round trip among them."""
+        out: list[Lease | LabelloopError] = []
+        for r in requests:
+            try:
+                out.append(self.lease(r.project_id, r.annotator, r.n, n_eval=r.n_eval, now=now,
+                                      ttl=r.ttl, lease_id=r.lease_id))
+            except LabelloopError as e:
+                out.append(e)
+        return out
 
     @abc.abstractmethod
     def renew(self, lease_id: str, annotator: str, *, now: float, ttl: float) -> Lease:

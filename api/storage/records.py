@@ -22,6 +22,7 @@ __all__ = [
     "Job",
     "LFRecord",
     "Lease",
+    "LeaseRequest",
     "LeasedItem",
     "Project",
     "ProjectSettings",
@@ -136,6 +137,18 @@ class LeasedItem:
     item: Item
     reasons: dict[str, Any]
     eval: bool
+
+
+@dataclass(frozen=True)
+class LeaseRequest:
+    """One annotator's lease, as :meth:`api.storage.base.Store.lease_many` takes it."""
+
+    project_id: str
+    annotator: str
+    n: int
+    n_eval: int
+    ttl: float
+    lease_id: str
 
 
 @dataclass(frozen=True)

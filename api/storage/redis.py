@@ -132,13 +132,18 @@ class RedisStore(RedisLeaseOps, Store):
         try:
             return self._scripts[name](keys=list(keys), args=list(args))
         except redis.ResponseError as exc:
-            if isinstance(exc, _UNAVAILABLE):
-                raise
-            msg = str(exc)
+            raise self._refusal(exc) from None
+
+    @staticmethod
+    def _refusal(exc: redis.ResponseError) -> Exception:
+        """The store error a script's refusal stands for (``CONFLICT ...``, ``NOTFOUND ...``), or
+        the error itself when it is not one."""
+        msg = str(exc)
+        if not isinstance(exc, _UNAVAILABLE):
             for prefix, err in (("CONFLICT ", Conflict), ("NOTFOUND ", NotFound)):
                 if msg.startswith(prefix):
-                    raise err(msg[len(prefix):]) from None
-            raise
+                    return err(msg[len(prefix):])
+        return exc
 
     @_guarded
     def durability(self) -> dict[str, str | None]:
@@ -358,10 +363,15 @@ class RedisStore(RedisLeaseOps, Store):
         return bytes_to_array(data), int(faults), first.decode() if first else None
 
     @_guarded
-    def put_votes(self, project_id, version, votes, faults, first_error):
+    def put_votes(self, project_id, version, votes, faults, first_error, *, fence=None):
         mapping = {"data": array_to_bytes(np.asarray(votes, dtype=np.int8)), "faults": int(faults),
                    "first_error": first_error or ""}
-        self.r.hset(self.k.votes(project_id, version), mapping=mapping)
+
+        def writes(pipe: Any) -> None:
+            pipe.multi()
+            pipe.hset(self.k.votes(project_id, version), mapping=mapping)
+
+        self._fenced(fence, writes)
 
     # -- registered assertions: a hash name -> record JSON with its first-registration order --
     @_guarded
@@ -433,6 +443,12 @@ class RedisStore(RedisLeaseOps, Store):
             self._queue_writes(pipe, project_id, entries)
             pipe.rpush(self.k.p(project_id, "rounds"), enc.round_json)
 
+        self._fenced(fence, writes)
+
+    def _fenced(self, fence: tuple[str, int] | None, writes: Callable[[Any], None]) -> None:
+        """Run ``writes(pipe)`` (it starts with ``pipe.multi()``) as one MULTI/EXEC. With
+        ``fence``, the lock's token counter is WATCHed and read first: a token drawn after that
+        read aborts the EXEC, the check runs again and refuses with ``StaleToken``."""
         if fence is None:
             with self.r.pipeline(transaction=True) as pipe:
                 writes(pipe)

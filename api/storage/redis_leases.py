@@ -21,9 +21,10 @@ from api.storage.records import (
     Job,
     Lease,
     LeasedItem,
+    LeaseRequest,
     SubmitResult,
 )
-from labeling.errors import InvalidInput, NotFound, StaleToken
+from labeling.errors import InvalidInput, LabelloopError, NotFound, StaleToken
 
 __all__ = ["RedisLeaseOps"]
 
@@ -65,21 +66,52 @@ class RedisLeaseOps:
     # -- leases ---------------------------------------------------------------------------
     @_guarded
     def lease(self, project_id, annotator, n, *, n_eval, now, ttl, lease_id):
-        if n < 0 or n_eval < 0:
-            raise InvalidInput(f"lease size must be >= 0, got n={n}, n_eval={n_eval}")
-        _plain("annotator", annotator)
-        _plain("lease id", lease_id)
-        expires = now + ttl
-        out = self._run("LEASE", args=[self.k.ns, project_id, annotator, n, n_eval, repr(float(now)),
-                                       repr(float(expires)), lease_id])
+        req = LeaseRequest(project_id, annotator, n, n_eval, ttl, lease_id)
+        return self._leased(req, now, self._run("LEASE", args=self._lease_args(req, now)))
+
+    @_guarded
+    def lease_many(self, requests, *, now):
+        """One pipelined round trip for the lot; each lease is still one atomic script run."""
+        out: list[Lease | LabelloopError | None] = [None] * len(requests)
+        sent: list[int] = []
+        with self.r.pipeline(transaction=False) as pipe:
+            for i, req in enumerate(requests):
+                try:
+                    args = self._lease_args(req, now)
+                except LabelloopError as e:
+                    out[i] = e
+                    continue
+                self._scripts["LEASE"](args=args, client=pipe)
+                sent.append(i)
+            got = pipe.execute(raise_on_error=False) if sent else []
+        for i, res in zip(sent, got, strict=True):
+            if isinstance(res, Exception):
+                res = self._refusal(res)
+                if not isinstance(res, LabelloopError):
+                    raise res
+                out[i] = res
+            else:
+                out[i] = self._leased(requests[i], now, res)
+        return out
+
+    def _lease_args(self, req: LeaseRequest, now: float) -> list:
+        if req.n < 0 or req.n_eval < 0:
+            raise InvalidInput(f"lease size must be >= 0, got n={req.n}, n_eval={req.n_eval}")
+        _plain("annotator", req.annotator)
+        _plain("lease id", req.lease_id)
+        return [self.k.ns, req.project_id, req.annotator, req.n, req.n_eval, repr(float(now)),
+                repr(float(now + req.ttl)), req.lease_id]
+
+    @staticmethod
+    def _leased(req: LeaseRequest, now: float, out: list) -> Lease:
         rows = range(1, len(out), 5)  # item, is_eval, reasons, document, position per item
         leased = tuple(
             LeasedItem(_item(out[i].decode(), out[i + 3], out[i + 4]), json.loads(out[i + 2]),
                        out[i + 1] == b"1")
             for i in rows
         )
-        return Lease(lease_id, project_id, annotator, expires, tuple(li.item.id for li in leased),
-                     leased, exhausted=out[0] == b"1")
+        return Lease(req.lease_id, req.project_id, req.annotator, now + req.ttl,
+                     tuple(li.item.id for li in leased), leased, exhausted=out[0] == b"1")
 
     @_guarded
     def get_lease(self, lease_id: str) -> Lease:

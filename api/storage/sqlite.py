@@ -74,11 +74,26 @@ class SQLiteStore(LeaseOps, Store):
         self._db.execute(f"PRAGMA cache_size=-{CACHE_KIB}")
         self._db.executescript(SCHEMA)
         self._db.executescript(ASSERTIONS_SCHEMA)
+        self._migrate()
         self._checkpointer = None
         if self.path != ":memory:":
             # the backstop, in this connection's commits: the thread has copied most by then
             self._db.execute(f"PRAGMA wal_autocheckpoint={AUTOCHECKPOINT_PAGES}")
             self._checkpointer = Checkpointer(self.path)
+
+    def _migrate(self) -> None:
+        """A file from before the ``pool`` and ``holds`` tables (its items carry ``open`` and
+        ``held_until``, its live holds are ``lease_items`` rows in state 'open') gets them filled
+        from those, once."""
+        columns = {row[1] for row in self._db.execute("PRAGMA table_info(items)")}
+        if "open" not in columns or self._db.execute("PRAGMA user_version").fetchone()[0] >= 2:
+            return
+        with self._tx() as db:
+            db.execute("INSERT OR IGNORE INTO pool SELECT project_id, is_eval, rand_key, id FROM items"
+                       " WHERE open=1")
+            db.execute("INSERT OR IGNORE INTO holds SELECT project_id, item_id, lease_id, annotator,"
+                       " expires_at FROM lease_items WHERE state='open'")
+            db.execute("PRAGMA user_version=2")
 
     @contextmanager
     def _tx(self, write: bool = True, durable: bool = True) -> Iterator[sqlite3.Connection]:
@@ -185,6 +200,8 @@ class SQLiteStore(LeaseOps, Store):
                 " is_eval, rand_key) VALUES (?,?,?,?,?,?,?,?,?,?)",
                 new_rows,
             )
+            db.executemany("INSERT INTO pool VALUES (?,?,?,?)",
+                           [(r[0], r[8], r[9], r[1]) for r in new_rows])
             db.executemany(
                 "UPDATE items SET text=?, features=?, meta=?, votes=?, gold=?"
                 " WHERE project_id=? AND id=?",
@@ -268,9 +285,11 @@ class SQLiteStore(LeaseOps, Store):
             return np.empty(0, dtype=np.int8), 0, None
         return bytes_to_array(row[0]), row[1], row[2]
 
-    def put_votes(self, project_id, version, votes, faults, first_error):
+    def put_votes(self, project_id, version, votes, faults, first_error, *, fence=None):
         data = array_to_bytes(np.asarray(votes, dtype=np.int8))
         with self._tx() as db:
+            if fence is not None:
+                self._check_fence(db, *fence)
             db.execute(
                 "INSERT OR REPLACE INTO votes VALUES (?,?,?,?,?)",
                 (project_id, version, data, int(faults), first_error),
@@ -348,8 +367,7 @@ class SQLiteStore(LeaseOps, Store):
                 (project_id,),
             ).fetchone()
             (leased,) = db.execute(  # live holds (a redundant item may have several)
-                "SELECT COUNT(*) FROM lease_items INDEXED BY lease_items_live WHERE state='open'"
-                " AND expires_at>? AND project_id=?",
+                "SELECT COUNT(*) FROM holds INDEXED BY holds_expiry WHERE expires_at>? AND project_id=?",
                 (now, project_id),
             ).fetchone()
             open_ = total - done - flagged

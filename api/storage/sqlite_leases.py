@@ -1,46 +1,61 @@
 """Leases and annotations of the SQLite store (a mixin of :class:`api.storage.sqlite.SQLiteStore`).
 
-An item is ``open`` (in the partial index a lease walks) only while it is not flagged and its
-labels plus live holds are short of what it requires (1, or ``redundancy_k`` for the share of
-items ``redundancy_fraction`` draws by id hash). ``held_until`` is the latest expiry of its live
-holds (NULL when none). A lease first ends the holds that expired, each giving back one slot, so
-it reads the rows it returns plus the few the annotator already answered or holds.
+An item is in ``pool`` (what a lease walks, in hand-out order) only while it is not flagged and
+its labels plus live holds are short of what it requires (1, or ``redundancy_k`` for the share of
+items ``redundancy_fraction`` draws by id hash). ``holds`` has one row per live hold. A lease first
+ends the holds that expired, each giving back one slot, then takes rows from the front of the
+pool: it writes a few hot pages of these two narrow tables and none of the wide item rows.
 """
 
 from __future__ import annotations
 
 import json
 import sqlite3
+from collections.abc import Iterable
 from dataclasses import replace
 from typing import Any
 
-from api.storage.codec import dumps
-from api.storage.records import Annotation, Lease, LeasedItem, SubmitResult, required_answers
+from api.storage.records import Annotation, Lease, LeasedItem, LeaseRequest, SubmitResult, required_answers
 from api.storage.sqlite_rows import ANNOTATION_COLS, ITEM_COLS, annotation_from_row, item_from_row
-from labeling.errors import Conflict, InvalidInput, NotFound, StaleToken
+from labeling.errors import Conflict, InvalidInput, LabelloopError, NotFound, StaleToken
 
 __all__ = ["LeaseOps"]
+
+_COLS = ", ".join(f"i.{c.strip()}" for c in ITEM_COLS.split(","))
+# a pool row the annotator may take: not answered by them and not held by them already (an item
+# that needs several annotators stays in the pool while some hold it), with its live holds
+_CANDIDATE = (
+    f"SELECT {_COLS}, p.rand_key, i.n_labels,"
+    " (SELECT COUNT(*) FROM holds h WHERE h.project_id=p.project_id AND h.item_id=p.item_id), {reasons}"
+    " FROM {source} WHERE {where}"
+    " AND NOT EXISTS (SELECT 1 FROM answered a WHERE a.project_id=p.project_id"
+    " AND a.item_id=p.item_id AND a.annotator=:annotator)"
+    " AND NOT EXISTS (SELECT 1 FROM holds h WHERE h.project_id=p.project_id"
+    " AND h.item_id=p.item_id AND h.annotator=:annotator)"
+    " ORDER BY {order}"
+)
+_FROM_POOL = "pool p CROSS JOIN items i ON i.project_id=p.project_id AND i.id=p.item_id"
+_POOL_SQL = _CANDIDATE.format(reasons="NULL", source=_FROM_POOL,
+                              where="p.project_id=:p AND p.is_eval=:eval", order="p.rand_key")
+_QUEUE_SQL = _CANDIDATE.format(
+    reasons="q.reasons", order="q.rank", where="q.project_id=:p AND i.is_eval=0",
+    source="queue q INDEXED BY queue_rank CROSS JOIN items i ON i.project_id=q.project_id"
+    " AND i.id=q.item_id CROSS JOIN pool p ON p.project_id=i.project_id AND p.is_eval=0"
+    " AND p.rand_key=i.rand_key AND p.item_id=i.id",
+)
+_LIVE_HOLDS = "(SELECT COUNT(*) FROM holds h WHERE h.project_id=i.project_id AND h.item_id=i.id)"
+# put items back in the pool, or take them out, after their labels or holds changed
+_REOPEN = ("INSERT OR IGNORE INTO pool SELECT i.project_id, i.is_eval, i.rand_key, i.id FROM items i"
+           f" WHERE i.project_id=?1 AND i.id=?2 AND i.flagged=0 AND i.n_labels+{_LIVE_HOLDS}<?3")
+_CLOSE = ("DELETE FROM pool WHERE (project_id, is_eval, rand_key, item_id) IN (SELECT i.project_id,"
+          " i.is_eval, i.rand_key, i.id FROM items i WHERE i.project_id=?1 AND i.id=?2"
+          f" AND (i.flagged=1 OR i.n_labels+{_LIVE_HOLDS}>=?3))")
 
 
 class LeaseOps:
     """Needs ``self._tx`` and ``self._project`` from the store."""
 
     # -- leases ---------------------------------------------------------------------------
-    # offered only if the annotator has not answered the item and holds no live lease on it (an
-    # open item with ``held_until`` set is one still short of its redundant holders)
-    _AVAILABLE = (
-        " AND NOT EXISTS (SELECT 1 FROM answered a WHERE a.project_id=i.project_id"
-        " AND a.item_id=i.id AND a.annotator=:annotator)"
-        " AND (i.held_until IS NULL OR NOT EXISTS (SELECT 1 FROM lease_items l"
-        " WHERE l.project_id=i.project_id AND l.item_id=i.id AND l.state='open'"
-        " AND l.annotator=:annotator))"
-    )
-    # an item's live holds, and what follows from them: its latest hold expiry and whether it is
-    # open (not flagged, and its labels plus live holds short of what it requires)
-    _HOLDS = ("(SELECT {what} FROM lease_items l INDEXED BY lease_items_item"
-              " WHERE l.project_id=items.project_id"
-              " AND l.item_id=items.id AND l.state='open')")
-
     @staticmethod
     def _redundancy(db: sqlite3.Connection, project_id: str) -> tuple[float, int]:
         row = db.execute(
@@ -52,11 +67,20 @@ class LeaseOps:
         return float(row[0] or 0.0), int(row[1] or 1)
 
     @classmethod
+    def _settle(cls, db: sqlite3.Connection, project_id: str, ids: Iterable[str], *,
+                may_close: bool) -> None:
+        """Bring the pool rows of ``ids`` in line with their labels and remaining holds: back in
+        when short of answers, and (``may_close``) out when not."""
+        fraction, k = cls._redundancy(db, project_id)
+        rows = [(project_id, i, required_answers(i, fraction, k)) for i in ids]
+        if may_close:
+            db.executemany(_CLOSE, rows)
+        db.executemany(_REOPEN, rows)
+
+    @classmethod
     def _reclaim(cls, db: sqlite3.Connection, now: float, project_id: str | None = None) -> int:
-        """End the holds whose expiry passed (their lease items become 'expired'); each item gets
-        back only the expired holder's slot."""
-        sql = ("SELECT lease_id, project_id, item_id FROM lease_items INDEXED BY lease_items_live"
-               " WHERE state='open' AND expires_at<=?")  # only live holds, never the history
+        """End the holds whose expiry passed; each item gets back only the expired holder's slot."""
+        sql = "SELECT project_id, item_id, lease_id FROM holds INDEXED BY holds_expiry WHERE expires_at<=?"
         params: tuple = (now,)
         if project_id is not None:
             sql += " AND project_id=?"
@@ -64,110 +88,89 @@ class LeaseOps:
         rows = db.execute(sql, params).fetchall()
         if not rows:
             return 0
-        db.executemany("UPDATE lease_items SET state='expired' WHERE lease_id=? AND item_id=?",
-                       [(r[0], r[2]) for r in rows])
+        db.executemany("DELETE FROM holds WHERE project_id=? AND item_id=? AND lease_id=?", rows)
         by_project: dict[str, set[str]] = {}
-        for r in rows:
-            by_project.setdefault(r[1], set()).add(r[2])
+        for pid, iid, _ in rows:
+            by_project.setdefault(pid, set()).add(iid)
         for pid, ids in by_project.items():
-            cls._refresh(db, pid, sorted(ids))
+            cls._settle(db, pid, sorted(ids), may_close=False)
         return len(rows)
 
-    @staticmethod
-    def _refresh(db: sqlite3.Connection, project_id: str, ids: list[str]) -> None:
-        """Recompute ``held_until`` and ``open`` of items from their remaining live holds (one
-        grouped read, one batch of plain updates)."""
-        left: dict[str, tuple[int, float]] = {}
-        for start in range(0, len(ids), 500):
-            chunk = ids[start:start + 500]
-            left.update((r[0], (r[1], r[2])) for r in db.execute(
-                "SELECT item_id, COUNT(*), MAX(expires_at) FROM lease_items INDEXED BY"
-                f" lease_items_item WHERE project_id=? AND item_id IN ({','.join('?' * len(chunk))})"
-                " AND state='open' GROUP BY item_id", (project_id, *chunk)))
-        db.executemany(
-            "UPDATE items SET held_until=?, open=(flagged=0 AND n_labels+?<required)"
-            " WHERE project_id=? AND id=?",
-            [(left.get(i, (0, None))[1], left.get(i, (0, None))[0], project_id, i) for i in ids],
-        )
-
     def lease(self, project_id, annotator, n, *, n_eval, now, ttl, lease_id):
-        if n < 0 or n_eval < 0:
-            raise InvalidInput(f"lease size must be >= 0, got n={n}, n_eval={n_eval}")
-        args = {"p": project_id, "annotator": annotator, "now": now}
-        cols = ", ".join(f"i.{c.strip()}" for c in ITEM_COLS.split(","))
-        expires = now + ttl
+        got = self.lease_many([LeaseRequest(project_id, annotator, n, n_eval, ttl, lease_id)], now=now)[0]
+        if isinstance(got, Exception):
+            raise got
+        return got
+
+    def lease_many(self, requests, *, now):
+        """All in one transaction (one commit for the lot), each in its own savepoint."""
+        out: list[Lease | LabelloopError] = []
         with self._tx(durable=False) as db:
-            fraction, k = self._redundancy(db, project_id)
+            reclaimed: set[str] = set()
+            for req in requests:
+                db.execute("SAVEPOINT lease")
+                try:
+                    out.append(self._lease_in(db, req, now, reclaim=req.project_id not in reclaimed))
+                    reclaimed.add(req.project_id)
+                except LabelloopError as e:
+                    db.execute("ROLLBACK TO lease")
+                    out.append(e)
+                db.execute("RELEASE lease")
+        return out
+
+    def _lease_in(self, db: sqlite3.Connection, req: LeaseRequest, now: float, *, reclaim: bool) -> Lease:
+        if req.n < 0 or req.n_eval < 0:
+            raise InvalidInput(f"lease size must be >= 0, got n={req.n}, n_eval={req.n_eval}")
+        project_id, n = req.project_id, req.n
+        fraction, k = self._redundancy(db, project_id)
+        if reclaim:  # once per project and transaction
             self._reclaim(db, now, project_id)
-            picked: dict[str, LeasedItem] = {}
-            state: list[tuple] = []  # (required, open after this lease, held_until, project, id)
+        args = {"p": project_id, "annotator": req.annotator}
+        expires = now + req.ttl
+        picked: dict[str, LeasedItem] = {}
+        closed: list[tuple] = []  # pool rows that leave the pool: (project, is_eval, rand_key, id)
 
-            def take(sql: str, limit: int, is_eval: bool) -> None:
-                added = 0
-                if limit <= 0:
-                    return
-                for row in db.execute(sql, args):  # the cursor streams in index order
-                    iid = row[0]
-                    if iid in picked:
-                        continue
-                    n_labels, held_until = row[-3], row[-2]
-                    holds = 0 if held_until is None else db.execute(
-                        "SELECT COUNT(*) FROM lease_items WHERE project_id=? AND item_id=?"
-                        " AND state='open'", (project_id, iid)).fetchone()[0]
-                    required = required_answers(iid, fraction, k)
-                    if n_labels + holds >= required:  # the settings changed: no room left
-                        state.append((required, 0, held_until, project_id, iid))
-                        continue
-                    reasons = (json.loads(row[-1]) if row[-1] else
-                               {"strategy": "evaluation_slice" if is_eval else "pool_order"})
-                    picked[iid] = LeasedItem(item_from_row(row), reasons, is_eval)
-                    state.append((required, int(n_labels + holds + 1 < required),
-                                  max(expires, held_until or expires), project_id, iid))
-                    added += 1
-                    if added >= limit:
-                        break
+        def take(sql: str, limit: int, is_eval: bool) -> None:
+            added = 0
+            if limit <= 0:
+                return
+            for row in db.execute(sql, {**args, "eval": int(is_eval)}):  # streams in hand-out order
+                iid = row[0]
+                if iid in picked:
+                    continue
+                rand_key, n_labels, holds = row[-4], row[-3], row[-2]
+                required = required_answers(iid, fraction, k)
+                if n_labels + holds >= required:  # the settings changed: no room left
+                    closed.append((project_id, int(is_eval), rand_key, iid))
+                    continue
+                reasons = (json.loads(row[-1]) if row[-1] else
+                           {"strategy": "evaluation_slice" if is_eval else "pool_order"})
+                picked[iid] = LeasedItem(item_from_row(row), reasons, is_eval)
+                if n_labels + holds + 1 >= required:
+                    closed.append((project_id, int(is_eval), rand_key, iid))
+                added += 1
+                if added >= limit:
+                    break
 
-            tail = ", i.n_labels, i.held_until"
-            eval_sql = (
-                f"SELECT {cols}{tail}, NULL FROM items i WHERE i.project_id=:p AND i.is_eval=1"
-                " AND i.open=1" + self._AVAILABLE + " ORDER BY i.rand_key"
-            )
-            take(eval_sql, min(n_eval, n), True)
-            queue_sql = (
-                f"SELECT {cols}{tail}, q.reasons FROM queue q JOIN items i ON"
-                " i.project_id=q.project_id AND i.id=q.item_id WHERE q.project_id=:p"
-                " AND i.is_eval=0 AND i.open=1" + self._AVAILABLE + " ORDER BY q.rank"
-            )
-            pool_sql = (
-                f"SELECT {cols}{tail}, NULL FROM items i WHERE i.project_id=:p AND i.is_eval=0"
-                " AND i.open=1" + self._AVAILABLE + " ORDER BY i.rand_key"
-            )
-            take(queue_sql, n - len(picked), False)
-            take(pool_sql, n - len(picked), False)
-            take(eval_sql, n - len(picked), True)  # fill from the slice when the pool is dry
-            if state:
-                db.executemany(
-                    "UPDATE items SET required=?, open=?, held_until=? WHERE project_id=? AND id=?",
-                    state,
-                )
-            exhausted = False
-            if picked:
-                db.execute(
-                    "INSERT INTO leases VALUES (?,?,?,?)", (lease_id, project_id, annotator, now)
-                )
-                db.executemany(
-                    "INSERT INTO lease_items VALUES (?,?,?,?,?,'open',?,?)",
-                    [(lease_id, project_id, iid, annotator, expires, int(li.eval), dumps(li.reasons))
-                     for iid, li in picked.items()],
-                )
-            else:  # nothing open is left for them; only a live hold may still come back
-                exhausted = db.execute(
-                    "SELECT 1 FROM items i WHERE i.project_id=:p AND i.held_until IS NOT NULL"
-                    " AND NOT EXISTS (SELECT 1 FROM answered a WHERE a.project_id=i.project_id"
-                    " AND a.item_id=i.id AND a.annotator=:annotator) LIMIT 1", args,
-                ).fetchone() is None
-        return Lease(lease_id, project_id, annotator, expires, tuple(picked), tuple(picked.values()),
-                     exhausted=exhausted)
+        take(_POOL_SQL, min(req.n_eval, n), True)
+        take(_QUEUE_SQL, n - len(picked), False)
+        take(_POOL_SQL, n - len(picked), False)
+        take(_POOL_SQL, n - len(picked), True)  # fill from the slice when the pool is dry
+        db.executemany("DELETE FROM pool WHERE project_id=? AND is_eval=? AND rand_key=? AND item_id=?",
+                       closed)
+        exhausted = False
+        if picked:
+            db.execute("INSERT INTO leases VALUES (?,?,?,?)", (req.lease_id, project_id, req.annotator, now))
+            db.executemany("INSERT INTO holds VALUES (?,?,?,?,?)",
+                           [(project_id, iid, req.lease_id, req.annotator, expires) for iid in picked])
+        else:  # nothing open is left for them; only a live hold may still come back
+            exhausted = db.execute(
+                "SELECT 1 FROM holds h WHERE h.project_id=:p AND NOT EXISTS (SELECT 1 FROM answered a"
+                " WHERE a.project_id=h.project_id AND a.item_id=h.item_id AND a.annotator=:annotator)"
+                " LIMIT 1", args,
+            ).fetchone() is None
+        return Lease(req.lease_id, project_id, req.annotator, expires, tuple(picked),
+                     tuple(picked.values()), exhausted=exhausted)
 
     def _lease_row(self, db: sqlite3.Connection, lease_id: str) -> tuple[str, str]:
         row = db.execute("SELECT project_id, annotator FROM leases WHERE id=?", (lease_id,)).fetchone()
@@ -178,47 +181,38 @@ class LeaseOps:
     def get_lease(self, lease_id: str) -> Lease:
         with self._tx(write=False) as db:
             project_id, annotator = self._lease_row(db, lease_id)
-            rows = db.execute(
-                "SELECT item_id, expires_at FROM lease_items WHERE lease_id=? AND state='open'",
-                (lease_id,),
-            ).fetchall()
+            rows = db.execute("SELECT item_id, expires_at FROM holds WHERE lease_id=?", (lease_id,)).fetchall()
         expires = max((r[1] for r in rows), default=0.0)
         return Lease(lease_id, project_id, annotator, expires, tuple(r[0] for r in rows))
 
+    def _own_lease(self, db: sqlite3.Connection, lease_id: str, annotator: str) -> str:
+        project_id, owner = self._lease_row(db, lease_id)
+        if owner != annotator:
+            raise Conflict(f"lease {lease_id!r} belongs to another annotator")
+        return project_id
+
     def renew(self, lease_id, annotator, *, now, ttl):
         with self._tx() as db:
-            project_id, owner = self._lease_row(db, lease_id)
-            if owner != annotator:
-                raise Conflict(f"lease {lease_id!r} belongs to another annotator")
-            cur = db.execute(
-                "UPDATE lease_items SET expires_at=? WHERE lease_id=? AND state='open'"
-                " AND expires_at>?",
-                (now + ttl, lease_id, now),
-            )
+            self._own_lease(db, lease_id, annotator)
+            cur = db.execute("UPDATE holds SET expires_at=? WHERE lease_id=? AND expires_at>?",
+                             (now + ttl, lease_id, now))
             if cur.rowcount == 0:
                 raise Conflict(f"lease {lease_id!r} has expired or holds no open items")
-            rows = db.execute("SELECT item_id FROM lease_items WHERE lease_id=? AND state='open'",
-                              (lease_id,)).fetchall()
-            self._refresh(db, project_id, [r[0] for r in rows])
         return self.get_lease(lease_id)
 
     def release(self, lease_id, annotator, *, item_ids=None, now):
         with self._tx() as db:
-            project_id, owner = self._lease_row(db, lease_id)
-            if owner != annotator:
-                raise Conflict(f"lease {lease_id!r} belongs to another annotator")
-            sql = "SELECT item_id FROM lease_items WHERE lease_id=? AND state='open'"
+            project_id = self._own_lease(db, lease_id, annotator)
+            sql = "SELECT item_id FROM holds WHERE lease_id=?"
             params: list[Any] = [lease_id]
             if item_ids is not None:
                 sql += f" AND item_id IN ({','.join('?' * len(item_ids))})"
                 params += list(item_ids)
-            rows = db.execute(sql, params).fetchall()
-            db.executemany(
-                "UPDATE lease_items SET state='released' WHERE lease_id=? AND item_id=?",
-                [(lease_id, r[0]) for r in rows],
-            )
-            self._refresh(db, project_id, [r[0] for r in rows])
-            return len(rows)
+            ids = [r[0] for r in db.execute(sql, params)]
+            db.executemany("DELETE FROM holds WHERE project_id=? AND item_id=? AND lease_id=?",
+                           [(project_id, i, lease_id) for i in ids])
+            self._settle(db, project_id, ids, may_close=False)
+            return len(ids)
 
     def expire(self, now: float) -> int:
         with self._tx() as db:
@@ -258,7 +252,6 @@ class LeaseOps:
     def submit(self, annotations, *, now):
         results: list[SubmitResult] = []
         with self._tx() as db:
-            redundancy: dict[str, tuple[float, int]] = {}
             for ann in annotations:
                 if ann.idempotency_key is not None:
                     row = db.execute(
@@ -269,19 +262,16 @@ class LeaseOps:
                         results.append(SubmitResult(annotation_from_row(row), duplicate=True))
                         continue
                 live = db.execute(
-                    "SELECT annotator, expires_at FROM lease_items WHERE lease_id=? AND item_id=?"
-                    " AND project_id=? AND state='open'",
-                    (ann.lease_id, ann.item_id, ann.project_id),
+                    "SELECT annotator FROM holds WHERE project_id=? AND item_id=? AND lease_id=?",
+                    (ann.project_id, ann.item_id, ann.lease_id),
                 ).fetchone()
                 if live is None or live[0] != ann.annotator:
                     raise Conflict(
                         f"item {ann.item_id!r} is not open in lease {ann.lease_id!r} of annotator "
                         f"{ann.annotator!r} (wrong lease, already answered, released or expired)"
                     )
-                db.execute(
-                    "UPDATE lease_items SET state='done' WHERE lease_id=? AND item_id=?",
-                    (ann.lease_id, ann.item_id),
-                )
+                db.execute("DELETE FROM holds WHERE project_id=? AND item_id=? AND lease_id=?",
+                           (ann.project_id, ann.item_id, ann.lease_id))
                 cur = db.execute(
                     "INSERT INTO annotations (project_id, item_id, annotator, kind, label, comment,"
                     " lease_id, idem_key, time_spent, created_at) VALUES (?,?,?,?,?,?,?,?,?,?)",
@@ -292,19 +282,16 @@ class LeaseOps:
                     "INSERT OR IGNORE INTO answered VALUES (?,?,?)",
                     (ann.project_id, ann.item_id, ann.annotator),
                 )
-                if ann.project_id not in redundancy:
-                    redundancy[ann.project_id] = self._redundancy(db, ann.project_id)
-                required = required_answers(ann.item_id, *redundancy[ann.project_id])
-                labels, flag = int(ann.kind == "label"), int(ann.kind == "flag")
-                # this hold ends; the item stays open while its labels plus the other live holds
-                # are short of what it requires (a skip leaves it open for the others)
+                fraction, k = self._redundancy(db, ann.project_id)
+                # this hold ends; the item stays in the pool while its labels plus the other live
+                # holds are short of what it requires (a skip leaves it there for the others)
                 db.execute(
-                    "UPDATE items SET n_labels=n_labels+?, flagged=(flagged OR ?), required=?,"
-                    " held_until=" + self._HOLDS.format(what="MAX(l.expires_at)") + ","
-                    " open=(flagged=0 AND ?=0 AND n_labels+?+" + self._HOLDS.format(what="COUNT(*)")
-                    + "<?) WHERE project_id=? AND id=?",
-                    (labels, flag, required, flag, labels, required, ann.project_id, ann.item_id),
+                    "UPDATE items SET n_labels=n_labels+?, flagged=(flagged OR ?), required=?"
+                    " WHERE project_id=? AND id=?",
+                    (int(ann.kind == "label"), int(ann.kind == "flag"),
+                     required_answers(ann.item_id, fraction, k), ann.project_id, ann.item_id),
                 )
+                self._settle(db, ann.project_id, [ann.item_id], may_close=True)
                 results.append(
                     SubmitResult(replace(ann, seq=cur.lastrowid, created_at=now), duplicate=False)
                 )

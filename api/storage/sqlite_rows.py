@@ -17,23 +17,28 @@ CREATE TABLE IF NOT EXISTS items (
     text TEXT, features TEXT NOT NULL, meta TEXT NOT NULL, votes TEXT, gold INTEGER,
     is_eval INTEGER NOT NULL, rand_key REAL NOT NULL,
     required INTEGER NOT NULL DEFAULT 1, n_labels INTEGER NOT NULL DEFAULT 0,
-    flagged INTEGER NOT NULL DEFAULT 0, open INTEGER NOT NULL DEFAULT 1, held_until REAL,
+    flagged INTEGER NOT NULL DEFAULT 0,
     PRIMARY KEY (project_id, id), UNIQUE (project_id, seq));
-CREATE INDEX IF NOT EXISTS items_open ON items (project_id, is_eval, rand_key) WHERE open = 1;
-CREATE INDEX IF NOT EXISTS items_held ON items (project_id, held_until) WHERE held_until IS NOT NULL;
+-- the items a lease may hand out now, in the order it hands them out: not flagged, and labels
+-- plus live holds short of what the item requires. Leases take rows from the front and expired
+-- holds put them back near it, so the pages a lease writes are few and hot; the wide item rows
+-- are written only when an answer comes in.
+CREATE TABLE IF NOT EXISTS pool (
+    project_id TEXT NOT NULL, is_eval INTEGER NOT NULL, rand_key REAL NOT NULL, item_id TEXT NOT NULL,
+    PRIMARY KEY (project_id, is_eval, rand_key, item_id)) WITHOUT ROWID;
 CREATE TABLE IF NOT EXISTS queue (
     project_id TEXT NOT NULL, item_id TEXT NOT NULL, rank INTEGER NOT NULL,
     score REAL NOT NULL, reasons TEXT NOT NULL, PRIMARY KEY (project_id, item_id));
 CREATE INDEX IF NOT EXISTS queue_rank ON queue (project_id, rank);
 CREATE TABLE IF NOT EXISTS leases (
     id TEXT PRIMARY KEY, project_id TEXT NOT NULL, annotator TEXT NOT NULL, created_at REAL NOT NULL);
-CREATE TABLE IF NOT EXISTS lease_items (
-    lease_id TEXT NOT NULL, project_id TEXT NOT NULL, item_id TEXT NOT NULL,
-    annotator TEXT NOT NULL, expires_at REAL NOT NULL, state TEXT NOT NULL,
-    is_eval INTEGER NOT NULL, reasons TEXT NOT NULL,
-    PRIMARY KEY (lease_id, item_id));
-CREATE INDEX IF NOT EXISTS lease_items_item ON lease_items (project_id, item_id, state);
-CREATE INDEX IF NOT EXISTS lease_items_live ON lease_items (state, expires_at);
+-- live holds only: a hold is deleted when it is answered, released or expired
+CREATE TABLE IF NOT EXISTS holds (
+    project_id TEXT NOT NULL, item_id TEXT NOT NULL, lease_id TEXT NOT NULL,
+    annotator TEXT NOT NULL, expires_at REAL NOT NULL,
+    PRIMARY KEY (project_id, item_id, lease_id)) WITHOUT ROWID;
+CREATE INDEX IF NOT EXISTS holds_lease ON holds (lease_id);
+CREATE INDEX IF NOT EXISTS holds_expiry ON holds (expires_at);
 CREATE TABLE IF NOT EXISTS answered (
     project_id TEXT NOT NULL, item_id TEXT NOT NULL, annotator TEXT NOT NULL,
     PRIMARY KEY (project_id, item_id, annotator));

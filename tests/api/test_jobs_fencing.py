@@ -41,14 +41,14 @@ class TakeOverBeforeOutputs:
     """The store as the stale job sees it: just before its first round output is written, the
     ``take_over`` callback runs (once), then the write goes to the real store."""
 
-    OUTPUTS = ("put_array", "set_queue", "add_round", "commit_round")
-
-    def __init__(self, store, take_over) -> None:
+    def __init__(self, store, take_over,
+                 outputs=("put_array", "set_queue", "add_round", "commit_round")) -> None:
         self._store, self._take_over, self.fired = store, take_over, False
+        self.outputs = outputs
 
     def __getattr__(self, name: str):
         attr = getattr(self._store, name)
-        if name not in self.OUTPUTS:
+        if name not in self.outputs:
             return attr
 
         def call(*args, **kwargs):
@@ -95,6 +95,28 @@ def test_round_job_that_lost_its_lock_stores_no_outputs(store, tmp_path):
     lease = store.lease("p", "ann", 3, n_eval=0, now=T0, ttl=60, lease_id="L")
     assert [(li.item.id, li.reasons) for li in lease.items[:2]] == [
         ("i3", {"strategy": "newer"}), ("i1", {"strategy": "newer"})]
+
+
+def test_apply_lfs_job_that_lost_its_lock_caches_no_votes(store, tmp_path):
+    other = JobRunner(store, clock=lambda: T0 + TTL + 1, lock_ttl_s=TTL)
+    newer: dict = {}
+
+    def take_over() -> None:
+        job = other.submit("p", "apply_lfs", lambda ctx: {"newer": True})
+        newer["job"] = other.wait(job.id, timeout=60)
+
+    stale_view = TakeOverBeforeOutputs(store, take_over, outputs=("put_votes",))
+    services = Services(stale_view, InProcessExecutor(),
+                        Settings(data_dir=tmp_path, job_lock_ttl_s=TTL), clock=lambda: T0)
+    try:
+        stale = services.jobs.wait(services.start_apply_lfs("p").id, timeout=120)
+    finally:
+        services.jobs.shutdown()
+        other.shutdown()
+    assert stale_view.fired and newer["job"].status == "succeeded", newer
+    assert stale.status == "failed", stale
+    records = store.list_lfs("p")
+    assert records and all(store.get_votes("p", r.version)[0].size == 0 for r in records)
 
 
 def test_redis_commit_is_refused_when_the_lock_changes_hands_mid_commit(redis_store, monkeypatch):

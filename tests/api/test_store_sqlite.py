@@ -41,3 +41,56 @@ def test_checkpointer_copies_the_log_into_the_database_file_off_the_request_path
     again = SQLiteStore(path)
     assert again.count_items("p") == 5000
     again.close()
+
+
+def test_a_file_from_before_the_pool_table_keeps_its_open_items_and_live_holds(tmp_path):
+    """Schema 1 kept availability in item columns and holds as 'open' lease rows; opening such a
+    file fills the pool and the holds from them, once."""
+    import sqlite3
+
+    from api.storage.records import ProjectSettings
+    from tests.store_contract import T0, make_project
+
+    path = tmp_path / "old.db"
+    db = sqlite3.connect(path)
+    db.executescript("""
+        CREATE TABLE items (
+            project_id TEXT NOT NULL, id TEXT NOT NULL, seq INTEGER NOT NULL,
+            text TEXT, features TEXT NOT NULL, meta TEXT NOT NULL, votes TEXT, gold INTEGER,
+            is_eval INTEGER NOT NULL, rand_key REAL NOT NULL,
+            required INTEGER NOT NULL DEFAULT 1, n_labels INTEGER NOT NULL DEFAULT 0,
+            flagged INTEGER NOT NULL DEFAULT 0, open INTEGER NOT NULL DEFAULT 1, held_until REAL,
+            PRIMARY KEY (project_id, id), UNIQUE (project_id, seq));
+        CREATE TABLE lease_items (
+            lease_id TEXT NOT NULL, project_id TEXT NOT NULL, item_id TEXT NOT NULL,
+            annotator TEXT NOT NULL, expires_at REAL NOT NULL, state TEXT NOT NULL,
+            is_eval INTEGER NOT NULL, reasons TEXT NOT NULL, PRIMARY KEY (lease_id, item_id));
+    """)
+    db.close()
+    s = SQLiteStore(path)
+    make_project(s, n_items=4)  # fills the new pool table too
+    s.close()
+    db = sqlite3.connect(path)  # make it look like schema 1: i1 held by 'a', i2 done
+    db.execute("DELETE FROM pool")
+    db.execute("UPDATE items SET open=0, held_until=? WHERE id='i1'", (T0 + 60,))
+    db.execute("UPDATE items SET open=0, n_labels=1 WHERE id='i2'")
+    db.execute("INSERT INTO lease_items VALUES ('La','p1','i1','a',?,'open',0,'{}')", (T0 + 60,))
+    db.execute("INSERT INTO leases VALUES ('La','p1','a',?)", (T0,))
+    db.execute("PRAGMA user_version=0")
+    db.commit()
+    db.close()
+
+    s = SQLiteStore(path)
+    try:
+        assert s.lease("p1", "b", 5, n_eval=0, now=T0, ttl=60, lease_id="Lb").item_ids == ("i0", "i3")
+        assert s.get_lease("La").item_ids == ("i1",)
+        assert s.renew("La", "a", now=T0 + 1, ttl=60).expires_at == T0 + 61
+        s.update_settings("p1", ProjectSettings())
+    finally:
+        s.close()
+    s = SQLiteStore(path)  # the second opening changes nothing
+    try:
+        assert s.queue_depth("p1", now=T0 + 2)["leased"] == 3
+        assert s.lease("p1", "c", 5, n_eval=0, now=T0 + 2, ttl=60, lease_id="Lc").item_ids == ()
+    finally:
+        s.close()
