@@ -9,9 +9,14 @@ a column of ties makes the rank draw uniform):
   against the prediction times the model's own probability for the label those votes give (the
   most-voted contradicting label). Many LFs against a model that almost agrees with them is the
   likeliest model error; one LF against a model that is sure of itself, the least likely.
+  Only credible LFs count (:func:`credible_sources`): one that the human labels show to be no
+  better than chance where it voted is treated as abstaining. On a set whose single LF is as
+  often wrong as right on the contested items (COSINE IMDB: the end model is right on 80% of
+  the items where it overrides the LF), the assertion stops firing once the labels show it.
 * ``lm_em_disagree``: label model and end model predict different classes (on items the LFs
   cover). Severity: the end model's probability for the label model's class, i.e. how close the
-  end model is to siding with the label model.
+  end model is to siding with the label model. Abstains while the label model's hard vote is
+  discredited the same way.
 * ``perturbation_flip``: the prediction changes under small perturbations of the input (a few
   words dropped from text, never inside entity spans, whose offsets follow the edit; small noise
   on standardised numeric features). ``perturbations`` independent copies are scored; the
@@ -28,7 +33,9 @@ a column of ties makes the rank draw uniform):
 * ``confident_lf_contradiction``: the model confidently (>= 0.8) contradicts an LF that human
   labels show to be precise (>= 90% on >= 5 labels); severity: the model's confidence.
 
-All five depend on the model (they are re-evaluated on each round's model).
+All five depend on the model (they are re-evaluated on each round's model), except that an LF
+assertion whose sources are all discredited is reported as not model-dependent: its firings
+stopped because of the labels, not the model, so BAL gives that drop no reward.
 """
 
 from __future__ import annotations
@@ -41,16 +48,18 @@ from collections.abc import Callable
 
 import numpy as np
 import pandas as pd
+from scipy.stats import beta as beta_dist
 
 from labeling.features import frame_digest
 
-__all__ = ["ASSERTION_NAMES", "MAX_RESCORED", "PERTURBATIONS", "builtin_assertions",
-           "duplicate_clusters", "item_keys", "monitor_rows", "perturb_frame"]
+__all__ = ["ASSERTION_NAMES", "DISCREDIT_LEVEL", "MAX_RESCORED", "PERTURBATIONS", "builtin_assertions",
+           "credible_sources", "duplicate_clusters", "item_keys", "monitor_rows", "perturb_frame"]
 
 ASSERTION_NAMES = ["model_lf_disagree", "lm_em_disagree", "perturbation_flip",
                    "near_duplicate_conflict", "confident_lf_contradiction"]
 PERTURBATIONS = 5  # perturbed copies scored per round by ``perturbation_flip``
 MAX_RESCORED = 20_000  # items ``perturbation_flip`` rescores at most (a fixed monitor subset)
+DISCREDIT_LEVEL = 0.05  # see ``credible_sources``
 _PERTURB_SALT = 0x5EED
 _MONITOR_SALT = 0x3A7
 _WORD = re.compile(r"\w+")
@@ -192,6 +201,22 @@ def duplicate_clusters(frame: pd.DataFrame) -> np.ndarray:
     return pd.Series(keys).factorize()[0]
 
 
+def credible_sources(votes: np.ndarray, human: np.ndarray, k: int, *,
+                     level: float = DISCREDIT_LEVEL) -> np.ndarray:
+    """Per vote column (an LF, or the label model's hard vote): False once the human labels show
+    it to be no better than chance where it voted, i.e. when, under a uniform prior, the posterior
+    probability that its accuracy exceeds 1/k is below ``level``. A source that is wrong at least
+    as often as a coin on the labelled items is no evidence against the model, so its
+    contradictions flag no model error. Without labels every source is credible."""
+    m = votes.shape[1]
+    if not m:
+        return np.ones(0, dtype=bool)
+    labeled = (human >= 0)[:, None] & (votes >= 0)
+    hits = (labeled & (votes == human[:, None])).sum(axis=0)
+    seen = labeled.sum(axis=0)
+    return beta_dist.sf(1.0 / k, 1 + hits, 1 + seen - hits) >= level
+
+
 def builtin_assertions(
     frame: pd.DataFrame, probs: np.ndarray, votes: np.ndarray, lm_probs: np.ndarray | None,
     human: np.ndarray, perturbed_probs: Callable[[pd.DataFrame], np.ndarray] | None,
@@ -206,8 +231,10 @@ def builtin_assertions(
     pred = probs.argmax(axis=1)
     conf = probs.max(axis=1)
     sev = np.zeros((n, len(ASSERTION_NAMES)), dtype=np.float64)
+    credible = credible_sources(votes, human, k)
+    lm_credible = True
     if votes.shape[1]:
-        voted = votes >= 0
+        voted = (votes >= 0) & credible[None, :]  # discredited LFs count as abstaining
         against = voted & (votes != pred[:, None])
         n_against = against.sum(axis=1)
         total = voted.sum(axis=1)
@@ -219,7 +246,10 @@ def builtin_assertions(
     if lm_probs is not None:
         covered = (votes >= 0).any(axis=1) if votes.shape[1] else np.zeros(n, bool)
         lm_pred = lm_probs.argmax(axis=1)
-        sev[:, 1] = np.where(covered & (lm_pred != pred), probs[rows, lm_pred] + 1e-6, 0.0)
+        lm_vote = np.where(covered, lm_pred, -1)[:, None]
+        lm_credible = bool(credible_sources(lm_vote, human, k)[0])
+        if lm_credible:
+            sev[:, 1] = np.where(covered & (lm_pred != pred), probs[rows, lm_pred] + 1e-6, 0.0)
     if perturbed_probs is not None and perturbations > 0:
         rows = monitor_rows(frame, max_rescored)
         sub = frame if len(rows) == n else frame.iloc[rows]
@@ -254,4 +284,9 @@ def builtin_assertions(
             if fired.sum() >= 5 and (votes[fired, j] == human[fired]).mean() >= 0.9:
                 hit = (votes[:, j] >= 0) & (votes[:, j] != pred) & (conf >= 0.8)
                 sev[:, 4] = np.maximum(sev[:, 4], np.where(hit, conf, 0.0))
-    return list(ASSERTION_NAMES), sev.astype(np.float32), [True] * len(ASSERTION_NAMES)
+    # an LF assertion whose sources are all discredited has nothing left to check the model
+    # against: its firings stop because of the labels, not the model, so they earn no reward
+    dependent = [True] * len(ASSERTION_NAMES)
+    dependent[0] = bool(votes.shape[1] == 0 or credible.any())
+    dependent[1] = bool(lm_probs is None or lm_credible)
+    return list(ASSERTION_NAMES), sev.astype(np.float32), dependent
