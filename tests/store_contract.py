@@ -170,6 +170,18 @@ class StoreContract:
         assert store.expire(T0 + 11) == 2
         assert store.queue_depth("p1", now=T0 + 11)["leased"] == 0
 
+    def test_thousands_of_expired_holds_come_back(self, store):
+        make_project(store, n_items=2500)
+        for k, size in enumerate((1000, 1000, 500)):
+            store.lease("p1", f"a{k}", size, n_eval=0, now=T0, ttl=60, lease_id=f"L{k}")
+        late = store.lease("p1", "b", 1000, n_eval=0, now=T0 + 61, ttl=60, lease_id="Lb")
+        assert len(late.item_ids) == 1000
+        store.expire(T0 + 61)
+        depth = store.queue_depth("p1", now=T0 + 61)
+        assert depth["leased"] == 1000 and depth["open"] == 2500
+        rest = store.lease("p1", "c", 1000, n_eval=0, now=T0 + 62, ttl=60, lease_id="Lc")
+        assert len(rest.item_ids) == 1000 and not set(rest.item_ids) & set(late.item_ids)
+
     def test_bad_lease_size(self, store):
         make_project(store)
         with pytest.raises(InvalidInput):

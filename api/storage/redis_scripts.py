@@ -133,18 +133,28 @@ local expires, lease_id = ARGV[7], ARGV[8]
 if redundancy(pid) == nil then return redis.error_reply('NOTFOUND unknown project ' .. pid) end
 local picked, order, full = {}, {}, {}
 -- expired holds of this project end first, each giving back its holder's slot (late holders are
--- refused)
-for _, m in ipairs(redis.call('ZRANGEBYSCORE', pk(pid, 'held'), '-inf', ARGV[6])) do
-  local f = split(m)
-  local h = redis.call('HGET', pk(pid, 'hold'), m)
-  if h then
-    local lid = split(h)[1]
-    set_state(lid, f[1], 'expired')
-    unhold(pid, f[1], f[2], lid)
-  else
-    redis.call('ZREM', pk(pid, 'held'), m)
+-- refused), a few calls per key for all of them
+-- (at most 1000 per lease, the sweeper ends the rest)
+local expired = redis.call('ZRANGEBYSCORE', pk(pid, 'held'), '-inf', ARGV[6], 'LIMIT', 0, 1000)
+if #expired > 0 then
+  local holders, ended, marks = redis.call('HMGET', pk(pid, 'hold'), unpack(expired)), {}, {}
+  for i, m in ipairs(expired) do
+    if holders[i] then
+      local item, lid = split(m)[1], split(holders[i])[1]
+      set_state(lid, item, 'expired')
+      ended[#ended + 1] = m
+      marks[#marks + 1] = pid .. SEP .. item .. SEP .. lid
+      if redis.call('HINCRBY', pk(pid, 'nholds'), item, -1) <= 0 then
+        redis.call('HDEL', pk(pid, 'nholds'), item)
+      end
+    end
   end
-  place(pid, f[1])
+  if #ended > 0 then
+    redis.call('HDEL', pk(pid, 'hold'), unpack(ended))
+    redis.call('ZREM', ns .. ':expiry', unpack(marks))
+  end
+  redis.call('ZREM', pk(pid, 'held'), unpack(expired))
+  for _, m in ipairs(expired) do place(pid, split(m)[1]) end
 end
 -- the pools hold only items with room for another holder; skip those this annotator answered or
 -- holds, and (after a settings change) those with no room left
@@ -201,23 +211,40 @@ if #order == 0 then
 end
 local out = {'0'}
 redis.call('HSET', lkey(lease_id), 'project', pid, 'annotator', annotator, 'created_at', ARGV[6])
+-- one call per key for the whole batch
+local holds, held, expiry, records, gone = {}, {}, {}, {}, {}
 for _, item in ipairs(order) do
   local m = item .. SEP .. annotator
   redis.call('HINCRBY', pk(pid, 'nholds'), item, 1)
-  redis.call('HSET', pk(pid, 'hold'), m, lease_id .. SEP .. expires)
-  redis.call('ZADD', pk(pid, 'held'), expires, m)
-  redis.call('ZADD', ns .. ':expiry', expires, pid .. SEP .. item .. SEP .. lease_id)
-  redis.call('HSET', litems(lease_id), item, record('open', expires, picked[item][1], picked[item][2]))
+  holds[#holds + 1] = m
+  holds[#holds + 1] = lease_id .. SEP .. expires
+  held[#held + 1] = expires
+  held[#held + 1] = m
+  expiry[#expiry + 1] = expires
+  expiry[#expiry + 1] = pid .. SEP .. item .. SEP .. lease_id
+  records[#records + 1] = item
+  records[#records + 1] = record('open', expires, picked[item][1], picked[item][2])
   -- it sat in its pool (queue items were checked against it); it leaves when this hold fills it
   if picked[item][3] + 1 >= required(pid, item) then
-    redis.call('ZREM', pk(pid, picked[item][1] == '1' and 'evalpool' or 'pool'), item)
+    local key = pk(pid, picked[item][1] == '1' and 'evalpool' or 'pool')
+    gone[key] = gone[key] or {}
+    table.insert(gone[key], item)
   end
+end
+redis.call('HSET', pk(pid, 'hold'), unpack(holds))
+redis.call('ZADD', pk(pid, 'held'), unpack(held))
+redis.call('ZADD', ns .. ':expiry', unpack(expiry))
+redis.call('HSET', litems(lease_id), unpack(records))
+for key, items in pairs(gone) do redis.call('ZREM', key, unpack(items)) end
+-- the items themselves, so the caller needs no second round trip
+local docs = redis.call('HMGET', pk(pid, 'items'), unpack(order))
+local pos = redis.call('HMGET', pk(pid, 'pos'), unpack(order))
+for i, item in ipairs(order) do
   out[#out + 1] = item
   out[#out + 1] = picked[item][1]
   out[#out + 1] = picked[item][2]
-  -- the item itself, so the caller needs no second round trip
-  out[#out + 1] = redis.call('HGET', pk(pid, 'items'), item)
-  out[#out + 1] = redis.call('HGET', pk(pid, 'pos'), item)
+  out[#out + 1] = docs[i]
+  out[#out + 1] = pos[i]
 end
 keep(lease_id, expires, now)
 return out
