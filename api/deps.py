@@ -20,14 +20,14 @@ from labeling.errors import LabelloopError
 class LeaseBatcher:
     """Leases that reach the route in the same turn of the event loop share one store call
     (:meth:`~api.storage.base.Store.lease_many`: one commit for SQLite, one round trip for
-    Redis), made on the next turn. The clock is read when that call starts. An in-process store
-    is called on the event loop, where its short calls are serialised anyway; a store that waits
-    on the network is called on at most ``limiter`` threads, so the loop keeps serving (and
-    gathering the next batch) meanwhile."""
+    Redis), made on the next turn, ``most`` requests to a call. The clock is read when that call
+    starts. An in-process store is called on the event loop, where its short calls are
+    serialised anyway; a store that waits on the network is called on at most ``limiter``
+    threads, so the loop keeps serving (and gathering the next batch) meanwhile."""
 
     def __init__(self, store: Store, clock: Callable[[], float],
-                 limiter: anyio.CapacityLimiter | None) -> None:
-        self.store, self.clock, self.limiter = store, clock, limiter
+                 limiter: anyio.CapacityLimiter | None, most: int = 64) -> None:
+        self.store, self.clock, self.limiter, self.most = store, clock, limiter, most
         self._pending: list[tuple[LeaseRequest, asyncio.Future]] = []
         self._running: set[asyncio.Task] = set()
 
@@ -43,7 +43,9 @@ class LeaseBatcher:
         return self.store.lease_many([r for r, _ in batch], now=self.clock())
 
     def _flush(self) -> None:
-        batch, self._pending = self._pending, []
+        batch, self._pending = self._pending[:self.most], self._pending[self.most:]
+        if self._pending:  # the rest after the loop's next look at the sockets
+            asyncio.get_running_loop().call_soon(self._flush)
         if self.limiter is None:
             try:
                 got: list | Exception = self._call(batch)

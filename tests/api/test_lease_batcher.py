@@ -53,6 +53,24 @@ def test_one_turn_of_requests_is_one_store_call(either_store, threaded):
     assert all(lease.expires_at == T0 + 60 for lease in got)
 
 
+def test_a_crowd_is_split_into_calls_of_at_most_most(tmp_path):
+    from api.storage.sqlite import SQLiteStore
+
+    store = SQLiteStore(tmp_path / "s.db")
+    make_project(store, n_items=200)
+    counted = Counted(store)
+    leases = LeaseBatcher(counted, lambda: T0, None, most=64)
+
+    async def main():
+        return await asyncio.gather(*(leases.lease(LeaseRequest("p1", f"a{k}", 1, 0, 60, f"L{k}"))
+                                      for k in range(150)))
+
+    got = asyncio.run(main())
+    store.close()
+    assert counted.calls == [64, 64, 22]
+    assert [lease.item_ids for lease in got] == [(f"i{k}",) for k in range(150)]
+
+
 def test_a_failed_store_call_fails_its_requests_only(tmp_path):
     from api.storage.sqlite import SQLiteStore
 
