@@ -182,6 +182,17 @@ class StoreContract:
         rest = store.lease("p1", "c", 1000, n_eval=0, now=T0 + 62, ttl=60, lease_id="Lc")
         assert len(rest.item_ids) == 1000 and not set(rest.item_ids) & set(late.item_ids)
 
+    def test_a_lease_never_runs_before_a_sweep_that_ran_first(self, store):
+        """Replicas read their own clocks, and a call may wait after reading it: a lease stamped
+        before the end of a hold that a sweep already ended runs at the sweep's time."""
+        make_project(store, n_items=2)
+        store.lease("p1", "a", 2, n_eval=0, now=T0, ttl=10, lease_id="La")
+        assert store.expire(T0 + 20) == 2
+        late = store.lease("p1", "b", 2, n_eval=0, now=T0 + 5, ttl=10, lease_id="Lb")
+        assert late.item_ids == ("i0", "i1") and late.expires_at == T0 + 30
+        assert store.get_lease("Lb").expires_at == T0 + 30
+        assert store.lease_many([LeaseRequest("p1", "c", 1, 0, 10, "Lc")], now=T0 + 1)[0].expires_at == T0 + 30
+
     def test_bad_lease_size(self, store):
         make_project(store)
         with pytest.raises(InvalidInput):

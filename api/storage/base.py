@@ -192,7 +192,11 @@ class Store(abc.ABC):
         will be (no item still needs this annotator's answer, held or not).
 
         An item that requires k answers (``ProjectSettings.redundancy_fraction`` and ``_k``) may
-        be held by up to k - (labels so far) distinct annotators at once, never twice by one."""
+        be held by up to k - (labels so far) distinct annotators at once, never twice by one.
+
+        Leases and sweeps (:meth:`expire`) run at ``now`` or at the latest time one of them ran
+        at, whichever is later (callers' clocks differ, and a call may wait after reading its
+        clock): a lease never starts before the end of a hold that was ended before it ran."""
 
     @abc.abstractmethod
     def get_lease(self, lease_id: str) -> Lease: ...

@@ -67,7 +67,7 @@ class RedisLeaseOps:
     @_guarded
     def lease(self, project_id, annotator, n, *, n_eval, now, ttl, lease_id):
         req = LeaseRequest(project_id, annotator, n, n_eval, ttl, lease_id)
-        return self._leased(req, now, self._run("LEASE", args=self._lease_args(req, now)))
+        return self._leased(req, self._run("LEASE", args=self._lease_args(req, now)))
 
     @_guarded
     def lease_many(self, requests, *, now):
@@ -91,7 +91,7 @@ class RedisLeaseOps:
                     raise res
                 out[i] = res
             else:
-                out[i] = self._leased(requests[i], now, res)
+                out[i] = self._leased(requests[i], res)
         return out
 
     def _lease_args(self, req: LeaseRequest, now: float) -> list:
@@ -100,17 +100,17 @@ class RedisLeaseOps:
         _plain("annotator", req.annotator)
         _plain("lease id", req.lease_id)
         return [self.k.ns, req.project_id, req.annotator, req.n, req.n_eval, repr(float(now)),
-                repr(float(now + req.ttl)), req.lease_id]
+                repr(float(req.ttl)), req.lease_id]
 
     @staticmethod
-    def _leased(req: LeaseRequest, now: float, out: list) -> Lease:
-        rows = range(1, len(out), 5)  # item, is_eval, reasons, document, position per item
+    def _leased(req: LeaseRequest, out: list) -> Lease:
+        rows = range(2, len(out), 5)  # item, is_eval, reasons, document, position per item
         leased = tuple(
             LeasedItem(_item(out[i].decode(), out[i + 3], out[i + 4]), json.loads(out[i + 2]),
                        out[i + 1] == b"1")
             for i in rows
         )
-        return Lease(req.lease_id, req.project_id, req.annotator, now + req.ttl,
+        return Lease(req.lease_id, req.project_id, req.annotator, float(out[1]),
                      tuple(li.item.id for li in leased), leased, exhausted=out[0] == b"1")
 
     @_guarded

@@ -72,6 +72,16 @@ local function unhold(pid, item, annotator, lid)
   end
   redis.call('ZREM', ns .. ':expiry', pid .. SEP .. item .. SEP .. lid)
 end
+-- The lease clock: a lease or a sweep never runs at a time before one that already ran. Replicas
+-- read their own clocks, and a call may wait between reading its clock and running here; without
+-- this, a hold ended by one replica's sweep could go to a lease stamped before that hold's end.
+-- Returns the time to use, as a number and as the text to compare scores with.
+local function lease_clock(t)
+  local last = redis.call('GET', ns .. ':clock')
+  if last and tonumber(last) >= tonumber(t) then return tonumber(last), last end
+  redis.call('SET', ns .. ':clock', t)
+  return tonumber(t), t
+end
 -- lease records live a day past their last expiry, then Redis drops them (a late submit on a
 -- forgotten lease is refused like any other)
 local KEEP_S = 86400
@@ -124,18 +134,19 @@ return {inserted, updated}
 """
 
 LEASE = COMMON + r"""
--- ARGV: ns, pid, annotator, n, n_eval, now, expires, lease_id
--- returns: exhausted ('1' when the lease is empty and nothing is left for this annotator), then
--- item, is_eval, reasons, item document, position record for each leased item
+-- ARGV: ns, pid, annotator, n, n_eval, now, ttl, lease_id
+-- returns: exhausted ('1' when the lease is empty and nothing is left for this annotator), the
+-- expiry, then item, is_eval, reasons, item document, position record for each leased item
 local pid, annotator = ARGV[2], ARGV[3]
-local n, n_eval, now = tonumber(ARGV[4]), tonumber(ARGV[5]), tonumber(ARGV[6])
-local expires, lease_id = ARGV[7], ARGV[8]
+local n, n_eval, lease_id = tonumber(ARGV[4]), tonumber(ARGV[5]), ARGV[8]
 if redundancy(pid) == nil then return redis.error_reply('NOTFOUND unknown project ' .. pid) end
+local now, now_text = lease_clock(ARGV[6])
+local expires = string.format('%.17g', now + tonumber(ARGV[7]))
 local picked, order, full = {}, {}, {}
 -- expired holds of this project end first, each giving back its holder's slot (late holders are
 -- refused), a few calls per key for all of them
 -- (at most 1000 per lease, the sweeper ends the rest)
-local expired = redis.call('ZRANGEBYSCORE', pk(pid, 'held'), '-inf', ARGV[6], 'LIMIT', 0, 1000)
+local expired = redis.call('ZRANGEBYSCORE', pk(pid, 'held'), '-inf', now_text, 'LIMIT', 0, 1000)
 if #expired > 0 then
   local holders, ended, marks = redis.call('HMGET', pk(pid, 'hold'), unpack(expired)), {}, {}
   for i, m in ipairs(expired) do
@@ -204,12 +215,12 @@ if #order == 0 then
   -- (theirs or another's) may still come back to them
   for _, m in ipairs(redis.call('ZRANGE', pk(pid, 'held'), 0, -1)) do
     if redis.call('SISMEMBER', pk(pid, 'answered'), split(m)[1] .. SEP .. annotator) == 0 then
-      return {'0'}
+      return {'0', expires}
     end
   end
-  return {'1'}
+  return {'1', expires}
 end
-local out = {'0'}
+local out = {'0', expires}
 redis.call('HSET', lkey(lease_id), 'project', pid, 'annotator', annotator, 'created_at', ARGV[6])
 -- one call per key for the whole batch
 local holds, held, expiry, records, gone = {}, {}, {}, {}, {}
@@ -309,7 +320,8 @@ return released
 
 EXPIRE = COMMON + r"""
 -- ARGV: ns, now
-local due = redis.call('ZRANGEBYSCORE', ns .. ':expiry', '-inf', ARGV[2])
+local _, now_text = lease_clock(ARGV[2])
+local due = redis.call('ZRANGEBYSCORE', ns .. ':expiry', '-inf', now_text)
 local n = 0
 for _, member in ipairs(due) do
   local f = split(member)

@@ -77,6 +77,18 @@ class LeaseOps:
             db.executemany(_CLOSE, rows)
         db.executemany(_REOPEN, rows)
 
+    @staticmethod
+    def _lease_clock(db: sqlite3.Connection, now: float) -> float:
+        """The time a lease or a sweep runs at: ``now``, or the latest time one ran at if that
+        is later. Callers read their clocks before they wait for the write lock (other threads,
+        other processes on the file), so without this a hold ended by a sweep could go to a
+        lease stamped before that hold's end."""
+        row = db.execute("SELECT now FROM lease_clock").fetchone()
+        if row is not None and row[0] >= now:
+            return row[0]
+        db.execute("INSERT OR REPLACE INTO lease_clock VALUES (0, ?)", (now,))
+        return now
+
     @classmethod
     def _reclaim(cls, db: sqlite3.Connection, now: float, project_id: str | None = None) -> int:
         """End the holds whose expiry passed; each item gets back only the expired holder's slot."""
@@ -106,6 +118,7 @@ class LeaseOps:
         """All in one transaction (one commit for the lot), each in its own savepoint."""
         out: list[Lease | LabelloopError] = []
         with self._tx(durable=False) as db:
+            now = self._lease_clock(db, now)
             reclaimed: set[str] = set()
             for req in requests:
                 db.execute("SAVEPOINT lease")
@@ -216,7 +229,7 @@ class LeaseOps:
 
     def expire(self, now: float) -> int:
         with self._tx() as db:
-            return self._reclaim(db, now)
+            return self._reclaim(db, self._lease_clock(db, now))
 
     # -- locks with fencing tokens ----------------------------------------------------------
     def acquire_lock(self, name: str, owner: str, ttl_s: float, now: float) -> int | None:

@@ -39,6 +39,8 @@ CREATE TABLE IF NOT EXISTS holds (
     PRIMARY KEY (project_id, item_id, lease_id)) WITHOUT ROWID;
 CREATE INDEX IF NOT EXISTS holds_lease ON holds (lease_id);
 CREATE INDEX IF NOT EXISTS holds_expiry ON holds (expires_at);
+-- the latest time a lease or a sweep ran at (see ``LeaseOps._lease_clock``)
+CREATE TABLE IF NOT EXISTS lease_clock (id INTEGER PRIMARY KEY CHECK (id = 0), now REAL NOT NULL);
 CREATE TABLE IF NOT EXISTS answered (
     project_id TEXT NOT NULL, item_id TEXT NOT NULL, annotator TEXT NOT NULL,
     PRIMARY KEY (project_id, item_id, annotator));
