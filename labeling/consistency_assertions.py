@@ -12,6 +12,12 @@ windows: a group starts at its earliest item and takes the following ones up to 
 group. A group's span is so bounded by ``window``, and the rule does not depend on input order
 (the public OMG library assumed rows already sorted by time; this sorts).
 
+With ``max_transitions`` as well, a window fires on changes over time rather than on disagreement:
+walking its members in time order, each change of an attribute's value is a transition, and a
+window with more than ``max_transitions`` of them fires with severity = the transitions above
+the allowance. ``max_transitions=1`` lets a class change once (A -> B) and catches a flicker
+(A -> B -> A), the temporal rule of the model-assertions paper.
+
 Weak labels (when ``label`` is an attribute): members of a group whose predictions disagree get
 the group's majority prediction; ties, singleton groups and consistent groups abstain (a
 consistent group would only echo the model's own prediction back to it). They join the label
@@ -39,7 +45,7 @@ __all__ = ["PREDICTION", "ConsistencyAssertion", "consistency_assertion"]
 
 PREDICTION = "label"  # the attribute name that means "the model's predicted class"
 NAME = re.compile(r"^[A-Za-z0-9_.:-]{1,100}$")
-SPEC_KEYS = ("name", "id_column", "attributes", "time_column", "window")
+SPEC_KEYS = ("name", "id_column", "attributes", "time_column", "window", "max_transitions")
 
 
 @dataclass(frozen=True)
@@ -51,6 +57,7 @@ class ConsistencyAssertion:
     attributes: tuple[str, ...]
     time_column: str | None = None
     window: float | None = None
+    max_transitions: int | None = None
 
     granularity = "cluster"
 
@@ -60,8 +67,11 @@ class ConsistencyAssertion:
         return PREDICTION in self.attributes
 
     def spec(self) -> dict[str, Any]:
-        return {"name": self.name, "id_column": self.id_column, "attributes": list(self.attributes),
+        spec = {"name": self.name, "id_column": self.id_column, "attributes": list(self.attributes),
                 "time_column": self.time_column, "window": self.window}
+        if self.max_transitions is not None:  # absent otherwise: earlier specs keep their version
+            spec["max_transitions"] = self.max_transitions
+        return spec
 
     def spec_json(self) -> str:
         return json.dumps(self.spec(), sort_keys=True, separators=(",", ":"))
@@ -80,6 +90,7 @@ class ConsistencyAssertion:
         return consistency_assertion(
             spec["name"], id_column=spec["id_column"], attributes=spec.get("attributes", [PREDICTION]),
             time_column=spec.get("time_column"), window=spec.get("window"),
+            max_transitions=spec.get("max_transitions"),
         )
 
     def missing_columns(self, columns: Iterable[str]) -> list[str]:
@@ -96,7 +107,7 @@ class ConsistencyAssertion:
         if missing:
             raise InvalidInput(f"consistency assertion {self.name!r}: the items have no column "
                                f"{missing[0]!r} (columns: {sorted(map(str, frame.columns))})")
-        groups = self._groups(frame)
+        groups, in_time = self._groups(frame)
         severity = np.zeros(len(frame), dtype=np.float64)
         weak = None
         for attr in self.attributes:
@@ -106,19 +117,23 @@ class ConsistencyAssertion:
                 codes, uniques = pd.factorize(frame[attr], use_na_sentinel=True)
                 size = max(len(uniques), 1)
             share, majority = _majority(groups, codes, size)
-            sev = np.where(share > 0, 1.0 - share, 0.0)
+            if self.max_transitions is None:
+                sev = np.where(share > 0, 1.0 - share, 0.0)
+            else:
+                sev = _extra_transitions(groups, codes, in_time, self.max_transitions)
             severity = np.maximum(severity, sev)
             if attr == PREDICTION:
                 weak = np.where((sev > 0) & (majority >= 0), majority, -1).astype(np.int64)
         clusters = np.unique(groups[severity > 0])
         return Firing(clusters=_clusters(groups, severity, clusters), weak_labels=weak)
 
-    def _groups(self, frame: pd.DataFrame) -> np.ndarray:
-        """(n,) group number per item, -1 for items without an identifier (or time)."""
+    def _groups(self, frame: pd.DataFrame) -> tuple[np.ndarray, np.ndarray | None]:
+        """(n,) group number per item, -1 for items without an identifier (or time); and with a
+        time column, the positions of the grouped items sorted by (identifier, time)."""
         ids, _ = pd.factorize(frame[self.id_column], use_na_sentinel=True)
         ids = ids.astype(np.int64)
         if self.time_column is None:
-            return ids
+            return ids, None
         t = _seconds(frame[self.time_column], self.time_column)
         ok = (ids >= 0) & np.isfinite(t)
         out = np.full(len(frame), -1, dtype=np.int64)
@@ -128,7 +143,7 @@ class ConsistencyAssertion:
             if ids[i] != prev_id or t[i] - start > self.window:
                 group, prev_id, start = group + 1, ids[i], t[i]
             out[i] = group
-        return out
+        return out, order
 
 
 def _seconds(column: pd.Series, name: str) -> np.ndarray:
@@ -171,6 +186,21 @@ def _majority(groups: np.ndarray, codes: np.ndarray, size: int) -> tuple[np.ndar
     return share, majority
 
 
+def _extra_transitions(groups: np.ndarray, codes: np.ndarray, in_time: np.ndarray,
+                       allowed: int) -> np.ndarray:
+    """Per item: how many value changes its group makes in time order beyond ``allowed``
+    (members without a value are skipped)."""
+    seq = in_time[codes[in_time] >= 0]
+    g, c = groups[seq], codes[seq]
+    change = (g[1:] == g[:-1]) & (c[1:] != c[:-1])
+    n_groups = int(groups.max()) + 1 if len(groups) else 0
+    extra = np.maximum(np.bincount(g[1:][change], minlength=n_groups) - allowed, 0).astype(np.float64)
+    out = np.zeros(len(groups))
+    member = groups >= 0
+    out[member] = extra[groups[member]]
+    return out
+
+
 def _clusters(groups: np.ndarray, severity: np.ndarray, fired: np.ndarray) -> list:
     order = np.argsort(groups, kind="stable")
     sorted_groups = groups[order]
@@ -183,8 +213,8 @@ def _clusters(groups: np.ndarray, severity: np.ndarray, fired: np.ndarray) -> li
 
 
 def consistency_assertion(name: str, id_column: str, attributes: Iterable[str] = (PREDICTION,), *,
-                          time_column: str | None = None,
-                          window: float | None = None) -> ConsistencyAssertion:
+                          time_column: str | None = None, window: float | None = None,
+                          max_transitions: int | None = None) -> ConsistencyAssertion:
     """A consistency assertion; every argument is checked here, with a message naming it.
 
     Parameters
@@ -193,6 +223,8 @@ def consistency_assertion(name: str, id_column: str, attributes: Iterable[str] =
     id_column : the item column holding the identifier (track, user, session...)
     attributes : what members should agree on: ``"label"`` (the predicted class) and/or columns
     time_column, window : give both to group only items within ``window`` of each other
+    max_transitions : with a time column, fire on more than this many value changes in a window
+        (in time order) instead of on any disagreement; 1 catches A -> B -> A
     """
     if not isinstance(name, str) or not NAME.match(name):
         raise InvalidInput(f"consistency spec: name must be 1-100 letters, digits or _.:- , got {name!r}")
@@ -216,4 +248,10 @@ def consistency_assertion(name: str, id_column: str, attributes: Iterable[str] =
                 or not math.isfinite(window) or window <= 0):
             raise InvalidInput(f"consistency spec: window must be a positive number, got {window!r}")
         window = float(window)
-    return ConsistencyAssertion(name, id_column, attrs, time_column, window)
+    if max_transitions is not None:
+        if time_column is None:
+            raise InvalidInput("consistency spec: max_transitions needs time_column and window "
+                               "(transitions are counted in time order)")
+        if isinstance(max_transitions, bool) or not isinstance(max_transitions, int) or max_transitions < 0:
+            raise InvalidInput(f"consistency spec: max_transitions must be an integer >= 0, got {max_transitions!r}")
+    return ConsistencyAssertion(name, id_column, attrs, time_column, window, max_transitions)

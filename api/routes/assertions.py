@@ -19,7 +19,9 @@ router = APIRouter(prefix="/projects/{project_id}/assertions", tags=["assertions
 
 class ConsistencyIn(BaseModel):
     """Items sharing ``id_column`` (within ``window`` of ``time_column``, if given) should agree
-    on ``attributes``; ``"label"`` is the model's predicted class."""
+    on ``attributes``; ``"label"`` is the model's predicted class. ``max_transitions`` (with a
+    time column): fire on more value changes than this in a window, in time order, instead of on
+    any disagreement (1 catches A -> B -> A)."""
 
     model_config = ConfigDict(extra="forbid")
     name: str = Field(min_length=1, max_length=100)
@@ -27,6 +29,7 @@ class ConsistencyIn(BaseModel):
     attributes: list[str] = Field(default_factory=lambda: ["label"], min_length=1, max_length=50)
     time_column: str | None = Field(None, min_length=1, max_length=300)
     window: float | None = None
+    max_transitions: int | None = Field(None, ge=0)
 
 
 class AssertionIn(BaseModel):

@@ -52,6 +52,24 @@ def test_time_window_cuts_groups_whatever_the_row_order():
     assert len(no_window.clusters) == 1
 
 
+def test_transitions_in_time_order_catch_a_flicker_but_allow_one_change():
+    # one id, rows shuffled; in time order: a a b a (flicker) | 100 s later: a b (one change)
+    frame = pd.DataFrame({"ecg": ["p"] * 6, "t": [20.0, 0.0, 10.0, 100.0, 30.0, 105.0]})
+    preds = [1, 0, 0, 0, 0, 1]  # by time: 0 0 1 0 | 0 1
+    a = consistency_assertion("flicker", "ecg", time_column="t", window=30, max_transitions=1)
+    f = a(batch(frame, preds))
+    assert severity(f, 6).tolist() == [1, 1, 1, 0, 1, 0]  # two changes in the first window
+    assert f.weak_labels.tolist() == [0, 0, 0, -1, 0, -1]  # the window's majority, a
+    strict = consistency_assertion("any", "ecg", time_column="t", window=30, max_transitions=0)
+    assert severity(strict(batch(frame, preds)), 6).tolist() == [2, 2, 2, 1, 2, 1]
+    shuffled = frame.iloc[[3, 0, 5, 2, 4, 1]].reset_index(drop=True)
+    g = a(batch(shuffled, [preds[i] for i in [3, 0, 5, 2, 4, 1]]))
+    assert severity(g, 6).tolist() == [0, 1, 0, 1, 1, 1]
+    # without the transition rule the second window's disagreement fires too
+    plain = consistency_assertion("dis", "ecg", time_column="t", window=30)(batch(frame, preds))
+    assert severity(plain, 6)[[3, 5]].tolist() == [0.5, 0.5]
+
+
 def test_timestamps_in_text_are_seconds():
     frame = pd.DataFrame({"user": ["u"] * 3,
                           "at": ["2024-01-01T00:00:00Z", "2024-01-01T00:00:30Z", "2024-01-01T02:00:00Z"]})
@@ -91,6 +109,11 @@ def test_missing_column_names_it():
     ({"name": "x", "id_column": "t", "time_column": "ts"}, "together"),
     ({"name": "x", "id_column": "t", "time_column": "ts", "window": -1}, "window must be a positive"),
     ({"name": "x", "id_column": "t", "time_column": "ts", "window": float("inf")}, "window must be"),
+    ({"name": "x", "id_column": "t", "max_transitions": 1}, "needs time_column"),
+    ({"name": "x", "id_column": "t", "time_column": "ts", "window": 3, "max_transitions": -1},
+     "max_transitions must be an integer"),
+    ({"name": "x", "id_column": "t", "time_column": "ts", "window": 3, "max_transitions": 1.5},
+     "max_transitions must be an integer"),
     ([1, 2], "must be an object"),
 ])
 def test_bad_specs_are_refused_by_name(spec, message):
@@ -102,3 +125,6 @@ def test_spec_roundtrips_through_json():
     a = consistency_assertion("w", "track", ["label", "lang"], time_column="ts", window=3)
     b = ConsistencyAssertion.from_spec(a.spec())
     assert a == b and a.spec_json() == b.spec_json() and b.window == 3.0
+    assert "max_transitions" not in a.spec()  # specs from before the option keep their version
+    t = consistency_assertion("f", "track", time_column="ts", window=3, max_transitions=1)
+    assert ConsistencyAssertion.from_spec(t.spec()) == t and t.spec()["max_transitions"] == 1
