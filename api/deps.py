@@ -49,7 +49,7 @@ class LeaseBatcher:
         if self.limiter is None:
             try:
                 got: list | Exception = self._call(batch)
-            except Exception as e:  # the whole call failed: every request in it gets the error
+            except Exception as e:  # noqa: BLE001 - the whole call failed: each of its requests gets the error
                 got = e
             self._deliver(batch, got)
         else:
@@ -60,7 +60,7 @@ class LeaseBatcher:
     async def _in_thread(self, batch: list[tuple[LeaseRequest, asyncio.Future]]) -> None:
         try:
             got: list | Exception = await anyio.to_thread.run_sync(self._call, batch, limiter=self.limiter)
-        except Exception as e:
+        except Exception as e:  # noqa: BLE001 - as on the loop
             got = e
         self._deliver(batch, got)
 

@@ -9,7 +9,14 @@ from dataclasses import dataclass
 import numpy as np
 
 from api.storage.base import Store
-from api.storage.records import ANNOTATION_KINDS, Annotation, Lease, LeaseRequest, Project, SubmitResult
+from api.storage.records import (
+    ANNOTATION_KINDS,
+    Annotation,
+    Lease,
+    LeaseRequest,
+    Project,
+    SubmitResult,
+)
 from labeling.errors import InvalidInput, SchemaError
 
 __all__ = ["MAX_BATCH", "MAX_COMMENT", "AnnotationIn", "ProjectCache", "lease_batch", "lease_request",

@@ -15,7 +15,14 @@ from collections.abc import Iterable
 from dataclasses import replace
 from typing import Any
 
-from api.storage.records import Annotation, Lease, LeasedItem, LeaseRequest, SubmitResult, required_answers
+from api.storage.records import (
+    Annotation,
+    Lease,
+    LeasedItem,
+    LeaseRequest,
+    SubmitResult,
+    required_answers,
+)
 from api.storage.sqlite_rows import ANNOTATION_COLS, ITEM_COLS, annotation_from_row, item_from_row
 from labeling.errors import Conflict, InvalidInput, LabelloopError, NotFound, StaleToken
 
