@@ -13,7 +13,7 @@ from fastapi import Depends, Request
 from api.service.annotate import ProjectCache
 from api.service.services import Services
 from api.storage.base import Store
-from api.storage.records import Lease, LeaseRequest
+from api.storage.records import Lease, LeaseRequest, Project
 from labeling.errors import LabelloopError
 
 
@@ -83,6 +83,17 @@ class HotPath:
 
     projects: ProjectCache
     leases: LeaseBatcher
+
+    async def project(self, project_id: str, now: float) -> Project:
+        """The project as the replica's cache has it; on a miss, read from the store, on a store
+        thread when the store waits on the network (the event loop never waits on Redis)."""
+        hit = self.projects.cached(project_id, now)
+        if hit is not None:
+            return hit
+        if self.leases.limiter is None:
+            return self.projects.get(project_id, now)
+        return await anyio.to_thread.run_sync(self.projects.get, project_id, now,
+                                              limiter=self.leases.limiter)
 
     @classmethod
     def for_services(cls, services: Services) -> HotPath:

@@ -42,9 +42,8 @@ async def lease(project_id: str, body: LeaseIn, s: ServicesDep, who: Annotator, 
     """Lease the next batch picked for this annotator. ``exhausted`` is true only when no item is
     left for them (not merely all leased to others right now)."""
     who.check_annotator(body.annotator)
-    request = svc.lease_request(s.store, project_id, body.annotator, body.size, now=s.clock(),
-                                rng=s.rng, projects=hot.projects)
-    got = await hot.leases.lease(request)
+    project = await hot.project(project_id, s.clock())
+    got = await hot.leases.lease(svc.lease_request(project, body.annotator, body.size, rng=s.rng))
     return Response(lease_json(got), 201, media_type="application/json")
 
 

@@ -42,10 +42,14 @@ class ProjectCache:
         self.store, self.max_age_s = store, max_age_s
         self._seen: dict[str, tuple[float, Project]] = {}
 
-    def get(self, project_id: str, now: float) -> Project:
+    def cached(self, project_id: str, now: float) -> Project | None:
         hit = self._seen.get(project_id)
-        if hit is not None and 0.0 <= now - hit[0] < self.max_age_s:
-            return hit[1]
+        return hit[1] if hit is not None and 0.0 <= now - hit[0] < self.max_age_s else None
+
+    def get(self, project_id: str, now: float) -> Project:
+        hit = self.cached(project_id, now)
+        if hit is not None:
+            return hit
         project = self.store.get_project(project_id)  # NotFound is never cached
         self._seen[project_id] = (now, project)
         return project
@@ -54,16 +58,11 @@ class ProjectCache:
         self._seen.pop(project_id, None)
 
 
-def lease_request(
-    store: Store, project_id: str, annotator: str, size: int | None, *, now: float,
-    rng: np.random.Generator | Callable[[], np.random.Generator],
-    projects: ProjectCache | None = None,
-) -> LeaseRequest:
+def lease_request(project: Project, annotator: str, size: int | None, *,
+                  rng: np.random.Generator | Callable[[], np.random.Generator]) -> LeaseRequest:
     """Check a lease request against the project's settings. ``rng``: a generator, or a function
     making one (called only when the evaluation slice is mixed in, so the hot path draws
-    nothing). ``projects``: where the project's settings are read (default: the store, every
-    time)."""
-    project = store.get_project(project_id) if projects is None else projects.get(project_id, now)
+    nothing)."""
     n = project.settings.batch_size if size is None else size
     if not isinstance(n, int) or not 1 <= n <= MAX_BATCH:
         raise InvalidInput(f"size must be an integer in 1..{MAX_BATCH}, got {n!r}")
@@ -71,7 +70,7 @@ def lease_request(
     if frac and callable(rng):
         rng = rng()
     n_eval = int(rng.binomial(n, frac)) if frac else 0
-    return LeaseRequest(project_id, _annotator(annotator), n, n_eval, project.settings.lease_ttl_s,
+    return LeaseRequest(project.id, _annotator(annotator), n, n_eval, project.settings.lease_ttl_s,
                         f"lease-{secrets.token_hex(8)}")
 
 
@@ -80,8 +79,10 @@ def lease_batch(
     rng: np.random.Generator | Callable[[], np.random.Generator],
     projects: ProjectCache | None = None,
 ) -> Lease:
-    """Lease the next batch for one annotator (see :func:`lease_request`)."""
-    r = lease_request(store, project_id, annotator, size, now=now, rng=rng, projects=projects)
+    """Lease the next batch for one annotator (see :func:`lease_request`). ``projects``: where
+    the project's settings are read (default: the store, every time)."""
+    project = store.get_project(project_id) if projects is None else projects.get(project_id, now)
+    r = lease_request(project, annotator, size, rng=rng)
     return store.lease(r.project_id, r.annotator, r.n, n_eval=r.n_eval, now=now, ttl=r.ttl, lease_id=r.lease_id)
 
 

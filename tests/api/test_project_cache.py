@@ -48,3 +48,33 @@ def test_zero_max_age_reads_the_store_every_time(store):
     cache.get("p", now=1.0)
     update_settings(store, "p", {"lease_ttl_s": 7})
     assert cache.get("p", now=1.0).settings.lease_ttl_s == 7
+
+
+@pytest.mark.parametrize("on_threads", [False, True], ids=["in-process", "network-store"])
+def test_a_cache_miss_waits_on_a_store_thread_when_the_store_waits_on_the_network(store, on_threads):
+    import asyncio
+    import threading
+
+    import anyio
+
+    from api.deps import HotPath, LeaseBatcher
+
+    reads: list[str] = []
+
+    class Watched:  # the real store; records which thread reads a project
+        def get_project(self, project_id):
+            reads.append(threading.current_thread().name)
+            return store.get_project(project_id)
+
+    limiter = anyio.CapacityLimiter(1) if on_threads else None
+    hot = HotPath(ProjectCache(Watched(), max_age_s=1.0), LeaseBatcher(store, lambda: 0.0, limiter))
+
+    async def main():
+        loop_thread = threading.current_thread().name
+        first = await hot.project("p", 10.0)
+        again = await hot.project("p", 10.5)  # a hit: no read
+        return loop_thread, first, again
+
+    loop_thread, first, again = asyncio.run(main())
+    assert first.id == again.id == "p" and len(reads) == 1
+    assert (reads[0] != loop_thread) is on_threads
