@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Annotated
+from typing import Annotated, TypeVar
 
 import anyio
 from fastapi import Depends, Request
@@ -15,6 +15,8 @@ from api.service.services import Services
 from api.storage.base import Store
 from api.storage.records import Lease, LeaseRequest, Project
 from labeling.errors import LabelloopError
+
+T = TypeVar("T")
 
 
 class LeaseBatcher:
@@ -78,8 +80,8 @@ class LeaseBatcher:
 
 @dataclass
 class HotPath:
-    """What the lease route needs besides the services: the replica's project cache and the
-    lease batcher."""
+    """What the lease and submit routes need besides the services: the replica's project cache,
+    the lease batcher, and where a store call runs (:meth:`call`)."""
 
     projects: ProjectCache
     leases: LeaseBatcher
@@ -88,12 +90,14 @@ class HotPath:
         """The project as the replica's cache has it; on a miss, read from the store, on a store
         thread when the store waits on the network (the event loop never waits on Redis)."""
         hit = self.projects.cached(project_id, now)
-        if hit is not None:
-            return hit
+        return hit if hit is not None else await self.call(lambda: self.projects.get(project_id, now))
+
+    async def call(self, fn: Callable[[], T]) -> T:
+        """``fn()`` on the event loop for an in-process store, on a store thread for one that
+        waits on the network."""
         if self.leases.limiter is None:
-            return self.projects.get(project_id, now)
-        return await anyio.to_thread.run_sync(self.projects.get, project_id, now,
-                                              limiter=self.leases.limiter)
+            return fn()
+        return await anyio.to_thread.run_sync(fn, limiter=self.leases.limiter)
 
     @classmethod
     def for_services(cls, services: Services) -> HotPath:

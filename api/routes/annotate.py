@@ -14,7 +14,7 @@ from api.schemas import (
     SubmitOut,
 )
 from api.service import annotate as svc
-from api.storage.records import Lease
+from api.storage.records import Job, Lease
 
 router = APIRouter(tags=["annotation"])
 
@@ -75,15 +75,18 @@ def release(lease_id: str, body: LeaseActionIn, s: ServicesDep, now: Now, who: A
 
 
 @router.post("/projects/{project_id}/annotations")
-async def submit(project_id: str, body: SubmitIn, s: ServicesDep, now: Now, who: Annotator) -> SubmitOut:
+async def submit(project_id: str, body: SubmitIn, s: ServicesDep, now: Now, who: Annotator,
+                 hot: HotPathDep) -> SubmitOut:
     """Append annotations (label, skip or flag). A repeated idempotency key has no second effect.
     The response is sent only after the annotations are durably stored."""
     who.check_annotator(body.annotator)
-    results = svc.submit_annotations(
-        s.store, project_id, body.annotator,
-        [svc.AnnotationIn(**a.model_dump()) for a in body.annotations], now=now,
-    )
-    job = s.maybe_retrain(project_id)
+    annotations = [svc.AnnotationIn(**a.model_dump()) for a in body.annotations]
+
+    def call() -> tuple[list, Job | None]:
+        got = svc.submit_annotations(s.store, project_id, body.annotator, annotations, now=now)
+        return got, s.maybe_retrain(project_id)
+
+    results, job = await hot.call(call)
     return SubmitOut(
         results=[
             AnnotationOut(seq=r.annotation.seq, item_id=r.annotation.item_id,

@@ -73,8 +73,10 @@ def test_a_cache_miss_waits_on_a_store_thread_when_the_store_waits_on_the_networ
         loop_thread = threading.current_thread().name
         first = await hot.project("p", 10.0)
         again = await hot.project("p", 10.5)  # a hit: no read
-        return loop_thread, first, again
+        called_on = await hot.call(lambda: threading.current_thread().name)  # e.g. a submission
+        return loop_thread, first, again, called_on
 
-    loop_thread, first, again = asyncio.run(main())
+    loop_thread, first, again, called_on = asyncio.run(main())
     assert first.id == again.id == "p" and len(reads) == 1
     assert (reads[0] != loop_thread) is on_threads
+    assert (called_on != loop_thread) is on_threads
