@@ -45,7 +45,7 @@ from labeling.errors import Conflict, InvalidInput, NotFound
 __all__ = ["SQLiteStore"]
 
 from api.storage.sqlite_leases import LeaseOps
-from api.storage.sqlite_rows import ITEM_COLS, SCHEMA, item_from_row
+from api.storage.sqlite_rows import ITEM_COLS, SCHEMA, item_from_row, migrate
 from api.storage.sqlite_wal import AUTOCHECKPOINT_PAGES, CACHE_KIB, Checkpointer
 
 # registered model assertions, kept like LFs (same columns, own table)
@@ -74,26 +74,13 @@ class SQLiteStore(LeaseOps, Store):
         self._db.execute(f"PRAGMA cache_size=-{CACHE_KIB}")
         self._db.executescript(SCHEMA)
         self._db.executescript(ASSERTIONS_SCHEMA)
-        self._migrate()
+        with self._tx() as db:
+            migrate(db)
         self._checkpointer = None
         if self.path != ":memory:":
             # the backstop, in this connection's commits: the thread has copied most by then
             self._db.execute(f"PRAGMA wal_autocheckpoint={AUTOCHECKPOINT_PAGES}")
             self._checkpointer = Checkpointer(self.path)
-
-    def _migrate(self) -> None:
-        """A file from before the ``pool`` and ``holds`` tables (its items carry ``open`` and
-        ``held_until``, its live holds are ``lease_items`` rows in state 'open') gets them filled
-        from those, once."""
-        columns = {row[1] for row in self._db.execute("PRAGMA table_info(items)")}
-        if "open" not in columns or self._db.execute("PRAGMA user_version").fetchone()[0] >= 2:
-            return
-        with self._tx() as db:
-            db.execute("INSERT OR IGNORE INTO pool SELECT project_id, is_eval, rand_key, id FROM items"
-                       " WHERE open=1")
-            db.execute("INSERT OR IGNORE INTO holds SELECT project_id, item_id, lease_id, annotator,"
-                       " expires_at FROM lease_items WHERE state='open'")
-            db.execute("PRAGMA user_version=2")
 
     @contextmanager
     def _tx(self, write: bool = True, durable: bool = True) -> Iterator[sqlite3.Connection]:

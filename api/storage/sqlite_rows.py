@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 import json
+import sqlite3
 from collections.abc import Sequence
 from typing import Any
 
 from api.storage.records import Annotation, Item
 
-__all__ = ["ANNOTATION_COLS", "ITEM_COLS", "SCHEMA", "annotation_from_row", "item_from_row"]
+__all__ = ["ANNOTATION_COLS", "ITEM_COLS", "SCHEMA", "annotation_from_row", "item_from_row", "migrate"]
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS projects (id TEXT PRIMARY KEY, doc TEXT NOT NULL);
@@ -74,6 +75,19 @@ CREATE TABLE IF NOT EXISTS locks (
 ITEM_COLS = "id, seq, text, features, meta, votes, gold, is_eval"
 ANNOTATION_COLS = ("seq, project_id, item_id, annotator, kind, label, comment, lease_id, idem_key,"
                    " time_spent, created_at")
+
+
+def migrate(db: sqlite3.Connection) -> None:
+    """In a write transaction: a file from before the ``pool`` and ``holds`` tables (its items
+    carry ``open`` and ``held_until``, its live holds are ``lease_items`` rows in state 'open')
+    gets them filled from those, once."""
+    columns = {row[1] for row in db.execute("PRAGMA table_info(items)")}
+    if "open" not in columns or db.execute("PRAGMA user_version").fetchone()[0] >= 2:
+        return
+    db.execute("INSERT OR IGNORE INTO pool SELECT project_id, is_eval, rand_key, id FROM items WHERE open=1")
+    db.execute("INSERT OR IGNORE INTO holds SELECT project_id, item_id, lease_id, annotator, expires_at"
+               " FROM lease_items WHERE state='open'")
+    db.execute("PRAGMA user_version=2")
 
 
 def _mapping(text: str) -> dict[str, Any]:
