@@ -286,6 +286,30 @@ class StoreContract:
         assert store.queue_depth("p1", now=T0 + 23)["done"] == 1
         assert store.lease("p1", "a", 1, n_eval=0, now=T0 + 24, ttl=100, lease_id="La2").exhausted
 
+    def test_leased_items_come_back_as_stored(self, store):
+        store.create_project(Project("p1", (ClassSpec("neg"), ClassSpec("pos")), ProjectSettings()))
+        odd = Item("odd", text="12345678901234567890123 digits", features={"x": float("nan"), "y": 1.5},
+                   meta={"big": 2**70, "ok": [1, "two"]}, votes=(1, -1))
+        plain = Item("plain", text="plain", meta={"n": 2**63})
+        store.add_items("p1", [odd, plain], on_conflict="reject", rand_keys=np.array([0.0, 1.0]))
+        got = {li.item.id: li.item for li in store.lease("p1", "a", 2, n_eval=0, now=T0, ttl=60,
+                                                         lease_id="L").items}
+        assert got["odd"].text == odd.text and np.isnan(got["odd"].features["x"])
+        assert got["odd"].features["y"] == 1.5 and got["odd"].votes == (1, -1)
+        assert got["odd"].meta == {"big": 2**70, "ok": [1, "two"]} and type(got["odd"].meta["big"]) is int
+        assert got["plain"].meta == {"n": 2**63} and type(got["plain"].meta["n"]) is int
+
+    def test_two_holds_of_one_item_expire_in_one_lease(self, store):
+        self._redundant(store, 1, k=3)
+        for who, ttl in (("a", 10), ("b", 10), ("c", 100)):
+            assert store.lease("p1", who, 1, n_eval=0, now=T0, ttl=ttl, lease_id=f"L{who}").item_ids == ("i0",)
+        assert store.lease("p1", "d", 1, n_eval=0, now=T0 + 5, ttl=100, lease_id="Ld0").item_ids == ()
+        # a's and b's holds end in the next lease: two slots come back, c's stays
+        assert store.lease("p1", "d", 1, n_eval=0, now=T0 + 20, ttl=100, lease_id="Ld").item_ids == ("i0",)
+        assert store.lease("p1", "e", 1, n_eval=0, now=T0 + 20, ttl=100, lease_id="Le").item_ids == ("i0",)
+        assert store.lease("p1", "f", 1, n_eval=0, now=T0 + 20, ttl=100, lease_id="Lf").item_ids == ()
+        assert store.queue_depth("p1", now=T0 + 20)["leased"] == 3
+
     def test_expire_sweep_ends_one_redundant_hold(self, store):
         self._redundant(store, 1)
         store.lease("p1", "a", 1, n_eval=0, now=T0, ttl=10, lease_id="La")

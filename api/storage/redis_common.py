@@ -4,12 +4,12 @@ item codec the Lua scripts' separator implies."""
 from __future__ import annotations
 
 import functools
-import json
 from collections.abc import Callable
 from typing import Any
 
 import redis
 
+from api.storage.codec import loads
 from api.storage.keys import SEP
 from api.storage.records import Item
 from labeling.errors import InvalidInput, LabelloopError, StaleToken
@@ -52,7 +52,7 @@ def _plain(what: str, value: str | None) -> None:
 
 def _item(item_id: str, doc: bytes, pos: bytes) -> Item:
     """An item from its stored document and its position record (seq, is_eval, ...)."""
-    d = json.loads(doc)
+    d = loads(doc)
     seq, is_eval, _ = pos.decode().split(SEP)
     votes = tuple(d["votes"]) if d["votes"] is not None else None
     return Item(item_id, int(seq), d["text"], d["features"], d["meta"], votes, d["gold"],

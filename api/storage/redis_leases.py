@@ -13,6 +13,7 @@ from api.storage.codec import (
     dumps,
     job_from_json,
     job_to_json,
+    loads,
 )
 from api.storage.keys import SEP
 from api.storage.records import (
@@ -106,7 +107,7 @@ class RedisLeaseOps:
     def _leased(req: LeaseRequest, out: list) -> Lease:
         rows = range(2, len(out), 5)  # item, is_eval, reasons, document, position per item
         leased = tuple(
-            LeasedItem(_item(out[i].decode(), out[i + 3], out[i + 4]), json.loads(out[i + 2]),
+            LeasedItem(_item(out[i].decode(), out[i + 3], out[i + 4]), loads(out[i + 2]),
                        out[i + 1] == b"1")
             for i in rows
         )

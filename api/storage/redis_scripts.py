@@ -25,6 +25,11 @@ local function split(s)
   for part in string.gmatch(s .. SEP, '([^' .. SEP .. ']*)' .. SEP) do out[#out + 1] = part end
   return out
 end
+-- the part of `s` before its first separator
+local function head(s)
+  local at = string.find(s, SEP, 1, true)
+  return at and string.sub(s, 1, at - 1) or s
+end
 local function record(state, expires, ev, reasons)
   return state .. SEP .. expires .. SEP .. ev .. SEP .. reasons
 end
@@ -59,6 +64,29 @@ local function place(pid, item)
     redis.call('ZREM', key, item)
   end
 end
+-- `place` for many items, a few calls in all; `nholds`: their live holds if the caller has them
+local function place_all(pid, items, nholds)
+  if #items == 0 then return end
+  local pos = redis.call('HMGET', pk(pid, 'pos'), unpack(items))
+  local labels = redis.call('HMGET', pk(pid, 'nlabels'), unpack(items))
+  nholds = nholds or redis.call('HMGET', pk(pid, 'nholds'), unpack(items))
+  local flagged = redis.call('SMISMEMBER', pk(pid, 'flagged'), unpack(items))
+  local add, drop = {}, {}
+  for i, item in ipairs(items) do
+    local p = split(pos[i])
+    local key = pk(pid, p[2] == '1' and 'evalpool' or 'pool')
+    if flagged[i] == 0 and tonumber(labels[i] or 0) + tonumber(nholds[i] or 0) < required(pid, item) then
+      add[key] = add[key] or {}
+      table.insert(add[key], p[3])
+      table.insert(add[key], item)
+    else
+      drop[key] = drop[key] or {}
+      table.insert(drop[key], item)
+    end
+  end
+  for key, args in pairs(add) do redis.call('ZADD', key, unpack(args)) end
+  for key, args in pairs(drop) do redis.call('ZREM', key, unpack(args)) end
+end
 -- end the hold of `annotator` on `item` if lease `lid` has it (only that holder's slot)
 local function unhold(pid, item, annotator, lid)
   local m = item .. SEP .. annotator
@@ -90,14 +118,19 @@ local function keep(lid, expires, now)  -- relative: callers' time need not be t
   redis.call('EXPIRE', lkey(lid), ttl)
   redis.call('EXPIRE', litems(lid), ttl)
 end
-local function set_state(lid, item, state)
-  local r = redis.call('HGET', litems(lid), item)
-  if r then
-    local f = split(r)
-    local reasons = string.sub(r, #f[1] + #f[2] + #f[3] + 4)
-    redis.call('HSET', litems(lid), item, record(state, f[2], f[3], reasons))
+local function set_states(lid, items, state)
+  local recs, args = redis.call('HMGET', litems(lid), unpack(items)), {}
+  for i, item in ipairs(items) do
+    local r = recs[i]
+    if r then
+      local f = split(r)
+      args[#args + 1] = item
+      args[#args + 1] = record(state, f[2], f[3], string.sub(r, #f[1] + #f[2] + #f[3] + 4))
+    end
   end
+  if #args > 0 then redis.call('HSET', litems(lid), unpack(args)) end
 end
+local function set_state(lid, item, state) set_states(lid, {item}, state) end
 """
 
 ADD_ITEMS = COMMON + r"""
@@ -148,58 +181,71 @@ local picked, order, full = {}, {}, {}
 -- (at most 1000 per lease, the sweeper ends the rest)
 local expired = redis.call('ZRANGEBYSCORE', pk(pid, 'held'), '-inf', now_text, 'LIMIT', 0, 1000)
 if #expired > 0 then
-  local holders, ended, marks = redis.call('HMGET', pk(pid, 'hold'), unpack(expired)), {}, {}
+  local holders = redis.call('HMGET', pk(pid, 'hold'), unpack(expired))
+  local ended, marks, items, back, leases, of_lease = {}, {}, {}, {}, {}, {}
   for i, m in ipairs(expired) do
+    local item = head(m)
+    if back[item] == nil then back[item] = 0; items[#items + 1] = item end
     if holders[i] then
-      local item, lid = split(m)[1], split(holders[i])[1]
-      set_state(lid, item, 'expired')
+      local lid = head(holders[i])
+      if of_lease[lid] == nil then of_lease[lid] = {}; leases[#leases + 1] = lid end
+      table.insert(of_lease[lid], item)
       ended[#ended + 1] = m
       marks[#marks + 1] = pid .. SEP .. item .. SEP .. lid
-      if redis.call('HINCRBY', pk(pid, 'nholds'), item, -1) <= 0 then
-        redis.call('HDEL', pk(pid, 'nholds'), item)
-      end
+      back[item] = back[item] + 1
     end
   end
+  for _, lid in ipairs(leases) do set_states(lid, of_lease[lid], 'expired') end
   if #ended > 0 then
     redis.call('HDEL', pk(pid, 'hold'), unpack(ended))
     redis.call('ZREM', ns .. ':expiry', unpack(marks))
   end
   redis.call('ZREM', pk(pid, 'held'), unpack(expired))
-  for _, m in ipairs(expired) do place(pid, split(m)[1]) end
-end
--- the pools hold only items with room for another holder; skip those this annotator answered or
--- holds, and (after a settings change) those with no room left
--- returns the item's labels plus live holds when it is available, else nil
-local function available(item)
-  if redis.call('SISMEMBER', pk(pid, 'answered'), item .. SEP .. annotator) == 1 then return nil end
-  local holds = count(pid, 'nholds', item)
-  if holds > 0 and redis.call('HEXISTS', pk(pid, 'hold'), item .. SEP .. annotator) == 1 then
-    return nil
+  -- each ended hold gives its slot back: the counts are read and written once for all
+  local holds, left, zero = redis.call('HMGET', pk(pid, 'nholds'), unpack(items)), {}, {}
+  for i, item in ipairs(items) do
+    holds[i] = math.max(tonumber(holds[i] or 0) - back[item], 0)
+    if back[item] > 0 and holds[i] > 0 then
+      left[#left + 1] = item
+      left[#left + 1] = holds[i]
+    elseif back[item] > 0 then
+      zero[#zero + 1] = item
+    end
   end
-  local used = holds + count(pid, 'nlabels', item)
-  if used > 0 and used >= required(pid, item) then
-    full[#full + 1] = item
-    return nil
-  end
-  return used
+  if #left > 0 then redis.call('HSET', pk(pid, 'nholds'), unpack(left)) end
+  if #zero > 0 then redis.call('HDEL', pk(pid, 'nholds'), unpack(zero)) end
+  place_all(pid, items, holds)
 end
--- walk a sorted set in windows; stop as soon as `limit` items are taken
+-- walk a sorted set in windows, checked a few calls per window; stop as soon as `limit` items
+-- are taken. The pools hold only items with room for another holder; skip those this annotator
+-- answered or holds, and (after a settings change) those with no room left.
 local function take(key, limit, ev, from_queue)
   if limit <= 0 then return end
-  local added, start, window = 0, 0, math.max(64, limit * 4)
+  local added, start, window = 0, 0, math.max(16, limit * 2)
+  local default = ev == '1' and '{"strategy":"evaluation_slice"}' or '{"strategy":"pool_order"}'
   while true do
     local chunk = redis.call('ZRANGE', key, start, start + window - 1)
     if #chunk == 0 then return end
-    for _, item in ipairs(chunk) do
-      local used = not picked[item] and (not from_queue or redis.call('ZSCORE', pk(pid, 'pool'), item))
-          and available(item)
-      if used then
-        local reasons = from_queue and redis.call('HGET', pk(pid, 'reasons'), item) or false
-        local default = ev == '1' and '{"strategy":"evaluation_slice"}' or '{"strategy":"pool_order"}'
-        picked[item] = {ev, reasons or default, used}
-        order[#order + 1] = item
-        added = added + 1
-        if added >= limit then return end
+    local marks = {}
+    for i, item in ipairs(chunk) do marks[i] = item .. SEP .. annotator end
+    local answered = redis.call('SMISMEMBER', pk(pid, 'answered'), unpack(marks))
+    local holds = redis.call('HMGET', pk(pid, 'nholds'), unpack(chunk))
+    local labels = redis.call('HMGET', pk(pid, 'nlabels'), unpack(chunk))
+    local pooled = from_queue and redis.call('ZMSCORE', pk(pid, 'pool'), unpack(chunk))
+    for i, item in ipairs(chunk) do
+      if not picked[item] and answered[i] == 0 and (not from_queue or pooled[i]) then
+        local h = tonumber(holds[i] or 0)
+        local used = h + tonumber(labels[i] or 0)
+        if h > 0 and redis.call('HEXISTS', pk(pid, 'hold'), marks[i]) == 1 then  -- theirs already
+        elseif used > 0 and used >= required(pid, item) then
+          full[#full + 1] = item
+        else
+          local reasons = from_queue and redis.call('HGET', pk(pid, 'reasons'), item) or false
+          picked[item] = {ev, reasons or default, used, h}
+          order[#order + 1] = item
+          added = added + 1
+          if added >= limit then return end
+        end
       end
     end
     start = start + window
@@ -209,7 +255,7 @@ take(pk(pid, 'evalpool'), math.min(n_eval, n), '1', false)
 take(pk(pid, 'queue'), n - #order, '0', true)
 take(pk(pid, 'pool'), n - #order, '0', false)
 take(pk(pid, 'evalpool'), n - #order, '1', false)
-for _, item in ipairs(full) do place(pid, item) end
+place_all(pid, full)
 if #order == 0 then
   -- nothing open is left for this annotator; only a live hold on an item they have not answered
   -- (theirs or another's) may still come back to them
@@ -223,10 +269,11 @@ end
 local out = {'0', expires}
 redis.call('HSET', lkey(lease_id), 'project', pid, 'annotator', annotator, 'created_at', ARGV[6])
 -- one call per key for the whole batch
-local holds, held, expiry, records, gone = {}, {}, {}, {}, {}
+local holds, held, expiry, records, gone, counts = {}, {}, {}, {}, {}, {}
 for _, item in ipairs(order) do
   local m = item .. SEP .. annotator
-  redis.call('HINCRBY', pk(pid, 'nholds'), item, 1)
+  counts[#counts + 1] = item
+  counts[#counts + 1] = picked[item][4] + 1
   holds[#holds + 1] = m
   holds[#holds + 1] = lease_id .. SEP .. expires
   held[#held + 1] = expires
@@ -242,6 +289,7 @@ for _, item in ipairs(order) do
     table.insert(gone[key], item)
   end
 end
+redis.call('HSET', pk(pid, 'nholds'), unpack(counts))
 redis.call('HSET', pk(pid, 'hold'), unpack(holds))
 redis.call('ZADD', pk(pid, 'held'), unpack(held))
 redis.call('ZADD', ns .. ':expiry', unpack(expiry))

@@ -9,12 +9,12 @@ pool: it writes a few hot pages of these two narrow tables and none of the wide 
 
 from __future__ import annotations
 
-import json
 import sqlite3
 from collections.abc import Iterable
 from dataclasses import replace
 from typing import Any
 
+from api.storage.codec import loads
 from api.storage.records import (
     Annotation,
     Lease,
@@ -163,7 +163,7 @@ class LeaseOps:
                 if n_labels + holds >= required:  # the settings changed: no room left
                     closed.append((project_id, int(is_eval), rand_key, iid))
                     continue
-                reasons = (json.loads(row[-1]) if row[-1] else
+                reasons = (loads(row[-1]) if row[-1] else
                            {"strategy": "evaluation_slice" if is_eval else "pool_order"})
                 picked[iid] = LeasedItem(item_from_row(row), reasons, is_eval)
                 if n_labels + holds + 1 >= required:

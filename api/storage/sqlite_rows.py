@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
-import json
 import sqlite3
 from collections.abc import Sequence
 from typing import Any
 
+from api.storage.codec import loads
 from api.storage.records import Annotation, Item
 
 __all__ = ["ANNOTATION_COLS", "ITEM_COLS", "SCHEMA", "annotation_from_row", "item_from_row", "migrate"]
@@ -91,7 +91,7 @@ def migrate(db: sqlite3.Connection) -> None:
 
 
 def _mapping(text: str) -> dict[str, Any]:
-    return {} if text == "{}" else json.loads(text)  # most items carry no features or metadata
+    return {} if text == "{}" else loads(text)  # most items carry no features or metadata
 
 
 def item_from_row(row: Sequence[Any]) -> Item:
@@ -101,7 +101,7 @@ def item_from_row(row: Sequence[Any]) -> Item:
         text=row[2],
         features=_mapping(row[3]),
         meta=_mapping(row[4]),
-        votes=tuple(json.loads(row[5])) if row[5] is not None else None,
+        votes=tuple(loads(row[5])) if row[5] is not None else None,
         gold=row[6],
         is_eval=bool(row[7]),
     )
