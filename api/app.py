@@ -131,6 +131,7 @@ def create_app(settings: Settings | None = None, services: Services | None = Non
         finally:
             stop.set()
             thread.join(timeout=5)
+            await svc.store.aclose()
             if services is None:
                 svc.close()
 

@@ -24,12 +24,15 @@ class LeaseBatcher:
     (:meth:`~api.storage.base.Store.lease_many`: one commit for SQLite, one round trip for
     Redis), made on the next turn, ``most`` requests to a call. The clock is read when that call
     starts. An in-process store is called on the event loop, where its short calls are
-    serialised anyway; a store that waits on the network is called on at most ``limiter``
-    threads, so the loop keeps serving (and gathering the next batch) meanwhile."""
+    serialised anyway. A store that waits on the network is awaited on the loop when it can be
+    (:attr:`~api.storage.base.Store.leases_on_loop`: no thread, at most ``in_flight`` calls at
+    once, the next batch growing meanwhile), else called on at most ``limiter`` threads; either
+    way the loop keeps serving meanwhile."""
 
     def __init__(self, store: Store, clock: Callable[[], float],
-                 limiter: anyio.CapacityLimiter | None, most: int = 64) -> None:
+                 limiter: anyio.CapacityLimiter | None, most: int = 64, in_flight: int = 4) -> None:
         self.store, self.clock, self.limiter, self.most = store, clock, limiter, most
+        self.on_loop, self.in_flight = getattr(store, "leases_on_loop", False), in_flight
         self._pending: list[tuple[LeaseRequest, asyncio.Future]] = []
         self._running: set[asyncio.Task] = set()
 
@@ -45,19 +48,33 @@ class LeaseBatcher:
         return self.store.lease_many([r for r, _ in batch], now=self.clock())
 
     def _flush(self) -> None:
+        if not self._pending or (self.on_loop and len(self._running) >= self.in_flight):
+            return  # the call that ends next flushes what waits
         batch, self._pending = self._pending[:self.most], self._pending[self.most:]
         if self._pending:  # the rest after the loop's next look at the sockets
             asyncio.get_running_loop().call_soon(self._flush)
-        if self.limiter is None:
-            try:
-                got: list | Exception = self._call(batch)
-            except Exception as e:  # noqa: BLE001 - the whole call failed: each of its requests gets the error
-                got = e
-            self._deliver(batch, got)
-        else:
-            task = asyncio.ensure_future(self._in_thread(batch))
+        if self.on_loop or self.limiter is not None:
+            task = asyncio.ensure_future(self._awaited(batch) if self.on_loop else self._in_thread(batch))
             self._running.add(task)
-            task.add_done_callback(self._running.discard)
+            task.add_done_callback(self._ended)
+            return
+        try:
+            got: list | Exception = self._call(batch)
+        except Exception as e:  # noqa: BLE001 - the whole call failed: each of its requests gets the error
+            got = e
+        self._deliver(batch, got)
+
+    def _ended(self, task: asyncio.Task) -> None:
+        self._running.discard(task)
+        if self.on_loop:
+            self._flush()
+
+    async def _awaited(self, batch: list[tuple[LeaseRequest, asyncio.Future]]) -> None:
+        try:
+            got: list | Exception = await self.store.lease_many_async([r for r, _ in batch], now=self.clock())
+        except Exception as e:  # noqa: BLE001 - as on the loop
+            got = e
+        self._deliver(batch, got)
 
     async def _in_thread(self, batch: list[tuple[LeaseRequest, asyncio.Future]]) -> None:
         try:
@@ -103,7 +120,11 @@ class HotPath:
     def for_services(cls, services: Services) -> HotPath:
         s, store = services.settings, services.store
         limiter = anyio.CapacityLimiter(s.store_threads) if store.waits_on_network else None
-        return cls(ProjectCache(store, s.project_cache_s), LeaseBatcher(store, services.clock, limiter))
+        # awaited batches stay small, so that Redis works on some while the loop serves others,
+        # and at most store_threads of them are in flight (bench.lease_load)
+        leases = LeaseBatcher(store, services.clock, limiter, most=16 if store.leases_on_loop else 64,
+                              in_flight=s.store_threads)
+        return cls(ProjectCache(store, s.project_cache_s), leases)
 
 
 async def get_services(request: Request) -> Services:

@@ -78,6 +78,8 @@ class Store(abc.ABC):
 
     #: whether calls wait on a server (so the API may call them from threads) or run in-process
     waits_on_network: bool = False
+    #: whether :meth:`lease_many_async` waits on the server from the event loop itself
+    leases_on_loop: bool = False
 
     # -- projects -------------------------------------------------------------------------
     @abc.abstractmethod
@@ -200,6 +202,14 @@ class Store(abc.ABC):
 
     @abc.abstractmethod
     def get_lease(self, lease_id: str) -> Lease: ...
+
+    async def lease_many_async(self, requests: Sequence[LeaseRequest], *,
+                               now: float) -> list[Lease | LabelloopError]:
+        """:meth:`lease_many` as a coroutine, for a store whose :attr:`leases_on_loop` is true."""
+        raise NotImplementedError(f"{type(self).__name__} leases through lease_many")
+
+    async def aclose(self) -> None:
+        """Close what the store opened on the event loop (see :meth:`lease_many_async`)."""
 
     def lease_many(self, requests: Sequence[LeaseRequest], *, now: float) -> list[Lease | LabelloopError]:
         """Several annotators' leases at one ``now``, each as :meth:`lease` would give it, in

@@ -37,6 +37,7 @@ class RedisLeaseOps:
     (keys) and ``self._run`` (Lua scripts)."""
 
     waits_on_network = True  # every call is a round trip to the Redis server
+    leases_on_loop = True  # the lease route's batches: lease_many_async
 
     # -- queue ----------------------------------------------------------------------------
     @_guarded
@@ -73,18 +74,35 @@ class RedisLeaseOps:
     @_guarded
     def lease_many(self, requests, *, now):
         """One pipelined round trip for the lot; each lease is still one atomic script run."""
-        out: list[Lease | LabelloopError | None] = [None] * len(requests)
-        sent: list[int] = []
+        out, sent = self._checked(requests, now)
         with self.r.pipeline(transaction=False) as pipe:
-            for i, req in enumerate(requests):
-                try:
-                    args = self._lease_args(req, now)
-                except LabelloopError as e:
-                    out[i] = e
-                    continue
-                self._scripts["LEASE"](args=args, client=pipe)
-                sent.append(i)
+            for i in sent:
+                self._scripts["LEASE"](args=out[i], client=pipe)
             got = pipe.execute(raise_on_error=False) if sent else []
+        return self._replies(requests, out, sent, got)
+
+    async def lease_many_async(self, requests, *, now):
+        """:meth:`lease_many` on the event loop's own connections: no thread waits for Redis."""
+        client, script = self._loop_client()
+        out, sent = self._checked(requests, now)
+        with self._unavailable():
+            async with client.pipeline(transaction=False) as pipe:
+                for i in sent:
+                    await script(args=out[i], client=pipe)
+                got = await pipe.execute(raise_on_error=False) if sent else []
+            return self._replies(requests, out, sent, got)
+
+    def _checked(self, requests, now: float) -> tuple[list, list[int]]:
+        """Each request's script arguments, or the error that refuses it; and the indexes sent."""
+        out: list = [None] * len(requests)
+        for i, req in enumerate(requests):
+            try:
+                out[i] = self._lease_args(req, now)
+            except LabelloopError as e:
+                out[i] = e
+        return out, [i for i, o in enumerate(out) if not isinstance(o, LabelloopError)]
+
+    def _replies(self, requests, out: list, sent: list[int], got: list) -> list[Lease | LabelloopError]:
         for i, res in zip(sent, got, strict=True):
             if isinstance(res, Exception):
                 res = self._refusal(res)

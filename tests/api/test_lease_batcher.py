@@ -1,6 +1,7 @@
 """The lease route's batcher: the requests of one event-loop turn share one store call, each gets
 its own lease or its own error, and a failed call fails only the requests that were in it. Real
-stores (SQLite on the loop, Redis on threads); the wrapper only counts the calls."""
+stores (SQLite on the loop, Redis on threads or awaited on the loop); the wrapper only counts the
+calls."""
 
 from __future__ import annotations
 
@@ -18,29 +19,92 @@ from tests.store_contract import T0, make_project
 class Counted:
     """The store, with a record of how many requests each ``lease_many`` call carried."""
 
-    def __init__(self, store) -> None:
-        self.store, self.calls = store, []
+    def __init__(self, store, awaited: bool = False) -> None:
+        self.store, self.calls, self.leases_on_loop, self.awaited = store, [], awaited, 0
+        self.in_flight = self.most_in_flight = 0
 
     def lease_many(self, requests, *, now):
         self.calls.append(len(requests))
         return self.store.lease_many(requests, now=now)
 
+    async def lease_many_async(self, requests, *, now):
+        self.calls.append(len(requests))
+        self.awaited += 1
+        self.in_flight += 1
+        self.most_in_flight = max(self.most_in_flight, self.in_flight)
+        try:
+            return await self.store.lease_many_async(requests, now=now)
+        finally:
+            self.in_flight -= 1
 
-def batcher(store, threaded: bool) -> tuple[LeaseBatcher, Counted]:
-    counted = Counted(store)
-    return LeaseBatcher(counted, lambda: T0, anyio.CapacityLimiter(2) if threaded else None), counted
+
+def batcher(store, mode: str) -> tuple[LeaseBatcher, Counted]:
+    counted = Counted(store, awaited=mode == "awaited")
+    return LeaseBatcher(counted, lambda: T0, anyio.CapacityLimiter(2) if mode == "threads" else None), counted
 
 
-@pytest.mark.parametrize("threaded", [False, True], ids=["on-loop", "threads"])
-def test_one_turn_of_requests_is_one_store_call(either_store, threaded):
-    make_project(either_store, n_items=20)
-    leases, counted = batcher(either_store, threaded)
+@pytest.mark.parametrize("mode", ["on-loop", "threads"])
+def test_one_turn_of_requests_is_one_store_call(either_store, mode):
+    one_turn(either_store, mode)
+
+
+def test_awaited_batches_use_the_loops_own_client(redis_store):
+    assert one_turn(redis_store, "awaited").awaited == 2
+    assert redis_store._aio is None  # closed with its loop
+
+
+def test_awaited_calls_in_flight_are_capped_and_the_rest_wait(redis_store):
+    make_project(redis_store, n_items=100)
+    counted = Counted(redis_store, awaited=True)
+    leases = LeaseBatcher(counted, lambda: T0, None, most=4, in_flight=2)
+
+    async def main():
+        got = await asyncio.gather(*(leases.lease(LeaseRequest("p1", f"a{k}", 1, 0, 60, f"L{k}"))
+                                     for k in range(30)))
+        await redis_store.aclose()
+        return got
+
+    got = asyncio.run(main())
+    assert counted.most_in_flight == 2 and sum(counted.calls) == 30 and max(counted.calls) == 4
+    ids = [i for lease in got for i in lease.item_ids]
+    assert len(ids) == 30 and len(set(ids)) == 30
+
+
+def test_awaited_batches_fail_as_unavailable_when_redis_is_gone(tmp_path):
+    from api.storage.redis import RedisStore, StoreUnavailable
+    from tests.redis_server import PrivateRedis
+
+    server = PrivateRedis(tmp_path / "redis", appendonly=False).start()
+    try:
+        store = RedisStore(server.url)
+        make_project(store, n_items=5)
+        leases, _ = batcher(store, "awaited")
+
+        async def main():
+            ok = await leases.lease(LeaseRequest("p1", "a", 2, 0, 60, "La"))
+            server.kill()
+            failed = await asyncio.gather(*(leases.lease(LeaseRequest("p1", f"b{k}", 1, 0, 60, f"Lb{k}"))
+                                            for k in range(3)), return_exceptions=True)
+            await store.aclose()
+            return ok, failed
+
+        ok, failed = asyncio.run(main())
+    finally:
+        server.kill()
+    assert ok.item_ids == ("i0", "i1")
+    assert len(failed) == 3 and all(isinstance(e, StoreUnavailable) for e in failed), failed
+
+
+def one_turn(store, mode: str) -> Counted:
+    make_project(store, n_items=20)
+    leases, counted = batcher(store, mode)
     wave = [LeaseRequest("p1", f"a{k}", 3, 0, 60, f"L{k}") for k in range(5)]
     wave.insert(2, LeaseRequest("nope", "x", 3, 0, 60, "Lx"))
 
     async def main():
         first = await asyncio.gather(*(leases.lease(r) for r in wave), return_exceptions=True)
         second = await leases.lease(LeaseRequest("p1", "late", 10, 0, 60, "Llate"))
+        await store.aclose()
         return first, second
 
     first, second = asyncio.run(main())
@@ -51,6 +115,7 @@ def test_one_turn_of_requests_is_one_store_call(either_store, threaded):
     ids = [i for lease in got for i in lease.item_ids] + list(second.item_ids)
     assert len(ids) == 20 and len(set(ids)) == 20  # no item to two annotators
     assert all(lease.expires_at == T0 + 60 for lease in got)
+    return counted
 
 
 def test_a_crowd_is_split_into_calls_of_at_most_most(tmp_path):
@@ -76,7 +141,7 @@ def test_a_failed_store_call_fails_its_requests_only(tmp_path):
 
     store = SQLiteStore(tmp_path / "s.db")
     make_project(store, n_items=5)
-    leases, _ = batcher(store, threaded=False)
+    leases, _ = batcher(store, "on-loop")
 
     async def main():
         ok = await leases.lease(LeaseRequest("p1", "a", 2, 0, 60, "La"))
