@@ -157,7 +157,9 @@ def create_app(settings: Settings | None = None, services: Services | None = Non
         ok = request.app.state.services.store.ping()
         return JSONResponse({"store": "ok" if ok else "down"}, status_code=200 if ok else 503)
 
-    for module in (projects, items, lfs, assertions, annotate, jobs, export):
+    # annotation first: Starlette tries the routes in order, and these are the hot path (matching
+    # a request against every route before it cost a lease about 0.07 ms, bench.lease_load)
+    for module in (annotate, projects, items, lfs, assertions, jobs, export):
         app.include_router(module.router)
     app.add_middleware(BodyLimit, limit=settings.max_body_bytes)
     return app

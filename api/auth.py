@@ -22,7 +22,7 @@ from fastapi import Depends, HTTPException, Request
 
 from labeling.errors import InvalidInput
 
-__all__ = ["Principal", "TokenRegistry", "require", "Annotator", "Engineer", "Admin", "ROLES"]
+__all__ = ["ROLES", "Admin", "Annotator", "Engineer", "Principal", "TokenRegistry", "authorize", "require"]
 
 ROLES = {"annotator": 1, "engineer": 2, "admin": 3}
 
@@ -88,24 +88,30 @@ class TokenRegistry:
         return self._by_digest.get(_digest(token))  # keyed by SHA-256: no secret-dependent timing
 
 
+def authorize(request: Request, role: str) -> Principal:
+    """The request's principal if its token has ``role`` (and the path's project, if any);
+    401 or 403 otherwise."""
+    registry: TokenRegistry = request.app.state.tokens
+    if not registry.enabled:
+        return OPEN
+    header = request.headers.get("authorization", "")
+    scheme, _, token = header.partition(" ")
+    if scheme.lower() != "bearer" or not token:
+        raise HTTPException(401, "missing bearer token", headers={"WWW-Authenticate": "Bearer"})
+    principal = registry.lookup(token.strip())
+    if principal is None:
+        raise HTTPException(401, "unknown token", headers={"WWW-Authenticate": "Bearer"})
+    if not principal.can(role):
+        raise HTTPException(403, f"this needs the {role!r} role; token {principal.name!r} is {principal.role!r}")
+    project_id = request.path_params.get("project_id")
+    if project_id is not None:
+        principal.check_project(project_id)
+    return principal
+
+
 def require(role: str):
     async def dependency(request: Request) -> Principal:
-        registry: TokenRegistry = request.app.state.tokens
-        if not registry.enabled:
-            return OPEN
-        header = request.headers.get("authorization", "")
-        scheme, _, token = header.partition(" ")
-        if scheme.lower() != "bearer" or not token:
-            raise HTTPException(401, "missing bearer token", headers={"WWW-Authenticate": "Bearer"})
-        principal = registry.lookup(token.strip())
-        if principal is None:
-            raise HTTPException(401, "unknown token", headers={"WWW-Authenticate": "Bearer"})
-        if not principal.can(role):
-            raise HTTPException(403, f"this needs the {role!r} role; token {principal.name!r} is {principal.role!r}")
-        project_id = request.path_params.get("project_id")
-        if project_id is not None:
-            principal.check_project(project_id)
-        return principal
+        return authorize(request, role)
 
     return dependency
 

@@ -135,11 +135,15 @@ async def get_now(request: Request) -> float:
     return request.app.state.services.clock()
 
 
-async def get_hot_path(request: Request) -> HotPath:
+def hot_path(request: Request) -> HotPath:
     hot = getattr(request.app.state, "hot_path", None)
     if hot is None:  # built on first use, on the event loop, once the services exist
         hot = request.app.state.hot_path = HotPath.for_services(request.app.state.services)
     return hot
+
+
+async def get_hot_path(request: Request) -> HotPath:
+    return hot_path(request)
 
 
 ServicesDep = Annotated[Services, Depends(get_services)]

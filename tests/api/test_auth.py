@@ -52,8 +52,10 @@ def project(server):
 def test_no_or_unknown_token_is_401(server, project):
     with client(server, None) as c:
         assert c.get("/projects").status_code == 401
+        assert c.post("/projects/p/leases", json={"annotator": "alice"}).status_code == 401
     with httpx.Client(base_url=server.url, headers={"authorization": "Bearer nope-nope-nope-nope"}) as c:
         assert c.get("/projects").status_code == 401
+        assert c.post("/projects/p/leases", json={"annotator": "alice"}).status_code == 401
     with client(server, None) as c:
         assert c.get("/health").status_code == 200  # probes need no token
 
