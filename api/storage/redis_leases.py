@@ -8,6 +8,8 @@ import json
 from dataclasses import asdict, replace
 from typing import Any
 
+import redis
+
 from api.storage import redis_scripts as lua
 from api.storage.codec import (
     dumps,
@@ -82,15 +84,29 @@ class RedisLeaseOps:
         return self._replies(requests, out, sent, got)
 
     async def lease_many_async(self, requests, *, now):
-        """:meth:`lease_many` on the event loop's own connections: no thread waits for Redis."""
+        """:meth:`lease_many` on the event loop's own connections: no thread waits for Redis. One
+        round trip: the script goes by its digest alone, and only when the server has lost it (a
+        restart) is it loaded and the leases it refused sent again (they never ran)."""
         client, script = self._loop_client()
         out, sent = self._checked(requests, now)
         with self._unavailable():
-            async with client.pipeline(transaction=False) as pipe:
-                for i in sent:
-                    await script(args=out[i], client=pipe)
-                got = await pipe.execute(raise_on_error=False) if sent else []
+            got = await self._evalsha(client, script.sha, [out[i] for i in sent])
+            if any(isinstance(g, redis.exceptions.NoScriptError) for g in got):
+                await client.script_load(script.script)
+                again = [k for k, g in enumerate(got) if isinstance(g, redis.exceptions.NoScriptError)]
+                for k, g in zip(again, await self._evalsha(client, script.sha, [out[sent[k]] for k in again]),
+                                strict=True):
+                    got[k] = g
             return self._replies(requests, out, sent, got)
+
+    @staticmethod
+    async def _evalsha(client, sha: str, arg_lists: list[list]) -> list:
+        if not arg_lists:
+            return []
+        async with client.pipeline(transaction=False) as pipe:
+            for args in arg_lists:
+                pipe.evalsha(sha, 0, *args)
+            return await pipe.execute(raise_on_error=False)
 
     def _checked(self, requests, now: float) -> tuple[list, list[int]]:
         """Each request's script arguments, or the error that refuses it; and the indexes sent."""

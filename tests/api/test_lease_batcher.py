@@ -70,6 +70,34 @@ def test_awaited_calls_in_flight_are_capped_and_the_rest_wait(redis_store):
     assert len(ids) == 30 and len(set(ids)) == 30
 
 
+def test_awaited_batches_reload_a_lost_script_and_lease_once(tmp_path):
+    import redis
+
+    from api.storage.redis import RedisStore
+    from tests.redis_server import PrivateRedis
+
+    server = PrivateRedis(tmp_path / "redis", appendonly=False).start()
+    try:
+        store = RedisStore(server.url)
+        make_project(store, n_items=10)
+        redis.Redis.from_url(server.url).script_flush()  # as after a restart without persistence
+        leases, counted = batcher(store, "awaited")
+
+        async def main():
+            got = await asyncio.gather(*(leases.lease(LeaseRequest("p1", f"a{k}", 2, 0, 60, f"L{k}"))
+                                         for k in range(4)))
+            await store.aclose()
+            return got
+
+        got = asyncio.run(main())
+        depth = store.queue_depth("p1", now=T0)
+    finally:
+        server.kill()
+    assert counted.calls == [4]
+    assert [lease.item_ids for lease in got] == [(f"i{2 * k}", f"i{2 * k + 1}") for k in range(4)]
+    assert depth["leased"] == 8  # each lease ran once (twice would hold all 10)
+
+
 def test_awaited_batches_fail_as_unavailable_when_redis_is_gone(tmp_path):
     from api.storage.redis import RedisStore, StoreUnavailable
     from tests.redis_server import PrivateRedis
