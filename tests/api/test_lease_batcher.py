@@ -53,72 +53,69 @@ def test_awaited_batches_use_the_loops_own_client(redis_store):
     assert redis_store._aio is None  # closed with its loop
 
 
-def test_awaited_calls_in_flight_are_capped_and_the_rest_wait(redis_store):
-    make_project(redis_store, n_items=100)
-    counted = Counted(redis_store, awaited=True)
-    leases = LeaseBatcher(counted, lambda: T0, None, most=4, in_flight=2)
-
+def crowd(leases: LeaseBatcher, store, n: int, size: int) -> list:
+    """``n`` annotators' leases of ``size`` items, all in one turn of a new event loop."""
     async def main():
-        got = await asyncio.gather(*(leases.lease(LeaseRequest("p1", f"a{k}", 1, 0, 60, f"L{k}"))
-                                     for k in range(30)))
-        await redis_store.aclose()
+        got = await asyncio.gather(*(leases.lease(LeaseRequest("p1", f"a{k}", size, 0, 60, f"L{k}"))
+                                     for k in range(n)))
+        await store.aclose()
         return got
 
-    got = asyncio.run(main())
-    assert counted.most_in_flight == 2 and sum(counted.calls) == 30 and max(counted.calls) == 4
-    ids = [i for lease in got for i in lease.item_ids]
-    assert len(ids) == 30 and len(set(ids)) == 30
+    return asyncio.run(main())
 
 
-def test_awaited_batches_reload_a_lost_script_and_lease_once(tmp_path):
-    import redis
-
+@pytest.fixture
+def private_redis(tmp_path):
+    """A Redis server of the test's own (it may flush or kill it) and a store on it."""
     from api.storage.redis import RedisStore
     from tests.redis_server import PrivateRedis
 
     server = PrivateRedis(tmp_path / "redis", appendonly=False).start()
     try:
-        store = RedisStore(server.url)
-        make_project(store, n_items=10)
-        redis.Redis.from_url(server.url).script_flush()  # as after a restart without persistence
-        leases, counted = batcher(store, "awaited")
-
-        async def main():
-            got = await asyncio.gather(*(leases.lease(LeaseRequest("p1", f"a{k}", 2, 0, 60, f"L{k}"))
-                                         for k in range(4)))
-            await store.aclose()
-            return got
-
-        got = asyncio.run(main())
-        depth = store.queue_depth("p1", now=T0)
+        yield server, RedisStore(server.url)
     finally:
         server.kill()
+
+
+def test_awaited_calls_in_flight_are_capped_and_the_rest_wait(redis_store):
+    make_project(redis_store, n_items=100)
+    counted = Counted(redis_store, awaited=True)
+    got = crowd(LeaseBatcher(counted, lambda: T0, None, most=4, in_flight=2), redis_store, 30, 1)
+    assert counted.most_in_flight == 2 and sum(counted.calls) == 30 and max(counted.calls) == 4
+    ids = [i for lease in got for i in lease.item_ids]
+    assert len(ids) == 30 and len(set(ids)) == 30
+
+
+def test_awaited_batches_reload_a_lost_script_and_lease_once(private_redis):
+    import redis
+
+    server, store = private_redis
+    make_project(store, n_items=10)
+    redis.Redis.from_url(server.url).script_flush()  # as after a restart without persistence
+    leases, counted = batcher(store, "awaited")
+    got = crowd(leases, store, 4, 2)
+    depth = store.queue_depth("p1", now=T0)
     assert counted.calls == [4]
     assert [lease.item_ids for lease in got] == [(f"i{2 * k}", f"i{2 * k + 1}") for k in range(4)]
     assert depth["leased"] == 8  # each lease ran once (twice would hold all 10)
 
 
-def test_awaited_batches_fail_as_unavailable_when_redis_is_gone(tmp_path):
-    from api.storage.redis import RedisStore, StoreUnavailable
-    from tests.redis_server import PrivateRedis
+def test_awaited_batches_fail_as_unavailable_when_redis_is_gone(private_redis):
+    from api.storage.redis import StoreUnavailable
 
-    server = PrivateRedis(tmp_path / "redis", appendonly=False).start()
-    try:
-        store = RedisStore(server.url)
-        make_project(store, n_items=5)
-        leases, _ = batcher(store, "awaited")
+    server, store = private_redis
+    make_project(store, n_items=5)
+    leases, _ = batcher(store, "awaited")
 
-        async def main():
-            ok = await leases.lease(LeaseRequest("p1", "a", 2, 0, 60, "La"))
-            server.kill()
-            failed = await asyncio.gather(*(leases.lease(LeaseRequest("p1", f"b{k}", 1, 0, 60, f"Lb{k}"))
-                                            for k in range(3)), return_exceptions=True)
-            await store.aclose()
-            return ok, failed
-
-        ok, failed = asyncio.run(main())
-    finally:
+    async def main():
+        ok = await leases.lease(LeaseRequest("p1", "a", 2, 0, 60, "La"))
         server.kill()
+        failed = await asyncio.gather(*(leases.lease(LeaseRequest("p1", f"b{k}", 1, 0, 60, f"Lb{k}"))
+                                        for k in range(3)), return_exceptions=True)
+        await store.aclose()
+        return ok, failed
+
+    ok, failed = asyncio.run(main())
     assert ok.item_ids == ("i0", "i1")
     assert len(failed) == 3 and all(isinstance(e, StoreUnavailable) for e in failed), failed
 
