@@ -35,7 +35,6 @@ Beyond :class:`~api.storage.base.Store`: :meth:`RedisStore.durability`,
 
 from __future__ import annotations
 
-import asyncio
 import json
 import logging
 from collections.abc import Callable, Iterator, Sequence
@@ -45,8 +44,6 @@ from typing import Any
 
 import numpy as np
 import redis
-import redis.asyncio
-import redis.asyncio.retry
 from redis.backoff import NoBackoff
 from redis.retry import Retry
 
@@ -71,6 +68,7 @@ from api.storage.records import (
     Round,
 )
 from api.storage.redis_common import (
+    _CLIENT_OPTIONS,
     _UNAVAILABLE,
     StoreUnavailable,
     _guarded,
@@ -97,11 +95,6 @@ def _item_doc(it: Item) -> str:
                   "votes": list(it.votes) if it.votes is not None else None, "gold": it.gold})
 
 
-# how both clients (the threads' and the event loop's) talk to the server
-_CLIENT_OPTIONS: dict[str, Any] = {"decode_responses": False, "socket_timeout": 30,
-                                   "socket_connect_timeout": 10, "health_check_interval": 30}
-
-
 class RedisStore(RedisLeaseOps, Store):
     """Store on one Redis server (or a primary with replicas; not Redis Cluster).
 
@@ -116,7 +109,7 @@ class RedisStore(RedisLeaseOps, Store):
         # never re-send a call after a failure: a script that may have run must not run twice
         # (the pool still replaces connections that died while idle before handing them out)
         self.r = redis.Redis.from_url(url, retry=Retry(NoBackoff(), 0), **_CLIENT_OPTIONS)
-        self._aio: tuple[asyncio.AbstractEventLoop, redis.asyncio.Redis, Any] | None = None
+        self._aio = None  # the event loop's own client, for the lease route (RedisLeaseOps)
         self.where = _redacted(self.r)
         self._scripts = {name: self.r.register_script(getattr(lua, name)) for name in
                          ("ADD_ITEMS", "LEASE", "RENEW", "RELEASE", "EXPIRE", "SUBMIT",
@@ -124,21 +117,6 @@ class RedisStore(RedisLeaseOps, Store):
         self.check_durability(require_durable)
 
     # -- plumbing -------------------------------------------------------------------------
-    def _loop_client(self) -> tuple[redis.asyncio.Redis, Any]:
-        """The asyncio client of the running event loop and its lease script, made on first use
-        (a client's connections belong to the loop that opened them)."""
-        loop = asyncio.get_running_loop()
-        if self._aio is None or self._aio[0] is not loop:
-            client = redis.asyncio.Redis.from_url(
-                self.url, retry=redis.asyncio.retry.Retry(NoBackoff(), 0), **_CLIENT_OPTIONS)
-            self._aio = (loop, client, client.register_script(lua.LEASE))
-        return self._aio[1], self._aio[2]
-
-    async def aclose(self) -> None:
-        if self._aio is not None and self._aio[0] is asyncio.get_running_loop():
-            await self._aio[1].aclose()
-        self._aio = None
-
     @contextmanager
     def _unavailable(self) -> Iterator[None]:
         try:

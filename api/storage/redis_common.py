@@ -1,5 +1,5 @@
-"""What the Redis store's modules share: availability errors, the guard that maps them, and the
-item codec the Lua scripts' separator implies."""
+"""What the Redis store's modules share: client options, availability errors, the guard that maps
+them, and the item codec the Lua scripts' separator implies."""
 
 from __future__ import annotations
 
@@ -15,6 +15,10 @@ from api.storage.records import Item
 from labeling.errors import InvalidInput, LabelloopError, StaleToken
 
 __all__ = ["StoreUnavailable"]
+
+# how both clients (the store threads' and the event loop's) talk to the server
+_CLIENT_OPTIONS: dict[str, Any] = {"decode_responses": False, "socket_timeout": 30,
+                                   "socket_connect_timeout": 10, "health_check_interval": 30}
 
 # server states that make a call fail without touching data: retry later, or fix the server
 _UNAVAILABLE = (redis.ConnectionError, redis.TimeoutError, redis.ReadOnlyError,

@@ -4,11 +4,15 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 from dataclasses import asdict, replace
 from typing import Any
 
 import redis
+import redis.asyncio
+import redis.asyncio.retry
+from redis.backoff import NoBackoff
 
 from api.storage import redis_scripts as lua
 from api.storage.codec import (
@@ -31,12 +35,13 @@ from labeling.errors import InvalidInput, LabelloopError, NotFound, StaleToken
 
 __all__ = ["RedisLeaseOps"]
 
-from api.storage.redis_common import _guarded, _item, _plain
+from api.storage.redis_common import _CLIENT_OPTIONS, _guarded, _item, _plain
 
 
 class RedisLeaseOps:
     """Queue, lease, annotation, job and lock operations over ``self.r`` (client), ``self.k``
-    (keys) and ``self._run`` (Lua scripts)."""
+    (keys) and ``self._run`` (Lua scripts); the lease route's batches over ``self._aio`` (the
+    event loop's client, from ``self.url``)."""
 
     waits_on_network = True  # every call is a round trip to the Redis server
     leases_on_loop = True  # the lease route's batches: lease_many_async
@@ -98,6 +103,22 @@ class RedisLeaseOps:
                                 strict=True):
                     got[k] = g
             return self._replies(requests, out, sent, got)
+
+    def _loop_client(self) -> tuple[redis.asyncio.Redis, Any]:
+        """The running event loop's own client and its lease script, made on first use (a
+        client's connections belong to the loop that opened them). Never re-sends a call, as the
+        store's other client."""
+        loop = asyncio.get_running_loop()
+        if self._aio is None or self._aio[0] is not loop:
+            client = redis.asyncio.Redis.from_url(
+                self.url, retry=redis.asyncio.retry.Retry(NoBackoff(), 0), **_CLIENT_OPTIONS)
+            self._aio = (loop, client, client.register_script(lua.LEASE))
+        return self._aio[1], self._aio[2]
+
+    async def aclose(self) -> None:
+        if self._aio is not None and self._aio[0] is asyncio.get_running_loop():
+            await self._aio[1].aclose()
+        self._aio = None
 
     @staticmethod
     async def _evalsha(client, sha: str, arg_lists: list[list]) -> list:

@@ -52,19 +52,8 @@ local function required(pid, item)
   if tonumber(string.sub(redis.sha1hex(item), 1, 8), 16) / 4294967296 < c[1] then return c[2] end
   return 1
 end
-local function count(pid, what, item) return tonumber(redis.call('HGET', pk(pid, what), item) or '0') end
--- put `item` in its pool, by its pool order, while it has room for another holder; else take it out
-local function place(pid, item)
-  local p = split(redis.call('HGET', pk(pid, 'pos'), item))
-  local key = pk(pid, p[2] == '1' and 'evalpool' or 'pool')
-  if redis.call('SISMEMBER', pk(pid, 'flagged'), item) == 0
-      and count(pid, 'nlabels', item) + count(pid, 'nholds', item) < required(pid, item) then
-    redis.call('ZADD', key, p[3], item)
-  else
-    redis.call('ZREM', key, item)
-  end
-end
--- `place` for many items, a few calls in all; `nholds`: their live holds if the caller has them
+-- put each of `items` in its pool, by its pool order, while it has room for another holder, else
+-- take it out; a few calls in all. `nholds`: their live holds, if the caller has them
 local function place_all(pid, items, nholds)
   if #items == 0 then return end
   local pos = redis.call('HMGET', pk(pid, 'pos'), unpack(items))
@@ -87,6 +76,7 @@ local function place_all(pid, items, nholds)
   for key, args in pairs(add) do redis.call('ZADD', key, unpack(args)) end
   for key, args in pairs(drop) do redis.call('ZREM', key, unpack(args)) end
 end
+local function place(pid, item) place_all(pid, {item}) end
 -- end the hold of `annotator` on `item` if lease `lid` has it (only that holder's slot)
 local function unhold(pid, item, annotator, lid)
   local m = item .. SEP .. annotator
