@@ -53,14 +53,13 @@ class Keys:
         return f"{self.ns}:p:{{{pid}}}:job-active:{kind}"  # id of the queued/running job of a kind
 
     def lease(self, lease_id: str) -> str:
-        return f"{self.ns}:lease:{lease_id}"  # hash: project, annotator, created_at
+        # hash: project, annotator, created_at, items (its item ids joined by SEP); an item is
+        # open in the lease while the project's ``hold`` names the lease
+        return f"{self.ns}:lease:{lease_id}"
 
     def lease_items(self, lease_id: str) -> str:
-        # hash: item id -> ``state SEP expires_at SEP is_eval SEP reasons JSON``
+        # a lease written before the ``items`` field: hash item id -> ``state SEP expires_at ...``
         return f"{self.ns}:lease:{lease_id}:items"
-
-    def expiry(self) -> str:
-        return f"{self.ns}:expiry"  # zset: project SEP item SEP lease -> expires_at
 
     def job(self, job_id: str) -> str:
         return f"{self.ns}:job:{job_id}"

@@ -174,14 +174,20 @@ class RedisLeaseOps:
         meta = self.r.hgetall(self.k.lease(lease_id))
         if not meta:
             raise NotFound(f"unknown lease {lease_id!r}")
+        pid, annotator = meta[b"project"].decode(), meta[b"annotator"].decode()
+        # its items (a lease from before the items field: the keys of its item records); each one
+        # is open while its hold names this lease
+        items = (meta[b"items"].decode().split(SEP) if b"items" in meta
+                 else sorted(i.decode() for i in self.r.hkeys(self.k.lease_items(lease_id))))
+        holds = self.r.hmget(self.k.p(pid, "hold"), [f"{i}{SEP}{annotator}" for i in items]) if items else []
         open_items, expires = [], 0.0
-        for item, rec in self.r.hgetall(self.k.lease_items(lease_id)).items():
-            state, exp = rec.decode().split(SEP)[:2]
-            if state == "open":
-                open_items.append(item.decode())
-                expires = max(expires, float(exp))
-        return Lease(lease_id, meta[b"project"].decode(), meta[b"annotator"].decode(), expires,
-                     tuple(sorted(open_items)))
+        for item, hold in zip(items, holds, strict=True):
+            if hold is not None:
+                held_by, exp = hold.decode().split(SEP)
+                if held_by == lease_id:
+                    open_items.append(item)
+                    expires = max(expires, float(exp))
+        return Lease(lease_id, pid, annotator, expires, tuple(sorted(open_items)))
 
     @_guarded
     def renew(self, lease_id, annotator, *, now, ttl):

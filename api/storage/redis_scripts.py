@@ -5,9 +5,11 @@ Each script runs atomically on the server. Keys are built inside the scripts fro
 Redis server (or a primary with replicas), not Redis Cluster. Item and annotation JSON is produced
 by Python and stored as opaque strings, never re-encoded by Lua (whose JSON encoder rounds floats).
 
-Lease item records are ``state SEP expires SEP eval SEP reasons-json``; ``pos`` entries are
-``seq SEP is_eval SEP rand_key``. A live hold is ``hold[item SEP annotator] = lease SEP expires``,
-scored by expiry in ``held`` (member ``item SEP annotator``), counted per item in ``nholds``.
+``pos`` entries are ``seq SEP is_eval SEP rand_key``. A live hold is
+``hold[item SEP annotator] = lease SEP expires``, scored by expiry in ``held`` (member
+``item SEP annotator``), counted per item in ``nholds``. The hold is the whole truth of an item's
+state in a lease: open while the hold names that lease, ended otherwise; the lease's hash lists its
+items once (``items``, joined by the separator) and is never rewritten per item.
 The pools (``pool``, ``evalpool``) hold the items that are not flagged and whose labels plus live
 holds are short of what they require: 1, or ``redundancy_k`` for the share of items
 ``redundancy_fraction`` draws by id hash (the project's settings, read from its JSON; the draw is
@@ -19,19 +21,20 @@ local SEP = "\31"
 local ns = ARGV[1]
 local function pk(pid, what) return ns .. ':p:{' .. pid .. '}:' .. what end
 local function lkey(lid) return ns .. ':lease:' .. lid end
-local function litems(lid) return ns .. ':lease:' .. lid .. ':items' end
-local function split(s)
-  local out = {}
-  for part in string.gmatch(s .. SEP, '([^' .. SEP .. ']*)' .. SEP) do out[#out + 1] = part end
-  return out
+local function litems(lid) return ns .. ':lease:' .. lid .. ':items' end  -- leases before the items field
+local function split(s)  -- plain finds: a pattern built and matched per call cost 3 us a split
+  local out, from = {}, 1
+  while true do
+    local at = string.find(s, SEP, from, true)
+    if not at then out[#out + 1] = string.sub(s, from); return out end
+    out[#out + 1] = string.sub(s, from, at - 1)
+    from = at + 1
+  end
 end
 -- the part of `s` before its first separator
 local function head(s)
   local at = string.find(s, SEP, 1, true)
   return at and string.sub(s, 1, at - 1) or s
-end
-local function record(state, expires, ev, reasons)
-  return state .. SEP .. expires .. SEP .. ev .. SEP .. reasons
 end
 -- the project's redundancy settings {fraction, k}, read once per script; nil: no such project
 local settings = {}
@@ -81,14 +84,13 @@ local function place(pid, item) place_all(pid, {item}) end
 local function unhold(pid, item, annotator, lid)
   local m = item .. SEP .. annotator
   local h = redis.call('HGET', pk(pid, 'hold'), m)
-  if h and split(h)[1] == lid then
+  if h and head(h) == lid then
     redis.call('HDEL', pk(pid, 'hold'), m)
     redis.call('ZREM', pk(pid, 'held'), m)
     if redis.call('HINCRBY', pk(pid, 'nholds'), item, -1) <= 0 then
       redis.call('HDEL', pk(pid, 'nholds'), item)
     end
   end
-  redis.call('ZREM', ns .. ':expiry', pid .. SEP .. item .. SEP .. lid)
 end
 -- The lease clock: a lease or a sweep never runs at a time before one that already ran. Replicas
 -- read their own clocks, and a call may wait between reading its clock and running here; without
@@ -106,21 +108,53 @@ local KEEP_S = 86400
 local function keep(lid, expires, now)  -- relative: callers' time need not be the server's clock
   local ttl = math.ceil(tonumber(expires) - tonumber(now)) + KEEP_S
   redis.call('EXPIRE', lkey(lid), ttl)
-  redis.call('EXPIRE', litems(lid), ttl)
+  return ttl
 end
-local function set_states(lid, items, state)
-  local recs, args = redis.call('HMGET', litems(lid), unpack(items)), {}
-  for i, item in ipairs(items) do
-    local r = recs[i]
-    if r then
-      local f = split(r)
-      args[#args + 1] = item
-      args[#args + 1] = record(state, f[2], f[3], string.sub(r, #f[1] + #f[2] + #f[3] + 4))
+-- the items a lease was given (its hash's `items`; a lease written before that field: its records)
+local function lease_items(lid)
+  local joined = redis.call('HGET', lkey(lid), 'items')
+  if joined then return split(joined) end
+  return redis.call('HKEYS', litems(lid))
+end
+-- whether lease `lid` still holds `item` for `annotator`
+local function holds_it(pid, item, annotator, lid)
+  local h = redis.call('HGET', pk(pid, 'hold'), item .. SEP .. annotator)
+  return h and head(h) == lid
+end
+-- End the holds of project `pid` whose expiry passed (at most `most`, earliest first), each giving
+-- back its holder's slot (a late holder is refused), a few calls per key for all of them.
+-- Returns how many holds ended and how many expired entries were looked at.
+local function reclaim(pid, now_text, most)
+  local expired = redis.call('ZRANGEBYSCORE', pk(pid, 'held'), '-inf', now_text, 'LIMIT', 0, most)
+  if #expired == 0 then return 0, 0 end
+  local holders = redis.call('HMGET', pk(pid, 'hold'), unpack(expired))
+  local ended, items, back = {}, {}, {}
+  for i, m in ipairs(expired) do
+    local item = head(m)
+    if back[item] == nil then back[item] = 0; items[#items + 1] = item end
+    if holders[i] then
+      ended[#ended + 1] = m
+      back[item] = back[item] + 1
     end
   end
-  if #args > 0 then redis.call('HSET', litems(lid), unpack(args)) end
+  if #ended > 0 then redis.call('HDEL', pk(pid, 'hold'), unpack(ended)) end
+  redis.call('ZREM', pk(pid, 'held'), unpack(expired))
+  -- each ended hold gives its slot back: the counts are read and written once for all
+  local holds, left, zero = redis.call('HMGET', pk(pid, 'nholds'), unpack(items)), {}, {}
+  for i, item in ipairs(items) do
+    holds[i] = math.max(tonumber(holds[i] or 0) - back[item], 0)
+    if back[item] > 0 and holds[i] > 0 then
+      left[#left + 1] = item
+      left[#left + 1] = holds[i]
+    elseif back[item] > 0 then
+      zero[#zero + 1] = item
+    end
+  end
+  if #left > 0 then redis.call('HSET', pk(pid, 'nholds'), unpack(left)) end
+  if #zero > 0 then redis.call('HDEL', pk(pid, 'nholds'), unpack(zero)) end
+  place_all(pid, items, holds)
+  return #ended, #expired
 end
-local function set_state(lid, item, state) set_states(lid, {item}, state) end
 """
 
 ADD_ITEMS = COMMON + r"""
@@ -166,46 +200,8 @@ if redundancy(pid) == nil then return redis.error_reply('NOTFOUND unknown projec
 local now, now_text = lease_clock(ARGV[6])
 local expires = string.format('%.17g', now + tonumber(ARGV[7]))
 local picked, order, full = {}, {}, {}
--- expired holds of this project end first, each giving back its holder's slot (late holders are
--- refused), a few calls per key for all of them
--- (at most 1000 per lease, the sweeper ends the rest)
-local expired = redis.call('ZRANGEBYSCORE', pk(pid, 'held'), '-inf', now_text, 'LIMIT', 0, 1000)
-if #expired > 0 then
-  local holders = redis.call('HMGET', pk(pid, 'hold'), unpack(expired))
-  local ended, marks, items, back, leases, of_lease = {}, {}, {}, {}, {}, {}
-  for i, m in ipairs(expired) do
-    local item = head(m)
-    if back[item] == nil then back[item] = 0; items[#items + 1] = item end
-    if holders[i] then
-      local lid = head(holders[i])
-      if of_lease[lid] == nil then of_lease[lid] = {}; leases[#leases + 1] = lid end
-      table.insert(of_lease[lid], item)
-      ended[#ended + 1] = m
-      marks[#marks + 1] = pid .. SEP .. item .. SEP .. lid
-      back[item] = back[item] + 1
-    end
-  end
-  for _, lid in ipairs(leases) do set_states(lid, of_lease[lid], 'expired') end
-  if #ended > 0 then
-    redis.call('HDEL', pk(pid, 'hold'), unpack(ended))
-    redis.call('ZREM', ns .. ':expiry', unpack(marks))
-  end
-  redis.call('ZREM', pk(pid, 'held'), unpack(expired))
-  -- each ended hold gives its slot back: the counts are read and written once for all
-  local holds, left, zero = redis.call('HMGET', pk(pid, 'nholds'), unpack(items)), {}, {}
-  for i, item in ipairs(items) do
-    holds[i] = math.max(tonumber(holds[i] or 0) - back[item], 0)
-    if back[item] > 0 and holds[i] > 0 then
-      left[#left + 1] = item
-      left[#left + 1] = holds[i]
-    elseif back[item] > 0 then
-      zero[#zero + 1] = item
-    end
-  end
-  if #left > 0 then redis.call('HSET', pk(pid, 'nholds'), unpack(left)) end
-  if #zero > 0 then redis.call('HDEL', pk(pid, 'nholds'), unpack(zero)) end
-  place_all(pid, items, holds)
-end
+-- expired holds of this project end first (at most 1000 per lease, the sweeper ends the rest)
+reclaim(pid, now_text, 1000)
 -- walk a sorted set in windows, checked a few calls per window; stop as soon as `limit` items
 -- are taken. The pools hold only items with room for another holder; skip those this annotator
 -- answered or holds, and (after a settings change) those with no room left.
@@ -257,9 +253,10 @@ if #order == 0 then
   return {'1', expires}
 end
 local out = {'0', expires}
-redis.call('HSET', lkey(lease_id), 'project', pid, 'annotator', annotator, 'created_at', ARGV[6])
+redis.call('HSET', lkey(lease_id), 'project', pid, 'annotator', annotator, 'created_at', ARGV[6],
+           'items', table.concat(order, SEP))
 -- one call per key for the whole batch
-local holds, held, expiry, records, gone, counts = {}, {}, {}, {}, {}, {}
+local holds, held, gone, counts = {}, {}, {}, {}
 for _, item in ipairs(order) do
   local m = item .. SEP .. annotator
   counts[#counts + 1] = item
@@ -268,10 +265,6 @@ for _, item in ipairs(order) do
   holds[#holds + 1] = lease_id .. SEP .. expires
   held[#held + 1] = expires
   held[#held + 1] = m
-  expiry[#expiry + 1] = expires
-  expiry[#expiry + 1] = pid .. SEP .. item .. SEP .. lease_id
-  records[#records + 1] = item
-  records[#records + 1] = record('open', expires, picked[item][1], picked[item][2])
   -- it sat in its pool (queue items were checked against it); it leaves when this hold fills it
   if picked[item][3] + 1 >= required(pid, item) then
     local key = pk(pid, picked[item][1] == '1' and 'evalpool' or 'pool')
@@ -282,8 +275,6 @@ end
 redis.call('HSET', pk(pid, 'nholds'), unpack(counts))
 redis.call('HSET', pk(pid, 'hold'), unpack(holds))
 redis.call('ZADD', pk(pid, 'held'), unpack(held))
-redis.call('ZADD', ns .. ':expiry', unpack(expiry))
-redis.call('HSET', litems(lease_id), unpack(records))
 for key, items in pairs(gone) do redis.call('ZREM', key, unpack(items)) end
 -- the items themselves, so the caller needs no second round trip
 local docs = redis.call('HMGET', pk(pid, 'items'), unpack(order))
@@ -308,24 +299,20 @@ if redis.call('HGET', lkey(lid), 'annotator') ~= annotator then
   return redis.error_reply('CONFLICT lease ' .. lid .. ' belongs to another annotator')
 end
 local renewed = 0
-local all = redis.call('HGETALL', litems(lid))
-for i = 1, #all, 2 do
-  local item, f = all[i], split(all[i + 1])
+for _, item in ipairs(lease_items(lid)) do
   local m = item .. SEP .. annotator
   local h = redis.call('HGET', pk(pid, 'hold'), m)
-  if f[1] == 'open' and tonumber(f[2]) > now and h and split(h)[1] == lid then
-    local reasons = string.sub(all[i + 1], #f[1] + #f[2] + #f[3] + 4)
-    redis.call('HSET', litems(lid), item, record('open', expires, f[3], reasons))
+  local f = h and split(h)
+  if f and f[1] == lid and tonumber(f[2]) > now then
     redis.call('HSET', pk(pid, 'hold'), m, lid .. SEP .. expires)
     redis.call('ZADD', pk(pid, 'held'), expires, m)
-    redis.call('ZADD', ns .. ':expiry', expires, pid .. SEP .. item .. SEP .. lid)
     renewed = renewed + 1
   end
 end
 if renewed == 0 then
   return redis.error_reply('CONFLICT lease ' .. lid .. ' has expired or holds no open items')
 end
-keep(lid, expires, now)
+redis.call('EXPIRE', litems(lid), keep(lid, expires, now))  -- a lease from before the items field
 return renewed
 """
 
@@ -339,15 +326,13 @@ if redis.call('HGET', lkey(lid), 'annotator') ~= annotator then
 end
 local items = {}
 if ARGV[4] == '1' then
-  items = redis.call('HKEYS', litems(lid))
+  items = lease_items(lid)
 else
   for i = 5, #ARGV do items[#items + 1] = ARGV[i] end
 end
 local released = 0
 for _, item in ipairs(items) do
-  local r = redis.call('HGET', litems(lid), item)
-  if r and split(r)[1] == 'open' then
-    set_state(lid, item, 'released')
+  if holds_it(pid, item, annotator, lid) then
     unhold(pid, item, annotator, lid)
     place(pid, item)
     released = released + 1
@@ -357,22 +342,15 @@ return released
 """
 
 EXPIRE = COMMON + r"""
--- ARGV: ns, now
+-- ARGV: ns, now. Ends every expired hold of every project, in rounds of 1000 per project.
 local _, now_text = lease_clock(ARGV[2])
-local due = redis.call('ZRANGEBYSCORE', ns .. ':expiry', '-inf', now_text)
 local n = 0
-for _, member in ipairs(due) do
-  local f = split(member)
-  local pid, item, lid = f[1], f[2], f[3]
-  local r = redis.call('HGET', litems(lid), item)
-  if r and split(r)[1] == 'open' then
-    set_state(lid, item, 'expired')
-    n = n + 1
+for _, pid in ipairs(redis.call('HKEYS', ns .. ':projects')) do
+  while true do
+    local ended, seen = reclaim(pid, now_text, 1000)
+    n = n + ended
+    if seen < 1000 then break end
   end
-  local annotator = redis.call('HGET', lkey(lid), 'annotator')
-  if annotator then unhold(pid, item, annotator, lid) end
-  redis.call('ZREM', ns .. ':expiry', member)
-  if redis.call('HEXISTS', pk(pid, 'pos'), item) == 1 then place(pid, item) end
 end
 return n
 """
@@ -391,10 +369,8 @@ for i = 2, #ARGV, 7 do
     end
   end
   if not dup then
-    local r = redis.call('HGET', litems(lid), item)
-    local h = redis.call('HGET', pk(pid, 'hold'), item .. SEP .. annotator)
-    local ok = r and split(r)[1] == 'open' and h and split(h)[1] == lid
-        and redis.call('HGET', lkey(lid), 'project') == pid and not seen[lid .. SEP .. item]
+    local ok = holds_it(pid, item, annotator, lid) and redis.call('HGET', lkey(lid), 'project') == pid
+        and not seen[lid .. SEP .. item]
     if not ok then
       return redis.error_reply('CONFLICT item ' .. item .. ' is not open in lease ' .. lid ..
         ' of annotator ' .. annotator .. ' (wrong lease, already answered, released or expired)')
@@ -410,7 +386,6 @@ for i = 2, #ARGV, 7 do
   if results[k] then
     out[#out + 1] = 1; out[#out + 1] = results[k][2]; out[#out + 1] = results[k][3]
   else
-    set_state(lid, item, 'done')
     unhold(pid, item, annotator, lid)
     local pos = redis.call('RPUSH', pk(pid, 'log'), doc)
     if key ~= '' then redis.call('HSET', pk(pid, 'idem'), key, pos) end

@@ -137,3 +137,26 @@ def test_unreachable_server_is_a_labelloop_error_without_credentials():
 def test_ping_answers(store):
     assert store.ping() is True
     assert store.durability()["source"] in ("config", "info")
+
+
+def test_a_lease_written_with_per_item_records_still_works(store):
+    """Leases written before the lease hash listed its items kept one record per item in
+    ``lease:{id}:items``; such a lease is still read, renewed, released and submitted."""
+    from api.storage.keys import SEP
+    from tests.store_contract import T0, label
+
+    make_project(store, n_items=4)
+    store.lease("p1", "a", 3, n_eval=0, now=T0, ttl=60, lease_id="L")
+    items = store.get_lease("L").item_ids
+    # the older shape: no items field, a record per item
+    store.r.hdel(store.k.lease("L"), "items")
+    store.r.hset(store.k.lease_items("L"),
+                 mapping={i: f"open{SEP}{T0 + 60!r}{SEP}0{SEP}{{}}" for i in items})
+    assert store.get_lease("L").item_ids == items
+    assert store.renew("L", "a", now=T0 + 10, ttl=60).expires_at == T0 + 70
+    assert store.r.ttl(store.k.lease_items("L")) > 0  # kept as long as the lease
+    assert store.release("L", "a", item_ids=[items[0]], now=T0 + 11) == 1
+    store.submit([label("p1", items[1], "a", "L")], now=T0 + 12)
+    assert store.get_lease("L").item_ids == items[2:]
+    assert store.release("L", "a", now=T0 + 13) == 1
+    assert store.get_lease("L").item_ids == ()
