@@ -11,12 +11,13 @@ import threading
 import numpy as np
 import pytest
 
+from api.storage.keys import SEP
 from api.storage.records import ClassSpec, Item, Job, Project, ProjectSettings
 from api.storage.redis import RedisStore, StoreUnavailable
 from labeling.errors import InvalidInput
 from tests.redis_server import REDIS_URL, drop_namespace, namespace, shared_redis
 from tests.server import free_port
-from tests.store_contract import StoreContract, make_project
+from tests.store_contract import T0, StoreContract, label, make_project
 
 
 @pytest.fixture
@@ -142,9 +143,6 @@ def test_ping_answers(store):
 def test_a_lease_written_with_per_item_records_still_works(store):
     """Leases written before the lease hash listed its items kept one record per item in
     ``lease:{id}:items``; such a lease is still read, renewed, released and submitted."""
-    from api.storage.keys import SEP
-    from tests.store_contract import T0, label
-
     make_project(store, n_items=4)
     store.lease("p1", "a", 3, n_eval=0, now=T0, ttl=60, lease_id="L")
     items = store.get_lease("L").item_ids
