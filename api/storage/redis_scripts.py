@@ -80,7 +80,8 @@ local function place_all(pid, items, nholds)
   for key, args in pairs(drop) do redis.call('ZREM', key, unpack(args)) end
 end
 local function place(pid, item) place_all(pid, {item}) end
--- end the hold of `annotator` on `item` if lease `lid` has it (only that holder's slot)
+-- end the hold of `annotator` on `item` if lease `lid` has it (only that holder's slot); true if
+-- it did
 local function unhold(pid, item, annotator, lid)
   local m = item .. SEP .. annotator
   local h = redis.call('HGET', pk(pid, 'hold'), m)
@@ -90,7 +91,9 @@ local function unhold(pid, item, annotator, lid)
     if redis.call('HINCRBY', pk(pid, 'nholds'), item, -1) <= 0 then
       redis.call('HDEL', pk(pid, 'nholds'), item)
     end
+    return true
   end
+  return false
 end
 -- The lease clock: a lease or a sweep never runs at a time before one that already ran. Replicas
 -- read their own clocks, and a call may wait between reading its clock and running here; without
@@ -332,8 +335,7 @@ else
 end
 local released = 0
 for _, item in ipairs(items) do
-  if holds_it(pid, item, annotator, lid) then
-    unhold(pid, item, annotator, lid)
+  if unhold(pid, item, annotator, lid) then
     place(pid, item)
     released = released + 1
   end
