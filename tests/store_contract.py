@@ -182,6 +182,14 @@ class StoreContract:
         rest = store.lease("p1", "c", 1000, n_eval=0, now=T0 + 62, ttl=60, lease_id="Lc")
         assert len(rest.item_ids) == 1000 and not set(rest.item_ids) & set(late.item_ids)
 
+    def test_the_sweep_ends_every_expired_hold_at_once(self, store):
+        make_project(store, n_items=2500)
+        for k, size in enumerate((1000, 1000, 500)):
+            store.lease("p1", f"a{k}", size, n_eval=0, now=T0, ttl=60, lease_id=f"L{k}")
+        assert store.expire(T0 + 61) == 2500
+        assert store.expire(T0 + 62) == 0
+        assert all(store.get_lease(f"L{k}").item_ids == () for k in range(3))
+
     def test_a_lease_never_runs_before_a_sweep_that_ran_first(self, store):
         """Replicas read their own clocks, and a call may wait after reading it: a lease stamped
         before the end of a hold that a sweep already ended runs at the sweep's time."""
