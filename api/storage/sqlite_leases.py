@@ -33,11 +33,12 @@ _COLS = ", ".join(f"i.{c.strip()}" for c in ITEM_COLS.split(","))
 # that needs several annotators stays in the pool while some hold it), with its live holds
 _CANDIDATE = (
     f"SELECT {_COLS}, p.rand_key, i.n_labels,"
-    " (SELECT COUNT(*) FROM holds h WHERE h.project_id=p.project_id AND h.item_id=p.item_id), {reasons}"
+    " (SELECT COUNT(*) FROM holds h WHERE h.project_id=p.project_id AND h.rand_key=p.rand_key"
+    " AND h.item_id=p.item_id), {reasons}"
     " FROM {source} WHERE {where}"
     " AND NOT EXISTS (SELECT 1 FROM answered a WHERE a.project_id=p.project_id"
     " AND a.item_id=p.item_id AND a.annotator=:annotator)"
-    " AND NOT EXISTS (SELECT 1 FROM holds h WHERE h.project_id=p.project_id"
+    " AND NOT EXISTS (SELECT 1 FROM holds h WHERE h.project_id=p.project_id AND h.rand_key=p.rand_key"
     " AND h.item_id=p.item_id AND h.annotator=:annotator)"
     " ORDER BY {order}"
 )
@@ -50,7 +51,8 @@ _QUEUE_SQL = _CANDIDATE.format(
     " AND i.id=q.item_id CROSS JOIN pool p ON p.project_id=i.project_id AND p.is_eval=0"
     " AND p.rand_key=i.rand_key AND p.item_id=i.id",
 )
-_LIVE_HOLDS = "(SELECT COUNT(*) FROM holds h WHERE h.project_id=i.project_id AND h.item_id=i.id)"
+_LIVE_HOLDS = ("(SELECT COUNT(*) FROM holds h WHERE h.project_id=i.project_id AND h.rand_key=i.rand_key"
+               " AND h.item_id=i.id)")
 # put items back in the pool, or take them out, after their labels or holds changed
 _REOPEN = ("INSERT OR IGNORE INTO pool SELECT i.project_id, i.is_eval, i.rand_key, i.id FROM items i"
            f" WHERE i.project_id=?1 AND i.id=?2 AND i.flagged=0 AND i.n_labels+{_LIVE_HOLDS}<?3")
@@ -99,7 +101,8 @@ class LeaseOps:
     @classmethod
     def _reclaim(cls, db: sqlite3.Connection, now: float, project_id: str | None = None) -> int:
         """End the holds whose expiry passed; each item gets back only the expired holder's slot."""
-        sql = "SELECT project_id, item_id, lease_id FROM holds INDEXED BY holds_expiry WHERE expires_at<=?"
+        sql = ("SELECT project_id, rand_key, item_id, lease_id FROM holds INDEXED BY holds_expiry"
+               " WHERE expires_at<=?")
         params: tuple = (now,)
         if project_id is not None:
             sql += " AND project_id=?"
@@ -107,9 +110,10 @@ class LeaseOps:
         rows = db.execute(sql, params).fetchall()
         if not rows:
             return 0
-        db.executemany("DELETE FROM holds WHERE project_id=? AND item_id=? AND lease_id=?", rows)
+        db.executemany("DELETE FROM holds WHERE project_id=? AND rand_key=? AND item_id=? AND lease_id=?",
+                       rows)
         by_project: dict[str, set[str]] = {}
-        for pid, iid, _ in rows:
+        for pid, _, iid, _ in rows:
             by_project.setdefault(pid, set()).add(iid)
         for pid, ids in by_project.items():
             cls._settle(db, pid, sorted(ids), may_close=False)
@@ -148,6 +152,7 @@ class LeaseOps:
         args = {"p": project_id, "annotator": req.annotator}
         expires = now + req.ttl
         picked: dict[str, LeasedItem] = {}
+        keys: dict[str, float] = {}  # rand_key of each picked item
         closed: list[tuple] = []  # pool rows that leave the pool: (project, is_eval, rand_key, id)
 
         def take(sql: str, limit: int, is_eval: bool) -> None:
@@ -166,6 +171,7 @@ class LeaseOps:
                 reasons = (loads(row[-1]) if row[-1] else
                            {"strategy": "evaluation_slice" if is_eval else "pool_order"})
                 picked[iid] = LeasedItem(item_from_row(row), reasons, is_eval)
+                keys[iid] = rand_key
                 if n_labels + holds + 1 >= required:
                     closed.append((project_id, int(is_eval), rand_key, iid))
                 added += 1
@@ -181,8 +187,9 @@ class LeaseOps:
         exhausted = False
         if picked:
             db.execute("INSERT INTO leases VALUES (?,?,?,?)", (req.lease_id, project_id, req.annotator, now))
-            db.executemany("INSERT INTO holds VALUES (?,?,?,?,?)",
-                           [(project_id, iid, req.lease_id, req.annotator, expires) for iid in picked])
+            db.executemany("INSERT INTO holds VALUES (?,?,?,?,?,?)",
+                           [(project_id, key, iid, req.lease_id, req.annotator, expires)
+                            for iid, key in keys.items()])
         else:  # nothing open is left for them; only a live hold may still come back
             exhausted = db.execute(
                 "SELECT 1 FROM holds h WHERE h.project_id=:p AND NOT EXISTS (SELECT 1 FROM answered a"
@@ -229,8 +236,7 @@ class LeaseOps:
                 sql += f" AND item_id IN ({','.join('?' * len(item_ids))})"
                 params += list(item_ids)
             ids = [r[0] for r in db.execute(sql, params)]
-            db.executemany("DELETE FROM holds WHERE project_id=? AND item_id=? AND lease_id=?",
-                           [(project_id, i, lease_id) for i in ids])
+            db.executemany("DELETE FROM holds WHERE lease_id=? AND item_id=?", [(lease_id, i) for i in ids])
             self._settle(db, project_id, ids, may_close=False)
             return len(ids)
 
@@ -282,16 +288,15 @@ class LeaseOps:
                         results.append(SubmitResult(annotation_from_row(row), duplicate=True))
                         continue
                 live = db.execute(
-                    "SELECT annotator FROM holds WHERE project_id=? AND item_id=? AND lease_id=?",
-                    (ann.project_id, ann.item_id, ann.lease_id),
+                    "SELECT annotator FROM holds WHERE lease_id=? AND item_id=? AND project_id=?",
+                    (ann.lease_id, ann.item_id, ann.project_id),
                 ).fetchone()
                 if live is None or live[0] != ann.annotator:
                     raise Conflict(
                         f"item {ann.item_id!r} is not open in lease {ann.lease_id!r} of annotator "
                         f"{ann.annotator!r} (wrong lease, already answered, released or expired)"
                     )
-                db.execute("DELETE FROM holds WHERE project_id=? AND item_id=? AND lease_id=?",
-                           (ann.project_id, ann.item_id, ann.lease_id))
+                db.execute("DELETE FROM holds WHERE lease_id=? AND item_id=?", (ann.lease_id, ann.item_id))
                 cur = db.execute(
                     "INSERT INTO annotations (project_id, item_id, annotator, kind, label, comment,"
                     " lease_id, idem_key, time_spent, created_at) VALUES (?,?,?,?,?,?,?,?,?,?)",

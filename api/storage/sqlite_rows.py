@@ -11,6 +11,20 @@ from api.storage.records import Annotation, Item
 
 __all__ = ["ANNOTATION_COLS", "ITEM_COLS", "SCHEMA", "annotation_from_row", "item_from_row", "migrate"]
 
+HOLDS = """
+-- live holds only: a hold is deleted when it is answered, released or expired. Keyed in pool
+-- order (the item's rand_key first): the holds that leases take side by side at the pool's front,
+-- and that expire together, share pages, where keyed by item id each hold wrote a page of its own.
+-- Lease ids grow with time (see ``api.service.annotate.lease_request``), so the lease index
+-- and ``leases`` grow at their ends too.
+CREATE TABLE IF NOT EXISTS holds (
+    project_id TEXT NOT NULL, rand_key REAL NOT NULL, item_id TEXT NOT NULL, lease_id TEXT NOT NULL,
+    annotator TEXT NOT NULL, expires_at REAL NOT NULL,
+    PRIMARY KEY (project_id, rand_key, item_id, lease_id)) WITHOUT ROWID;
+CREATE INDEX IF NOT EXISTS holds_lease ON holds (lease_id);
+CREATE INDEX IF NOT EXISTS holds_expiry ON holds (expires_at);
+"""
+
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS projects (id TEXT PRIMARY KEY, doc TEXT NOT NULL);
 CREATE TABLE IF NOT EXISTS items (
@@ -33,14 +47,7 @@ CREATE TABLE IF NOT EXISTS queue (
 CREATE INDEX IF NOT EXISTS queue_rank ON queue (project_id, rank);
 CREATE TABLE IF NOT EXISTS leases (
     id TEXT PRIMARY KEY, project_id TEXT NOT NULL, annotator TEXT NOT NULL, created_at REAL NOT NULL);
--- live holds only: a hold is deleted when it is answered, released or expired
-CREATE TABLE IF NOT EXISTS holds (
-    project_id TEXT NOT NULL, item_id TEXT NOT NULL, lease_id TEXT NOT NULL,
-    annotator TEXT NOT NULL, expires_at REAL NOT NULL,
-    PRIMARY KEY (project_id, item_id, lease_id)) WITHOUT ROWID;
-CREATE INDEX IF NOT EXISTS holds_lease ON holds (lease_id);
-CREATE INDEX IF NOT EXISTS holds_expiry ON holds (expires_at);
--- the latest time a lease or a sweep ran at (see ``LeaseOps._lease_clock``)
+{holds}-- the latest time a lease or a sweep ran at (see ``LeaseOps._lease_clock``)
 CREATE TABLE IF NOT EXISTS lease_clock (id INTEGER PRIMARY KEY CHECK (id = 0), now REAL NOT NULL);
 CREATE TABLE IF NOT EXISTS answered (
     project_id TEXT NOT NULL, item_id TEXT NOT NULL, annotator TEXT NOT NULL,
@@ -70,7 +77,7 @@ CREATE TABLE IF NOT EXISTS jobs (
 CREATE INDEX IF NOT EXISTS jobs_project ON jobs (project_id, kind, status);
 CREATE TABLE IF NOT EXISTS locks (
     name TEXT PRIMARY KEY, owner TEXT, expires_at REAL NOT NULL, fence INTEGER NOT NULL);
-"""
+""".replace("{holds}", HOLDS)
 
 ITEM_COLS = "id, seq, text, features, meta, votes, gold, is_eval"
 ANNOTATION_COLS = ("seq, project_id, item_id, annotator, kind, label, comment, lease_id, idem_key,"
@@ -78,15 +85,27 @@ ANNOTATION_COLS = ("seq, project_id, item_id, annotator, kind, label, comment, l
 
 
 def migrate(db: sqlite3.Connection) -> None:
-    """In a write transaction: a file from before the ``pool`` and ``holds`` tables (its items
-    carry ``open`` and ``held_until``, its live holds are ``lease_items`` rows in state 'open')
-    gets them filled from those, once."""
+    """In a write transaction: bring an older file up to this schema, once. A file whose holds are
+    keyed by item id gets them re-keyed in pool order; a file from before the ``pool`` and
+    ``holds`` tables (its items carry ``open`` and ``held_until``, its live holds are
+    ``lease_items`` rows in state 'open') gets them filled from those."""
+    if "rand_key" not in {row[1] for row in db.execute("PRAGMA table_info(holds)")}:
+        db.execute("ALTER TABLE holds RENAME TO holds_by_item")
+        db.execute("DROP INDEX holds_lease")
+        db.execute("DROP INDEX holds_expiry")
+        for statement in HOLDS.split(";"):
+            db.execute(statement)
+        db.execute("INSERT INTO holds SELECT h.project_id, i.rand_key, h.item_id, h.lease_id,"
+                   " h.annotator, h.expires_at FROM holds_by_item h JOIN items i"
+                   " ON i.project_id=h.project_id AND i.id=h.item_id")
+        db.execute("DROP TABLE holds_by_item")
     columns = {row[1] for row in db.execute("PRAGMA table_info(items)")}
     if "open" not in columns or db.execute("PRAGMA user_version").fetchone()[0] >= 2:
         return
     db.execute("INSERT OR IGNORE INTO pool SELECT project_id, is_eval, rand_key, id FROM items WHERE open=1")
-    db.execute("INSERT OR IGNORE INTO holds SELECT project_id, item_id, lease_id, annotator, expires_at"
-               " FROM lease_items WHERE state='open'")
+    db.execute("INSERT OR IGNORE INTO holds SELECT l.project_id, i.rand_key, l.item_id, l.lease_id,"
+               " l.annotator, l.expires_at FROM lease_items l JOIN items i"
+               " ON i.project_id=l.project_id AND i.id=l.item_id WHERE l.state='open'")
     db.execute("PRAGMA user_version=2")
 
 

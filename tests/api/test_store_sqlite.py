@@ -94,3 +94,48 @@ def test_a_file_from_before_the_pool_table_keeps_its_open_items_and_live_holds(t
         assert s.lease("p1", "c", 5, n_eval=0, now=T0 + 2, ttl=60, lease_id="Lc").item_ids == ()
     finally:
         s.close()
+
+
+def test_a_file_with_holds_keyed_by_item_keeps_its_live_holds(tmp_path):
+    """Holds were keyed by item id before they were keyed in pool order; opening such a file
+    re-keys its live holds, once: they still block the item, renew, and take an answer."""
+    import sqlite3
+
+    from tests.store_contract import T0, label, make_project
+
+    path = tmp_path / "holds.db"
+    s = SQLiteStore(path)
+    make_project(s, n_items=4)
+    assert s.lease("p1", "a", 2, n_eval=0, now=T0, ttl=60, lease_id="La").item_ids == ("i0", "i1")
+    s.close()
+    db = sqlite3.connect(path)  # the earlier layout, with a's two holds in it
+    db.executescript("""
+        CREATE TABLE old AS SELECT project_id, item_id, lease_id, annotator, expires_at FROM holds;
+        DROP TABLE holds;
+        CREATE TABLE holds (
+            project_id TEXT NOT NULL, item_id TEXT NOT NULL, lease_id TEXT NOT NULL,
+            annotator TEXT NOT NULL, expires_at REAL NOT NULL,
+            PRIMARY KEY (project_id, item_id, lease_id)) WITHOUT ROWID;
+        CREATE INDEX holds_lease ON holds (lease_id);
+        CREATE INDEX holds_expiry ON holds (expires_at);
+        INSERT INTO holds SELECT * FROM old;
+        DROP TABLE old;
+    """)
+    db.close()
+
+    s = SQLiteStore(path)
+    try:
+        assert "rand_key" in {r[1] for r in s._db.execute("PRAGMA table_info(holds)")}
+        assert s.lease("p1", "b", 5, n_eval=0, now=T0 + 1, ttl=60, lease_id="Lb").item_ids == ("i2", "i3")
+        assert s.renew("La", "a", now=T0 + 2, ttl=60).item_ids == ("i0", "i1")
+        assert not s.submit([label("p1", "i1", "a", "La")], now=T0 + 3)[0].duplicate
+        assert s.get_lease("La").item_ids == ("i0",)
+        assert s.queue_depth("p1", now=T0 + 3)["leased"] == 3
+    finally:
+        s.close()
+    s = SQLiteStore(path)  # the second opening changes nothing
+    try:
+        assert s.get_lease("La").item_ids == ("i0",)
+        assert s.lease("p1", "c", 5, n_eval=0, now=T0 + 200, ttl=60, lease_id="Lc").item_ids == ("i0", "i2", "i3")
+    finally:
+        s.close()
