@@ -5,6 +5,7 @@ from fastapi import APIRouter, Request, Response
 
 from api.auth import Annotator, Engineer, authorize
 from api.deps import HotPathDep, Now, ServicesDep, hot_path
+from api.routes.lean import LeanRoute
 from api.schemas import (
     AnnotationOut,
     LeaseActionIn,
@@ -37,9 +38,8 @@ def lease_json(lease: Lease) -> bytes:
 
 # The lease and submit routes are coroutines. Leases go through the replica's batcher (see
 # ``api.deps.LeaseBatcher``): the requests of one event-loop turn share one store call. The lease
-# route, the hottest, looks up its token, services and hot path itself: as FastAPI dependencies
-# they took a quarter of the route's own time (bench.lease_load).
-@router.post("/projects/{project_id}/leases", status_code=201, response_model=LeaseOut)
+# route, the hottest, is a ``LeanRoute``: it parses its body and looks up its token, services and
+# hot path itself (bench.lease_load).
 async def lease(project_id: str, body: LeaseIn, request: Request) -> Response:
     """Lease the next batch picked for this annotator. ``exhausted`` is true only when no item is
     left for them (not merely all leased to others right now). Needs the ``annotator`` role."""
@@ -49,6 +49,10 @@ async def lease(project_id: str, body: LeaseIn, request: Request) -> Response:
     project = await hot.project(project_id, s.clock())
     got = await hot.leases.lease(svc.lease_request(project, body.annotator, body.size, rng=s.rng))
     return Response(lease_json(got), 201, media_type="application/json")
+
+
+router.add_api_route("/projects/{project_id}/leases", lease, methods=["POST"], status_code=201,
+                     response_model=LeaseOut, route_class_override=LeanRoute)
 
 
 @router.get("/leases/{lease_id}")
