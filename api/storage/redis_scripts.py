@@ -205,12 +205,12 @@ local expires = string.format('%.17g', now + tonumber(ARGV[7]))
 local picked, order, full = {}, {}, {}
 -- expired holds of this project end first (at most 1000 per lease, the sweeper ends the rest)
 reclaim(pid, now_text, 1000)
--- walk a sorted set in windows, checked a few calls per window; stop as soon as `limit` items
+-- walk a sorted set in growing windows, checked a few calls per window; stop as soon as `limit` items
 -- are taken. The pools hold only items with room for another holder; skip those this annotator
 -- answered or holds, and (after a settings change) those with no room left.
 local function take(key, limit, ev, from_queue)
   if limit <= 0 then return end
-  local added, start, window = 0, 0, math.max(16, limit * 2)
+  local added, start, window = 0, 0, limit  -- the first window is the batch: the common case
   local default = ev == '1' and '{"strategy":"evaluation_slice"}' or '{"strategy":"pool_order"}'
   while true do
     local chunk = redis.call('ZRANGE', key, start, start + window - 1)
@@ -237,7 +237,7 @@ local function take(key, limit, ev, from_queue)
         end
       end
     end
-    start = start + window
+    start, window = start + window, math.min(window * 2, 1024)
   end
 end
 take(pk(pid, 'evalpool'), math.min(n_eval, n), '1', false)
