@@ -10,12 +10,16 @@ each endpoint in turn, alternating for ``--rounds`` rounds (throughput: mean ove
 median of the rounds' p99s). Leases ask for 10 items with a 0.5 s TTL (each request is a new
 annotator), so expired holds keep coming back and the pool never runs dry, for a 1M-item pool and
 a 10k-item pool. Fields: ``throughput_vs_hello``,
-``p99_ms`` (1M pool), ``p99_1m_vs_10k``.
+``p99_ms`` (1M pool), ``p99_1m_vs_10k``; and CPU time per request, which the machine's other load
+moves far less than requests per second: ``server_cpu_us_per_lease`` and ``..._per_hello`` (the
+uvicorn process), ``server_cpu_vs_hello`` (hello's over the lease's: the throughput ratio the
+server alone would allow), ``redis_cpu_us_per_lease``.
 """
 
 from __future__ import annotations
 
 import argparse
+import functools
 import json
 import os
 import re
@@ -29,6 +33,7 @@ from pathlib import Path
 
 import httpx
 import numpy as np
+import redis
 
 from tests.redis_server import PrivateRedis
 from tests.server import ROOT, free_port
@@ -77,16 +82,41 @@ def serve(store_url: str, port: int) -> None:
                 **SERVER_OPTIONS)
 
 
-def wrk(url: str, seconds: int, script: Path | None) -> dict:
+def cpu_seconds(pid: int) -> float:
+    """User plus system CPU time the process ``pid`` has used, from ``/proc``."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def store_cpu_seconds(store_url: str) -> float:
+    """CPU time the Redis server has used (0 for an in-process store)."""
+    if not store_url.startswith("redis"):
+        return 0.0
+    client = redis.Redis.from_url(store_url)
+    try:
+        cpu = client.info("cpu")
+    finally:
+        client.close()
+    return float(cpu["used_cpu_user"]) + float(cpu["used_cpu_sys"])
+
+
+def wrk(url: str, seconds: int, script: Path | None, server_pid: int, store_url: str) -> dict:
+    """One wrk run; besides requests per second and latency, the CPU time the server process
+    (and a Redis server) used per request: a figure that the machine's other load moves far less
+    than requests per second."""
     cmd = ["wrk", "-t2", "-c50", f"-d{seconds}s", "--latency", url]
     if script is not None:
         cmd[1:1] = ["-s", str(script)]
+    cpu0, store0 = cpu_seconds(server_pid), store_cpu_seconds(store_url)
     out = subprocess.run(cmd, capture_output=True, text=True, check=True).stdout
+    cpu1, store1 = cpu_seconds(server_pid), store_cpu_seconds(store_url)
     rps = float(re.search(r"Requests/sec:\s+([\d.]+)", out).group(1))
+    n = int(re.search(r"(\d+) requests in", out).group(1))
     m = re.search(r"99%\s+([\d.]+)(us|ms|s)", out)
     p99 = float(m.group(1)) * {"us": 1e-3, "ms": 1.0, "s": 1e3}[m.group(2)]
     errors = re.search(r"Non-2xx or 3xx responses: (\d+)", out)
-    return {"rps": rps, "p99_ms": p99, "non_2xx": int(errors.group(1)) if errors else 0}
+    return {"rps": rps, "p99_ms": p99, "non_2xx": int(errors.group(1)) if errors else 0,
+            "server_cpu_us": (cpu1 - cpu0) / max(n, 1) * 1e6, "store_cpu_us": (store1 - store0) / max(n, 1) * 1e6}
 
 
 def measure(store_url: str, n: int, seconds: int, rounds: int, tmp: Path) -> dict:
@@ -107,10 +137,12 @@ def measure(store_url: str, n: int, seconds: int, rounds: int, tmp: Path) -> dic
                 time.sleep(0.1)
         script = tmp / "lease.lua"
         script.write_text(LUA)
-        wrk(base + "/bench/hello", 2, None)  # warm-up, and the lease steady state: holds expiring
-        wrk(base + "/projects/load/leases", 2, script)
-        runs = [(wrk(base + "/bench/hello", seconds, None),
-                 wrk(base + "/projects/load/leases", seconds, script)) for _ in range(rounds)]
+        hello = functools.partial(wrk, base + "/bench/hello", script=None, server_pid=proc.pid,
+                                  store_url=store_url)
+        lease = functools.partial(wrk, base + "/projects/load/leases", script=script,
+                                  server_pid=proc.pid, store_url=store_url)
+        hello(2), lease(2)  # warm-up, and the lease steady state: holds expiring
+        runs = [(hello(seconds), lease(seconds)) for _ in range(rounds)]
     finally:
         proc.terminate()
         proc.wait(timeout=30)
@@ -120,6 +152,9 @@ def measure(store_url: str, n: int, seconds: int, rounds: int, tmp: Path) -> dic
         "lease_rps": statistics.fmean(r["rps"] for r in lease),
         "hello_p99_ms": statistics.median(r["p99_ms"] for r in hello),
         "lease_p99_ms": statistics.median(r["p99_ms"] for r in lease),
+        "hello_server_cpu_us": statistics.median(r["server_cpu_us"] for r in hello),
+        "lease_server_cpu_us": statistics.median(r["server_cpu_us"] for r in lease),
+        "lease_store_cpu_us": statistics.median(r["store_cpu_us"] for r in lease),
         "non_2xx": sum(r["non_2xx"] for r in lease), "rounds": [{"hello": h, "lease": le} for h, le in runs],
     }
 
@@ -161,6 +196,11 @@ def main(argv: list[str] | None = None) -> int:
         "p99_1m_vs_10k": round(big["lease_p99_ms"] / small["lease_p99_ms"], 3),
         "lease_rps": round(big["lease_rps"], 1), "hello_rps": round(big["hello_rps"], 1),
         "hello_p99_ms": big["hello_p99_ms"],
+        # CPU per request (1M pool, median over rounds): the server process, and the Redis server
+        "server_cpu_us_per_lease": round(big["lease_server_cpu_us"], 1),
+        "server_cpu_us_per_hello": round(big["hello_server_cpu_us"], 1),
+        "redis_cpu_us_per_lease": round(big["lease_store_cpu_us"], 1),
+        "server_cpu_vs_hello": round(big["hello_server_cpu_us"] / big["lease_server_cpu_us"], 3),
         "non_2xx": big["non_2xx"] + small["non_2xx"], "raw": results,
     }
     print(json.dumps(out) if args.json else json.dumps(out, indent=2))

@@ -123,6 +123,8 @@ def test_bad_input_gets_clear_4xx_and_nothing_half_stored(client, server):
                       (b'{"annotator": "a", "colour": 1}', ["body", "colour"]), (b"[1]", ["body"])):
         r = client.post("/projects/p/leases", content=body, headers={"content-type": "application/json"})
         assert r.status_code == 422 and r.json()["detail"][0]["loc"][:len(loc)] == loc, (body, r.text)
+    r = client.post("/projects/p/leases", content=b'{"annotator": "a"}', headers={"content-type": "text/plain"})
+    assert r.status_code == 422 and r.json()["detail"][0]["loc"] == ["body"]
     op = client.get("/openapi.json").json()["paths"]["/projects/{project_id}/leases"]["post"]
     assert op["requestBody"]["content"]["application/json"]["schema"] == {"$ref": "#/components/schemas/LeaseIn"}
     big = "x" * (60 * 1024 * 1024)
