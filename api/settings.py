@@ -31,7 +31,7 @@ class Settings:
     tokens_file: str | None = None
     admin_token: str | None = None
     project_cache_s: float = 1.0  # how stale a replica's view of project settings may be for leases
-    store_threads: int = 4  # a network store's (Redis) calls in flight on the lease path, threads for the others
+    store_threads: int = 8  # a network store's (Redis) calls in flight on the lease path, threads for the others
 
     @property
     def loopback(self) -> bool:
