@@ -37,6 +37,14 @@ __all__ = ["RedisLeaseOps"]
 
 from api.storage.redis_common import _CLIENT_OPTIONS, _guarded, _item, _plain
 
+# the reasons the lease script gives pool items (see LEASE's ``take``), most of what it returns
+_STRATEGY = {b'{"strategy":"pool_order"}': "pool_order", b'{"strategy":"evaluation_slice"}': "evaluation_slice"}
+
+
+def _reasons(text: bytes) -> dict[str, Any]:
+    strategy = _STRATEGY.get(text)
+    return {"strategy": strategy} if strategy is not None else loads(text)
+
 
 class RedisLeaseOps:
     """Queue, lease, annotation, job and lock operations over ``self.r`` (client), ``self.k``
@@ -162,7 +170,7 @@ class RedisLeaseOps:
     def _leased(req: LeaseRequest, out: list) -> Lease:
         rows = range(2, len(out), 5)  # item, is_eval, reasons, document, position per item
         leased = tuple(
-            LeasedItem(_item(out[i].decode(), out[i + 3], out[i + 4]), loads(out[i + 2]),
+            LeasedItem(_item(out[i].decode(), out[i + 3], out[i + 4]), _reasons(out[i + 2]),
                        out[i + 1] == b"1")
             for i in rows
         )
