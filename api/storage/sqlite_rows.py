@@ -15,7 +15,7 @@ HOLDS = """
 -- live holds only: a hold is deleted when it is answered, released or expired. Keyed in pool
 -- order (the item's rand_key first): the holds that leases take side by side at the pool's front,
 -- and that expire together, share pages, where keyed by item id each hold wrote a page of its own.
--- Lease ids grow with time (see ``api.service.annotate.lease_request``), so the lease index
+-- Lease ids grow with time (see ``api.service.annotate.new_lease_id``), so the lease index
 -- and ``leases`` grow at their ends too.
 CREATE TABLE IF NOT EXISTS holds (
     project_id TEXT NOT NULL, rand_key REAL NOT NULL, item_id TEXT NOT NULL, lease_id TEXT NOT NULL,
