@@ -81,35 +81,35 @@ class RedisLeaseOps:
                         strict=True))
 
     # -- leases ---------------------------------------------------------------------------
-    @_guarded
     def lease(self, project_id, annotator, n, *, n_eval, now, ttl, lease_id):
-        req = LeaseRequest(project_id, annotator, n, n_eval, ttl, lease_id)
-        return self._leased(req, self._run("LEASE", args=self._lease_args(req, now)))
+        got = self.lease_many([LeaseRequest(project_id, annotator, n, n_eval, ttl, lease_id)], now=now)[0]
+        if isinstance(got, Exception):
+            raise got
+        return got
 
     @_guarded
     def lease_many(self, requests, *, now):
-        """One pipelined round trip for the lot; each lease is still one atomic script run."""
-        out, sent = self._checked(requests, now)
-        with self.r.pipeline(transaction=False) as pipe:
-            for i in sent:
-                self._scripts["LEASE"](args=out[i], client=pipe)
-            got = pipe.execute(raise_on_error=False) if sent else []
+        """One script call for the lot, atomic as a whole; each lease is refused or granted on
+        its own."""
+        out, sent = self._checked(requests)
+        got = self._run("LEASE", args=self._batch_args(out, sent, now)) if sent else []
         return self._replies(requests, out, sent, got)
 
     async def lease_many_async(self, requests, *, now):
         """:meth:`lease_many` on the event loop's own connections: no thread waits for Redis. One
         round trip: the script goes by its digest alone, and only when the server has lost it (a
-        restart) is it loaded and the leases it refused sent again (they never ran)."""
+        restart) is it loaded and the call made again (it never ran)."""
         client, script = self._loop_client()
-        out, sent = self._checked(requests, now)
+        out, sent = self._checked(requests)
+        if not sent:
+            return out
+        args = self._batch_args(out, sent, now)
         with self._unavailable():
-            got = await self._evalsha(client, script.sha, [out[i] for i in sent])
-            if any(isinstance(g, redis.exceptions.NoScriptError) for g in got):
+            try:
+                got = await client.evalsha(script.sha, 0, *args)
+            except redis.exceptions.NoScriptError:
                 await client.script_load(script.script)
-                again = [k for k, g in enumerate(got) if isinstance(g, redis.exceptions.NoScriptError)]
-                for k, g in zip(again, await self._evalsha(client, script.sha, [out[sent[k]] for k in again]),
-                                strict=True):
-                    got[k] = g
+                got = await client.evalsha(script.sha, 0, *args)
             return self._replies(requests, out, sent, got)
 
     def _loop_client(self) -> tuple[redis.asyncio.Redis, Any]:
@@ -128,43 +128,37 @@ class RedisLeaseOps:
             await self._aio[1].aclose()
         self._aio = None
 
-    @staticmethod
-    async def _evalsha(client, sha: str, arg_lists: list[list]) -> list:
-        if not arg_lists:
-            return []
-        async with client.pipeline(transaction=False) as pipe:
-            for args in arg_lists:
-                pipe.evalsha(sha, 0, *args)
-            return await pipe.execute(raise_on_error=False)
-
-    def _checked(self, requests, now: float) -> tuple[list, list[int]]:
+    def _checked(self, requests) -> tuple[list, list[int]]:
         """Each request's script arguments, or the error that refuses it; and the indexes sent."""
         out: list = [None] * len(requests)
         for i, req in enumerate(requests):
             try:
-                out[i] = self._lease_args(req, now)
+                out[i] = self._lease_args(req)
             except LabelloopError as e:
                 out[i] = e
         return out, [i for i, o in enumerate(out) if not isinstance(o, LabelloopError)]
 
+    def _batch_args(self, out: list, sent: list[int], now: float) -> list:
+        """The lease script's arguments for the requests ``sent``."""
+        return [self.k.ns, repr(float(now)), *(arg for i in sent for arg in out[i])]
+
     def _replies(self, requests, out: list, sent: list[int], got: list) -> list[Lease | LabelloopError]:
         for i, res in zip(sent, got, strict=True):
-            if isinstance(res, Exception):
-                res = self._refusal(res)
-                if not isinstance(res, LabelloopError):
-                    raise res
-                out[i] = res
+            if res[0] == b"!":  # refused: ['!', 'NOTFOUND ...']
+                refusal = self._refusal(redis.ResponseError(res[1].decode()))
+                if not isinstance(refusal, LabelloopError):
+                    raise refusal
+                out[i] = refusal
             else:
                 out[i] = self._leased(requests[i], res)
         return out
 
-    def _lease_args(self, req: LeaseRequest, now: float) -> list:
+    def _lease_args(self, req: LeaseRequest) -> list:
         if req.n < 0 or req.n_eval < 0:
             raise InvalidInput(f"lease size must be >= 0, got n={req.n}, n_eval={req.n_eval}")
         _plain("annotator", req.annotator)
         _plain("lease id", req.lease_id)
-        return [self.k.ns, req.project_id, req.annotator, req.n, req.n_eval, repr(float(now)),
-                repr(float(req.ttl)), req.lease_id]
+        return [req.project_id, req.annotator, req.n, req.n_eval, repr(float(req.ttl)), req.lease_id]
 
     @staticmethod
     def _leased(req: LeaseRequest, out: list) -> Lease:

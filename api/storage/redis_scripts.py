@@ -194,103 +194,114 @@ return {inserted, updated}
 """
 
 LEASE = COMMON + r"""
--- ARGV: ns, pid, annotator, n, n_eval, now, ttl, lease_id
--- returns: exhausted ('1' when the lease is empty and nothing is left for this annotator), the
--- expiry, then item, is_eval, reasons, item document, position record for each leased item
-local pid, annotator = ARGV[2], ARGV[3]
-local n, n_eval, lease_id = tonumber(ARGV[4]), tonumber(ARGV[5]), ARGV[8]
-if redundancy(pid) == nil then return redis.error_reply('NOTFOUND unknown project ' .. pid) end
-local now, now_text = lease_clock(ARGV[6])
-local expires = string.format('%.17g', now + tonumber(ARGV[7]))
-local picked, order, full = {}, {}, {}
--- expired holds of this project end first (at most 1000 per lease, the sweeper ends the rest)
-reclaim(pid, now_text, 1000)
--- walk a sorted set in growing windows, checked a few calls per window; stop as soon as `limit` items
--- are taken. The pools hold only items with room for another holder; skip those this annotator
--- answered or holds, and (after a settings change) those with no room left.
-local function take(key, limit, ev, from_queue)
-  if limit <= 0 then return end
-  local added, start, window = 0, 0, limit  -- the first window is the batch: the common case
-  local default = ev == '1' and '{"strategy":"evaluation_slice"}' or '{"strategy":"pool_order"}'
-  while true do
-    local chunk = redis.call('ZRANGE', key, start, start + window - 1)
-    if #chunk == 0 then return end
-    local marks = {}
-    for i, item in ipairs(chunk) do marks[i] = item .. SEP .. annotator end
-    local answered = redis.call('SMISMEMBER', pk(pid, 'answered'), unpack(marks))
-    local holds = redis.call('HMGET', pk(pid, 'nholds'), unpack(chunk))
-    local labels = redis.call('HMGET', pk(pid, 'nlabels'), unpack(chunk))
-    local pooled = from_queue and redis.call('ZMSCORE', pk(pid, 'pool'), unpack(chunk))
-    for i, item in ipairs(chunk) do
-      if not picked[item] and answered[i] == 0 and (not from_queue or pooled[i]) then
-        local h = tonumber(holds[i] or 0)
-        local used = h + tonumber(labels[i] or 0)
-        if h > 0 and redis.call('HEXISTS', pk(pid, 'hold'), marks[i]) == 1 then  -- theirs already
-        elseif used > 0 and used >= required(pid, item) then
-          full[#full + 1] = item
-        else
-          local reasons = from_queue and redis.call('HGET', pk(pid, 'reasons'), item) or false
-          picked[item] = {ev, reasons or default, used, h}
-          order[#order + 1] = item
-          added = added + 1
-          if added >= limit then return end
+-- A batch of leases, one after the other at one time. ARGV: ns, now, then for each lease: pid,
+-- annotator, n, n_eval, ttl, lease_id. Returns one reply per lease: {'!', error} when it is refused,
+-- else exhausted ('1' when the lease is empty and nothing is left for this annotator), the expiry,
+-- then item, is_eval, reasons, item document, position record for each leased item.
+local now, now_text = lease_clock(ARGV[2])
+local reclaimed = {}
+local function lease(pid, annotator, n, n_eval, ttl, lease_id)
+  if redundancy(pid) == nil then return {'!', 'NOTFOUND unknown project ' .. pid} end
+  local expires = string.format('%.17g', now + tonumber(ttl))
+  local picked, order, full = {}, {}, {}
+  -- expired holds of this project end first, once a batch (at most 1000, the sweeper ends the rest)
+  if not reclaimed[pid] then
+    reclaim(pid, now_text, 1000)
+    reclaimed[pid] = true
+  end
+  -- walk a sorted set in growing windows, checked a few calls per window; stop as soon as `limit`
+  -- items are taken. The pools hold only items with room for another holder; skip those this annotator
+  -- answered or holds, and (after a settings change) those with no room left.
+  local function take(key, limit, ev, from_queue)
+    if limit <= 0 then return end
+    local added, start, window = 0, 0, limit  -- the first window is the batch: the common case
+    local default = ev == '1' and '{"strategy":"evaluation_slice"}' or '{"strategy":"pool_order"}'
+    while true do
+      local chunk = redis.call('ZRANGE', key, start, start + window - 1)
+      if #chunk == 0 then return end
+      local marks = {}
+      for i, item in ipairs(chunk) do marks[i] = item .. SEP .. annotator end
+      local answered = redis.call('SMISMEMBER', pk(pid, 'answered'), unpack(marks))
+      local holds = redis.call('HMGET', pk(pid, 'nholds'), unpack(chunk))
+      local labels = redis.call('HMGET', pk(pid, 'nlabels'), unpack(chunk))
+      local pooled = from_queue and redis.call('ZMSCORE', pk(pid, 'pool'), unpack(chunk))
+      for i, item in ipairs(chunk) do
+        if not picked[item] and answered[i] == 0 and (not from_queue or pooled[i]) then
+          local h = tonumber(holds[i] or 0)
+          local used = h + tonumber(labels[i] or 0)
+          if h > 0 and redis.call('HEXISTS', pk(pid, 'hold'), marks[i]) == 1 then  -- theirs already
+          elseif used > 0 and used >= required(pid, item) then
+            full[#full + 1] = item
+          else
+            local reasons = from_queue and redis.call('HGET', pk(pid, 'reasons'), item) or false
+            picked[item] = {ev, reasons or default, used, h}
+            order[#order + 1] = item
+            added = added + 1
+            if added >= limit then return end
+          end
         end
       end
-    end
-    start, window = start + window, math.min(window * 2, 1024)
-  end
-end
-take(pk(pid, 'evalpool'), math.min(n_eval, n), '1', false)
-take(pk(pid, 'queue'), n - #order, '0', true)
-take(pk(pid, 'pool'), n - #order, '0', false)
-take(pk(pid, 'evalpool'), n - #order, '1', false)
-place_all(pid, full)
-if #order == 0 then
-  -- nothing open is left for this annotator; only a live hold on an item they have not answered
-  -- (theirs or another's) may still come back to them
-  for _, m in ipairs(redis.call('ZRANGE', pk(pid, 'held'), 0, -1)) do
-    if redis.call('SISMEMBER', pk(pid, 'answered'), split(m)[1] .. SEP .. annotator) == 0 then
-      return {'0', expires}
+      start, window = start + window, math.min(window * 2, 1024)
     end
   end
-  return {'1', expires}
-end
-local out = {'0', expires}
-redis.call('HSET', lkey(lease_id), 'project', pid, 'annotator', annotator, 'created_at', ARGV[6],
-           'items', table.concat(order, SEP))
--- one call per key for the whole batch
-local holds, held, gone, counts = {}, {}, {}, {}
-for _, item in ipairs(order) do
-  local m = item .. SEP .. annotator
-  counts[#counts + 1] = item
-  counts[#counts + 1] = picked[item][4] + 1
-  holds[#holds + 1] = m
-  holds[#holds + 1] = lease_id .. SEP .. expires
-  held[#held + 1] = expires
-  held[#held + 1] = m
-  -- it sat in its pool (queue items were checked against it); it leaves when this hold fills it
-  if picked[item][3] + 1 >= required(pid, item) then
-    local key = pk(pid, picked[item][1] == '1' and 'evalpool' or 'pool')
-    gone[key] = gone[key] or {}
-    table.insert(gone[key], item)
+  take(pk(pid, 'evalpool'), math.min(n_eval, n), '1', false)
+  take(pk(pid, 'queue'), n - #order, '0', true)
+  take(pk(pid, 'pool'), n - #order, '0', false)
+  take(pk(pid, 'evalpool'), n - #order, '1', false)
+  place_all(pid, full)
+  if #order == 0 then
+    -- nothing open is left for this annotator; only a live hold on an item they have not answered
+    -- (theirs or another's) may still come back to them
+    for _, m in ipairs(redis.call('ZRANGE', pk(pid, 'held'), 0, -1)) do
+      if redis.call('SISMEMBER', pk(pid, 'answered'), split(m)[1] .. SEP .. annotator) == 0 then
+        return {'0', expires}
+      end
+    end
+    return {'1', expires}
   end
+  local out = {'0', expires}
+  redis.call('HSET', lkey(lease_id), 'project', pid, 'annotator', annotator, 'created_at', now_text,
+             'items', table.concat(order, SEP))
+  -- one call per key for all its items
+  local holds, held, gone, counts = {}, {}, {}, {}
+  for _, item in ipairs(order) do
+    local m = item .. SEP .. annotator
+    counts[#counts + 1] = item
+    counts[#counts + 1] = picked[item][4] + 1
+    holds[#holds + 1] = m
+    holds[#holds + 1] = lease_id .. SEP .. expires
+    held[#held + 1] = expires
+    held[#held + 1] = m
+    -- it sat in its pool (queue items were checked against it); it leaves when this hold fills it
+    if picked[item][3] + 1 >= required(pid, item) then
+      local key = pk(pid, picked[item][1] == '1' and 'evalpool' or 'pool')
+      gone[key] = gone[key] or {}
+      table.insert(gone[key], item)
+    end
+  end
+  redis.call('HSET', pk(pid, 'nholds'), unpack(counts))
+  redis.call('HSET', pk(pid, 'hold'), unpack(holds))
+  redis.call('ZADD', pk(pid, 'held'), unpack(held))
+  for key, items in pairs(gone) do redis.call('ZREM', key, unpack(items)) end
+  -- the items themselves, so the caller needs no second round trip
+  local docs = redis.call('HMGET', pk(pid, 'items'), unpack(order))
+  local pos = redis.call('HMGET', pk(pid, 'pos'), unpack(order))
+  for i, item in ipairs(order) do
+    out[#out + 1] = item
+    out[#out + 1] = picked[item][1]
+    out[#out + 1] = picked[item][2]
+    out[#out + 1] = docs[i]
+    out[#out + 1] = pos[i]
+  end
+  keep(lease_id, expires, now)
+  return out
 end
-redis.call('HSET', pk(pid, 'nholds'), unpack(counts))
-redis.call('HSET', pk(pid, 'hold'), unpack(holds))
-redis.call('ZADD', pk(pid, 'held'), unpack(held))
-for key, items in pairs(gone) do redis.call('ZREM', key, unpack(items)) end
--- the items themselves, so the caller needs no second round trip
-local docs = redis.call('HMGET', pk(pid, 'items'), unpack(order))
-local pos = redis.call('HMGET', pk(pid, 'pos'), unpack(order))
-for i, item in ipairs(order) do
-  out[#out + 1] = item
-  out[#out + 1] = picked[item][1]
-  out[#out + 1] = picked[item][2]
-  out[#out + 1] = docs[i]
-  out[#out + 1] = pos[i]
+local replies = {}
+for i = 3, #ARGV, 6 do
+  replies[#replies + 1] = lease(ARGV[i], ARGV[i + 1], tonumber(ARGV[i + 2]), tonumber(ARGV[i + 3]),
+                                ARGV[i + 4], ARGV[i + 5])
 end
-keep(lease_id, expires, now)
-return out
+return replies
 """
 
 RENEW = COMMON + r"""
