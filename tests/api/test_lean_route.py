@@ -1,0 +1,52 @@
+"""A ``LeanRoute`` refuses, when the route is made, an endpoint it could not call correctly."""
+
+from __future__ import annotations
+
+import pytest
+from fastapi import APIRouter, Request, Response
+from pydantic import BaseModel
+
+from api.routes.lean import LeanRoute
+
+
+class Body(BaseModel):
+    name: str
+
+
+class Other(BaseModel):
+    size: int
+
+
+async def good(project_id: str, body: Body, request: Request) -> Response:
+    return Response(b"{}")
+
+
+async def two_bodies(project_id: str, body: Body, other: Other) -> Response:
+    return Response(b"{}")
+
+
+def not_a_coroutine(project_id: str, body: Body) -> Response:
+    return Response(b"{}")
+
+
+async def unknown_parameter(project_id: str, body: Body, colour: str) -> Response:
+    return Response(b"{}")
+
+
+def route(endpoint) -> None:
+    APIRouter().add_api_route("/projects/{project_id}/things", endpoint, methods=["POST"],
+                              route_class_override=LeanRoute)
+
+
+def test_an_endpoint_with_path_parameters_one_body_and_the_request_is_accepted():
+    route(good)
+
+
+@pytest.mark.parametrize(("endpoint", "message"), [
+    (two_bodies, "at most one body"),
+    (not_a_coroutine, "coroutine"),
+    (unknown_parameter, "colour"),
+])
+def test_an_endpoint_it_cannot_call_is_refused_when_the_route_is_made(endpoint, message):
+    with pytest.raises(TypeError, match=message):
+        route(endpoint)
