@@ -357,7 +357,8 @@ class SQLiteStore(LeaseOps, Store):
                 (project_id,),
             ).fetchone()
             (leased,) = db.execute(  # live holds (a redundant item may have several)
-                "SELECT COUNT(*) FROM holds INDEXED BY holds_expiry WHERE expires_at>? AND project_id=?",
+                "SELECT COUNT(*) FROM leases l INDEXED BY leases_expiry JOIN holds h ON h.lease_id=l.id"
+                " WHERE l.expires_at>? AND l.project_id=?",
                 (now, project_id),
             ).fetchone()
             open_ = total - done - flagged

@@ -100,24 +100,27 @@ class LeaseOps:
 
     @classmethod
     def _reclaim(cls, db: sqlite3.Connection, now: float, project_id: str | None = None) -> int:
-        """End the holds whose expiry passed; each item gets back only the expired holder's slot."""
-        sql = ("SELECT project_id, rand_key, item_id, lease_id FROM holds INDEXED BY holds_expiry"
-               " WHERE expires_at<=?")
+        """End the holds of the leases whose expiry passed; each item gets back only the expired
+        holder's slot."""
+        sql = "SELECT id FROM leases INDEXED BY leases_expiry WHERE expires_at<=?"
         params: tuple = (now,)
         if project_id is not None:
             sql += " AND project_id=?"
             params = (now, project_id)
-        rows = db.execute(sql, params).fetchall()
-        if not rows:
+        leases = db.execute(sql, params).fetchall()
+        if not leases:
             return 0
-        db.executemany("DELETE FROM holds WHERE project_id=? AND rand_key=? AND item_id=? AND lease_id=?",
-                       rows)
         by_project: dict[str, set[str]] = {}
-        for pid, _, iid, _ in rows:
-            by_project.setdefault(pid, set()).add(iid)
+        ended = 0
+        for (lease_id,) in leases:
+            for pid, iid in db.execute("DELETE FROM holds WHERE lease_id=? RETURNING project_id, item_id",
+                                       (lease_id,)).fetchall():
+                by_project.setdefault(pid, set()).add(iid)
+                ended += 1
+        db.executemany("UPDATE leases SET expires_at=NULL WHERE id=?", leases)
         for pid, ids in by_project.items():
             cls._settle(db, pid, sorted(ids), may_close=False)
-        return len(rows)
+        return ended
 
     def lease(self, project_id, annotator, n, *, n_eval, now, ttl, lease_id):
         got = self.lease_many([LeaseRequest(project_id, annotator, n, n_eval, ttl, lease_id)], now=now)[0]
@@ -186,7 +189,8 @@ class LeaseOps:
                        closed)
         exhausted = False
         if picked:
-            db.execute("INSERT INTO leases VALUES (?,?,?,?)", (req.lease_id, project_id, req.annotator, now))
+            db.execute("INSERT INTO leases VALUES (?,?,?,?,?)",
+                       (req.lease_id, project_id, req.annotator, now, expires))
             db.executemany("INSERT INTO holds VALUES (?,?,?,?,?,?)",
                            [(project_id, key, iid, req.lease_id, req.annotator, expires)
                             for iid, key in keys.items()])
@@ -225,6 +229,7 @@ class LeaseOps:
                              (now + ttl, lease_id, now))
             if cur.rowcount == 0:
                 raise Conflict(f"lease {lease_id!r} has expired or holds no open items")
+            db.execute("UPDATE leases SET expires_at=? WHERE id=?", (now + ttl, lease_id))
         return self.get_lease(lease_id)
 
     def release(self, lease_id, annotator, *, item_ids=None, now):

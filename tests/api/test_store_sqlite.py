@@ -71,6 +71,8 @@ def test_a_file_from_before_the_pool_table_keeps_its_open_items_and_live_holds(t
     make_project(s, n_items=4)  # fills the new pool table too
     s.close()
     db = sqlite3.connect(path)  # make it look like schema 1: i1 held by 'a', i2 done
+    db.execute("DROP INDEX leases_expiry")
+    db.execute("ALTER TABLE leases DROP COLUMN expires_at")
     db.execute("DELETE FROM pool")
     db.execute("UPDATE items SET open=0, held_until=? WHERE id='i1'", (T0 + 60,))
     db.execute("UPDATE items SET open=0, n_labels=1 WHERE id='i2'")
@@ -97,8 +99,10 @@ def test_a_file_from_before_the_pool_table_keeps_its_open_items_and_live_holds(t
 
 
 def test_a_file_with_holds_keyed_by_item_keeps_its_live_holds(tmp_path):
-    """Holds were keyed by item id before they were keyed in pool order; opening such a file
-    re-keys its live holds, once: they still block the item, renew, and take an answer."""
+    """Holds were keyed by item id, with their expiry indexed, before they were keyed in pool
+    order and leases carried the expiry; opening such a file re-keys its live holds and gives
+    their leases the holds' expiry, once: they still block the item, renew, take an answer and
+    expire."""
     import sqlite3
 
     from tests.store_contract import T0, label, make_project
@@ -107,9 +111,12 @@ def test_a_file_with_holds_keyed_by_item_keeps_its_live_holds(tmp_path):
     s = SQLiteStore(path)
     make_project(s, n_items=4)
     assert s.lease("p1", "a", 2, n_eval=0, now=T0, ttl=60, lease_id="La").item_ids == ("i0", "i1")
+    assert s.lease("p1", "x", 1, n_eval=0, now=T0, ttl=60, lease_id="Lx").item_ids == ("i2",)
     s.close()
     db = sqlite3.connect(path)  # the earlier layout, with a's two holds in it
     db.executescript("""
+        DROP INDEX leases_expiry;
+        ALTER TABLE leases DROP COLUMN expires_at;
         CREATE TABLE old AS SELECT project_id, item_id, lease_id, annotator, expires_at FROM holds;
         DROP TABLE holds;
         CREATE TABLE holds (
@@ -126,16 +133,17 @@ def test_a_file_with_holds_keyed_by_item_keeps_its_live_holds(tmp_path):
     s = SQLiteStore(path)
     try:
         assert "rand_key" in {r[1] for r in s._db.execute("PRAGMA table_info(holds)")}
-        assert s.lease("p1", "b", 5, n_eval=0, now=T0 + 1, ttl=60, lease_id="Lb").item_ids == ("i2", "i3")
+        assert s.lease("p1", "b", 5, n_eval=0, now=T0 + 1, ttl=60, lease_id="Lb").item_ids == ("i3",)
         assert s.renew("La", "a", now=T0 + 2, ttl=60).item_ids == ("i0", "i1")
         assert not s.submit([label("p1", "i1", "a", "La")], now=T0 + 3)[0].duplicate
         assert s.get_lease("La").item_ids == ("i0",)
-        assert s.queue_depth("p1", now=T0 + 3)["leased"] == 3
+        assert s.queue_depth("p1", now=T0 + 3)["leased"] == 3  # i0 (La), i2 (Lx), i3 (Lb)
     finally:
         s.close()
     s = SQLiteStore(path)  # the second opening changes nothing
     try:
         assert s.get_lease("La").item_ids == ("i0",)
+        # Lx was never renewed: its hold ends at the expiry its lease was given from its holds
         assert s.lease("p1", "c", 5, n_eval=0, now=T0 + 200, ttl=60, lease_id="Lc").item_ids == ("i0", "i2", "i3")
     finally:
         s.close()
