@@ -191,9 +191,8 @@ class LeaseOps:
         if picked:
             db.execute("INSERT INTO leases VALUES (?,?,?,?,?)",
                        (req.lease_id, project_id, req.annotator, now, expires))
-            db.executemany("INSERT INTO holds VALUES (?,?,?,?,?,?)",
-                           [(project_id, key, iid, req.lease_id, req.annotator, expires)
-                            for iid, key in keys.items()])
+            db.executemany("INSERT INTO holds VALUES (?,?,?,?,?)",
+                           [(project_id, key, iid, req.lease_id, req.annotator) for iid, key in keys.items()])
         else:  # nothing open is left for them; only a live hold may still come back
             exhausted = db.execute(
                 "SELECT 1 FROM holds h WHERE h.project_id=:p AND NOT EXISTS (SELECT 1 FROM answered a"
@@ -203,21 +202,22 @@ class LeaseOps:
         return Lease(req.lease_id, project_id, req.annotator, expires, tuple(picked),
                      tuple(picked.values()), exhausted=exhausted)
 
-    def _lease_row(self, db: sqlite3.Connection, lease_id: str) -> tuple[str, str]:
-        row = db.execute("SELECT project_id, annotator FROM leases WHERE id=?", (lease_id,)).fetchone()
+    def _lease_row(self, db: sqlite3.Connection, lease_id: str) -> tuple[str, str, float | None]:
+        """The lease's project, annotator and expiry (None once a sweep ended its holds)."""
+        row = db.execute("SELECT project_id, annotator, expires_at FROM leases WHERE id=?",
+                         (lease_id,)).fetchone()
         if row is None:
             raise NotFound(f"unknown lease {lease_id!r}")
         return row
 
     def get_lease(self, lease_id: str) -> Lease:
         with self._tx(write=False) as db:
-            project_id, annotator = self._lease_row(db, lease_id)
-            rows = db.execute("SELECT item_id, expires_at FROM holds WHERE lease_id=?", (lease_id,)).fetchall()
-        expires = max((r[1] for r in rows), default=0.0)
-        return Lease(lease_id, project_id, annotator, expires, tuple(r[0] for r in rows))
+            project_id, annotator, expires = self._lease_row(db, lease_id)
+            items = tuple(r[0] for r in db.execute("SELECT item_id FROM holds WHERE lease_id=?", (lease_id,)))
+        return Lease(lease_id, project_id, annotator, (expires or 0.0) if items else 0.0, items)
 
     def _own_lease(self, db: sqlite3.Connection, lease_id: str, annotator: str) -> str:
-        project_id, owner = self._lease_row(db, lease_id)
+        project_id, owner, _ = self._lease_row(db, lease_id)
         if owner != annotator:
             raise Conflict(f"lease {lease_id!r} belongs to another annotator")
         return project_id
@@ -225,11 +225,11 @@ class LeaseOps:
     def renew(self, lease_id, annotator, *, now, ttl):
         with self._tx() as db:
             self._own_lease(db, lease_id, annotator)
-            cur = db.execute("UPDATE holds SET expires_at=? WHERE lease_id=? AND expires_at>?",
+            cur = db.execute("UPDATE leases SET expires_at=?1 WHERE id=?2 AND expires_at>?3"
+                             " AND EXISTS (SELECT 1 FROM holds WHERE lease_id=?2)",
                              (now + ttl, lease_id, now))
             if cur.rowcount == 0:
                 raise Conflict(f"lease {lease_id!r} has expired or holds no open items")
-            db.execute("UPDATE leases SET expires_at=? WHERE id=?", (now + ttl, lease_id))
         return self.get_lease(lease_id)
 
     def release(self, lease_id, annotator, *, item_ids=None, now):

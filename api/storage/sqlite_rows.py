@@ -16,12 +16,11 @@ HOLDS = """
 -- order (the item's rand_key first): the holds that leases take side by side at the pool's front,
 -- and that expire together, share pages, where keyed by item id each hold wrote a page of its own.
 -- Lease ids grow with time (see ``api.service.annotate.new_lease_id``), so the lease index
--- and ``leases`` grow at their ends too. The live holds of a lease share its expiry, which the
--- lease's row carries for the sweep (``leases_expiry``): one index entry a lease, not one a hold.
+-- and ``leases`` grow at their ends too. The live holds of a lease share its expiry, which only
+-- the lease's row carries (indexed for the sweep by ``leases_expiry``): one index entry a lease.
 CREATE TABLE IF NOT EXISTS holds (
     project_id TEXT NOT NULL, rand_key REAL NOT NULL, item_id TEXT NOT NULL, lease_id TEXT NOT NULL,
-    annotator TEXT NOT NULL, expires_at REAL NOT NULL,
-    PRIMARY KEY (project_id, rand_key, item_id, lease_id)) WITHOUT ROWID;
+    annotator TEXT NOT NULL, PRIMARY KEY (project_id, rand_key, item_id, lease_id)) WITHOUT ROWID;
 CREATE INDEX IF NOT EXISTS holds_lease ON holds (lease_id);
 """
 
@@ -90,31 +89,33 @@ ANNOTATION_COLS = ("seq, project_id, item_id, annotator, kind, label, comment, l
 
 
 def migrate(db: sqlite3.Connection) -> None:
-    """In a write transaction: bring an older file up to this schema, once. A file from before the
-    ``pool`` and ``holds`` tables (its items carry ``open`` and ``held_until``, its live holds are
-    ``lease_items`` rows in state 'open') gets them filled from those; holds keyed by item id are
-    re-keyed in pool order; leases without an expiry get their holds' one."""
+    """In a write transaction: bring an older file up to this schema, once. Leases without an
+    expiry get their holds' one; holds keyed by item id, each with its expiry, are re-keyed in pool
+    order; a file from before the ``pool`` and ``holds`` tables (its items carry ``open`` and
+    ``held_until``, its live holds are ``lease_items`` rows in state 'open') gets them filled from
+    those."""
+    if "expires_at" not in {row[1] for row in db.execute("PRAGMA table_info(leases)")}:
+        db.execute("ALTER TABLE leases ADD COLUMN expires_at REAL")
     if "rand_key" not in {row[1] for row in db.execute("PRAGMA table_info(holds)")}:
         db.execute("ALTER TABLE holds RENAME TO holds_by_item")
         db.execute("DROP INDEX holds_lease")
+        db.execute("UPDATE leases SET expires_at=(SELECT MAX(h.expires_at) FROM holds_by_item h"
+                   " WHERE h.lease_id=leases.id) WHERE id IN (SELECT lease_id FROM holds_by_item)")
         for statement in HOLDS.split(";"):
             db.execute(statement)
-        db.execute("INSERT INTO holds SELECT h.project_id, i.rand_key, h.item_id, h.lease_id,"
-                   " h.annotator, h.expires_at FROM holds_by_item h JOIN items i"
-                   " ON i.project_id=h.project_id AND i.id=h.item_id")
+        db.execute("INSERT INTO holds SELECT h.project_id, i.rand_key, h.item_id, h.lease_id, h.annotator"
+                   " FROM holds_by_item h JOIN items i ON i.project_id=h.project_id AND i.id=h.item_id")
         db.execute("DROP TABLE holds_by_item")  # and its expiry index
     columns = {row[1] for row in db.execute("PRAGMA table_info(items)")}
     if "open" in columns and db.execute("PRAGMA user_version").fetchone()[0] < 2:
         db.execute("INSERT OR IGNORE INTO pool SELECT project_id, is_eval, rand_key, id FROM items WHERE open=1")
+        live = "FROM lease_items l WHERE l.state='open'"
         db.execute("INSERT OR IGNORE INTO holds SELECT l.project_id, i.rand_key, l.item_id, l.lease_id,"
-                   " l.annotator, l.expires_at FROM lease_items l JOIN items i"
-                   " ON i.project_id=l.project_id AND i.id=l.item_id WHERE l.state='open'")
+                   " l.annotator FROM lease_items l JOIN items i ON i.project_id=l.project_id"
+                   " AND i.id=l.item_id WHERE l.state='open'")
+        db.execute(f"UPDATE leases SET expires_at=(SELECT MAX(l.expires_at) {live} AND l.lease_id=leases.id)"
+                   f" WHERE id IN (SELECT l.lease_id {live})")
         db.execute("PRAGMA user_version=2")
-    if "expires_at" not in {row[1] for row in db.execute("PRAGMA table_info(leases)")}:
-        db.execute("ALTER TABLE leases ADD COLUMN expires_at REAL")
-        db.execute("UPDATE leases SET expires_at=(SELECT MAX(h.expires_at) FROM holds h"
-                   " WHERE h.lease_id=leases.id) WHERE id IN (SELECT lease_id FROM holds)")
-    db.execute("DROP INDEX IF EXISTS holds_expiry")
     db.execute(LEASES_EXPIRY)
 
 

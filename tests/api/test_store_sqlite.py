@@ -115,9 +115,10 @@ def test_a_file_with_holds_keyed_by_item_keeps_its_live_holds(tmp_path):
     s.close()
     db = sqlite3.connect(path)  # the earlier layout, with a's two holds in it
     db.executescript("""
+        CREATE TABLE old AS SELECT h.project_id, h.item_id, h.lease_id, h.annotator, l.expires_at
+            FROM holds h JOIN leases l ON l.id=h.lease_id;
         DROP INDEX leases_expiry;
         ALTER TABLE leases DROP COLUMN expires_at;
-        CREATE TABLE old AS SELECT project_id, item_id, lease_id, annotator, expires_at FROM holds;
         DROP TABLE holds;
         CREATE TABLE holds (
             project_id TEXT NOT NULL, item_id TEXT NOT NULL, lease_id TEXT NOT NULL,
