@@ -30,7 +30,8 @@ class Keys:
         pool        zset of non-evaluation ids with room for another holder, by rand_key
         evalpool    the same for the evaluation slice
         evalset     set of evaluation ids (all of them, for counts)
-        held        zset ``id SEP annotator`` -> expires_at of that live hold
+        leasing     zset lease id -> expires_at, until that expiry ends the lease's holds
+        held        zset ``id SEP annotator`` -> expires_at (holds written before ``leasing``)
         hold        hash ``id SEP annotator`` -> ``lease SEP expires_at``; nholds: hash id -> count
         queue       zset id -> rank (best first); reasons: hash id -> reasons JSON
         answered    set of ``id SEP annotator``
@@ -53,8 +54,9 @@ class Keys:
         return f"{self.ns}:p:{{{pid}}}:job-active:{kind}"  # id of the queued/running job of a kind
 
     def lease(self, lease_id: str) -> str:
-        # hash: project, annotator, created_at, items (its item ids joined by SEP); an item is
-        # open in the lease while the project's ``hold`` names the lease
+        # hash: project, annotator, created_at, items (its item ids joined by SEP), keys (their
+        # pool keys, likewise), evals (a 1 or 0 per item); an item is open in the lease while the
+        # project's ``hold`` names the lease
         return f"{self.ns}:lease:{lease_id}"
 
     def lease_items(self, lease_id: str) -> str:

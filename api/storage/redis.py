@@ -6,12 +6,13 @@ methods use WATCH/MULTI. Key names live in :mod:`api.storage.keys`.
 
 Leases. Items with room for another holder (not flagged; labels plus live holds short of the 1,
 or ``redundancy_k``, answers they require) sit in two sorted sets by ``rand_key`` (``pool``, and
-``evalpool`` for the evaluation slice); a lease records each hold in ``held`` (scored by expiry)
-and takes an item out once it has no room left; a submit, release or expiry ends one hold and
-puts the item back while it still has room. The hold is the item's whole state in its lease: the
-lease's hash lists its items once, and nothing else is written per item when a hold ends. A lease
-first returns this project's expired holds to the pools (a range query on ``held`` up to ``now``;
-the sweeper does the same for every project), then
+``evalpool`` for the evaluation slice); a lease records a hold per item, scores itself by its
+expiry in ``leasing`` (one entry a lease), and takes an item out once it has no room left; a
+submit, release or expiry ends one hold and puts the item back while it still has room. The hold
+is the item's whole state in its lease: the lease's hash lists its items and their pool keys once,
+and nothing else is written per item when a hold ends. A lease first returns this project's
+expired holds to the pools (a range query on ``leasing`` up to ``now``, then the holds that still
+name those leases; the sweeper does the same for every project), then
 walks, in ``ZRANGE`` windows, the evaluation pool (``n_eval``), the ranked queue, the pool and the
 evaluation pool again, and stops as soon as it has ``n`` items. It reads what it returns plus what
 it must skip: in the pools only items this annotator answered or holds (others are not in them); in the

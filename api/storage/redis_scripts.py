@@ -6,10 +6,13 @@ Redis server (or a primary with replicas), not Redis Cluster. Item and annotatio
 by Python and stored as opaque strings, never re-encoded by Lua (whose JSON encoder rounds floats).
 
 ``pos`` entries are ``seq SEP is_eval SEP rand_key``. A live hold is
-``hold[item SEP annotator] = lease SEP expires``, scored by expiry in ``held`` (member
-``item SEP annotator``), counted per item in ``nholds``. The hold is the whole truth of an item's
-state in a lease: open while the hold names that lease, ended otherwise; the lease's hash lists its
-items once (``items``, joined by the separator) and is never rewritten per item.
+``hold[item SEP annotator] = lease SEP expires``, counted per item in ``nholds``. The hold is the
+whole truth of an item's state in a lease: open while the hold names that lease, ended otherwise.
+The lease's hash lists its items once (``items``, and their pool keys and evaluation flags:
+``keys``, ``evals``), and ``leasing`` scores the lease by its expiry: one entry a lease, from
+which expiry ends its holds and puts their items back with no per-item lookup. Holds written
+before ``leasing`` have an entry each in ``held`` (member ``item SEP annotator``), still ended
+there.
 The pools (``pool``, ``evalpool``) hold the items that are not flagged and whose labels plus live
 holds are short of what they require: 1, or ``redundancy_k`` for the share of items
 ``redundancy_fraction`` draws by id hash (the project's settings, read from its JSON; the draw is
@@ -56,20 +59,33 @@ local function required(pid, item)
   return 1
 end
 -- put each of `items` in its pool, by its pool order, while it has room for another holder, else
--- take it out; a few calls in all. `nholds`: their live holds, if the caller has them
-local function place_all(pid, items, nholds)
+-- take it out; a few calls in all. `nholds`: their live holds, if the caller has them; `keys` and
+-- `evs`: their pool keys and evaluation flags ('1' or '0'; false where unknown: read from `pos`)
+local function place_all(pid, items, nholds, keys, evs)
   if #items == 0 then return end
-  local pos = redis.call('HMGET', pk(pid, 'pos'), unpack(items))
+  keys, evs = keys or {}, evs or {}
+  local unknown = {}
+  for i, item in ipairs(items) do
+    if not keys[i] then unknown[#unknown + 1] = i end
+  end
+  if #unknown > 0 then
+    local ids = {}
+    for j, i in ipairs(unknown) do ids[j] = items[i] end
+    local pos = redis.call('HMGET', pk(pid, 'pos'), unpack(ids))
+    for j, i in ipairs(unknown) do
+      local p = split(pos[j])
+      evs[i], keys[i] = p[2], p[3]
+    end
+  end
   local labels = redis.call('HMGET', pk(pid, 'nlabels'), unpack(items))
   nholds = nholds or redis.call('HMGET', pk(pid, 'nholds'), unpack(items))
   local flagged = redis.call('SMISMEMBER', pk(pid, 'flagged'), unpack(items))
   local add, drop = {}, {}
   for i, item in ipairs(items) do
-    local p = split(pos[i])
-    local key = pk(pid, p[2] == '1' and 'evalpool' or 'pool')
+    local key = pk(pid, evs[i] == '1' and 'evalpool' or 'pool')
     if flagged[i] == 0 and tonumber(labels[i] or 0) + tonumber(nholds[i] or 0) < required(pid, item) then
       add[key] = add[key] or {}
-      table.insert(add[key], p[3])
+      table.insert(add[key], keys[i])
       table.insert(add[key], item)
     else
       drop[key] = drop[key] or {}
@@ -87,7 +103,6 @@ local function unhold(pid, item, annotator, lid)
   local h = redis.call('HGET', pk(pid, 'hold'), m)
   if h and head(h) == lid then
     redis.call('HDEL', pk(pid, 'hold'), m)
-    redis.call('ZREM', pk(pid, 'held'), m)
     if redis.call('HINCRBY', pk(pid, 'nholds'), item, -1) <= 0 then
       redis.call('HDEL', pk(pid, 'nholds'), item)
     end
@@ -106,7 +121,7 @@ local function lease_clock(t)
   return tonumber(t), t
 end
 -- lease records live a day past their last expiry, then Redis drops them (a late submit on a
--- forgotten lease is refused like any other)
+-- forgotten lease is refused like any other); one in `leasing` lives until its expiry ends it
 local KEEP_S = 86400
 local function keep(lid, expires, now)  -- relative: callers' time need not be the server's clock
   local ttl = math.ceil(tonumber(expires) - tonumber(now)) + KEEP_S
@@ -124,39 +139,77 @@ local function holds_it(pid, item, annotator, lid)
   local h = redis.call('HGET', pk(pid, 'hold'), item .. SEP .. annotator)
   return h and head(h) == lid
 end
--- End the holds of project `pid` whose expiry passed (at most `most`, earliest first), each giving
--- back its holder's slot (a late holder is refused), a few calls per key for all of them.
--- Returns how many holds ended and how many expired entries were looked at.
+-- the holds lease `lid` gave, as {mark, item, pool key, evaluation flag} (its hash's fields); none
+-- when its hash is gone
+local function lease_holds(lid)
+  local f = redis.call('HMGET', lkey(lid), 'annotator', 'items', 'keys', 'evals')
+  local out = {}
+  if not f[2] then return out end
+  local keys = f[3] and split(f[3]) or {}
+  for i, item in ipairs(split(f[2])) do
+    out[i] = {item .. SEP .. f[1], item, keys[i] or false, f[4] and string.sub(f[4], i, i) or false}
+  end
+  return out
+end
+-- End the holds of project `pid` whose expiry passed (the leases of at most `most` expired
+-- `leasing` entries, and at most `most` older `held` entries; earliest first), each giving back
+-- its holder's slot (a late holder is refused), a few calls per key for all of them. Returns how
+-- many holds ended and the most entries looked at in either set.
 local function reclaim(pid, now_text, most)
-  local expired = redis.call('ZRANGEBYSCORE', pk(pid, 'held'), '-inf', now_text, 'LIMIT', 0, most)
-  if #expired == 0 then return 0, 0 end
-  local holders = redis.call('HMGET', pk(pid, 'hold'), unpack(expired))
-  local ended, items, back = {}, {}, {}
-  for i, m in ipairs(expired) do
-    local item = head(m)
-    if back[item] == nil then back[item] = 0; items[#items + 1] = item end
-    if holders[i] then
-      ended[#ended + 1] = m
-      back[item] = back[item] + 1
+  local leases = redis.call('ZRANGEBYSCORE', pk(pid, 'leasing'), '-inf', now_text, 'LIMIT', 0, most)
+  local old = redis.call('ZRANGEBYSCORE', pk(pid, 'held'), '-inf', now_text, 'LIMIT', 0, most)
+  if #leases == 0 and #old == 0 then return 0, 0 end
+  local ended, items, back, keys, evs = {}, {}, {}, {}, {}
+  local function ends(m, item, key, ev)
+    ended[#ended + 1] = m
+    if back[item] == nil then
+      back[item] = 0
+      items[#items + 1], keys[#items + 1], evs[#items + 1] = item, key, ev
+    end
+    back[item] = back[item] + 1
+  end
+  if #leases > 0 then
+    redis.call('ZREM', pk(pid, 'leasing'), unpack(leases))
+    local holds, owners = {}, {}
+    for _, lid in ipairs(leases) do
+      for _, h in ipairs(lease_holds(lid)) do
+        holds[#holds + 1], owners[#holds + 1] = h, lid
+      end
+      redis.call('EXPIRE', lkey(lid), KEEP_S)
+    end
+    if #holds > 0 then
+      local marks = {}
+      for i, h in ipairs(holds) do marks[i] = h[1] end
+      local holders = redis.call('HMGET', pk(pid, 'hold'), unpack(marks))
+      for i, h in ipairs(holds) do  -- still this lease's (not answered, released or re-leased)
+        if holders[i] and head(holders[i]) == owners[i] then ends(h[1], h[2], h[3], h[4]) end
+      end
     end
   end
-  if #ended > 0 then redis.call('HDEL', pk(pid, 'hold'), unpack(ended)) end
-  redis.call('ZREM', pk(pid, 'held'), unpack(expired))
+  if #old > 0 then
+    redis.call('ZREM', pk(pid, 'held'), unpack(old))
+    local holders = redis.call('HMGET', pk(pid, 'hold'), unpack(old))
+    for i, m in ipairs(old) do
+      if holders[i] then ends(m, head(m), false, false) end
+    end
+  end
+  if #ended == 0 then return 0, math.max(#leases, #old) end
+  redis.call('HDEL', pk(pid, 'hold'), unpack(ended))
   -- each ended hold gives its slot back: the counts are read and written once for all
   local holds, left, zero = redis.call('HMGET', pk(pid, 'nholds'), unpack(items)), {}, {}
   for i, item in ipairs(items) do
     holds[i] = math.max(tonumber(holds[i] or 0) - back[item], 0)
-    if back[item] > 0 and holds[i] > 0 then
+    if holds[i] > 0 then
       left[#left + 1] = item
       left[#left + 1] = holds[i]
-    elseif back[item] > 0 then
+    else
       zero[#zero + 1] = item
     end
   end
   if #left > 0 then redis.call('HSET', pk(pid, 'nholds'), unpack(left)) end
   if #zero > 0 then redis.call('HDEL', pk(pid, 'nholds'), unpack(zero)) end
-  place_all(pid, items, holds)
-  return #ended, #expired
+  place_all(pid, items, holds, keys, evs)
+  return #ended, math.max(#leases, #old)
 end
 """
 
@@ -217,16 +270,24 @@ local function lease(pid, annotator, n, n_eval, ttl, lease_id)
     local added, start, window = 0, 0, limit  -- the first window is the batch: the common case
     local default = ev == '1' and '{"strategy":"evaluation_slice"}' or '{"strategy":"pool_order"}'
     while true do
-      local chunk = redis.call('ZRANGE', key, start, start + window - 1)
+      -- a pool's scores are the items' pool keys; the queue's are ranks (its items' keys are their
+      -- scores in the pool, which they must be in)
+      local chunk, keys = {}, {}
+      if from_queue then
+        chunk = redis.call('ZRANGE', key, start, start + window - 1)
+      else
+        local got = redis.call('ZRANGE', key, start, start + window - 1, 'WITHSCORES')
+        for i = 2, #got, 2 do chunk[i / 2], keys[i / 2] = got[i - 1], got[i] end
+      end
       if #chunk == 0 then return end
       local marks = {}
       for i, item in ipairs(chunk) do marks[i] = item .. SEP .. annotator end
       local answered = redis.call('SMISMEMBER', pk(pid, 'answered'), unpack(marks))
       local holds = redis.call('HMGET', pk(pid, 'nholds'), unpack(chunk))
       local labels = redis.call('HMGET', pk(pid, 'nlabels'), unpack(chunk))
-      local pooled = from_queue and redis.call('ZMSCORE', pk(pid, 'pool'), unpack(chunk))
+      if from_queue then keys = redis.call('ZMSCORE', pk(pid, 'pool'), unpack(chunk)) end
       for i, item in ipairs(chunk) do
-        if not picked[item] and answered[i] == 0 and (not from_queue or pooled[i]) then
+        if not picked[item] and answered[i] == 0 and keys[i] then
           local h = tonumber(holds[i] or 0)
           local used = h + tonumber(labels[i] or 0)
           if h > 0 and redis.call('HEXISTS', pk(pid, 'hold'), marks[i]) == 1 then  -- theirs already
@@ -234,7 +295,7 @@ local function lease(pid, annotator, n, n_eval, ttl, lease_id)
             full[#full + 1] = item
           else
             local reasons = from_queue and redis.call('HGET', pk(pid, 'reasons'), item) or false
-            picked[item] = {ev, reasons or default, used, h}
+            picked[item] = {ev, reasons or default, used, h, keys[i]}
             order[#order + 1] = item
             added = added + 1
             if added >= limit then return end
@@ -252,26 +313,30 @@ local function lease(pid, annotator, n, n_eval, ttl, lease_id)
   if #order == 0 then
     -- nothing open is left for this annotator; only a live hold on an item they have not answered
     -- (theirs or another's) may still come back to them
+    local function open_to_them(item)
+      return redis.call('SISMEMBER', pk(pid, 'answered'), item .. SEP .. annotator) == 0
+    end
     for _, m in ipairs(redis.call('ZRANGE', pk(pid, 'held'), 0, -1)) do
-      if redis.call('SISMEMBER', pk(pid, 'answered'), split(m)[1] .. SEP .. annotator) == 0 then
-        return {'0', expires}
+      if open_to_them(head(m)) then return {'0', expires} end
+    end
+    for _, lid in ipairs(redis.call('ZRANGE', pk(pid, 'leasing'), 0, -1)) do
+      for _, h in ipairs(lease_holds(lid)) do
+        local holder = redis.call('HGET', pk(pid, 'hold'), h[1])
+        if holder and head(holder) == lid and open_to_them(h[2]) then return {'0', expires} end
       end
     end
     return {'1', expires}
   end
   local out = {'0', expires}
-  redis.call('HSET', lkey(lease_id), 'project', pid, 'annotator', annotator, 'created_at', now_text,
-             'items', table.concat(order, SEP))
   -- one call per key for all its items
-  local holds, held, gone, counts = {}, {}, {}, {}
+  local holds, keys, evals, gone, counts = {}, {}, {}, {}, {}
   for _, item in ipairs(order) do
-    local m = item .. SEP .. annotator
     counts[#counts + 1] = item
     counts[#counts + 1] = picked[item][4] + 1
-    holds[#holds + 1] = m
+    holds[#holds + 1] = item .. SEP .. annotator
     holds[#holds + 1] = lease_id .. SEP .. expires
-    held[#held + 1] = expires
-    held[#held + 1] = m
+    keys[#keys + 1] = picked[item][5]
+    evals[#evals + 1] = picked[item][1]
     -- it sat in its pool (queue items were checked against it); it leaves when this hold fills it
     if picked[item][3] + 1 >= required(pid, item) then
       local key = pk(pid, picked[item][1] == '1' and 'evalpool' or 'pool')
@@ -279,9 +344,12 @@ local function lease(pid, annotator, n, n_eval, ttl, lease_id)
       table.insert(gone[key], item)
     end
   end
+  -- kept until its expiry ends it (see reclaim), then a day
+  redis.call('HSET', lkey(lease_id), 'project', pid, 'annotator', annotator, 'created_at', now_text,
+             'items', table.concat(order, SEP), 'keys', table.concat(keys, SEP), 'evals', table.concat(evals))
+  redis.call('ZADD', pk(pid, 'leasing'), expires, lease_id)
   redis.call('HSET', pk(pid, 'nholds'), unpack(counts))
   redis.call('HSET', pk(pid, 'hold'), unpack(holds))
-  redis.call('ZADD', pk(pid, 'held'), unpack(held))
   for key, items in pairs(gone) do redis.call('ZREM', key, unpack(items)) end
   -- the items themselves, so the caller needs no second round trip
   local docs = redis.call('HMGET', pk(pid, 'items'), unpack(order))
@@ -293,7 +361,6 @@ local function lease(pid, annotator, n, n_eval, ttl, lease_id)
     out[#out + 1] = docs[i]
     out[#out + 1] = pos[i]
   end
-  keep(lease_id, expires, now)
   return out
 end
 local replies = {}
@@ -319,13 +386,14 @@ for _, item in ipairs(lease_items(lid)) do
   local f = h and split(h)
   if f and f[1] == lid and tonumber(f[2]) > now then
     redis.call('HSET', pk(pid, 'hold'), m, lid .. SEP .. expires)
-    redis.call('ZADD', pk(pid, 'held'), expires, m)
+    redis.call('ZADD', pk(pid, 'held'), 'XX', expires, m)  -- a hold with its own entry
     renewed = renewed + 1
   end
 end
 if renewed == 0 then
   return redis.error_reply('CONFLICT lease ' .. lid .. ' has expired or holds no open items')
 end
+redis.call('ZADD', pk(pid, 'leasing'), 'XX', expires, lid)
 redis.call('EXPIRE', litems(lid), keep(lid, expires, now))  -- a lease from before the items field
 return renewed
 """
@@ -428,9 +496,20 @@ for _, item in ipairs(redis.call('HKEYS', pk(pid, 'nholds'))) do
     open = open + 1
   end
 end
+-- live holds: those of unexpired leases that still name their lease, and older holds with an
+-- unexpired entry of their own that are still there
+local leased = 0
+for _, m in ipairs(redis.call('ZRANGEBYSCORE', pk(pid, 'held'), '(' .. ARGV[3], '+inf')) do
+  if redis.call('HEXISTS', pk(pid, 'hold'), m) == 1 then leased = leased + 1 end
+end
+for _, lid in ipairs(redis.call('ZRANGEBYSCORE', pk(pid, 'leasing'), '(' .. ARGV[3], '+inf')) do
+  for _, h in ipairs(lease_holds(lid)) do
+    local holder = redis.call('HGET', pk(pid, 'hold'), h[1])
+    if holder and head(holder) == lid then leased = leased + 1 end
+  end
+end
 local total = redis.call('LLEN', pk(pid, 'seq'))
-return {total, open, redis.call('ZCOUNT', pk(pid, 'held'), '(' .. ARGV[3], '+inf'),
-        total - open - flagged, flagged, redis.call('SCARD', pk(pid, 'evalset'))}
+return {total, open, leased, total - open - flagged, flagged, redis.call('SCARD', pk(pid, 'evalset'))}
 """
 
 CREATE_JOB = r"""

@@ -140,6 +140,26 @@ def test_ping_answers(store):
     assert store.durability()["source"] in ("config", "info")
 
 
+def test_holds_with_an_entry_each_in_held_still_expire(store):
+    """Holds written before a lease had one ``leasing`` entry had an entry each in ``held`` (and
+    their lease no pool keys); they still count as leased, renew, and come back at expiry."""
+    make_project(store, n_items=3)
+    first = store.lease("p1", "a", 2, n_eval=0, now=T0, ttl=60, lease_id="L").item_ids
+    store.r.zrem(store.k.p("p1", "leasing"), "L")
+    store.r.hdel(store.k.lease("L"), "keys", "evals")
+    store.r.zadd(store.k.p("p1", "held"), {f"{i}{SEP}a": T0 + 60 for i in first})
+    assert store.queue_depth("p1", T0 + 1)["leased"] == 2
+    assert store.lease("p1", "b", 3, n_eval=0, now=T0 + 1, ttl=600, lease_id="Lb").item_ids == ("i2",)
+    assert store.renew("L", "a", now=T0 + 10, ttl=60).expires_at == T0 + 70
+    store.submit([label("p1", first[0], "a", "L")], now=T0 + 11)  # its entry stays until expiry
+    assert store.queue_depth("p1", T0 + 12)["leased"] == 2
+    first = first[1:]
+    assert store.lease("p1", "c", 3, n_eval=0, now=T0 + 65, ttl=600, lease_id="Lc1").item_ids == ()
+    assert store.lease("p1", "c", 3, n_eval=0, now=T0 + 71, ttl=600, lease_id="Lc2").item_ids == first
+    assert store.r.zcard(store.k.p("p1", "held")) == 0
+    assert store.queue_depth("p1", T0 + 72)["leased"] == 2
+
+
 def test_a_lease_written_with_per_item_records_still_works(store):
     """Leases written before the lease hash listed its items kept one record per item in
     ``lease:{id}:items``; such a lease is still read, renewed, released and submitted."""
