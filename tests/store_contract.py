@@ -307,6 +307,18 @@ class StoreContract:
         assert got["odd"].meta == {"big": 2**70, "ok": [1, "two"]} and type(got["odd"].meta["big"]) is int
         assert got["plain"].meta == {"n": 2**63} and type(got["plain"].meta["n"]) is int
 
+    def test_thousands_of_holds_expire_at_once(self, store):
+        """More expired holds than one lease ends: the lease ends a share and still gets its
+        items, the sweep ends the rest, and every item comes back."""
+        make_project(store, n_items=4500)  # more than a Lua call can take at once, for Redis
+        for k in range(225):
+            assert len(store.lease("p1", f"a{k}", 20, n_eval=0, now=T0, ttl=10, lease_id=f"L{k:03d}").item_ids) == 20
+        assert len(store.lease("p1", "z", 10, n_eval=0, now=T0 + 11, ttl=100, lease_id="Lz").item_ids) == 10
+        store.expire(T0 + 12)
+        assert store.queue_depth("p1", T0 + 12)["leased"] == 10
+        assert len(store.lease("p1", "y", 1000, n_eval=0, now=T0 + 13, ttl=100, lease_id="Ly").item_ids) == 1000
+        assert store.queue_depth("p1", T0 + 13)["open"] == 4500
+
     def test_two_holds_of_one_item_expire_in_one_lease(self, store):
         self._redundant(store, 1, k=3)
         for who, ttl in (("a", 10), ("b", 10), ("c", 100)):

@@ -151,14 +151,14 @@ local function lease_holds(lid)
   end
   return out
 end
--- End the holds of project `pid` whose expiry passed (the leases of at most `most` expired
--- `leasing` entries, and at most `most` older `held` entries; earliest first), each giving back
--- its holder's slot (a late holder is refused), a few calls per key for all of them. Returns how
--- many holds ended and the most entries looked at in either set.
+-- End the holds of project `pid` whose expiry passed, earliest first: those of expired `leasing`
+-- entries, lease by lease until at least `most` holds were looked at, and at most `most` older
+-- `held` entries; each gives back its holder's slot (a late holder is refused), a few calls per key
+-- for all of them. Returns how many holds ended, and whether expired entries may remain.
 local function reclaim(pid, now_text, most)
   local leases = redis.call('ZRANGEBYSCORE', pk(pid, 'leasing'), '-inf', now_text, 'LIMIT', 0, most)
   local old = redis.call('ZRANGEBYSCORE', pk(pid, 'held'), '-inf', now_text, 'LIMIT', 0, most)
-  if #leases == 0 and #old == 0 then return 0, 0 end
+  if #leases == 0 and #old == 0 then return 0, false end
   local ended, items, back, keys, evs = {}, {}, {}, {}, {}
   local function ends(m, item, key, ev)
     ended[#ended + 1] = m
@@ -168,24 +168,26 @@ local function reclaim(pid, now_text, most)
     end
     back[item] = back[item] + 1
   end
-  if #leases > 0 then
-    redis.call('ZREM', pk(pid, 'leasing'), unpack(leases))
-    local holds, owners = {}, {}
-    for _, lid in ipairs(leases) do
-      for _, h in ipairs(lease_holds(lid)) do
-        holds[#holds + 1], owners[#holds + 1] = h, lid
-      end
-      redis.call('EXPIRE', lkey(lid), KEEP_S)
+  -- whole leases, until `most` holds: every call below stays within Lua's unpack limit
+  local given, owners, taken = {}, {}, {}
+  for _, lid in ipairs(leases) do
+    if #given >= most then break end
+    taken[#taken + 1] = lid
+    for _, h in ipairs(lease_holds(lid)) do
+      given[#given + 1], owners[#given + 1] = h, lid
     end
-    if #holds > 0 then
-      local marks = {}
-      for i, h in ipairs(holds) do marks[i] = h[1] end
-      local holders = redis.call('HMGET', pk(pid, 'hold'), unpack(marks))
-      for i, h in ipairs(holds) do  -- still this lease's (not answered, released or re-leased)
-        if holders[i] and head(holders[i]) == owners[i] then ends(h[1], h[2], h[3], h[4]) end
-      end
+    redis.call('EXPIRE', lkey(lid), KEEP_S)
+  end
+  if #taken > 0 then redis.call('ZREM', pk(pid, 'leasing'), unpack(taken)) end
+  if #given > 0 then
+    local marks = {}
+    for i, h in ipairs(given) do marks[i] = h[1] end
+    local holders = redis.call('HMGET', pk(pid, 'hold'), unpack(marks))
+    for i, h in ipairs(given) do  -- still this lease's (not answered, released or re-leased)
+      if holders[i] and head(holders[i]) == owners[i] then ends(h[1], h[2], h[3], h[4]) end
     end
   end
+  local more = #taken < #leases or #leases == most or #old == most
   if #old > 0 then
     redis.call('ZREM', pk(pid, 'held'), unpack(old))
     local holders = redis.call('HMGET', pk(pid, 'hold'), unpack(old))
@@ -193,7 +195,7 @@ local function reclaim(pid, now_text, most)
       if holders[i] then ends(m, head(m), false, false) end
     end
   end
-  if #ended == 0 then return 0, math.max(#leases, #old) end
+  if #ended == 0 then return 0, more end
   redis.call('HDEL', pk(pid, 'hold'), unpack(ended))
   -- each ended hold gives its slot back: the counts are read and written once for all
   local holds, left, zero = redis.call('HMGET', pk(pid, 'nholds'), unpack(items)), {}, {}
@@ -209,7 +211,7 @@ local function reclaim(pid, now_text, most)
   if #left > 0 then redis.call('HSET', pk(pid, 'nholds'), unpack(left)) end
   if #zero > 0 then redis.call('HDEL', pk(pid, 'nholds'), unpack(zero)) end
   place_all(pid, items, holds, keys, evs)
-  return #ended, math.max(#leases, #old)
+  return #ended, more
 end
 """
 
@@ -423,14 +425,14 @@ return released
 """
 
 EXPIRE = COMMON + r"""
--- ARGV: ns, now. Ends every expired hold of every project, in rounds of 1000 per project.
+-- ARGV: ns, now. Ends every expired hold of every project, in rounds of about 1000 per project.
 local _, now_text = lease_clock(ARGV[2])
 local n = 0
 for _, pid in ipairs(redis.call('HKEYS', ns .. ':projects')) do
   while true do
-    local ended, seen = reclaim(pid, now_text, 1000)
+    local ended, more = reclaim(pid, now_text, 1000)
     n = n + ended
-    if seen < 1000 then break end
+    if not more then break end
   end
 end
 return n
