@@ -319,6 +319,18 @@ class StoreContract:
         assert len(store.lease("p1", "y", 1000, n_eval=0, now=T0 + 13, ttl=100, lease_id="Ly").item_ids) == 1000
         assert store.queue_depth("p1", T0 + 13)["open"] == 4500
 
+    def test_thousands_of_items_left_without_room_by_a_settings_change(self, store):
+        """Lowering k leaves held items in the pool with no room left: a lease that walks past
+        thousands of them takes them out and still gets what is open."""
+        self._redundant(store, 9000)
+        assert len(store.lease("p1", "a", 1000, n_eval=0, now=T0, ttl=600, lease_id="L0").item_ids) == 1000
+        for k in range(1, 9):
+            store.lease("p1", "a", 1000, n_eval=0, now=T0, ttl=600, lease_id=f"L{k}")
+        store.update_settings("p1", ProjectSettings(redundancy_fraction=0.0, redundancy_k=1))
+        assert store.lease("p1", "b", 5, n_eval=0, now=T0 + 1, ttl=600, lease_id="Lb").item_ids == ()
+        store.release("L8", "a", now=T0 + 2)
+        assert len(store.lease("p1", "b", 5, n_eval=0, now=T0 + 3, ttl=600, lease_id="Lb2").item_ids) == 5
+
     def test_two_holds_of_one_item_expire_in_one_lease(self, store):
         self._redundant(store, 1, k=3)
         for who, ttl in (("a", 10), ("b", 10), ("c", 100)):

@@ -63,6 +63,18 @@ end
 -- `evs`: their pool keys and evaluation flags ('1' or '0'; false where unknown: read from `pos`)
 local function place_all(pid, items, nholds, keys, evs)
   if #items == 0 then return end
+  if #items > 2000 then  -- in parts: one call takes at most about 8000 values from Lua
+    local function part(t, from)
+      if not t then return nil end
+      local out = {}
+      for i = from, math.min(from + 1999, #items) do out[#out + 1] = t[i] end
+      return out
+    end
+    for from = 1, #items, 2000 do
+      place_all(pid, part(items, from), part(nholds, from), part(keys, from), part(evs, from))
+    end
+    return
+  end
   keys, evs = keys or {}, evs or {}
   local unknown = {}
   for i, item in ipairs(items) do
