@@ -54,10 +54,13 @@ def _plain(what: str, value: str | None) -> None:
                            "Redis store reserves")
 
 
+_SEP_BYTES = SEP.encode()
+
+
 def _item(item_id: str, doc: bytes, pos: bytes) -> Item:
     """An item from its stored document and its position record (seq, is_eval, ...)."""
     d = loads(doc)
-    seq, is_eval, _ = pos.decode().split(SEP)
-    votes = tuple(d["votes"]) if d["votes"] is not None else None
-    return Item(item_id, int(seq), d["text"], d["features"], d["meta"], votes, d["gold"],
-                is_eval == "1")
+    seq, is_eval, _ = pos.split(_SEP_BYTES)
+    votes = d["votes"]
+    return Item(item_id, int(seq), d["text"], d["features"], d["meta"],
+                None if votes is None else tuple(votes), d["gold"], is_eval == b"1")

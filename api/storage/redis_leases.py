@@ -162,14 +162,13 @@ class RedisLeaseOps:
 
     @staticmethod
     def _leased(req: LeaseRequest, out: list) -> Lease:
-        rows = range(2, len(out), 5)  # item, is_eval, reasons, document, position per item
-        leased = tuple(
-            LeasedItem(_item(out[i].decode(), out[i + 3], out[i + 4]), _reasons(out[i + 2]),
-                       out[i + 1] == b"1")
-            for i in rows
-        )
-        return Lease(req.lease_id, req.project_id, req.annotator, float(out[1]),
-                     tuple(li.item.id for li in leased), leased, exhausted=out[0] == b"1")
+        ids, leased = [], []
+        for i in range(2, len(out), 4):  # item, reasons, document, position per item
+            item = _item(out[i].decode(), out[i + 2], out[i + 3])
+            ids.append(item.id)
+            leased.append(LeasedItem(item, _reasons(out[i + 1]), item.is_eval))
+        return Lease(req.lease_id, req.project_id, req.annotator, float(out[1]), tuple(ids),
+                     tuple(leased), exhausted=out[0] == b"1")
 
     @_guarded
     def get_lease(self, lease_id: str) -> Lease:

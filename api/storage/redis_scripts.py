@@ -264,7 +264,7 @@ LEASE = COMMON + r"""
 -- A batch of leases, one after the other at one time. ARGV: ns, now, then for each lease: pid,
 -- annotator, n, n_eval, ttl, lease_id. Returns one reply per lease: {'!', error} when it is refused,
 -- else exhausted ('1' when the lease is empty and nothing is left for this annotator), the expiry,
--- then item, is_eval, reasons, item document, position record for each leased item.
+-- then item, reasons, item document, position record (which says is_eval) for each leased item.
 local now, now_text = lease_clock(ARGV[2])
 local reclaimed = {}
 local function lease(pid, annotator, n, n_eval, ttl, lease_id)
@@ -370,7 +370,6 @@ local function lease(pid, annotator, n, n_eval, ttl, lease_id)
   local pos = redis.call('HMGET', pk(pid, 'pos'), unpack(order))
   for i, item in ipairs(order) do
     out[#out + 1] = item
-    out[#out + 1] = picked[item][1]
     out[#out + 1] = picked[item][2]
     out[#out + 1] = docs[i]
     out[#out + 1] = pos[i]
