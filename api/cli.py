@@ -20,6 +20,8 @@ from tqdm import tqdm
 from api.settings import Settings
 from labeling.errors import LabelloopError
 
+log = logging.getLogger(__name__)
+
 __all__ = ["main"]
 
 
@@ -59,7 +61,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
 
     settings = _settings(args)
     if settings.host not in ("127.0.0.1", "localhost", "::1"):
-        logging.warning("serving on %s: anyone who can reach it can label and run LFs", settings.host)
+        log.warning("serving on %s: anyone who can reach it can label and run LFs", settings.host)
     uvicorn.run(create_app(settings), host=settings.host, port=settings.port, log_level="info",
                 **SERVER_OPTIONS)
     return 0

@@ -11,6 +11,7 @@ held the same item at the same time, and pool + leased + done must equal the ite
 from __future__ import annotations
 
 import argparse
+import itertools
 import json
 import random
 import sys
@@ -102,7 +103,7 @@ def run_race(*, replicas: int = 2, clients: int = 32, items: int = 20_000, batch
     overlaps = 0
     for spans in by_item.values():
         spans.sort()
-        for (_s1, e1, done1), (s2, _e2, _d2) in zip(spans, spans[1:], strict=False):
+        for (_s1, e1, done1), (s2, _e2, _d2) in itertools.pairwise(spans):
             if done1 or s2 < e1 - 1e-6:  # re-leased while a live lease held it, or after a label
                 overlaps += 1
     return {

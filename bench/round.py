@@ -17,6 +17,7 @@ labelloop's own round (``rows_reapplied_share`` is the incremental saving).
 from __future__ import annotations
 
 import argparse
+import itertools
 import json
 import resource
 import subprocess
@@ -110,7 +111,7 @@ def changed_round(db: str, executor: str) -> dict:
     rnd, out = run_round(store, "p", exe, now=6.0, progress=progress)
     seconds = time.perf_counter() - t0
     marks.append(("end", time.perf_counter()))
-    for (stage, t), (_, t_next) in zip(marks[:-1], marks[1:], strict=True):
+    for (stage, t), (_, t_next) in itertools.pairwise(marks):
         stages[stage] = round(stages.get(stage, 0.0) + t_next - t, 2)
     lfs = rnd.label_model["lfs"]
     items = rnd.metrics["n_items"]

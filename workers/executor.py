@@ -38,7 +38,7 @@ class Executor(abc.ABC):
     def call(self, fn: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
         """Run one pure function and return its result."""
 
-    def shutdown(self) -> None:  # noqa: B027 - optional hook
+    def shutdown(self) -> None:
         """Free workers."""
 
 

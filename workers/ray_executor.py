@@ -7,6 +7,7 @@ failing raises, and the job that ran it ends as failed with the reason.
 
 from __future__ import annotations
 
+import itertools
 import threading
 from collections.abc import Callable
 from typing import Any
@@ -26,7 +27,7 @@ SHARD_MAX = 50_000  # rows per LF-application task, at most
 def _shards(n: int, parts: int, min_rows: int) -> list[tuple[int, int]]:
     parts = max(1, min(parts, n // max(min_rows, 1)))
     bounds = np.linspace(0, n, parts + 1).astype(int)
-    return [(int(a), int(b)) for a, b in zip(bounds[:-1], bounds[1:], strict=True) if b > a]
+    return [(int(a), int(b)) for a, b in itertools.pairwise(bounds) if b > a]
 
 
 class RayExecutor(Executor):

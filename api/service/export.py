@@ -18,7 +18,7 @@ from labeling.errors import InvalidInput
 from labeling.export import assign_labels, write_rows
 from workers.executor import Executor, InProcessExecutor
 
-__all__ = ["export_rows", "export_file", "SOURCES"]
+__all__ = ["SOURCES", "export_file", "export_rows"]
 
 SOURCES = ("human", "label_model", "end_model", "none")
 PROGRESS_EVERY = 10_000  # rows between progress reports

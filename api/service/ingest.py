@@ -17,7 +17,7 @@ from api.storage.records import Item, LFRecord, Project
 from labeling.errors import Conflict, InvalidInput, SchemaError
 from labeling.ingest import Record, read_records
 
-__all__ = ["IngestReport", "ingest_records", "ingest_file"]
+__all__ = ["IngestReport", "ingest_file", "ingest_records"]
 
 CHUNK = 5_000
 

@@ -22,7 +22,7 @@ from labeling.lf import lf_version, load_lfs_from_source
 from workers.executor import Executor
 from workers.lf_tasks import LFSpec, load_lfs
 
-__all__ = ["register_lfs", "specs", "vote_matrix", "lf_analysis", "lf_set_version"]
+__all__ = ["lf_analysis", "lf_set_version", "register_lfs", "specs", "vote_matrix"]
 
 Progress = Callable[[int, int], None]
 

@@ -10,7 +10,7 @@ from api.storage.base import Store
 from api.storage.records import ClassSpec, Project, ProjectSettings
 from labeling.errors import InvalidInput
 
-__all__ = ["create_project", "validate_settings", "update_settings", "PROJECT_ID"]
+__all__ = ["PROJECT_ID", "create_project", "update_settings", "validate_settings"]
 
 PROJECT_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")
 LABEL_MODELS = ("auto", "snorkel", "majority")

@@ -3,6 +3,7 @@ job locks reclaimed from a replica that died or stalled."""
 
 from __future__ import annotations
 
+import itertools
 import os
 import signal
 import threading
@@ -149,7 +150,7 @@ def test_one_job_of_a_kind_across_replicas(cluster):
             time.sleep(0.2)
     assert len(jobs) == codes.count(202) and all(j["status"] == "succeeded" for j in jobs)
     spans = sorted((j["created_at"], j["finished_at"]) for j in jobs)
-    assert all(later[0] >= earlier[1] for earlier, later in zip(spans, spans[1:], strict=False))
+    assert all(later[0] >= earlier[1] for earlier, later in itertools.pairwise(spans))
 
 
 # -- job locks: a replica that dies or stalls mid-job --------------------------------------------

@@ -149,7 +149,7 @@ def test_weak_rows_are_capped_by_a_seeded_uniform_draw():
     lm = np.tile([0.2, 0.8], (n, 1))
     human = np.full(n, -1)
     human[:10] = 0
-    idx, y, w = training_set(n, human, lm, None, weak_weight=0.5, max_weak=100, seed=1)
+    idx, _y, _w = training_set(n, human, lm, None, weak_weight=0.5, max_weak=100, seed=1)
     assert idx[:10].tolist() == list(range(10)) and len(idx) == 110
     weak = idx[10:]
     assert len(set(weak.tolist())) == 100 and weak.min() >= 10 and np.all(np.diff(weak) > 0)
