@@ -139,8 +139,12 @@ class SQLiteStore(LeaseOps, Store):
 
     def update_settings(self, project_id: str, settings: ProjectSettings) -> Project:
         with self._tx() as db:
-            project = replace(self._project(db, project_id), settings=settings)
+            before = self._project(db, project_id)
+            project = replace(before, settings=settings)
             db.execute("UPDATE projects SET doc=? WHERE id=?", (project_to_json(project), project_id))
+            old, new = before.settings, settings
+            if new.redundancy_fraction < old.redundancy_fraction or new.redundancy_k < old.redundancy_k:
+                self.close_full(db, project_id)  # some items may need fewer answers now
         return project
 
     # -- items ----------------------------------------------------------------------------

@@ -12,6 +12,7 @@ from __future__ import annotations
 import sqlite3
 from collections.abc import Iterable
 from dataclasses import replace
+from itertools import chain
 from typing import Any
 
 from api.storage.codec import loads
@@ -29,36 +30,49 @@ from labeling.errors import Conflict, InvalidInput, LabelloopError, NotFound, St
 __all__ = ["LeaseOps"]
 
 _COLS = ", ".join(f"i.{c.strip()}" for c in ITEM_COLS.split(","))
-# a pool row the annotator may take: not answered by them and not held by them already (an item
-# that needs several annotators stays in the pool while some hold it), with its live holds
-_CANDIDATE = (
-    f"SELECT {_COLS}, p.rand_key, i.n_labels,"
-    " (SELECT COUNT(*) FROM holds h WHERE h.project_id=p.project_id AND h.rand_key=p.rand_key"
-    " AND h.item_id=p.item_id), {reasons}"
-    " FROM {source} WHERE {where}"
-    " AND NOT EXISTS (SELECT 1 FROM answered a WHERE a.project_id=p.project_id"
-    " AND a.item_id=p.item_id AND a.annotator=:annotator)"
-    " AND NOT EXISTS (SELECT 1 FROM holds h WHERE h.project_id=p.project_id AND h.rand_key=p.rand_key"
-    " AND h.item_id=p.item_id AND h.annotator=:annotator)"
-    " ORDER BY {order}"
-)
+
+
+def _candidates(source: str, where: str, order: str, reasons: str, *, shared: bool) -> str:
+    """Pool rows the annotator may take, in hand-out order, with the item, its rand_key, labels
+    and live holds: never one they answered. ``shared`` (items that may need several annotators):
+    an item stays in the pool while some hold it, so also never one they hold, and its holds are
+    counted. Otherwise no pool row has a live hold (see ``LeaseOps.close_full``)."""
+    holds = ("(SELECT COUNT(*) FROM holds h WHERE h.project_id=p.project_id AND h.rand_key=p.rand_key"
+             " AND h.item_id=p.item_id)") if shared else "0"
+    sql = (f"SELECT {_COLS}, p.rand_key, i.n_labels, {holds}, {reasons} FROM {source} WHERE {where}"
+           " AND NOT EXISTS (SELECT 1 FROM answered a WHERE a.project_id=p.project_id"
+           " AND a.item_id=p.item_id AND a.annotator=:annotator)")
+    if shared:
+        sql += (" AND NOT EXISTS (SELECT 1 FROM holds h WHERE h.project_id=p.project_id"
+                " AND h.rand_key=p.rand_key AND h.item_id=p.item_id AND h.annotator=:annotator)")
+    return f"{sql} ORDER BY {order}"
+
+
 _FROM_POOL = "pool p CROSS JOIN items i ON i.project_id=p.project_id AND i.id=p.item_id"
-_POOL_SQL = _CANDIDATE.format(reasons="NULL", source=_FROM_POOL,
-                              where="p.project_id=:p AND p.is_eval=:eval", order="p.rand_key")
-_QUEUE_SQL = _CANDIDATE.format(
-    reasons="q.reasons", order="q.rank", where="q.project_id=:p AND i.is_eval=0",
-    source="queue q INDEXED BY queue_rank CROSS JOIN items i ON i.project_id=q.project_id"
-    " AND i.id=q.item_id CROSS JOIN pool p ON p.project_id=i.project_id AND p.is_eval=0"
-    " AND p.rand_key=i.rand_key AND p.item_id=i.id",
-)
+_FROM_QUEUE = ("queue q INDEXED BY queue_rank CROSS JOIN items i ON i.project_id=q.project_id"
+               " AND i.id=q.item_id CROSS JOIN pool p ON p.project_id=i.project_id AND p.is_eval=0"
+               " AND p.rand_key=i.rand_key AND p.item_id=i.id")
+# (pool query, queue query), by whether items may need several annotators (see ``_shared``)
+_SQL = {shared: (_candidates(_FROM_POOL, "p.project_id=:p AND p.is_eval=:eval", "p.rand_key", "NULL",
+                             shared=shared),
+                 _candidates(_FROM_QUEUE, "q.project_id=:p AND i.is_eval=0", "q.rank", "q.reasons",
+                             shared=shared))
+        for shared in (False, True)}
 _LIVE_HOLDS = ("(SELECT COUNT(*) FROM holds h WHERE h.project_id=i.project_id AND h.rand_key=i.rand_key"
                " AND h.item_id=i.id)")
-# put items back in the pool, or take them out, after their labels or holds changed
-_REOPEN = ("INSERT OR IGNORE INTO pool SELECT i.project_id, i.is_eval, i.rand_key, i.id FROM items i"
-           f" WHERE i.project_id=?1 AND i.id=?2 AND i.flagged=0 AND i.n_labels+{_LIVE_HOLDS}<?3")
+# put items back in the pool, or take them out, after their labels or holds changed; ``_REOPEN``
+# takes many items at once, ``{rows}`` being (item id, required answers) pairs
+_REOPEN = ("INSERT OR IGNORE INTO pool SELECT i.project_id, i.is_eval, i.rand_key, i.id FROM (VALUES {rows}) v"
+           " CROSS JOIN items i ON i.project_id=?1 AND i.id=v.column1"
+           f" WHERE i.flagged=0 AND i.n_labels+{_LIVE_HOLDS}<v.column2")
 _CLOSE = ("DELETE FROM pool WHERE (project_id, is_eval, rand_key, item_id) IN (SELECT i.project_id,"
           " i.is_eval, i.rand_key, i.id FROM items i WHERE i.project_id=?1 AND i.id=?2"
           f" AND (i.flagged=1 OR i.n_labels+{_LIVE_HOLDS}>=?3))")
+
+
+def _shared(fraction: float, k: int) -> bool:
+    """Whether some items of a project with these redundancy settings need several annotators."""
+    return fraction > 0 and k != 1
 
 
 class LeaseOps:
@@ -76,15 +90,28 @@ class LeaseOps:
         return float(row[0] or 0.0), int(row[1] or 1)
 
     @classmethod
+    def close_full(cls, db: sqlite3.Connection, project_id: str) -> None:
+        """Take out of the pool the items whose labels plus live holds reach what they require
+        now, after a change of redundancy: so no pool row of a project whose items need one
+        annotator each has a live hold."""
+        ids = [r[0] for r in db.execute("SELECT item_id FROM holds WHERE project_id=?1 UNION"
+                                        " SELECT item_id FROM answered WHERE project_id=?1", (project_id,))]
+        fraction, k = cls._redundancy(db, project_id)
+        db.executemany(_CLOSE, [(project_id, i, required_answers(i, fraction, k)) for i in ids])
+
+    @classmethod
     def _settle(cls, db: sqlite3.Connection, project_id: str, ids: Iterable[str], *,
-                may_close: bool) -> None:
+                may_close: bool, redundancy: tuple[float, int] | None = None) -> None:
         """Bring the pool rows of ``ids`` in line with their labels and remaining holds: back in
         when short of answers, and (``may_close``) out when not."""
-        fraction, k = cls._redundancy(db, project_id)
-        rows = [(project_id, i, required_answers(i, fraction, k)) for i in ids]
+        fraction, k = redundancy or cls._redundancy(db, project_id)
+        rows = [(i, required_answers(i, fraction, k)) for i in ids]
         if may_close:
-            db.executemany(_CLOSE, rows)
-        db.executemany(_REOPEN, rows)
+            db.executemany(_CLOSE, [(project_id, *row) for row in rows])
+        for start in range(0, len(rows), 100):
+            chunk = rows[start:start + 100]
+            marks = ",".join(f"(?{2 * j + 2},?{2 * j + 3})" for j in range(len(chunk)))
+            db.execute(_REOPEN.format(rows=marks), [project_id, *chain.from_iterable(chunk)])
 
     @staticmethod
     def _lease_clock(db: sqlite3.Connection, now: float) -> float:
@@ -99,28 +126,21 @@ class LeaseOps:
         return now
 
     @classmethod
-    def _reclaim(cls, db: sqlite3.Connection, now: float, project_id: str | None = None) -> int:
-        """End the holds of the leases whose expiry passed; each item gets back only the expired
-        holder's slot."""
-        sql = "SELECT id FROM leases INDEXED BY leases_expiry WHERE expires_at<=?"
-        params: tuple = (now,)
-        if project_id is not None:
-            sql += " AND project_id=?"
-            params = (now, project_id)
-        leases = db.execute(sql, params).fetchall()
-        if not leases:
-            return 0
+    def _reclaim(cls, db: sqlite3.Connection, now: float, project_id: str | None = None,
+                 redundancy: tuple[float, int] | None = None) -> int:
+        """End the holds of the leases whose expiry passed (of one project, or all); each item
+        gets back only the expired holder's slot."""
+        where, params = ("expires_at<=?1", (now,)) if project_id is None else (
+            "expires_at<=?1 AND project_id=?2", (now, project_id))
+        ended = db.execute("DELETE FROM holds WHERE lease_id IN (SELECT id FROM leases INDEXED BY"
+                           f" leases_expiry WHERE {where}) RETURNING project_id, item_id", params).fetchall()
+        db.execute(f"UPDATE leases INDEXED BY leases_expiry SET expires_at=NULL WHERE {where}", params)
         by_project: dict[str, set[str]] = {}
-        ended = 0
-        for (lease_id,) in leases:
-            for pid, iid in db.execute("DELETE FROM holds WHERE lease_id=? RETURNING project_id, item_id",
-                                       (lease_id,)).fetchall():
-                by_project.setdefault(pid, set()).add(iid)
-                ended += 1
-        db.executemany("UPDATE leases SET expires_at=NULL WHERE id=?", leases)
+        for pid, iid in ended:
+            by_project.setdefault(pid, set()).add(iid)
         for pid, ids in by_project.items():
-            cls._settle(db, pid, sorted(ids), may_close=False)
-        return ended
+            cls._settle(db, pid, sorted(ids), may_close=False, redundancy=redundancy)
+        return len(ended)
 
     def lease(self, project_id, annotator, n, *, n_eval, now, ttl, lease_id):
         got = self.lease_many([LeaseRequest(project_id, annotator, n, n_eval, ttl, lease_id)], now=now)[0]
@@ -129,29 +149,29 @@ class LeaseOps:
         return got
 
     def lease_many(self, requests, *, now):
-        """All in one transaction (one commit for the lot), each in its own savepoint."""
+        """All in one transaction (one commit for the lot). A request is refused before it writes
+        anything, so a refused one leaves nothing behind."""
         out: list[Lease | LabelloopError] = []
         with self._tx(durable=False) as db:
             now = self._lease_clock(db, now)
-            reclaimed: set[str] = set()
+            redundancy: dict[str, tuple[float, int]] = {}  # of the projects whose holds were reclaimed
             for req in requests:
-                db.execute("SAVEPOINT lease")
                 try:
-                    out.append(self._lease_in(db, req, now, reclaim=req.project_id not in reclaimed))
-                    reclaimed.add(req.project_id)
+                    if req.n < 0 or req.n_eval < 0:
+                        raise InvalidInput(f"lease size must be >= 0, got n={req.n}, n_eval={req.n_eval}")
+                    if req.project_id not in redundancy:  # once per project and transaction
+                        redundancy[req.project_id] = self._redundancy(db, req.project_id)
+                        self._reclaim(db, now, req.project_id, redundancy[req.project_id])
                 except LabelloopError as e:
-                    db.execute("ROLLBACK TO lease")
                     out.append(e)
-                db.execute("RELEASE lease")
+                    continue
+                out.append(self._lease_in(db, req, now, redundancy[req.project_id]))
         return out
 
-    def _lease_in(self, db: sqlite3.Connection, req: LeaseRequest, now: float, *, reclaim: bool) -> Lease:
-        if req.n < 0 or req.n_eval < 0:
-            raise InvalidInput(f"lease size must be >= 0, got n={req.n}, n_eval={req.n_eval}")
+    def _lease_in(self, db: sqlite3.Connection, req: LeaseRequest, now: float,
+                  redundancy: tuple[float, int]) -> Lease:
         project_id, n = req.project_id, req.n
-        fraction, k = self._redundancy(db, project_id)
-        if reclaim:  # once per project and transaction
-            self._reclaim(db, now, project_id)
+        fraction, k = redundancy
         args = {"p": project_id, "annotator": req.annotator}
         expires = now + req.ttl
         picked: dict[str, LeasedItem] = {}
@@ -181,18 +201,23 @@ class LeaseOps:
                 if added >= limit:
                     break
 
-        take(_POOL_SQL, min(req.n_eval, n), True)
-        take(_QUEUE_SQL, n - len(picked), False)
-        take(_POOL_SQL, n - len(picked), False)
-        take(_POOL_SQL, n - len(picked), True)  # fill from the slice when the pool is dry
+        pool_sql, queue_sql = _SQL[_shared(fraction, k)]
+        take(pool_sql, min(req.n_eval, n), True)
+        take(queue_sql, n - len(picked), False)
+        take(pool_sql, n - len(picked), False)
+        take(pool_sql, n - len(picked), True)  # fill from the slice when the pool is dry
         db.executemany("DELETE FROM pool WHERE project_id=? AND is_eval=? AND rand_key=? AND item_id=?",
                        closed)
         exhausted = False
         if picked:
             db.execute("INSERT INTO leases VALUES (?,?,?,?,?)",
                        (req.lease_id, project_id, req.annotator, now, expires))
-            db.executemany("INSERT INTO holds VALUES (?,?,?,?,?)",
-                           [(project_id, key, iid, req.lease_id, req.annotator) for iid, key in keys.items()])
+            held = list(keys.items())
+            for start in range(0, len(held), 100):  # a hold binds two values, not five
+                rows = held[start:start + 100]
+                db.execute("INSERT INTO holds SELECT ?1, column2, column1, ?2, ?3 FROM (VALUES"
+                           f" {','.join(['(?,?)'] * len(rows))})",
+                           [project_id, req.lease_id, req.annotator, *chain.from_iterable(rows)])
         else:  # nothing open is left for them; only a live hold may still come back
             exhausted = db.execute(
                 "SELECT 1 FROM holds h WHERE h.project_id=:p AND NOT EXISTS (SELECT 1 FROM answered a"

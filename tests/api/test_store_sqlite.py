@@ -148,3 +148,18 @@ def test_a_file_with_holds_keyed_by_item_keeps_its_live_holds(tmp_path):
         assert s.lease("p1", "c", 5, n_eval=0, now=T0 + 200, ttl=60, lease_id="Lc").item_ids == ("i0", "i2", "i3")
     finally:
         s.close()
+
+
+def test_an_item_held_or_labelled_once_leaves_the_pool_when_redundancy_ends(store):
+    """An item held or labelled once while it needed two annotators goes to nobody else once the
+    project needs one for each item; the held one comes back when its hold expires."""
+    from api.storage.records import ProjectSettings
+    from tests.store_contract import T0, label, make_project
+
+    make_project(store, n_items=3)
+    store.update_settings("p1", ProjectSettings(redundancy_fraction=1.0, redundancy_k=2))
+    assert store.lease("p1", "a", 2, n_eval=0, now=T0, ttl=60, lease_id="La").item_ids == ("i0", "i1")
+    store.submit([label("p1", "i1", "a", "La")], now=T0)
+    store.update_settings("p1", ProjectSettings())
+    assert store.lease("p1", "b", 5, n_eval=0, now=T0, ttl=600, lease_id="Lb").item_ids == ("i2",)
+    assert store.lease("p1", "c", 5, n_eval=0, now=T0 + 61, ttl=60, lease_id="Lc").item_ids == ("i0",)
