@@ -167,6 +167,8 @@ class StoreContract:
         make_project(store, n_items=3)
         store.lease("p1", "a", 2, n_eval=0, now=T0, ttl=10, lease_id="L")
         assert store.expire(T0 + 5) == 0
+        assert store.queue_depth("p1", now=T0 + 5)["leased"] == 2
+        assert store.queue_depth("p1", now=T0 + 11)["leased"] == 0  # expired, not yet swept
         assert store.expire(T0 + 11) == 2
         assert store.queue_depth("p1", now=T0 + 11)["leased"] == 0
 

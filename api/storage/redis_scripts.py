@@ -509,16 +509,16 @@ for _, item in ipairs(redis.call('HKEYS', pk(pid, 'nholds'))) do
     open = open + 1
   end
 end
--- live holds: those of unexpired leases that still name their lease, and older holds with an
--- unexpired entry of their own that are still there
-local leased = 0
-for _, m in ipairs(redis.call('ZRANGEBYSCORE', pk(pid, 'held'), '(' .. ARGV[3], '+inf')) do
-  if redis.call('HEXISTS', pk(pid, 'hold'), m) == 1 then leased = leased + 1 end
+-- live holds: every hold not ended yet, less those whose expiry passed before a sweep ended them
+-- (of expired leases, and older holds with an expired entry of their own): a few, not all of them
+local leased = redis.call('HLEN', pk(pid, 'hold'))
+for _, m in ipairs(redis.call('ZRANGEBYSCORE', pk(pid, 'held'), '-inf', ARGV[3])) do
+  if redis.call('HEXISTS', pk(pid, 'hold'), m) == 1 then leased = leased - 1 end
 end
-for _, lid in ipairs(redis.call('ZRANGEBYSCORE', pk(pid, 'leasing'), '(' .. ARGV[3], '+inf')) do
+for _, lid in ipairs(redis.call('ZRANGEBYSCORE', pk(pid, 'leasing'), '-inf', ARGV[3])) do
   for _, h in ipairs(lease_holds(lid)) do
     local holder = redis.call('HGET', pk(pid, 'hold'), h[1])
-    if holder and head(holder) == lid then leased = leased + 1 end
+    if holder and head(holder) == lid then leased = leased - 1 end
   end
 end
 local total = redis.call('LLEN', pk(pid, 'seq'))
