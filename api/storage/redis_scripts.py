@@ -146,6 +146,10 @@ local function lease_items(lid)
   if joined then return split(joined) end
   return redis.call('HKEYS', litems(lid))
 end
+-- whether a hold (`lease SEP expires`) has expired at `now`
+local function hold_expired(h, now)
+  return tonumber(string.sub(h, string.find(h, SEP, 1, true) + 1)) <= tonumber(now)
+end
 -- whether lease `lid` still holds `item` for `annotator`
 local function holds_it(pid, item, annotator, lid)
   local h = redis.call('HGET', pk(pid, 'hold'), item .. SEP .. annotator)
@@ -203,8 +207,8 @@ local function reclaim(pid, now_text, most)
   if #old > 0 then
     redis.call('ZREM', pk(pid, 'held'), unpack(old))
     local holders = redis.call('HMGET', pk(pid, 'hold'), unpack(old))
-    for i, m in ipairs(old) do
-      if holders[i] then ends(m, head(m), false, false) end
+    for i, m in ipairs(old) do  -- the entry outlives a released hold: the hold must be the one
+      if holders[i] and hold_expired(holders[i], now_text) then ends(m, head(m), false, false) end
     end
   end
   if #ended == 0 then return 0, more end
@@ -513,7 +517,8 @@ end
 -- (of expired leases, and older holds with an expired entry of their own): a few, not all of them
 local leased = redis.call('HLEN', pk(pid, 'hold'))
 for _, m in ipairs(redis.call('ZRANGEBYSCORE', pk(pid, 'held'), '-inf', ARGV[3])) do
-  if redis.call('HEXISTS', pk(pid, 'hold'), m) == 1 then leased = leased - 1 end
+  local holder = redis.call('HGET', pk(pid, 'hold'), m)
+  if holder and hold_expired(holder, ARGV[3]) then leased = leased - 1 end
 end
 for _, lid in ipairs(redis.call('ZRANGEBYSCORE', pk(pid, 'leasing'), '-inf', ARGV[3])) do
   for _, h in ipairs(lease_holds(lid)) do

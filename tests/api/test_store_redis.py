@@ -160,6 +160,21 @@ def test_holds_with_an_entry_each_in_held_still_expire(store):
     assert store.queue_depth("p1", T0 + 72)["leased"] == 2
 
 
+def test_an_older_hold_entry_never_ends_a_newer_hold(store):
+    """An older hold's own ``held`` entry outlives the hold once it is released; when it expires,
+    it must not end the hold that a newer lease took on the same item for the same annotator."""
+    make_project(store, n_items=3)
+    first = store.lease("p1", "a", 2, n_eval=0, now=T0, ttl=60, lease_id="L").item_ids
+    store.r.zrem(store.k.p("p1", "leasing"), "L")
+    store.r.hdel(store.k.lease("L"), "keys", "evals")
+    store.r.zadd(store.k.p("p1", "held"), {f"{i}{SEP}a": T0 + 60 for i in first})
+    assert store.release("L", "a", item_ids=[first[0]], now=T0 + 1) == 1
+    assert store.lease("p1", "a", 1, n_eval=0, now=T0 + 2, ttl=600, lease_id="L2").item_ids == first[:1]
+    assert store.queue_depth("p1", T0 + 61)["leased"] == 1
+    assert store.lease("p1", "c", 3, n_eval=0, now=T0 + 61, ttl=600, lease_id="Lc").item_ids == (first[1], "i2")
+    assert store.get_lease("L2").item_ids == first[:1]
+
+
 def test_a_lease_written_with_per_item_records_still_works(store):
     """Leases written before the lease hash listed its items kept one record per item in
     ``lease:{id}:items``; such a lease is still read, renewed, released and submitted."""
