@@ -335,7 +335,7 @@ local function lease(pid, annotator, n, n_eval, ttl, lease_id)
       return redis.call('SISMEMBER', pk(pid, 'answered'), item .. SEP .. annotator) == 0
     end
     for _, m in ipairs(redis.call('ZRANGE', pk(pid, 'held'), 0, -1)) do
-      if open_to_them(head(m)) then return {'0', expires} end
+      if redis.call('HEXISTS', pk(pid, 'hold'), m) == 1 and open_to_them(head(m)) then return {'0', expires} end
     end
     for _, lid in ipairs(redis.call('ZRANGE', pk(pid, 'leasing'), 0, -1)) do
       for _, h in ipairs(lease_holds(lid)) do

@@ -175,6 +175,15 @@ def test_an_older_hold_entry_never_ends_a_newer_hold(store):
     assert store.get_lease("L2").item_ids == first[:1]
 
 
+def test_an_older_hold_entry_of_an_answered_item_leaves_the_pool_exhausted(store):
+    make_project(store, n_items=1)
+    store.lease("p1", "a", 1, n_eval=0, now=T0, ttl=60, lease_id="L")
+    store.r.zrem(store.k.p("p1", "leasing"), "L")
+    store.r.zadd(store.k.p("p1", "held"), {f"i0{SEP}a": T0 + 60})
+    store.submit([label("p1", "i0", "a", "L")], now=T0 + 1)
+    assert store.lease("p1", "b", 1, n_eval=0, now=T0 + 2, ttl=60, lease_id="Lb").exhausted
+
+
 def test_a_lease_written_with_per_item_records_still_works(store):
     """Leases written before the lease hash listed its items kept one record per item in
     ``lease:{id}:items``; such a lease is still read, renewed, released and submitted."""
