@@ -353,6 +353,34 @@ class StoreContract:
         assert store.lease("p1", "c", 1, n_eval=0, now=T0 + 12, ttl=100, lease_id="Lc").item_ids == ("i0",)
         assert store.lease("p1", "a", 1, n_eval=0, now=T0 + 12, ttl=100, lease_id="La2").item_ids == ()
 
+    def test_expired_items_go_back_to_their_own_pool(self, store):
+        make_project(store, n_items=4, n_eval=2)
+        a = store.lease("p1", "a", 2, n_eval=2, now=T0, ttl=10, lease_id="La")
+        assert [(li.item.id, li.eval) for li in a.items] == [("i0", True), ("i1", True)]
+        assert store.expire(T0 + 11) == 2
+        b = store.lease("p1", "b", 4, n_eval=0, now=T0 + 12, ttl=10, lease_id="Lb")
+        # the pool first, then the evaluation slice, which the expired items went back to
+        assert [(li.item.id, li.eval) for li in b.items] == [("i2", False), ("i3", False),
+                                                            ("i0", True), ("i1", True)]
+
+    def test_an_expired_hold_gives_back_no_item_that_another_holder_flagged(self, store):
+        self._redundant(store, 1)
+        store.lease("p1", "a", 1, n_eval=0, now=T0, ttl=10, lease_id="La")
+        store.lease("p1", "b", 1, n_eval=0, now=T0, ttl=100, lease_id="Lb")
+        store.submit([label("p1", "i0", "b", "Lb", kind="flag")], now=T0 + 1)
+        assert store.expire(T0 + 11) == 1
+        assert store.lease("p1", "c", 1, n_eval=0, now=T0 + 12, ttl=100, lease_id="Lc").item_ids == ()
+
+    def test_a_hold_taken_before_a_redundancy_cut_gives_back_no_full_item(self, store):
+        self._redundant(store, 1)
+        store.lease("p1", "a", 1, n_eval=0, now=T0, ttl=10, lease_id="La")
+        store.lease("p1", "b", 1, n_eval=0, now=T0, ttl=100, lease_id="Lb")
+        store.submit([label("p1", "i0", "b", "Lb")], now=T0 + 1)
+        store.update_settings("p1", ProjectSettings())  # one annotator each: i0 is done
+        assert store.expire(T0 + 11) == 1
+        assert store.lease("p1", "c", 1, n_eval=0, now=T0 + 12, ttl=100, lease_id="Lc").item_ids == ()
+        assert store.queue_depth("p1", now=T0 + 12)["done"] == 1
+
     def test_redundant_skip_release_and_flag(self, store):
         self._redundant(store, 2, k=3)
         for who in "ab":

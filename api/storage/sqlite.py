@@ -46,7 +46,7 @@ __all__ = ["SQLiteStore"]
 
 from api.storage.sqlite_leases import LeaseOps
 from api.storage.sqlite_rows import ITEM_COLS, SCHEMA, item_from_row, migrate
-from api.storage.sqlite_wal import AUTOCHECKPOINT_PAGES, CACHE_KIB, Checkpointer
+from api.storage.sqlite_wal import AUTOCHECKPOINT_PAGES, CACHE_KIB, MMAP_BYTES, Checkpointer
 
 # registered model assertions, kept like LFs (same columns, own table)
 ASSERTIONS_SCHEMA = """
@@ -75,6 +75,7 @@ class SQLiteStore(LeaseOps, Store):
         # memory: as temporary files they cost a fifth of a lease's time (bench.lease_load).
         self._db.execute("PRAGMA temp_store=MEMORY")
         self._db.execute(f"PRAGMA cache_size=-{CACHE_KIB}")
+        self._db.execute(f"PRAGMA mmap_size={MMAP_BYTES}")
         self._db.executescript(SCHEMA)
         self._db.executescript(ASSERTIONS_SCHEMA)
         with self._tx() as db:

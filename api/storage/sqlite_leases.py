@@ -93,11 +93,14 @@ class LeaseOps:
     def close_full(cls, db: sqlite3.Connection, project_id: str) -> None:
         """Take out of the pool the items whose labels plus live holds reach what they require
         now, after a change of redundancy: so no pool row of a project whose items need one
-        annotator each has a live hold."""
+        annotator each has a live hold. Their rows' count of required answers, which ``done``
+        is counted against, follows the settings too."""
         ids = [r[0] for r in db.execute("SELECT item_id FROM holds WHERE project_id=?1 UNION"
                                         " SELECT item_id FROM answered WHERE project_id=?1", (project_id,))]
         fraction, k = cls._redundancy(db, project_id)
-        db.executemany(_CLOSE, [(project_id, i, required_answers(i, fraction, k)) for i in ids])
+        rows = [(project_id, i, required_answers(i, fraction, k)) for i in ids]
+        db.executemany("UPDATE items SET required=?3 WHERE project_id=?1 AND id=?2", rows)
+        db.executemany(_CLOSE, rows)
 
     @classmethod
     def _settle(cls, db: sqlite3.Connection, project_id: str, ids: Iterable[str], *,
@@ -133,11 +136,18 @@ class LeaseOps:
         where, params = ("expires_at<=?1", (now,)) if project_id is None else (
             "expires_at<=?1 AND project_id=?2", (now, project_id))
         ended = db.execute("DELETE FROM holds WHERE lease_id IN (SELECT id FROM leases INDEXED BY"
-                           f" leases_expiry WHERE {where}) RETURNING project_id, item_id", params).fetchall()
+                           f" leases_expiry WHERE {where}) RETURNING project_id, is_eval, rand_key,"
+                           " item_id, sole", params).fetchall()
         db.execute(f"UPDATE leases INDEXED BY leases_expiry SET expires_at=NULL WHERE {where}", params)
+        back = [row[:4] for row in ended if row[4]]  # sole holds: their items go back as they were
+        for start in range(0, len(back), 100):
+            rows = back[start:start + 100]
+            db.execute(f"INSERT OR IGNORE INTO pool VALUES {','.join(['(?,?,?,?)'] * len(rows))}",
+                       list(chain.from_iterable(rows)))
         by_project: dict[str, set[str]] = {}
-        for pid, iid in ended:
-            by_project.setdefault(pid, set()).add(iid)
+        for pid, _, _, iid, sole in ended:
+            if not sole:
+                by_project.setdefault(pid, set()).add(iid)
         for pid, ids in by_project.items():
             cls._settle(db, pid, sorted(ids), may_close=False, redundancy=redundancy)
         return len(ended)
@@ -175,7 +185,8 @@ class LeaseOps:
         args = {"p": project_id, "annotator": req.annotator}
         expires = now + req.ttl
         picked: dict[str, LeasedItem] = {}
-        keys: dict[str, float] = {}  # rand_key of each picked item
+        holds: list[tuple] = []  # of the picked items: (item, rand_key, is_eval, sole)
+        shared = _shared(fraction, k)
         closed: list[tuple] = []  # pool rows that leave the pool: (project, is_eval, rand_key, id)
 
         def take(sql: str, limit: int, is_eval: bool) -> None:
@@ -186,22 +197,23 @@ class LeaseOps:
                 iid = row[0]
                 if iid in picked:
                     continue
-                rand_key, n_labels, holds = row[-4], row[-3], row[-2]
+                rand_key, n_labels, holds_ = row[-4], row[-3], row[-2]
                 required = required_answers(iid, fraction, k)
-                if n_labels + holds >= required:  # the settings changed: no room left
+                if n_labels + holds_ >= required:  # the settings changed: no room left
                     closed.append((project_id, int(is_eval), rand_key, iid))
                     continue
                 reasons = (loads(row[-1]) if row[-1] else
                            {"strategy": "evaluation_slice" if is_eval else "pool_order"})
                 picked[iid] = LeasedItem(item_from_row(row), reasons, is_eval)
-                keys[iid] = rand_key
-                if n_labels + holds + 1 >= required:
+                # no one else may hold or answer an item of an unshared project while it is held
+                holds.append((iid, rand_key, int(is_eval), int(not shared and n_labels + holds_ == 0)))
+                if n_labels + holds_ + 1 >= required:
                     closed.append((project_id, int(is_eval), rand_key, iid))
                 added += 1
                 if added >= limit:
                     break
 
-        pool_sql, queue_sql = _SQL[_shared(fraction, k)]
+        pool_sql, queue_sql = _SQL[shared]
         take(pool_sql, min(req.n_eval, n), True)
         take(queue_sql, n - len(picked), False)
         take(pool_sql, n - len(picked), False)
@@ -212,11 +224,11 @@ class LeaseOps:
         if picked:
             db.execute("INSERT INTO leases VALUES (?,?,?,?,?)",
                        (req.lease_id, project_id, req.annotator, now, expires))
-            held = list(keys.items())
-            for start in range(0, len(held), 100):  # a hold binds two values, not five
-                rows = held[start:start + 100]
-                db.execute("INSERT INTO holds SELECT ?1, column2, column1, ?2, ?3 FROM (VALUES"
-                           f" {','.join(['(?,?)'] * len(rows))})",
+            for start in range(0, len(holds), 100):  # a hold binds four values, not seven
+                rows = holds[start:start + 100]
+                db.execute("INSERT INTO holds (project_id, rand_key, item_id, lease_id, annotator, is_eval,"
+                           " sole) SELECT ?1, column2, column1, ?2, ?3, column3, column4 FROM (VALUES"
+                           f" {','.join(['(?,?,?,?)'] * len(rows))})",
                            [project_id, req.lease_id, req.annotator, *chain.from_iterable(rows)])
         else:  # nothing open is left for them; only a live hold may still come back
             exhausted = db.execute(

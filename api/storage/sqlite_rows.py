@@ -18,9 +18,15 @@ HOLDS = """
 -- Lease ids grow with time (see ``api.service.annotate.new_lease_id``), so the lease index
 -- and ``leases`` grow at their ends too. The live holds of a lease share its expiry, which only
 -- the lease's row carries (indexed for the sweep by ``leases_expiry``): one index entry a lease.
+-- ``sole``: the item had no labels and no other hold when this one began, in a project where each
+-- item needs one annotator, so no one else can take or answer it while this hold lives (it left
+-- the pool). When the hold ends unanswered, the item goes back to its pool (``is_eval``) as it
+-- was, with no look at its row (see ``LeaseOps._reclaim``). No semicolons in these comments:
+-- ``migrate`` runs this script statement by statement.
 CREATE TABLE IF NOT EXISTS holds (
     project_id TEXT NOT NULL, rand_key REAL NOT NULL, item_id TEXT NOT NULL, lease_id TEXT NOT NULL,
-    annotator TEXT NOT NULL, PRIMARY KEY (project_id, rand_key, item_id, lease_id)) WITHOUT ROWID;
+    annotator TEXT NOT NULL, is_eval INTEGER NOT NULL DEFAULT 0, sole INTEGER NOT NULL DEFAULT 0,
+    PRIMARY KEY (project_id, rand_key, item_id, lease_id)) WITHOUT ROWID;
 CREATE INDEX IF NOT EXISTS holds_lease ON holds (lease_id);
 """
 
@@ -93,7 +99,7 @@ def migrate(db: sqlite3.Connection) -> None:
     expiry get their holds' one; holds keyed by item id, each with its expiry, are re-keyed in pool
     order; a file from before the ``pool`` and ``holds`` tables (its items carry ``open`` and
     ``held_until``, its live holds are ``lease_items`` rows in state 'open') gets them filled from
-    those."""
+    those. Holds from before ``sole`` are not sole: their items' rows are checked when they end."""
     if "expires_at" not in {row[1] for row in db.execute("PRAGMA table_info(leases)")}:
         db.execute("ALTER TABLE leases ADD COLUMN expires_at REAL")
     if "rand_key" not in {row[1] for row in db.execute("PRAGMA table_info(holds)")}:
@@ -103,14 +109,19 @@ def migrate(db: sqlite3.Connection) -> None:
                    " WHERE h.lease_id=leases.id) WHERE id IN (SELECT lease_id FROM holds_by_item)")
         for statement in HOLDS.split(";"):
             db.execute(statement)
-        db.execute("INSERT INTO holds SELECT h.project_id, i.rand_key, h.item_id, h.lease_id, h.annotator"
+        db.execute("INSERT INTO holds (project_id, rand_key, item_id, lease_id, annotator)"
+                   " SELECT h.project_id, i.rand_key, h.item_id, h.lease_id, h.annotator"
                    " FROM holds_by_item h JOIN items i ON i.project_id=h.project_id AND i.id=h.item_id")
         db.execute("DROP TABLE holds_by_item")  # and its expiry index
+    if "sole" not in {row[1] for row in db.execute("PRAGMA table_info(holds)")}:
+        db.execute("ALTER TABLE holds ADD COLUMN is_eval INTEGER NOT NULL DEFAULT 0")
+        db.execute("ALTER TABLE holds ADD COLUMN sole INTEGER NOT NULL DEFAULT 0")
     columns = {row[1] for row in db.execute("PRAGMA table_info(items)")}
     if "open" in columns and db.execute("PRAGMA user_version").fetchone()[0] < 2:
         db.execute("INSERT OR IGNORE INTO pool SELECT project_id, is_eval, rand_key, id FROM items WHERE open=1")
         live = "FROM lease_items l WHERE l.state='open'"
-        db.execute("INSERT OR IGNORE INTO holds SELECT l.project_id, i.rand_key, l.item_id, l.lease_id,"
+        db.execute("INSERT OR IGNORE INTO holds (project_id, rand_key, item_id, lease_id, annotator)"
+                   " SELECT l.project_id, i.rand_key, l.item_id, l.lease_id,"
                    " l.annotator FROM lease_items l JOIN items i ON i.project_id=l.project_id"
                    " AND i.id=l.item_id WHERE l.state='open'")
         db.execute(f"UPDATE leases SET expires_at=(SELECT MAX(l.expires_at) {live} AND l.lease_id=leases.id)"

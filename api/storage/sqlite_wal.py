@@ -7,12 +7,18 @@ import logging
 import sqlite3
 import threading
 
-__all__ = ["AUTOCHECKPOINT_PAGES", "CACHE_KIB", "Checkpointer"]
+__all__ = ["AUTOCHECKPOINT_PAGES", "CACHE_KIB", "MMAP_BYTES", "Checkpointer"]
 
 log = logging.getLogger(__name__)
 
 AUTOCHECKPOINT_PAGES = 10_000  # about 40 MB of log at 4 KB pages
-CACHE_KIB = 64 * 1024  # page cache of the store's connection (SQLite's default is 2 MB)
+# The store's connection reads the database file through a memory map, so its page cache holds
+# little more than the pages the log has newer copies of. A large cache costs every commit: a
+# B-tree rebalance parks a page under a page number past the end of the file for a moment, and
+# the commit then looks through the cache's whole hash table for pages past the end. With a
+# 64 MB cache that walk was two fifths of a commit of a batch of leases (bench/RESULTS.md).
+CACHE_KIB = 8 * 1024  # page cache of the store's connection (SQLite's default is 2 MB)
+MMAP_BYTES = 0x7FFF0000  # the most SQLite maps by default (SQLITE_MAX_MMAP_SIZE)
 
 
 class Checkpointer:

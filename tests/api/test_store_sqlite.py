@@ -150,6 +150,48 @@ def test_a_file_with_holds_keyed_by_item_keeps_its_live_holds(tmp_path):
         s.close()
 
 
+def test_a_file_with_holds_from_before_sole_holds_keeps_them(tmp_path):
+    """Holds had no evaluation flag and no ``sole`` mark before expired sole holds went back to
+    the pool unchecked; opening such a file adds both columns, once, and its holds end the
+    checked way: an evaluation item goes back to the evaluation slice."""
+    import sqlite3
+
+    from tests.store_contract import T0, make_project
+
+    path = tmp_path / "sole.db"
+    s = SQLiteStore(path)
+    make_project(s, n_items=4, n_eval=1)
+    assert s.lease("p1", "a", 2, n_eval=1, now=T0, ttl=10, lease_id="La").item_ids == ("i0", "i1")
+    s.close()
+    db = sqlite3.connect(path)  # the earlier holds, without the two columns
+    db.executescript("""
+        CREATE TABLE old AS SELECT project_id, rand_key, item_id, lease_id, annotator FROM holds;
+        DROP TABLE holds;
+        CREATE TABLE holds (
+            project_id TEXT NOT NULL, rand_key REAL NOT NULL, item_id TEXT NOT NULL,
+            lease_id TEXT NOT NULL, annotator TEXT NOT NULL,
+            PRIMARY KEY (project_id, rand_key, item_id, lease_id)) WITHOUT ROWID;
+        CREATE INDEX holds_lease ON holds (lease_id);
+        INSERT INTO holds SELECT * FROM old;
+        DROP TABLE old;
+    """)
+    db.close()
+    for _ in range(2):  # the second opening changes nothing
+        s = SQLiteStore(path)
+        try:
+            assert {"is_eval", "sole"} <= {r[1] for r in s._db.execute("PRAGMA table_info(holds)")}
+            assert s.queue_depth("p1", now=T0 + 1)["leased"] == 2
+        finally:
+            s.close()
+    s = SQLiteStore(path)
+    try:
+        b = s.lease("p1", "b", 4, n_eval=0, now=T0 + 20, ttl=10, lease_id="Lb")
+        assert [(li.item.id, li.eval) for li in b.items] == [("i1", False), ("i2", False), ("i3", False),
+                                                            ("i0", True)]
+    finally:
+        s.close()
+
+
 def test_an_item_held_or_labelled_once_leaves_the_pool_when_redundancy_ends(store):
     """An item held or labelled once while it needed two annotators goes to nobody else once the
     project needs one for each item; the held one comes back when its hold expires."""
