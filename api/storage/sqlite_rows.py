@@ -18,9 +18,8 @@ HOLDS = """
 -- Lease ids grow with time (see ``api.service.annotate.new_lease_id``), so the lease index
 -- and ``leases`` grow at their ends too. The live holds of a lease share its expiry, which only
 -- the lease's row carries (indexed for the sweep by ``leases_expiry``): one index entry a lease.
--- ``sole``: the item had no labels and no other hold when this one began, in a project where each
--- item needs one annotator, so no one else can take or answer it while this hold lives (it left
--- the pool). When the hold ends unanswered, the item goes back to its pool (``is_eval``) as it
+-- ``sole``: the item needed one answer and had no labels and no other hold when this one began,
+-- so it left the pool and no one else can take or answer it while this hold lives. When the hold ends unanswered, the item goes back to its pool (``is_eval``) as it
 -- was, with no look at its row (see ``LeaseOps._reclaim``). No semicolons in these comments:
 -- ``migrate`` runs this script statement by statement.
 CREATE TABLE IF NOT EXISTS holds (
