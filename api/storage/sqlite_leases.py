@@ -165,6 +165,7 @@ class LeaseOps:
         with self._tx(durable=False) as db:
             now = self._lease_clock(db, now)
             redundancy: dict[str, tuple[float, int]] = {}  # of the projects whose holds were reclaimed
+            queued: dict[str, bool] = {}  # whether their queues have items
             for req in requests:
                 try:
                     if req.n < 0 or req.n_eval < 0:
@@ -172,14 +173,17 @@ class LeaseOps:
                     if req.project_id not in redundancy:  # once per project and transaction
                         redundancy[req.project_id] = self._redundancy(db, req.project_id)
                         self._reclaim(db, now, req.project_id, redundancy[req.project_id])
+                        queued[req.project_id] = db.execute(
+                            "SELECT EXISTS (SELECT 1 FROM queue WHERE project_id=?)", (req.project_id,)
+                        ).fetchone()[0] == 1
                 except LabelloopError as e:
                     out.append(e)
                     continue
-                out.append(self._lease_in(db, req, now, redundancy[req.project_id]))
+                out.append(self._lease_in(db, req, now, redundancy[req.project_id], queued[req.project_id]))
         return out
 
     def _lease_in(self, db: sqlite3.Connection, req: LeaseRequest, now: float,
-                  redundancy: tuple[float, int]) -> Lease:
+                  redundancy: tuple[float, int], queued: bool) -> Lease:
         project_id, n = req.project_id, req.n
         fraction, k = redundancy
         args = {"p": project_id, "annotator": req.annotator}
@@ -215,7 +219,8 @@ class LeaseOps:
 
         pool_sql, queue_sql = _SQL[shared]
         take(pool_sql, min(req.n_eval, n), True)
-        take(queue_sql, n - len(picked), False)
+        if queued:  # an empty queue still costs its query a few cursors
+            take(queue_sql, n - len(picked), False)
         take(pool_sql, n - len(picked), False)
         take(pool_sql, n - len(picked), True)  # fill from the slice when the pool is dry
         db.executemany("DELETE FROM pool WHERE project_id=? AND is_eval=? AND rand_key=? AND item_id=?",
