@@ -209,7 +209,7 @@ class LeaseOps:
                 reasons = (loads(row[-1]) if row[-1] else
                            {"strategy": "evaluation_slice" if is_eval else "pool_order"})
                 picked[iid] = LeasedItem(item_from_row(row), reasons, is_eval)
-                # picked, so it had no labels and no holds: needing one answer, it leaves the pool
+                # sole: needing one answer, it was picked with no labels and no holds, and leaves
                 holds.append((iid, rand_key, int(is_eval), int(required == 1)))
                 if n_labels + holds_ + 1 >= required:
                     closed.append((project_id, int(is_eval), rand_key, iid))
