@@ -50,3 +50,15 @@ def test_an_endpoint_with_path_parameters_one_body_and_the_request_is_accepted()
 def test_an_endpoint_it_cannot_call_is_refused_when_the_route_is_made(endpoint, message):
     with pytest.raises(TypeError, match=message):
         route(endpoint)
+
+
+def test_the_lease_route_is_the_first_the_app_tries():
+    """Starlette tries routes in order; the lease route, the hottest, is matched before any other
+    and outside an included router (which matches a request twice)."""
+    from api.app import create_app
+    from api.settings import Settings
+
+    app = create_app(Settings(store_url="sqlite:///:memory:"))
+    first = app.router.routes[0]
+    assert isinstance(first, LeanRoute) and first.path == "/projects/{project_id}/leases"
+    assert first.methods == {"POST"}
