@@ -189,7 +189,7 @@ class LeaseOps:
         args = {"p": project_id, "annotator": req.annotator}
         expires = now + req.ttl
         picked: dict[str, LeasedItem] = {}
-        holds: list[tuple] = []  # of the picked items: (item, rand_key, is_eval, sole)
+        held: list[tuple] = []  # the picked items' holds: (item, rand_key, is_eval, sole)
         shared = _shared(fraction, k)
         closed: list[tuple] = []  # pool rows that leave the pool: (project, is_eval, rand_key, id)
 
@@ -201,17 +201,17 @@ class LeaseOps:
                 iid = row[0]
                 if iid in picked:
                     continue
-                rand_key, n_labels, holds_ = row[-4], row[-3], row[-2]
+                rand_key, n_labels, holds = row[-4], row[-3], row[-2]
                 required = required_answers(iid, fraction, k)
-                if n_labels + holds_ >= required:  # the settings changed: no room left
+                if n_labels + holds >= required:  # the settings changed: no room left
                     closed.append((project_id, int(is_eval), rand_key, iid))
                     continue
                 reasons = (loads(row[-1]) if row[-1] else
                            {"strategy": "evaluation_slice" if is_eval else "pool_order"})
                 picked[iid] = LeasedItem(item_from_row(row), reasons, is_eval)
                 # sole: needing one answer, it was picked with no labels and no holds, and leaves
-                holds.append((iid, rand_key, int(is_eval), int(required == 1)))
-                if n_labels + holds_ + 1 >= required:
+                held.append((iid, rand_key, int(is_eval), int(required == 1)))
+                if n_labels + holds + 1 >= required:
                     closed.append((project_id, int(is_eval), rand_key, iid))
                 added += 1
                 if added >= limit:
@@ -229,8 +229,8 @@ class LeaseOps:
         if picked:
             db.execute("INSERT INTO leases VALUES (?,?,?,?,?)",
                        (req.lease_id, project_id, req.annotator, now, expires))
-            for start in range(0, len(holds), 100):  # a hold binds four values, not seven
-                rows = holds[start:start + 100]
+            for start in range(0, len(held), 100):  # a hold binds four values, not seven
+                rows = held[start:start + 100]
                 db.execute("INSERT INTO holds (project_id, rand_key, item_id, lease_id, annotator, is_eval,"
                            " sole) SELECT ?1, column2, column1, ?2, ?3, column3, column4 FROM (VALUES"
                            f" {','.join(['(?,?,?,?)'] * len(rows))})",

@@ -19,9 +19,10 @@ HOLDS = """
 -- and ``leases`` grow at their ends too. The live holds of a lease share its expiry, which only
 -- the lease's row carries (indexed for the sweep by ``leases_expiry``): one index entry a lease.
 -- ``sole``: the item needed one answer and had no labels and no other hold when this one began,
--- so it left the pool and no one else can take or answer it while this hold lives. When the hold ends unanswered, the item goes back to its pool (``is_eval``) as it
--- was, with no look at its row (see ``LeaseOps._reclaim``). No semicolons in these comments:
--- ``migrate`` runs this script statement by statement.
+-- so it left the pool and no one else can take or answer it while this hold lives. When the
+-- hold ends unanswered, the item goes back to its pool (``is_eval``) as it was, with no look at
+-- its row (see ``LeaseOps._reclaim``). No semicolons in these comments: ``migrate`` runs this
+-- script statement by statement.
 CREATE TABLE IF NOT EXISTS holds (
     project_id TEXT NOT NULL, rand_key REAL NOT NULL, item_id TEXT NOT NULL, lease_id TEXT NOT NULL,
     annotator TEXT NOT NULL, is_eval INTEGER NOT NULL DEFAULT 0, sole INTEGER NOT NULL DEFAULT 0,
