@@ -190,7 +190,6 @@ class LeaseOps:
         expires = now + req.ttl
         picked: dict[str, LeasedItem] = {}
         held: list[tuple] = []  # the picked items' holds: (item, rand_key, is_eval, sole)
-        shared = _shared(fraction, k)
         closed: list[tuple] = []  # pool rows that leave the pool: (project, is_eval, rand_key, id)
 
         def take(sql: str, limit: int, is_eval: bool) -> None:
@@ -217,7 +216,7 @@ class LeaseOps:
                 if added >= limit:
                     break
 
-        pool_sql, queue_sql = _SQL[shared]
+        pool_sql, queue_sql = _SQL[_shared(fraction, k)]
         take(pool_sql, min(req.n_eval, n), True)
         if queued:  # an empty queue still costs its query a few cursors
             take(queue_sql, n - len(picked), False)
