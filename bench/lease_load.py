@@ -6,7 +6,7 @@
 Needs ``wrk`` (Debian package ``wrk``). One uvicorn process serves the labelloop app plus a
 ``/bench/hello`` route (a coroutine, as FastAPI's own hello world, first in the route table, so
 that it pays for no route matching that a one-route app would not); wrk drives 50 connections at
-each endpoint in turn, alternating for ``--rounds`` rounds (throughput: mean over rounds; p99:
+each endpoint in turn, alternating for ``--rounds`` rounds (5 by default; throughput: mean over rounds; p99:
 median of the rounds' p99s). Leases ask for 10 items with a 0.1 s TTL (each request is a new
 annotator), so expired holds keep coming back and the pool never runs dry, for a 1M-item pool and
 a 10k-item pool (``items_per_lease_1m`` and ``..._10k``: what they handed out, from each
@@ -215,7 +215,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--items", type=int, default=1_000_000)
     p.add_argument("--small", type=int, default=10_000)
     p.add_argument("--seconds", type=int, default=5, help="per endpoint and round")
-    p.add_argument("--rounds", type=int, default=3)
+    p.add_argument("--rounds", type=int, default=5)
     p.add_argument("--json", action="store_true")
     p.add_argument("--serve", help=argparse.SUPPRESS)
     p.add_argument("--port", type=int, help=argparse.SUPPRESS)
