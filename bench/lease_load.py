@@ -6,15 +6,15 @@
 Needs ``wrk`` (Debian package ``wrk``). One uvicorn process serves the labelloop app plus a
 ``/bench/hello`` route (a coroutine, as FastAPI's own hello world, first in the route table, so
 that it pays for no route matching that a one-route app would not); wrk drives 50 connections at
-each endpoint in turn, alternating for ``--rounds`` rounds (5 by default; throughput: mean over rounds; p99:
-median of the rounds' p99s). Leases ask for 10 items with a 0.1 s TTL (each request is a new
-annotator), so expired holds keep coming back and the pool never runs dry, for a 1M-item pool and
-a 10k-item pool (``items_per_lease_1m`` and ``..._10k``: what they handed out, from each
-response). Fields: ``throughput_vs_hello``,
-``p99_ms`` (1M pool), ``p99_1m_vs_10k``; and CPU time per request, which the machine's other load
-moves far less than requests per second: ``server_cpu_us_per_lease`` and ``..._per_hello`` (the
-uvicorn process), ``server_cpu_vs_hello`` (hello's over the lease's: the throughput ratio the
-server alone would allow), ``redis_cpu_us_per_lease``, and ``redis_rewrite_cpu_us_per_lease`` (AOF
+each endpoint in turn, alternating for ``--rounds`` rounds (5 by default; throughput: mean over
+rounds; p99: median of the rounds' p99s). Leases ask for 10 items with a 0.1 s TTL (each request
+is a new annotator), so expired holds keep coming back and the pool never runs dry, for a
+1M-item pool and a 10k-item pool (``items_per_lease_1m`` and ``..._10k``: what they handed out,
+counted in each response). Fields: ``throughput_vs_hello``, ``p99_ms`` (1M pool),
+``p99_1m_vs_10k``; and CPU time per request, which the machine's other load moves far less than
+requests per second: ``server_cpu_us_per_lease`` and ``..._per_hello`` (the uvicorn process),
+``server_cpu_vs_hello`` (hello's over the lease's: the throughput ratio the server alone would
+allow), ``redis_cpu_us_per_lease``, and ``redis_rewrite_cpu_us_per_lease`` (AOF
 rewrites, in a forked child: the fill's are finished before the clock starts).
 """
 
