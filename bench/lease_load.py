@@ -160,9 +160,11 @@ def wrk(url: str, seconds: int, script: Path | None, server_pid: int, store_url:
     p99 = float(m.group(1)) * {"us": 1e-3, "ms": 1.0, "s": 1e3}[m.group(2)]
     errors = re.search(r"Non-2xx or 3xx responses: (\d+)", out)
     items = re.search(r"items per lease: ([\d.]+)", out)
-    return {"rps": rps, "items_per_lease": float(items.group(1)) if items else None, "p99_ms": p99, "non_2xx": int(errors.group(1)) if errors else 0,
-            "server_cpu_us": (cpu1 - cpu0) / max(n, 1) * 1e6, "store_cpu_us": (store1 - store0) / max(n, 1) * 1e6,
-            "store_child_cpu_us": (child1 - child0) / max(n, 1) * 1e6}
+    per = 1e6 / max(n, 1)
+    return {"rps": rps, "p99_ms": p99, "non_2xx": int(errors.group(1)) if errors else 0,
+            "items_per_lease": float(items.group(1)) if items else None,
+            "server_cpu_us": (cpu1 - cpu0) * per, "store_cpu_us": (store1 - store0) * per,
+            "store_child_cpu_us": (child1 - child0) * per}
 
 
 def measure(store_url: str, n: int, seconds: int, rounds: int, tmp: Path) -> dict:
