@@ -450,6 +450,9 @@ for _, pid in ipairs(redis.call('HKEYS', ns .. ':projects')) do
     if not more then break end
   end
 end
+-- the one global expiry set of releases before `leasing`: their holds end from `held` above, and
+-- a replica of such a release still running in a rolling upgrade may write it again
+redis.call('UNLINK', ns .. ':expiry')
 return n
 """
 

@@ -160,6 +160,19 @@ def test_holds_with_an_entry_each_in_held_still_expire(store):
     assert store.queue_depth("p1", T0 + 72)["leased"] == 2
 
 
+def test_a_sweep_drops_the_global_expiry_set_of_older_releases(store):
+    """Releases before per-project expiry also kept every hold in one ``{ns}:expiry`` sorted set;
+    those holds end from ``held``, and a sweep drops the set, which nothing reads any more."""
+    make_project(store, n_items=2)
+    held = store.lease("p1", "a", 1, n_eval=0, now=T0, ttl=60, lease_id="L").item_ids
+    store.r.zrem(store.k.p("p1", "leasing"), "L")
+    store.r.zadd(store.k.p("p1", "held"), {f"{held[0]}{SEP}a": T0 + 60})
+    store.r.zadd(f"{store.k.ns}:expiry", {f"p1{SEP}{held[0]}{SEP}a": T0 + 60})
+    assert store.expire(T0 + 61) == 1
+    assert not store.r.exists(f"{store.k.ns}:expiry")
+    assert sorted(store.lease("p1", "b", 2, n_eval=0, now=T0 + 62, ttl=60, lease_id="Lb").item_ids) == ["i0", "i1"]
+
+
 def test_an_older_hold_entry_never_ends_a_newer_hold(store):
     """An older hold's own ``held`` entry outlives the hold once it is released; when it expires,
     it must not end the hold that a newer lease took on the same item for the same annotator."""
