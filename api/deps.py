@@ -120,9 +120,9 @@ class HotPath:
     def for_services(cls, services: Services) -> HotPath:
         s, store = services.settings, services.store
         limiter = anyio.CapacityLimiter(s.store_threads) if store.waits_on_network else None
-        # awaited batches stay small, so that Redis works on some while the loop serves others,
+        # awaited batches of 4 leases, so that Redis works on some while the loop serves others,
         # and at most store_threads of them are in flight (bench.lease_load)
-        leases = LeaseBatcher(store, services.clock, limiter, most=16 if store.leases_on_loop else 64,
+        leases = LeaseBatcher(store, services.clock, limiter, most=4 if store.leases_on_loop else 64,
                               in_flight=s.store_threads)
         return cls(ProjectCache(store, s.project_cache_s), leases)
 
