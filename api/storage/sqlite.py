@@ -361,9 +361,11 @@ class SQLiteStore(LeaseOps, Store):
                 " COALESCE(SUM(flagged), 0), COALESCE(SUM(is_eval), 0) FROM items WHERE project_id=?",
                 (project_id,),
             ).fetchone()
-            (leased,) = db.execute(  # live holds (a redundant item may have several)
-                "SELECT COUNT(*) FROM leases l INDEXED BY leases_expiry JOIN holds h ON h.lease_id=l.id"
-                " WHERE l.expires_at>? AND l.project_id=?",
+            (leased,) = db.execute(  # live holds (a redundant item may have several), rows and sole
+                "SELECT (SELECT COUNT(*) FROM leases l INDEXED BY leases_expiry JOIN holds h ON"
+                " h.lease_id=l.id WHERE l.expires_at>?1 AND l.project_id=?2) + (SELECT"
+                " COALESCE(SUM(json_array_length(l.held)), 0) FROM leases l INDEXED BY leases_expiry"
+                " WHERE l.expires_at>?1 AND l.project_id=?2)",
                 (now, project_id),
             ).fetchone()
             open_ = total - done - flagged

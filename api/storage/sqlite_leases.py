@@ -2,9 +2,11 @@
 
 An item is in ``pool`` (what a lease walks, in hand-out order) only while it is not flagged and
 its labels plus live holds are short of what it requires (1, or ``redundancy_k`` for the share of
-items ``redundancy_fraction`` draws by id hash). ``holds`` has one row per live hold. A lease first
-ends the holds that expired, each giving back one slot, then takes rows from the front of the
-pool: it writes a few hot pages of these two narrow tables and none of the wide item rows.
+items ``redundancy_fraction`` draws by id hash). A live sole hold (its item needed one answer
+and had none, nor any other hold) is an entry of its lease's ``held`` list; each other live hold
+is a row of ``holds``. A lease first ends the holds that expired, each giving back one slot, then
+takes rows from the front of the pool: it writes a few hot pages of these narrow tables and none
+of the wide item rows.
 """
 
 from __future__ import annotations
@@ -14,6 +16,8 @@ from collections.abc import Iterable
 from dataclasses import replace
 from itertools import chain
 from typing import Any
+
+import orjson
 
 from api.storage.codec import loads
 from api.storage.records import (
@@ -70,6 +74,17 @@ _CLOSE = ("DELETE FROM pool WHERE (project_id, is_eval, rand_key, item_id) IN (S
           f" AND (i.flagged=1 OR i.n_labels+{_LIVE_HOLDS}>=?3))")
 
 
+# the project's live leases with open sole holds, one row per hold: its lease and [is_eval, rand_key,
+# item id]. A sweep's ``_reclaim`` has ended the expired ones of a project before a lease reads this.
+_SOLE_HELD = ("SELECT l.id, j.value FROM leases l INDEXED BY leases_expiry, json_each(l.held) j"
+              " WHERE l.expires_at IS NOT NULL AND l.project_id=?1 AND l.held IS NOT NULL")
+
+
+def _held_json(entries: list) -> str | None:
+    """A lease's ``held`` column: its open sole holds, NULL for none."""
+    return orjson.dumps(entries).decode() if entries else None
+
+
 def _shared(fraction: float, k: int) -> bool:
     """Whether some items of a project with these redundancy settings need several annotators."""
     return fraction > 0 and k != 1
@@ -95,8 +110,9 @@ class LeaseOps:
         now, after a change of redundancy: so no pool row of a project whose items need one
         annotator each has a live hold. Their rows' count of required answers, which ``done``
         is counted against, follows the settings too."""
-        ids = [r[0] for r in db.execute("SELECT item_id FROM holds WHERE project_id=?1 UNION"
-                                        " SELECT item_id FROM answered WHERE project_id=?1", (project_id,))]
+        ids = [r[0] for r in db.execute(
+            "SELECT item_id FROM holds WHERE project_id=?1 UNION SELECT item_id FROM answered WHERE"
+            f" project_id=?1 UNION SELECT value->>2 FROM ({_SOLE_HELD})", (project_id,))]
         fraction, k = cls._redundancy(db, project_id)
         rows = [(project_id, i, required_answers(i, fraction, k)) for i in ids]
         db.executemany("UPDATE items SET required=?3 WHERE project_id=?1 AND id=?2", rows)
@@ -138,8 +154,12 @@ class LeaseOps:
         ended = db.execute("DELETE FROM holds WHERE lease_id IN (SELECT id FROM leases INDEXED BY"
                            f" leases_expiry WHERE {where}) RETURNING project_id, is_eval, rand_key,"
                            " item_id, sole", params).fetchall()
-        db.execute(f"UPDATE leases INDEXED BY leases_expiry SET expires_at=NULL WHERE {where}", params)
-        back = [row[:4] for row in ended if row[4]]  # sole holds: their items go back as they were
+        expired = db.execute(f"SELECT project_id, held FROM leases INDEXED BY leases_expiry WHERE {where}"
+                             " AND held IS NOT NULL", params).fetchall()  # RETURNING gives the new held
+        db.execute(f"UPDATE leases INDEXED BY leases_expiry SET expires_at=NULL, held=NULL WHERE {where}", params)
+        # sole holds: their items go back as they were
+        from_leases = [(pid, *entry) for pid, held in expired for entry in orjson.loads(held)]
+        back = [row[:4] for row in ended if row[4]] + from_leases
         for start in range(0, len(back), 100):
             rows = back[start:start + 100]
             db.execute(f"INSERT OR IGNORE INTO pool VALUES {','.join(['(?,?,?,?)'] * len(rows))}",
@@ -150,7 +170,7 @@ class LeaseOps:
                 by_project.setdefault(pid, set()).add(iid)
         for pid, ids in by_project.items():
             cls._settle(db, pid, sorted(ids), may_close=False, redundancy=redundancy)
-        return len(ended)
+        return len(ended) + len(from_leases)
 
     def lease(self, project_id, annotator, n, *, n_eval, now, ttl, lease_id):
         got = self.lease_many([LeaseRequest(project_id, annotator, n, n_eval, ttl, lease_id)], now=now)[0]
@@ -189,7 +209,8 @@ class LeaseOps:
         args = {"p": project_id, "annotator": req.annotator}
         expires = now + req.ttl
         picked: dict[str, LeasedItem] = {}
-        held: list[tuple] = []  # the picked items' holds: (item, rand_key, is_eval, sole)
+        held: list[tuple] = []  # the picked items' holds of ``holds``: (item, rand_key, is_eval)
+        sole: list[list] = []  # and their sole holds, the lease's ``held``: [is_eval, rand_key, item]
         closed: list[tuple] = []  # pool rows that leave the pool: (project, is_eval, rand_key, id)
 
         def take(sql: str, limit: int, is_eval: bool) -> None:
@@ -208,8 +229,10 @@ class LeaseOps:
                 reasons = (loads(row[-1]) if row[-1] else
                            {"strategy": "evaluation_slice" if is_eval else "pool_order"})
                 picked[iid] = LeasedItem(item_from_row(row), reasons, is_eval)
-                # sole: needing one answer, it was picked with no labels and no holds, and leaves
-                held.append((iid, rand_key, int(is_eval), int(required == 1)))
+                if required == 1:  # sole: picked with no labels and no holds, it leaves the pool
+                    sole.append([int(is_eval), rand_key, iid])
+                else:
+                    held.append((iid, rand_key, int(is_eval)))
                 if n_labels + holds + 1 >= required:
                     closed.append((project_id, int(is_eval), rand_key, iid))
                 added += 1
@@ -226,26 +249,30 @@ class LeaseOps:
                        closed)
         exhausted = False
         if picked:
-            db.execute("INSERT INTO leases VALUES (?,?,?,?,?)",
-                       (req.lease_id, project_id, req.annotator, now, expires))
-            for start in range(0, len(held), 100):  # a hold binds four values, not seven
+            db.execute("INSERT INTO leases (id, project_id, annotator, created_at, expires_at, held)"
+                       " VALUES (?,?,?,?,?,?)",
+                       (req.lease_id, project_id, req.annotator, now, expires, _held_json(sole)))
+            for start in range(0, len(held), 100):  # a hold binds three values, not six
                 rows = held[start:start + 100]
-                db.execute("INSERT INTO holds (project_id, rand_key, item_id, lease_id, annotator, is_eval,"
-                           " sole) SELECT ?1, column2, column1, ?2, ?3, column3, column4 FROM (VALUES"
-                           f" {','.join(['(?,?,?,?)'] * len(rows))})",
+                db.execute("INSERT INTO holds (project_id, rand_key, item_id, lease_id, annotator, is_eval)"
+                           " SELECT ?1, column2, column1, ?2, ?3, column3 FROM (VALUES"
+                           f" {','.join(['(?,?,?)'] * len(rows))})",
                            [project_id, req.lease_id, req.annotator, *chain.from_iterable(rows)])
         else:  # nothing open is left for them; only a live hold may still come back
+            unanswered = ("NOT EXISTS (SELECT 1 FROM answered a WHERE a.project_id=?1 AND a.item_id={item}"
+                          " AND a.annotator=?2)")
             exhausted = db.execute(
-                "SELECT 1 FROM holds h WHERE h.project_id=:p AND NOT EXISTS (SELECT 1 FROM answered a"
-                " WHERE a.project_id=h.project_id AND a.item_id=h.item_id AND a.annotator=:annotator)"
-                " LIMIT 1", args,
+                f"SELECT 1 FROM holds h WHERE h.project_id=?1 AND {unanswered.format(item='h.item_id')}"
+                f" UNION ALL SELECT 1 FROM ({_SOLE_HELD}) WHERE {unanswered.format(item='value->>2')}"
+                " LIMIT 1", (project_id, req.annotator),
             ).fetchone() is None
         return Lease(req.lease_id, project_id, req.annotator, expires, tuple(picked),
                      tuple(picked.values()), exhausted=exhausted)
 
-    def _lease_row(self, db: sqlite3.Connection, lease_id: str) -> tuple[str, str, float | None]:
-        """The lease's project, annotator and expiry (None once a sweep ended its holds)."""
-        row = db.execute("SELECT project_id, annotator, expires_at FROM leases WHERE id=?",
+    def _lease_row(self, db: sqlite3.Connection, lease_id: str) -> tuple[str, str, float | None, str | None]:
+        """The lease's project, annotator, expiry (None once a sweep ended its holds) and open
+        sole holds (``held``)."""
+        row = db.execute("SELECT project_id, annotator, expires_at, held FROM leases WHERE id=?",
                          (lease_id,)).fetchone()
         if row is None:
             raise NotFound(f"unknown lease {lease_id!r}")
@@ -253,21 +280,23 @@ class LeaseOps:
 
     def get_lease(self, lease_id: str) -> Lease:
         with self._tx(write=False) as db:
-            project_id, annotator, expires = self._lease_row(db, lease_id)
+            project_id, annotator, expires, held = self._lease_row(db, lease_id)
             items = tuple(r[0] for r in db.execute("SELECT item_id FROM holds WHERE lease_id=?", (lease_id,)))
+            items += tuple(entry[2] for entry in orjson.loads(held)) if held else ()
         return Lease(lease_id, project_id, annotator, (expires or 0.0) if items else 0.0, items)
 
-    def _own_lease(self, db: sqlite3.Connection, lease_id: str, annotator: str) -> str:
-        project_id, owner, _ = self._lease_row(db, lease_id)
+    def _own_lease(self, db: sqlite3.Connection, lease_id: str, annotator: str) -> tuple[str, str | None]:
+        """The lease's project and ``held``, once it is known to be ``annotator``'s."""
+        project_id, owner, _, held = self._lease_row(db, lease_id)
         if owner != annotator:
             raise Conflict(f"lease {lease_id!r} belongs to another annotator")
-        return project_id
+        return project_id, held
 
     def renew(self, lease_id, annotator, *, now, ttl):
         with self._tx() as db:
             self._own_lease(db, lease_id, annotator)
             cur = db.execute("UPDATE leases SET expires_at=?1 WHERE id=?2 AND expires_at>?3"
-                             " AND EXISTS (SELECT 1 FROM holds WHERE lease_id=?2)",
+                             " AND (held IS NOT NULL OR EXISTS (SELECT 1 FROM holds WHERE lease_id=?2))",
                              (now + ttl, lease_id, now))
             if cur.rowcount == 0:
                 raise Conflict(f"lease {lease_id!r} has expired or holds no open items")
@@ -275,7 +304,7 @@ class LeaseOps:
 
     def release(self, lease_id, annotator, *, item_ids=None, now):
         with self._tx() as db:
-            project_id = self._own_lease(db, lease_id, annotator)
+            project_id, held = self._own_lease(db, lease_id, annotator)
             sql = "SELECT item_id FROM holds WHERE lease_id=?"
             params: list[Any] = [lease_id]
             if item_ids is not None:
@@ -283,6 +312,11 @@ class LeaseOps:
                 params += list(item_ids)
             ids = [r[0] for r in db.execute(sql, params)]
             db.executemany("DELETE FROM holds WHERE lease_id=? AND item_id=?", [(lease_id, i) for i in ids])
+            if held is not None:
+                entries, wanted = orjson.loads(held), None if item_ids is None else set(item_ids)
+                kept = [] if wanted is None else [entry for entry in entries if entry[2] not in wanted]
+                ids += [entry[2] for entry in entries if wanted is None or entry[2] in wanted]
+                db.execute("UPDATE leases SET held=? WHERE id=?", (_held_json(kept), lease_id))
             self._settle(db, project_id, ids, may_close=False)
             return len(ids)
 
@@ -333,16 +367,11 @@ class LeaseOps:
                     if row is not None:
                         results.append(SubmitResult(annotation_from_row(row), duplicate=True))
                         continue
-                live = db.execute(
-                    "SELECT annotator FROM holds WHERE lease_id=? AND item_id=? AND project_id=?",
-                    (ann.lease_id, ann.item_id, ann.project_id),
-                ).fetchone()
-                if live is None or live[0] != ann.annotator:
+                if not self._end_hold(db, ann):
                     raise Conflict(
                         f"item {ann.item_id!r} is not open in lease {ann.lease_id!r} of annotator "
                         f"{ann.annotator!r} (wrong lease, already answered, released or expired)"
                     )
-                db.execute("DELETE FROM holds WHERE lease_id=? AND item_id=?", (ann.lease_id, ann.item_id))
                 cur = db.execute(
                     "INSERT INTO annotations (project_id, item_id, annotator, kind, label, comment,"
                     " lease_id, idem_key, time_spent, created_at) VALUES (?,?,?,?,?,?,?,?,?,?)",
@@ -367,6 +396,26 @@ class LeaseOps:
                     SubmitResult(replace(ann, seq=cur.lastrowid, created_at=now), duplicate=False)
                 )
         return results
+
+    @staticmethod
+    def _end_hold(db: sqlite3.Connection, ann: Annotation) -> bool:
+        """End the annotator's open hold of the item in the lease the annotation names, a row of
+        ``holds`` or an entry of the lease's ``held``; False when there is none."""
+        live = db.execute("SELECT annotator FROM holds WHERE lease_id=? AND item_id=? AND project_id=?",
+                          (ann.lease_id, ann.item_id, ann.project_id)).fetchone()
+        if live is not None:
+            if live[0] != ann.annotator:
+                return False
+            db.execute("DELETE FROM holds WHERE lease_id=? AND item_id=?", (ann.lease_id, ann.item_id))
+            return True
+        row = db.execute("SELECT held FROM leases WHERE id=? AND project_id=? AND annotator=?",
+                         (ann.lease_id, ann.project_id, ann.annotator)).fetchone()
+        entries = orjson.loads(row[0]) if row is not None and row[0] is not None else []
+        kept = [entry for entry in entries if entry[2] != ann.item_id]
+        if len(kept) == len(entries):
+            return False
+        db.execute("UPDATE leases SET held=? WHERE id=?", (_held_json(kept), ann.lease_id))
+        return True
 
     def annotations(self, project_id: str, *, since: int = 0) -> list[Annotation]:
         with self._tx(write=False) as db:

@@ -18,10 +18,11 @@ HOLDS = """
 -- Lease ids grow with time (see ``api.service.annotate.new_lease_id``), so the lease index
 -- and ``leases`` grow at their ends too. The live holds of a lease share its expiry, which only
 -- the lease's row carries (indexed for the sweep by ``leases_expiry``): one index entry a lease.
--- ``sole``: the item needed one answer and had no labels and no other hold when this one began,
--- so it left the pool and no one else can take or answer it while this hold lives. When the
--- hold ends unanswered, the item goes back to its pool (``is_eval``) as it was, with no look at
--- its row (see ``LeaseOps._reclaim``). No semicolons in these comments: ``migrate`` runs this
+-- A sole hold: the item needed one answer and had no labels and no other hold when this one
+-- began, so it left the pool and no one else can take or answer it while this hold lives. When
+-- the hold ends unanswered, the item goes back to its pool (``is_eval``) as it was, with no look
+-- at its row (see ``LeaseOps._reclaim``). Sole holds live in their lease's row (``leases.held``),
+-- this table has the others: ``sole`` marks those written here before ``held`` existed. No semicolons in these comments: ``migrate`` runs this
 -- script statement by statement.
 CREATE TABLE IF NOT EXISTS holds (
     project_id TEXT NOT NULL, rand_key REAL NOT NULL, item_id TEXT NOT NULL, lease_id TEXT NOT NULL,
@@ -54,9 +55,13 @@ CREATE TABLE IF NOT EXISTS queue (
     project_id TEXT NOT NULL, item_id TEXT NOT NULL, rank INTEGER NOT NULL,
     score REAL NOT NULL, reasons TEXT NOT NULL, PRIMARY KEY (project_id, item_id));
 CREATE INDEX IF NOT EXISTS queue_rank ON queue (project_id, rank);
+-- ``held``: the lease's open sole holds (see ``HOLDS``) as a JSON list of [is_eval, rand_key,
+-- item id], NULL when it has none. Nothing but its own lease needs to find a sole hold, so it
+-- takes no row of its own: a row a hold and its lease index cost half the writes of a lease
+-- cycle (bench.lease_load).
 CREATE TABLE IF NOT EXISTS leases (
     id TEXT PRIMARY KEY, project_id TEXT NOT NULL, annotator TEXT NOT NULL, created_at REAL NOT NULL,
-    expires_at REAL);
+    expires_at REAL, held TEXT);
 {holds}-- the latest time a lease or a sweep ran at (see ``LeaseOps._lease_clock``)
 CREATE TABLE IF NOT EXISTS lease_clock (id INTEGER PRIMARY KEY CHECK (id = 0), now REAL NOT NULL);
 CREATE TABLE IF NOT EXISTS answered (
@@ -99,9 +104,13 @@ def migrate(db: sqlite3.Connection) -> None:
     expiry get their holds' one; holds keyed by item id, each with its expiry, are re-keyed in pool
     order; a file from before the ``pool`` and ``holds`` tables (its items carry ``open`` and
     ``held_until``, its live holds are ``lease_items`` rows in state 'open') gets them filled from
-    those. Holds from before ``sole`` are not sole: their items' rows are checked when they end."""
-    if "expires_at" not in {row[1] for row in db.execute("PRAGMA table_info(leases)")}:
+    those. Holds from before ``sole`` are not sole: their items' rows are checked when they end.
+    Sole holds made before ``leases.held`` stay rows of ``holds``, which are still valid."""
+    lease_columns = {row[1] for row in db.execute("PRAGMA table_info(leases)")}
+    if "expires_at" not in lease_columns:
         db.execute("ALTER TABLE leases ADD COLUMN expires_at REAL")
+    if "held" not in lease_columns:
+        db.execute("ALTER TABLE leases ADD COLUMN held TEXT")
     if "rand_key" not in {row[1] for row in db.execute("PRAGMA table_info(holds)")}:
         db.execute("ALTER TABLE holds RENAME TO holds_by_item")
         db.execute("DROP INDEX holds_lease")

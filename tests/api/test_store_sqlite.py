@@ -15,6 +15,23 @@ class TestSQLiteStore(StoreContract):
     pass
 
 
+def as_before_held(path) -> None:
+    """Make a store's file look as it was before leases carried their sole holds (``held``):
+    each one a row of ``holds``, marked sole, and no ``held`` column."""
+    import json
+    import sqlite3
+
+    db = sqlite3.connect(path)
+    rows = db.execute("SELECT project_id, id, annotator, held FROM leases WHERE held IS NOT NULL").fetchall()
+    db.executemany("INSERT INTO holds (project_id, rand_key, item_id, lease_id, annotator, is_eval, sole)"
+                   " VALUES (?,?,?,?,?,?,1)",
+                   [(pid, rand_key, iid, lid, who, is_eval) for pid, lid, who, held in rows
+                    for is_eval, rand_key, iid in json.loads(held)])
+    db.execute("ALTER TABLE leases DROP COLUMN held")
+    db.commit()
+    db.close()
+
+
 def test_checkpointer_copies_the_log_into_the_database_file_off_the_request_path(tmp_path):
     """Writes land in the write-ahead log; the store's own thread copies them into the database
     file long before the connection's backstop threshold, and stops when the store closes."""
@@ -72,6 +89,7 @@ def test_a_file_from_before_the_pool_table_keeps_its_open_items_and_live_holds(t
     s.close()
     db = sqlite3.connect(path)  # make it look like schema 1: i1 held by 'a', i2 done
     db.execute("DROP INDEX leases_expiry")
+    db.execute("ALTER TABLE leases DROP COLUMN held")
     db.execute("ALTER TABLE leases DROP COLUMN expires_at")
     db.execute("DELETE FROM pool")
     db.execute("UPDATE items SET open=0, held_until=? WHERE id='i1'", (T0 + 60,))
@@ -113,6 +131,7 @@ def test_a_file_with_holds_keyed_by_item_keeps_its_live_holds(tmp_path):
     assert s.lease("p1", "a", 2, n_eval=0, now=T0, ttl=60, lease_id="La").item_ids == ("i0", "i1")
     assert s.lease("p1", "x", 1, n_eval=0, now=T0, ttl=60, lease_id="Lx").item_ids == ("i2",)
     s.close()
+    as_before_held(path)
     db = sqlite3.connect(path)  # the earlier layout, with a's two holds in it
     db.executescript("""
         CREATE TABLE old AS SELECT h.project_id, h.item_id, h.lease_id, h.annotator, l.expires_at
@@ -163,6 +182,7 @@ def test_a_file_with_holds_from_before_sole_holds_keeps_them(tmp_path):
     make_project(s, n_items=4, n_eval=1)
     assert s.lease("p1", "a", 2, n_eval=1, now=T0, ttl=10, lease_id="La").item_ids == ("i0", "i1")
     s.close()
+    as_before_held(path)
     db = sqlite3.connect(path)  # the earlier holds, without the two columns
     db.executescript("""
         CREATE TABLE old AS SELECT project_id, rand_key, item_id, lease_id, annotator FROM holds;
@@ -188,6 +208,37 @@ def test_a_file_with_holds_from_before_sole_holds_keeps_them(tmp_path):
         b = s.lease("p1", "b", 4, n_eval=0, now=T0 + 20, ttl=10, lease_id="Lb")
         assert [(li.item.id, li.eval) for li in b.items] == [("i1", False), ("i2", False), ("i3", False),
                                                             ("i0", True)]
+    finally:
+        s.close()
+
+
+def test_a_file_with_sole_holds_as_rows_keeps_them(tmp_path):
+    """Sole holds were rows of ``holds`` before their leases carried them; opening such a file
+    adds the column, and those holds still block their items, count as leased, take an answer,
+    release, renew and expire, beside new leases that carry theirs."""
+    from tests.store_contract import T0, label, make_project
+
+    path = tmp_path / "rows.db"
+    s = SQLiteStore(path)
+    make_project(s, n_items=6)
+    assert s.lease("p1", "a", 3, n_eval=0, now=T0, ttl=60, lease_id="La").item_ids == ("i0", "i1", "i2")
+    s.close()
+    as_before_held(path)
+    s = SQLiteStore(path)
+    try:
+        assert "held" in {r[1] for r in s._db.execute("PRAGMA table_info(leases)")}
+        assert s._db.execute("SELECT COUNT(*) FROM holds WHERE sole=1").fetchone() == (3,)
+        assert s.lease("p1", "b", 2, n_eval=0, now=T0 + 1, ttl=60, lease_id="Lb").item_ids == ("i3", "i4")
+        assert s.queue_depth("p1", now=T0 + 1)["leased"] == 5
+        assert not s.submit([label("p1", "i1", "a", "La")], now=T0 + 2)[0].duplicate
+        assert s.release("La", "a", item_ids=["i2"], now=T0 + 2) == 1
+        assert s.get_lease("La").item_ids == ("i0",)
+        assert s.renew("La", "a", now=T0 + 3, ttl=100).expires_at == T0 + 103
+        assert s.lease("p1", "c", 5, n_eval=0, now=T0 + 4, ttl=60, lease_id="Lc").item_ids == ("i2", "i5")
+        # Lb and Lc end first: their items come back, La's i0 is still held
+        assert s.lease("p1", "d", 5, n_eval=0, now=T0 + 70, ttl=600, lease_id="Ld").item_ids == (
+            "i2", "i3", "i4", "i5")
+        assert s.lease("p1", "e", 5, n_eval=0, now=T0 + 200, ttl=60, lease_id="Le").item_ids == ("i0",)
     finally:
         s.close()
 
