@@ -28,6 +28,8 @@ __all__ = [
     "ProjectSettings",
     "Round",
     "SubmitResult",
+    "leased_item",
+    "new_item",
     "redundancy_draw",
     "required_answers",
 ]
@@ -137,6 +139,30 @@ class LeasedItem:
     item: Item
     reasons: dict[str, Any]
     eval: bool
+
+
+# The stores build an Item and a LeasedItem for every item a lease hands out. A frozen dataclass's
+# __init__ sets each field through object.__setattr__; filling the instance's dict directly builds
+# the same record in a third of the time (about 1.3 us less per item, ten items a lease).
+_new = object.__new__
+
+
+def new_item(id: str, seq: int, text: str | None, features: dict[str, float], meta: dict[str, Any],
+             votes: tuple[int, ...] | None, gold: int | None, is_eval: bool) -> Item:
+    """``Item(...)`` with every field given."""
+    item = _new(Item)
+    d = item.__dict__
+    d["id"], d["seq"], d["text"], d["features"], d["meta"] = id, seq, text, features, meta
+    d["votes"], d["gold"], d["is_eval"] = votes, gold, is_eval
+    return item
+
+
+def leased_item(item: Item, reasons: dict[str, Any], eval: bool) -> LeasedItem:
+    """``LeasedItem(...)``."""
+    leased = _new(LeasedItem)
+    d = leased.__dict__
+    d["item"], d["reasons"], d["eval"] = item, reasons, eval
+    return leased
 
 
 @dataclass(frozen=True)

@@ -11,7 +11,7 @@ import redis
 
 from api.storage.codec import loads
 from api.storage.keys import SEP
-from api.storage.records import Item
+from api.storage.records import Item, new_item
 from labeling.errors import InvalidInput, LabelloopError, StaleToken
 
 __all__ = ["StoreUnavailable"]
@@ -62,5 +62,5 @@ def _item(item_id: str, doc: bytes, pos: bytes) -> Item:
     d = loads(doc)
     seq, is_eval, _ = pos.split(_SEP_BYTES)
     votes = d["votes"]
-    return Item(item_id, int(seq), d["text"], d["features"], d["meta"],
-                None if votes is None else tuple(votes), d["gold"], is_eval == b"1")
+    return new_item(item_id, int(seq), d["text"], d["features"], d["meta"],
+                    None if votes is None else tuple(votes), d["gold"], is_eval == b"1")

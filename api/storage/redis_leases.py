@@ -27,9 +27,9 @@ from api.storage.records import (
     Annotation,
     Job,
     Lease,
-    LeasedItem,
     LeaseRequest,
     SubmitResult,
+    leased_item,
 )
 from labeling.errors import InvalidInput, LabelloopError, NotFound, StaleToken
 
@@ -166,7 +166,7 @@ class RedisLeaseOps:
         for i in range(2, len(out), 4):  # item, reasons, document, position per item
             item = _item(out[i].decode(), out[i + 2], out[i + 3])
             ids.append(item.id)
-            leased.append(LeasedItem(item, _reasons(out[i + 1]), item.is_eval))
+            leased.append(leased_item(item, _reasons(out[i + 1]), item.is_eval))
         return Lease(req.lease_id, req.project_id, req.annotator, float(out[1]), tuple(ids),
                      tuple(leased), exhausted=out[0] == b"1")
 

@@ -26,6 +26,7 @@ from api.storage.records import (
     LeasedItem,
     LeaseRequest,
     SubmitResult,
+    leased_item,
     required_answers,
 )
 from api.storage.sqlite_rows import ANNOTATION_COLS, ITEM_COLS, annotation_from_row, item_from_row
@@ -228,7 +229,7 @@ class LeaseOps:
                     continue
                 reasons = (loads(row[-1]) if row[-1] else
                            {"strategy": "evaluation_slice" if is_eval else "pool_order"})
-                picked[iid] = LeasedItem(item_from_row(row), reasons, is_eval)
+                picked[iid] = leased_item(item_from_row(row), reasons, is_eval)
                 if required == 1:  # sole: picked with no labels and no holds, it leaves the pool
                     sole.append([int(is_eval), rand_key, iid])
                 else:

@@ -7,7 +7,7 @@ from collections.abc import Sequence
 from typing import Any
 
 from api.storage.codec import loads
-from api.storage.records import Annotation, Item
+from api.storage.records import Annotation, Item, new_item
 
 __all__ = ["ANNOTATION_COLS", "ITEM_COLS", "SCHEMA", "annotation_from_row", "item_from_row", "migrate"]
 
@@ -144,16 +144,8 @@ def _mapping(text: str) -> dict[str, Any]:
 
 
 def item_from_row(row: Sequence[Any]) -> Item:
-    return Item(
-        id=row[0],
-        seq=row[1],
-        text=row[2],
-        features=_mapping(row[3]),
-        meta=_mapping(row[4]),
-        votes=tuple(loads(row[5])) if row[5] is not None else None,
-        gold=row[6],
-        is_eval=bool(row[7]),
-    )
+    return new_item(row[0], row[1], row[2], _mapping(row[3]), _mapping(row[4]),
+                    tuple(loads(row[5])) if row[5] is not None else None, row[6], bool(row[7]))
 
 
 def annotation_from_row(row: Sequence[Any]) -> Annotation:
