@@ -214,33 +214,35 @@ class LeaseOps:
         sole: list[list] = []  # and their sole holds, the lease's ``held``: [is_eval, rand_key, item]
         closed: list[tuple] = []  # pool rows that leave the pool: (project, is_eval, rand_key, id)
 
+        shared = _shared(fraction, k)
+
         def take(sql: str, limit: int, is_eval: bool) -> None:
-            added = 0
+            added, ev = 0, int(is_eval)
             if limit <= 0:
                 return
-            for row in db.execute(sql, {**args, "eval": int(is_eval)}):  # streams in hand-out order
+            strategy = "evaluation_slice" if is_eval else "pool_order"
+            for row in db.execute(sql, {**args, "eval": ev}):  # streams in hand-out order
                 iid = row[0]
                 if iid in picked:
                     continue
                 rand_key, n_labels, holds = row[-4], row[-3], row[-2]
-                required = required_answers(iid, fraction, k)
+                required = required_answers(iid, fraction, k) if shared else 1
                 if n_labels + holds >= required:  # the settings changed: no room left
-                    closed.append((project_id, int(is_eval), rand_key, iid))
+                    closed.append((project_id, ev, rand_key, iid))
                     continue
-                reasons = (loads(row[-1]) if row[-1] else
-                           {"strategy": "evaluation_slice" if is_eval else "pool_order"})
+                reasons = loads(row[-1]) if row[-1] else {"strategy": strategy}
                 picked[iid] = leased_item(item_from_row(row), reasons, is_eval)
                 if required == 1:  # sole: picked with no labels and no holds, it leaves the pool
-                    sole.append([int(is_eval), rand_key, iid])
+                    sole.append([ev, rand_key, iid])
                 else:
-                    held.append((iid, rand_key, int(is_eval)))
+                    held.append((iid, rand_key, ev))
                 if n_labels + holds + 1 >= required:
-                    closed.append((project_id, int(is_eval), rand_key, iid))
+                    closed.append((project_id, ev, rand_key, iid))
                 added += 1
                 if added >= limit:
                     break
 
-        pool_sql, queue_sql = _SQL[_shared(fraction, k)]
+        pool_sql, queue_sql = _SQL[shared]
         take(pool_sql, min(req.n_eval, n), True)
         if queued:  # an empty queue still costs its query a few cursors
             take(queue_sql, n - len(picked), False)
