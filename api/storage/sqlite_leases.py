@@ -75,15 +75,29 @@ _CLOSE = ("DELETE FROM pool WHERE (project_id, is_eval, rand_key, item_id) IN (S
           f" AND (i.flagged=1 OR i.n_labels+{_LIVE_HOLDS}>=?3))")
 
 
-# the project's live leases with open sole holds, one row per hold: its lease and [is_eval, rand_key,
-# item id]. A sweep's ``_reclaim`` has ended the expired ones of a project before a lease reads this.
-_SOLE_HELD = ("SELECT l.id, j.value FROM leases l INDEXED BY leases_expiry, json_each(l.held) j"
+# the items of the project's open sole holds (``item_id``), from its leases whose holds no sweep
+# has ended; a lease reads it after ``_reclaim`` ended the expired ones
+_SOLE_HELD = ("SELECT j.value->>2 AS item_id FROM leases l INDEXED BY leases_expiry, json_each(l.held) j"
               " WHERE l.expires_at IS NOT NULL AND l.project_id=?1 AND l.held IS NOT NULL")
 
 
 def _held_json(entries: list) -> str | None:
     """A lease's ``held`` column: its open sole holds, NULL for none."""
     return orjson.dumps(entries).decode() if entries else None
+
+
+def _end_sole(db: sqlite3.Connection, lease_id: str, held: str | None,
+              item_ids: Iterable[str] | None = None) -> list[str]:
+    """End the lease's sole holds of ``item_ids`` (all when None), as ``held`` lists them now:
+    their items."""
+    if held is None:
+        return []
+    entries, wanted = orjson.loads(held), None if item_ids is None else set(item_ids)
+    ended = [entry[2] for entry in entries if wanted is None or entry[2] in wanted]
+    if ended:
+        kept = [] if wanted is None else [entry for entry in entries if entry[2] not in wanted]
+        db.execute("UPDATE leases SET held=? WHERE id=?", (_held_json(kept), lease_id))
+    return ended
 
 
 def _shared(fraction: float, k: int) -> bool:
@@ -111,9 +125,8 @@ class LeaseOps:
         now, after a change of redundancy: so no pool row of a project whose items need one
         annotator each has a live hold. Their rows' count of required answers, which ``done``
         is counted against, follows the settings too."""
-        ids = [r[0] for r in db.execute(
-            "SELECT item_id FROM holds WHERE project_id=?1 UNION SELECT item_id FROM answered WHERE"
-            f" project_id=?1 UNION SELECT value->>2 FROM ({_SOLE_HELD})", (project_id,))]
+        ids = [r[0] for r in db.execute("SELECT item_id FROM holds WHERE project_id=?1 UNION"
+                                        " SELECT item_id FROM answered WHERE project_id=?1", (project_id,))]
         fraction, k = cls._redundancy(db, project_id)
         rows = [(project_id, i, required_answers(i, fraction, k)) for i in ids]
         db.executemany("UPDATE items SET required=?3 WHERE project_id=?1 AND id=?2", rows)
@@ -266,7 +279,7 @@ class LeaseOps:
                           " AND a.annotator=?2)")
             exhausted = db.execute(
                 f"SELECT 1 FROM holds h WHERE h.project_id=?1 AND {unanswered.format(item='h.item_id')}"
-                f" UNION ALL SELECT 1 FROM ({_SOLE_HELD}) WHERE {unanswered.format(item='value->>2')}"
+                f" UNION ALL SELECT 1 FROM ({_SOLE_HELD}) s WHERE {unanswered.format(item='s.item_id')}"
                 " LIMIT 1", (project_id, req.annotator),
             ).fetchone() is None
         return Lease(req.lease_id, project_id, req.annotator, expires, tuple(picked),
@@ -315,11 +328,7 @@ class LeaseOps:
                 params += list(item_ids)
             ids = [r[0] for r in db.execute(sql, params)]
             db.executemany("DELETE FROM holds WHERE lease_id=? AND item_id=?", [(lease_id, i) for i in ids])
-            if held is not None:
-                entries, wanted = orjson.loads(held), None if item_ids is None else set(item_ids)
-                kept = [] if wanted is None else [entry for entry in entries if entry[2] not in wanted]
-                ids += [entry[2] for entry in entries if wanted is None or entry[2] in wanted]
-                db.execute("UPDATE leases SET held=? WHERE id=?", (_held_json(kept), lease_id))
+            ids += _end_sole(db, lease_id, held, item_ids)
             self._settle(db, project_id, ids, may_close=False)
             return len(ids)
 
@@ -413,12 +422,7 @@ class LeaseOps:
             return True
         row = db.execute("SELECT held FROM leases WHERE id=? AND project_id=? AND annotator=?",
                          (ann.lease_id, ann.project_id, ann.annotator)).fetchone()
-        entries = orjson.loads(row[0]) if row is not None and row[0] is not None else []
-        kept = [entry for entry in entries if entry[2] != ann.item_id]
-        if len(kept) == len(entries):
-            return False
-        db.execute("UPDATE leases SET held=? WHERE id=?", (_held_json(kept), ann.lease_id))
-        return True
+        return row is not None and _end_sole(db, ann.lease_id, row[0], [ann.item_id]) != []
 
     def annotations(self, project_id: str, *, since: int = 0) -> list[Annotation]:
         with self._tx(write=False) as db:
