@@ -15,7 +15,7 @@ from api.routes import annotate, assertions, export, items, jobs, lfs, projects
 from api.service.services import Services
 from api.settings import Settings
 from api.storage import open_store
-from api.storage.redis import StoreUnavailable
+from api.storage.base import StoreUnavailable
 from labeling.errors import (
     Conflict,
     InvalidInput,
@@ -139,6 +139,9 @@ def create_app(settings: Settings | None = None, services: Services | None = Non
             gc.set_threshold(*thresholds)
             stop.set()
             thread.join(timeout=5)
+            hot = getattr(app.state, "hot_path", None)
+            if hot is not None:
+                await hot.aclose()
             await svc.store.aclose()
             if services is None:
                 svc.close()

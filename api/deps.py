@@ -13,6 +13,8 @@ from fastapi import Depends, Request
 from api.service.annotate import ProjectCache
 from api.service.services import Services
 from api.storage.base import Store
+from api.storage.sqlite import SQLiteStore
+from api.storage.sqlite_leaser import LeaseProcess
 from api.storage.records import Lease, LeaseRequest, Project
 from labeling.errors import LabelloopError
 
@@ -27,16 +29,18 @@ class LeaseBatcher:
     serialised anyway. A store that waits on the network is awaited on the loop when it can be
     (:attr:`~api.storage.base.Store.leases_on_loop`: no thread, at most ``in_flight`` calls at
     once, the next batch growing meanwhile), else called on at most ``limiter`` threads; either
-    way the loop keeps serving meanwhile."""
+    way the loop keeps serving meanwhile. ``store`` may be the embedded store's
+    :class:`~api.storage.sqlite_leaser.LeaseProcess`, whose leases come back as encoded
+    bodies."""
 
-    def __init__(self, store: Store, clock: Callable[[], float],
+    def __init__(self, store: Store | LeaseProcess, clock: Callable[[], float],
                  limiter: anyio.CapacityLimiter | None, most: int = 64, in_flight: int = 4) -> None:
         self.store, self.clock, self.limiter, self.most = store, clock, limiter, most
         self.on_loop, self.in_flight = getattr(store, "leases_on_loop", False), in_flight
         self._pending: list[tuple[LeaseRequest, asyncio.Future]] = []
         self._running: set[asyncio.Task] = set()
 
-    async def lease(self, request: LeaseRequest) -> Lease:
+    async def lease(self, request: LeaseRequest) -> Lease | bytes:
         loop = asyncio.get_running_loop()
         done = loop.create_future()
         self._pending.append((request, done))
@@ -98,10 +102,12 @@ class LeaseBatcher:
 @dataclass
 class HotPath:
     """What the lease and submit routes need besides the services: the replica's project cache,
-    the lease batcher, and where a store call runs (:meth:`call`)."""
+    the lease batcher, where a store call runs (:meth:`call`), and the embedded store's lease
+    process when it has one."""
 
     projects: ProjectCache
     leases: LeaseBatcher
+    process: LeaseProcess | None = None
 
     async def project(self, project_id: str, now: float) -> Project:
         """The project as the replica's cache has it; on a miss, read from the store, on a store
@@ -116,9 +122,18 @@ class HotPath:
             return fn()
         return await anyio.to_thread.run_sync(fn, limiter=self.leases.limiter)
 
+    async def aclose(self) -> None:
+        if self.process is not None:
+            await self.process.aclose()
+
     @classmethod
     def for_services(cls, services: Services) -> HotPath:
         s, store = services.settings, services.store
+        if s.lease_process and isinstance(store, SQLiteStore) and store.path != ":memory:":
+            # the embedded store's lease batches on a second core, a batch waiting while one runs
+            process = LeaseProcess(store.path)
+            return cls(ProjectCache(store, s.project_cache_s),
+                       LeaseBatcher(process, services.clock, None, in_flight=2), process)
         limiter = anyio.CapacityLimiter(s.store_threads) if store.waits_on_network else None
         # awaited batches of 4 leases, so that Redis works on some while the loop serves others,
         # and at most store_threads of them are in flight (bench.lease_load)

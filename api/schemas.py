@@ -2,9 +2,13 @@
 
 from __future__ import annotations
 
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
+import orjson
 from pydantic import BaseModel, ConfigDict, Field
+
+if TYPE_CHECKING:
+    from api.storage.records import Lease
 
 Strict = ConfigDict(extra="forbid")
 
@@ -83,6 +87,23 @@ class LeaseOut(BaseModel):
     expires_at: float
     items: list[LeasedItemOut]
     exhausted: bool = Field(description="true only when no item is left for this annotator")
+
+
+def lease_json(lease: Lease) -> bytes:
+    """The ``LeaseOut`` body, encoded once without building the pydantic model (the lease route
+    is the hot path). orjson writes a non-finite number in features or meta as null, as the model
+    does; what orjson cannot encode (an integer past 64 bits) goes through the model."""
+    doc = {
+        "lease_id": lease.id, "project_id": lease.project_id, "annotator": lease.annotator,
+        "expires_at": lease.expires_at, "exhausted": lease.exhausted,
+        "items": [{"id": li.item.id, "text": li.item.text, "features": li.item.features,
+                   "meta": li.item.meta, "reasons": li.reasons} for li in lease.items],
+    }
+    try:
+        return orjson.dumps(doc)
+    except orjson.JSONEncodeError:
+        return LeaseOut.model_validate(doc).model_dump_json().encode()
+
 
 
 class LeaseActionIn(BaseModel):

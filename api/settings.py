@@ -32,6 +32,7 @@ class Settings:
     admin_token: str | None = None
     project_cache_s: float = 1.0  # how stale a replica's view of project settings may be for leases
     store_threads: int = 8  # a network store's (Redis) calls in flight on the lease path, threads for the others
+    lease_process: bool = True  # the embedded store's lease batches in a child process (api.storage.sqlite_leaser)
 
     @property
     def loopback(self) -> bool:
@@ -62,9 +63,12 @@ class Settings:
                     raise InvalidInput(f"{_PREFIX}{name.upper()}={raw!r}: {exc}") from exc
         if "RAY_ADDRESS" in env:
             kw["ray_address"] = env["RAY_ADDRESS"]
-        durable = env.get(_PREFIX + "REQUIRE_DURABLE")
-        if durable is not None:
-            kw["require_durable"] = durable.lower() in ("1", "true", "yes")
+        for name in ("require_durable", "lease_process"):
+            raw = env.get(_PREFIX + name.upper())
+            if raw is not None:
+                if raw.lower() not in ("1", "true", "yes", "0", "false", "no"):
+                    raise InvalidInput(f"{_PREFIX}{name.upper()}={raw!r}: expected true or false")
+                kw[name] = raw.lower() in ("1", "true", "yes")
         settings = cls(**kw)
         if settings.executor not in ("inprocess", "ray"):
             raise InvalidInput(f"executor must be 'inprocess' or 'ray', got {settings.executor!r}")

@@ -38,7 +38,13 @@ from api.storage.records import (
 )
 from labeling.errors import InvalidInput, LabelloopError
 
-__all__ = ["Store"]
+
+class StoreUnavailable(LabelloopError):
+    """The store cannot answer now: the Redis server cannot be reached, is loading, is a
+    read-only replica or is out of memory, or the embedded store's lease process is gone."""
+
+
+__all__ = ["Store", "StoreUnavailable"]
 
 
 class EncodedRound(NamedTuple):

@@ -9,6 +9,7 @@ from typing import Any
 
 import redis
 
+from api.storage.base import StoreUnavailable
 from api.storage.codec import loads
 from api.storage.keys import SEP
 from api.storage.records import Item, new_item
@@ -23,10 +24,6 @@ _CLIENT_OPTIONS: dict[str, Any] = {"decode_responses": False, "socket_timeout": 
 # server states that make a call fail without touching data: retry later, or fix the server
 _UNAVAILABLE = (redis.ConnectionError, redis.TimeoutError, redis.ReadOnlyError,
                 redis.exceptions.OutOfMemoryError)
-
-
-class StoreUnavailable(LabelloopError):
-    """The Redis server cannot be reached, is loading, is a read-only replica or is out of memory."""
 
 
 def _guarded(method: Callable) -> Callable:

@@ -58,9 +58,11 @@ CREATE TABLE IF NOT EXISTS assertions (
 
 
 class SQLiteStore(LeaseOps, Store):
-    """SQLite backend. ``path`` is a file (created with its folder) or ``":memory:"``."""
+    """SQLite backend. ``path`` is a file (created with its folder) or ``":memory:"``.
+    ``checkpoint=False``: no checkpointer thread of its own, for a second connection to a file
+    whose main store has one (the lease process, :mod:`api.storage.sqlite_leaser`)."""
 
-    def __init__(self, path: str | Path) -> None:
+    def __init__(self, path: str | Path, *, checkpoint: bool = True) -> None:
         self.path = str(path)
         if self.path != ":memory:":
             Path(self.path).parent.mkdir(parents=True, exist_ok=True)
@@ -84,7 +86,7 @@ class SQLiteStore(LeaseOps, Store):
         if self.path != ":memory:":
             # the backstop, in this connection's commits: the thread has copied most by then
             self._db.execute(f"PRAGMA wal_autocheckpoint={AUTOCHECKPOINT_PAGES}")
-            self._checkpointer = Checkpointer(self.path)
+            self._checkpointer = Checkpointer(self.path) if checkpoint else None
 
     @contextmanager
     def _tx(self, write: bool = True, durable: bool = True) -> Iterator[sqlite3.Connection]:

@@ -1,0 +1,158 @@
+"""The embedded store's lease batches, run in a process of their own.
+
+A coordinator on the embedded store spent most of a lease in SQLite's B-tree work, on the core its
+event loop runs on, while the machine's other core idled (bench.lease_load). A thread does not
+help: SQLite gives the GIL back for every row it steps, and gets it back only at the event loop's
+next switch interval. So the lease route's batches go to a child process with its own connection
+to the file. It runs :meth:`~api.storage.sqlite.SQLiteStore.lease_many` and encodes each lease's
+response body itself; the event loop only moves bytes. SQLite's file locks keep leases exact
+across the two processes (as across any processes sharing the file, the CLI's included), and the
+lease clock orders them in time. Everything else the coordinator does stays on its own connection.
+
+Frames: a 4-byte little-endian length, then a pickle. To the child: ``(now, requests)``, each
+request as the fields of a :class:`~api.storage.records.LeaseRequest`. Back: per request, its
+``LeaseOut`` body (bytes) or the error that refused it, in order; or one error for the whole
+batch. Pickles pass only between a coordinator and the child it started.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import pickle
+import signal
+import socket
+import subprocess
+import sys
+from collections import deque
+from collections.abc import Sequence
+from dataclasses import astuple
+
+from api.storage.base import StoreUnavailable
+from api.storage.records import Lease, LeaseRequest
+from labeling.errors import LabelloopError
+
+__all__ = ["LeaseProcess"]
+
+log = logging.getLogger(__name__)
+
+_HEADER = 4
+
+
+def _frame(obj: object) -> bytes:
+    body = pickle.dumps(obj, protocol=pickle.HIGHEST_PROTOCOL)
+    return len(body).to_bytes(_HEADER, "little") + body
+
+
+class LeaseProcess:
+    """The coordinator's end: started on first use, on the running event loop, and again after
+    it exits (the batches it had in hand fail with :class:`StoreUnavailable`: their leases, if
+    it committed them, expire as any lease no one uses). Batches are pipelined: one can wait in
+    the socket while the child works on the one before it."""
+
+    leases_on_loop = True  # awaited on the event loop, as a network store's batches
+
+    def __init__(self, path: str) -> None:
+        self.path = path
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._proc: subprocess.Popen | None = None
+        self._writer: asyncio.StreamWriter | None = None
+        self._reader: asyncio.Task | None = None
+        self._pending: deque[asyncio.Future] = deque()
+
+    async def lease_many_async(self, requests: Sequence[LeaseRequest], *,
+                               now: float) -> list[bytes | LabelloopError]:
+        writer = self._writer
+        if writer is None or self._loop is not asyncio.get_running_loop():
+            writer = await self._start()
+        done = asyncio.get_running_loop().create_future()
+        self._pending.append(done)  # replies come in the order the frames were written
+        writer.write(_frame((now, [astuple(r) for r in requests])))
+        got = await done
+        if isinstance(got, Exception):
+            raise got
+        return got
+
+    async def _start(self) -> asyncio.StreamWriter:
+        await self.aclose()  # a process of another event loop, or one that exited
+        ours, theirs = socket.socketpair()
+        try:
+            self._proc = subprocess.Popen(
+                [sys.executable, "-m", "api.storage.sqlite_leaser", self.path, str(theirs.fileno())],
+                pass_fds=(theirs.fileno(),))
+        finally:
+            theirs.close()
+        reader, self._writer = await asyncio.open_unix_connection(sock=ours)
+        self._loop = asyncio.get_running_loop()
+        self._reader = asyncio.ensure_future(self._read(reader, self._proc))
+        return self._writer
+
+    async def _read(self, reader: asyncio.StreamReader, proc: subprocess.Popen) -> None:
+        try:
+            while True:
+                size = int.from_bytes(await reader.readexactly(_HEADER), "little")
+                got = pickle.loads(await reader.readexactly(size))
+                done = self._pending.popleft()
+                if not done.done():
+                    done.set_result(got)
+        except (asyncio.IncompleteReadError, ConnectionError):
+            pass
+        finally:
+            if self._proc is proc:  # not already replaced by aclose
+                self._writer = None
+            gone = StoreUnavailable(f"the lease process of {self.path} exited (code {proc.poll()}); "
+                                    "the next lease starts another")
+            while self._pending:
+                done = self._pending.popleft()
+                if not done.done():
+                    done.set_exception(gone)
+
+    async def aclose(self) -> None:
+        """End the child: it exits when its socket closes, after the batch in hand."""
+        writer, reader, proc = self._writer, self._reader, self._proc
+        self._writer = self._reader = self._proc = None
+        if writer is not None and self._loop is asyncio.get_running_loop():
+            writer.close()
+        if reader is not None and self._loop is asyncio.get_running_loop():
+            await reader
+        if proc is not None:
+            try:
+                await asyncio.to_thread(proc.wait, 10)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+                await asyncio.to_thread(proc.wait)
+
+
+def _answer(store, now: float, fields: list[tuple]) -> list[bytes | LabelloopError] | LabelloopError:
+    from api.schemas import lease_json
+
+    try:
+        got = store.lease_many([LeaseRequest(*f) for f in fields], now=now)
+    except LabelloopError as e:
+        return e
+    except Exception as e:  # noqa: BLE001 - a failing file or a lock held past the timeout
+        log.exception("lease batch failed")
+        return StoreUnavailable(f"the lease batch failed on {store.path}: {e}")
+    return [lease_json(g) if isinstance(g, Lease) else g for g in got]
+
+
+def serve(path: str, fd: int) -> None:
+    """The child's loop: a batch in, its replies out, until the coordinator closes the socket."""
+    from api.storage.sqlite import SQLiteStore
+
+    signal.signal(signal.SIGINT, signal.SIG_IGN)  # a terminal's Ctrl-C is the coordinator's to handle
+    store = SQLiteStore(path, checkpoint=False)  # the coordinator's store checkpoints the file
+    try:
+        with socket.socket(fileno=fd) as sock, sock.makefile("rb") as stream:
+            while header := stream.read(_HEADER):
+                body = stream.read(int.from_bytes(header, "little"))
+                now, fields = pickle.loads(body)
+                sock.sendall(_frame(_answer(store, now, fields)))
+    except (ConnectionError, BrokenPipeError):
+        pass  # the coordinator is gone
+    finally:
+        store.close()
+
+
+if __name__ == "__main__":
+    serve(sys.argv[1], int(sys.argv[2]))
