@@ -75,7 +75,7 @@ class LeaseBatcher:
 
     async def _awaited(self, batch: list[tuple[LeaseRequest, asyncio.Future]]) -> None:
         try:
-            got: list | Exception = await self.store.lease_many_async([r for r, _ in batch], now=self.clock())
+            got: list | Exception = await self.store.lease_bodies_async([r for r, _ in batch], now=self.clock())
         except Exception as e:  # noqa: BLE001 - as on the loop
             got = e
         self._deliver(batch, got)

@@ -90,20 +90,24 @@ class LeaseOut(BaseModel):
 
 
 def lease_json(lease: Lease) -> bytes:
+    """The ``LeaseOut`` body of a lease (see :func:`lease_body`)."""
+    return lease_body(lease.id, lease.project_id, lease.annotator, lease.expires_at, lease.exhausted,
+                      [{"id": li.item.id, "text": li.item.text, "features": li.item.features,
+                        "meta": li.item.meta, "reasons": li.reasons} for li in lease.items])
+
+
+def lease_body(lease_id: str, project_id: str, annotator: str, expires_at: float, exhausted: bool,
+               items: list[dict[str, Any]]) -> bytes:
     """The ``LeaseOut`` body, encoded once without building the pydantic model (the lease route
-    is the hot path). orjson writes a non-finite number in features or meta as null, as the model
-    does; what orjson cannot encode (an integer past 64 bits) goes through the model."""
-    doc = {
-        "lease_id": lease.id, "project_id": lease.project_id, "annotator": lease.annotator,
-        "expires_at": lease.expires_at, "exhausted": lease.exhausted,
-        "items": [{"id": li.item.id, "text": li.item.text, "features": li.item.features,
-                   "meta": li.item.meta, "reasons": li.reasons} for li in lease.items],
-    }
+    is the hot path); ``items`` as ``LeasedItemOut`` has them. orjson writes a non-finite number
+    in features or meta as null, as the model does; what orjson cannot encode (an integer past
+    64 bits) goes through the model."""
+    doc = {"lease_id": lease_id, "project_id": project_id, "annotator": annotator,
+           "expires_at": expires_at, "exhausted": exhausted, "items": items}
     try:
         return orjson.dumps(doc)
     except orjson.JSONEncodeError:
         return LeaseOut.model_validate(doc).model_dump_json().encode()
-
 
 
 class LeaseActionIn(BaseModel):

@@ -84,7 +84,7 @@ class Store(abc.ABC):
 
     #: whether calls wait on a server (so the API may call them from threads) or run in-process
     waits_on_network: bool = False
-    #: whether :meth:`lease_many_async` waits on the server from the event loop itself
+    #: whether :meth:`lease_bodies_async` waits on the server from the event loop itself
     leases_on_loop: bool = False
 
     # -- projects -------------------------------------------------------------------------
@@ -209,13 +209,15 @@ class Store(abc.ABC):
     @abc.abstractmethod
     def get_lease(self, lease_id: str) -> Lease: ...
 
-    async def lease_many_async(self, requests: Sequence[LeaseRequest], *,
-                               now: float) -> list[Lease | LabelloopError]:
-        """:meth:`lease_many` as a coroutine, for a store whose :attr:`leases_on_loop` is true."""
+    async def lease_bodies_async(self, requests: Sequence[LeaseRequest], *,
+                                 now: float) -> list[bytes | LabelloopError]:
+        """:meth:`lease_many` as a coroutine, for a store whose :attr:`leases_on_loop` is true:
+        for the lease route, so each lease comes as its encoded ``LeaseOut`` body
+        (:func:`api.schemas.lease_body`), or the error that refused it."""
         raise NotImplementedError(f"{type(self).__name__} leases through lease_many")
 
     async def aclose(self) -> None:
-        """Close what the store opened on the event loop (see :meth:`lease_many_async`)."""
+        """Close what the store opened on the event loop (see :meth:`lease_bodies_async`)."""
 
     def lease_many(self, requests: Sequence[LeaseRequest], *, now: float) -> list[Lease | LabelloopError]:
         """Several annotators' leases at one ``now``, each as :meth:`lease` would give it, in

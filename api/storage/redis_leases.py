@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+from collections.abc import Callable
 from dataclasses import asdict, replace
 from typing import Any
 
@@ -14,6 +15,7 @@ import redis.asyncio
 import redis.asyncio.retry
 from redis.backoff import NoBackoff
 
+from api.schemas import lease_body
 from api.storage import redis_scripts as lua
 from api.storage.codec import (
     dumps,
@@ -52,7 +54,7 @@ class RedisLeaseOps:
     event loop's client, from ``self.url``)."""
 
     waits_on_network = True  # every call is a round trip to the Redis server
-    leases_on_loop = True  # the lease route's batches: lease_many_async
+    leases_on_loop = True  # the lease route's batches: lease_bodies_async
 
     # -- queue ----------------------------------------------------------------------------
     @_guarded
@@ -92,25 +94,27 @@ class RedisLeaseOps:
         """One script call for the lot, atomic as a whole; each lease is refused or granted on
         its own."""
         out, sent = self._checked(requests)
-        got = self._run("LEASE", args=self._batch_args(out, sent, now)) if sent else []
-        return self._replies(requests, out, sent, got)
+        got = self._run("LEASE", args=self._batch_args(out, sent, now, positions=True)) if sent else []
+        return self._replies(requests, out, sent, got, self._leased)
 
-    async def lease_many_async(self, requests, *, now):
-        """:meth:`lease_many` on the event loop's own connections: no thread waits for Redis. One
-        round trip: the script goes by its digest alone, and only when the server has lost it (a
-        restart) is it loaded and the call made again (it never ran)."""
+    async def lease_bodies_async(self, requests, *, now):
+        """:meth:`lease_many` on the event loop's own connections, each lease encoded straight
+        from the script's reply (no records: a third of the decoding), without the position
+        records the route does not answer with: no thread waits for Redis. One round trip: the
+        script goes by its digest alone, and only when the server has lost it (a restart) is it
+        loaded and the call made again (it never ran)."""
         client, script = self._loop_client()
         out, sent = self._checked(requests)
         if not sent:
             return out
-        args = self._batch_args(out, sent, now)
+        args = self._batch_args(out, sent, now, positions=False)
         with self._unavailable():
             try:
                 got = await client.evalsha(script.sha, 0, *args)
             except redis.exceptions.NoScriptError:
                 await client.script_load(script.script)
                 got = await client.evalsha(script.sha, 0, *args)
-            return self._replies(requests, out, sent, got)
+            return self._replies(requests, out, sent, got, self._body)
 
     def _loop_client(self) -> tuple[redis.asyncio.Redis, Any]:
         """The running event loop's own client and its lease script, made on first use (a
@@ -138,11 +142,14 @@ class RedisLeaseOps:
                 out[i] = e
         return out, [i for i, o in enumerate(out) if not isinstance(o, LabelloopError)]
 
-    def _batch_args(self, out: list, sent: list[int], now: float) -> list:
+    def _batch_args(self, out: list, sent: list[int], now: float, *, positions: bool) -> list:
         """The lease script's arguments for the requests ``sent``."""
-        return [self.k.ns, repr(float(now)), *(arg for i in sent for arg in out[i])]
+        return [self.k.ns, repr(float(now)), "1" if positions else "0",
+                *(arg for i in sent for arg in out[i])]
 
-    def _replies(self, requests, out: list, sent: list[int], got: list) -> list[Lease | LabelloopError]:
+    def _replies(self, requests, out: list, sent: list[int], got: list,
+                 granted: Callable[[LeaseRequest, list], Any]) -> list:
+        """Each request's ``granted(request, reply)``, or the error that refused it."""
         for i, res in zip(sent, got, strict=True):
             if res[0] == b"!":  # refused: ['!', 'NOTFOUND ...']
                 refusal = self._refusal(redis.ResponseError(res[1].decode()))
@@ -150,7 +157,7 @@ class RedisLeaseOps:
                     raise refusal
                 out[i] = refusal
             else:
-                out[i] = self._leased(requests[i], res)
+                out[i] = granted(requests[i], res)
         return out
 
     def _lease_args(self, req: LeaseRequest) -> list:
@@ -159,6 +166,16 @@ class RedisLeaseOps:
         _plain("annotator", req.annotator)
         _plain("lease id", req.lease_id)
         return [req.project_id, req.annotator, req.n, req.n_eval, repr(float(req.ttl)), req.lease_id]
+
+    @staticmethod
+    def _body(req: LeaseRequest, out: list) -> bytes:
+        """The ``LeaseOut`` body of a granted lease's reply without position records."""
+        items = []
+        for i in range(2, len(out), 3):  # item, reasons, document per item
+            d = loads(out[i + 2])
+            items.append({"id": out[i].decode(), "text": d["text"], "features": d["features"],
+                          "meta": d["meta"], "reasons": _reasons(out[i + 1])})
+        return lease_body(req.lease_id, req.project_id, req.annotator, float(out[1]), out[0] == b"1", items)
 
     @staticmethod
     def _leased(req: LeaseRequest, out: list) -> Lease:

@@ -265,11 +265,13 @@ return {inserted, updated}
 """
 
 LEASE = COMMON + r"""
--- A batch of leases, one after the other at one time. ARGV: ns, now, then for each lease: pid,
--- annotator, n, n_eval, ttl, lease_id. Returns one reply per lease: {'!', error} when it is refused,
--- else exhausted ('1' when the lease is empty and nothing is left for this annotator), the expiry,
--- then item, reasons, item document, position record (which says is_eval) for each leased item.
+-- A batch of leases, one after the other at one time. ARGV: ns, now, positions ('1' or '0'), then
+-- for each lease: pid, annotator, n, n_eval, ttl, lease_id. Returns one reply per lease:
+-- {'!', error} when it is refused, else exhausted ('1' when the lease is empty and nothing is left
+-- for this annotator), the expiry, then item, reasons, item document and, with positions, its
+-- position record (seq and is_eval: not in the lease route's answer) for each leased item.
 local now, now_text = lease_clock(ARGV[2])
+local positions = ARGV[3] == '1'
 local reclaimed = {}
 local function lease(pid, annotator, n, n_eval, ttl, lease_id)
   if redundancy(pid) == nil then return {'!', 'NOTFOUND unknown project ' .. pid} end
@@ -371,17 +373,17 @@ local function lease(pid, annotator, n, n_eval, ttl, lease_id)
   for key, items in pairs(gone) do redis.call('ZREM', key, unpack(items)) end
   -- the items themselves, so the caller needs no second round trip
   local docs = redis.call('HMGET', pk(pid, 'items'), unpack(order))
-  local pos = redis.call('HMGET', pk(pid, 'pos'), unpack(order))
+  local pos = positions and redis.call('HMGET', pk(pid, 'pos'), unpack(order))
   for i, item in ipairs(order) do
     out[#out + 1] = item
     out[#out + 1] = picked[item][2]
     out[#out + 1] = docs[i]
-    out[#out + 1] = pos[i]
+    if positions then out[#out + 1] = pos[i] end
   end
   return out
 end
 local replies = {}
-for i = 3, #ARGV, 6 do
+for i = 4, #ARGV, 6 do
   replies[#replies + 1] = lease(ARGV[i], ARGV[i + 1], tonumber(ARGV[i + 2]), tonumber(ARGV[i + 3]),
                                 ARGV[i + 4], ARGV[i + 5])
 end

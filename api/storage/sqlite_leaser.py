@@ -60,8 +60,8 @@ class LeaseProcess:
         self._reader: asyncio.Task | None = None
         self._pending: deque[asyncio.Future] = deque()
 
-    async def lease_many_async(self, requests: Sequence[LeaseRequest], *,
-                               now: float) -> list[bytes | LabelloopError]:
+    async def lease_bodies_async(self, requests: Sequence[LeaseRequest], *,
+                                 now: float) -> list[bytes | LabelloopError]:
         writer = self._writer
         if writer is None or self._loop is not asyncio.get_running_loop():
             writer = await self._start()

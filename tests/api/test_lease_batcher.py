@@ -8,10 +8,12 @@ from __future__ import annotations
 import asyncio
 
 import anyio
+import orjson
 import pytest
 
 from api.deps import LeaseBatcher
-from api.storage.records import LeaseRequest
+from api.schemas import LeaseOut
+from api.storage.records import Lease, LeaseRequest
 from labeling.errors import NotFound
 from tests.store_contract import T0, make_project
 
@@ -27,13 +29,13 @@ class Counted:
         self.calls.append(len(requests))
         return self.store.lease_many(requests, now=now)
 
-    async def lease_many_async(self, requests, *, now):
+    async def lease_bodies_async(self, requests, *, now):
         self.calls.append(len(requests))
         self.awaited += 1
         self.in_flight += 1
         self.most_in_flight = max(self.most_in_flight, self.in_flight)
         try:
-            return await self.store.lease_many_async(requests, now=now)
+            return await self.store.lease_bodies_async(requests, now=now)
         finally:
             self.in_flight -= 1
 
@@ -53,13 +55,22 @@ def test_awaited_batches_use_the_loops_own_client(redis_store):
     assert redis_store._aio is None  # closed with its loop
 
 
+def as_lease(got: Lease | bytes | Exception) -> Lease | Exception:
+    """A batcher's answer as a lease: awaited batches come as the route's encoded bodies."""
+    if not isinstance(got, bytes):
+        return got
+    body = LeaseOut.model_validate_json(got)
+    return Lease(body.lease_id, body.project_id, body.annotator, body.expires_at,
+                 tuple(i.id for i in body.items), exhausted=body.exhausted)
+
+
 def crowd(leases: LeaseBatcher, store, n: int, size: int) -> list:
     """``n`` annotators' leases of ``size`` items, all in one turn of a new event loop."""
     async def main():
         got = await asyncio.gather(*(leases.lease(LeaseRequest("p1", f"a{k}", size, 0, 60, f"L{k}"))
                                      for k in range(n)))
         await store.aclose()
-        return got
+        return [as_lease(g) for g in got]
 
     return asyncio.run(main())
 
@@ -116,7 +127,7 @@ def test_awaited_batches_fail_as_unavailable_when_redis_is_gone(private_redis):
         return ok, failed
 
     ok, failed = asyncio.run(main())
-    assert ok.item_ids == ("i0", "i1")
+    assert as_lease(ok).item_ids == ("i0", "i1")
     assert len(failed) == 3 and all(isinstance(e, StoreUnavailable) for e in failed), failed
 
 
@@ -130,7 +141,7 @@ def one_turn(store, mode: str) -> Counted:
         first = await asyncio.gather(*(leases.lease(r) for r in wave), return_exceptions=True)
         second = await leases.lease(LeaseRequest("p1", "late", 10, 0, 60, "Llate"))
         await store.aclose()
-        return first, second
+        return [as_lease(g) for g in first], as_lease(second)
 
     first, second = asyncio.run(main())
     assert counted.calls == [6, 1]
@@ -176,5 +187,45 @@ def test_a_failed_store_call_fails_its_requests_only(tmp_path):
         return ok, failed
 
     ok, failed = asyncio.run(main())
-    assert ok.item_ids == ("i0", "i1")
+    assert as_lease(ok).item_ids == ("i0", "i1")
     assert len(failed) == 3 and all(isinstance(e, Exception) and "closed" in str(e) for e in failed)
+
+
+def test_awaited_bodies_are_the_leases_the_records_path_encodes(redis_store, tmp_path):
+    """The lease route's bodies (Redis: encoded from the script's reply; SQLite: by the lease
+    process) carry what ``lease_json`` writes of the same lease taken through ``lease_many``:
+    features, metadata, the queue's and the pool's reasons, evaluation items; never gold or
+    votes."""
+    from api.schemas import lease_json
+    from api.storage.records import Item
+    from api.storage.sqlite import SQLiteStore
+    from api.storage.sqlite_leaser import LeaseProcess
+
+    items = [Item(id=f"i{k}", text=f"text {k}", features={"x": k / 3, "big": 2**40}, meta={"src": [k, "é"]},
+                  gold=k % 2, votes=(k % 2, -1), is_eval=k < 2) for k in range(6)]
+
+    def fill(store) -> None:
+        make_project(store, n_items=0)
+        make_project(store, pid="p2", n_items=0)
+        for pid in ("p1", "p2"):
+            store.add_items(pid, items, on_conflict="reject", rand_keys=[0.5, 0.1, 0.9, 0.3, 0.2, 0.4])
+            store.set_queue(pid, ["i4", "i2"], [0.9, 0.5], [{"strategy": "margin", "value": 0.9}] * 2)
+
+    sqlite_store = SQLiteStore(tmp_path / "s.db")
+    for store, leaser in ((redis_store, redis_store), (sqlite_store, LeaseProcess(sqlite_store.path))):
+        fill(store)
+        wave = [LeaseRequest(pid, "a", 5, 1, 60, f"L-{pid}") for pid in ("p1", "p2")]
+        expected = lease_json(store.lease_many(wave[:1], now=T0)[0])
+
+        async def main():
+            try:
+                return (await leaser.lease_bodies_async(wave[1:], now=T0))[0]
+            finally:
+                await leaser.aclose()
+
+        got = orjson.loads(asyncio.run(main()))
+        assert got == {**orjson.loads(expected), "lease_id": "L-p2", "project_id": "p2"}
+        assert [i["reasons"]["strategy"] for i in got["items"]] == \
+            ["evaluation_slice", "margin", "margin", "pool_order", "pool_order"]
+        assert not any("gold" in i or "votes" in i for i in got["items"])
+    sqlite_store.close()

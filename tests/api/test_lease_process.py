@@ -37,7 +37,7 @@ def test_a_batch_comes_back_as_bodies_and_refusals_in_order(tmp_path):
 
     async def main():
         try:
-            return await process.lease_many_async(
+            return await process.lease_bodies_async(
                 [req("a"), req("b", project="nope"), req("c", n=-1), req("d", n=20)], now=T0)
         finally:
             await process.aclose()
@@ -60,15 +60,15 @@ def test_a_killed_process_fails_its_batches_and_the_next_lease_starts_another(tm
     process = LeaseProcess(store.path)
 
     async def main():
-        first = await process.lease_many_async([req("a")], now=T0)
+        first = await process.lease_bodies_async([req("a")], now=T0)
         pid = process._proc.pid
         os.kill(pid, signal.SIGSTOP)  # stopped, so that the next batch is surely in its hands
-        pending = asyncio.ensure_future(process.lease_many_async([req("b")], now=T0))
+        pending = asyncio.ensure_future(process.lease_bodies_async([req("b")], now=T0))
         await asyncio.sleep(0.2)
         os.kill(pid, signal.SIGKILL)
         with pytest.raises(StoreUnavailable, match="exited"):
             await pending
-        again = await process.lease_many_async([req("c")], now=T0)
+        again = await process.lease_bodies_async([req("c")], now=T0)
         new_pid = process._proc.pid
         await process.aclose()
         return first, again, pid, new_pid
@@ -89,7 +89,7 @@ def test_aclose_ends_the_child(tmp_path):
     process = LeaseProcess(store.path)
 
     async def main():
-        await process.lease_many_async([req("a")], now=T0)
+        await process.lease_bodies_async([req("a")], now=T0)
         proc = process._proc
         await process.aclose()
         return proc
