@@ -44,6 +44,18 @@ def _frame(obj: object) -> bytes:
     return len(body).to_bytes(_HEADER, "little") + body
 
 
+class _Child:
+    """One started child: its process, the coordinator's end of its socket, and the futures of
+    the batches written to it, in order (each reply is the oldest one's)."""
+
+    def __init__(self, proc: subprocess.Popen, writer: asyncio.StreamWriter,
+                 loop: asyncio.AbstractEventLoop) -> None:
+        self.proc, self.writer, self.loop = proc, writer, loop
+        self.pending: deque[asyncio.Future] = deque()
+        self.reader: asyncio.Task | None = None
+        self.alive = True
+
+
 class LeaseProcess:
     """The coordinator's end: started on first use, on the running event loop, and again after
     it exits (the batches it had in hand fail with :class:`StoreUnavailable`: their leases, if
@@ -54,73 +66,85 @@ class LeaseProcess:
 
     def __init__(self, path: str) -> None:
         self.path = path
-        self._loop: asyncio.AbstractEventLoop | None = None
-        self._proc: subprocess.Popen | None = None
-        self._writer: asyncio.StreamWriter | None = None
-        self._reader: asyncio.Task | None = None
-        self._pending: deque[asyncio.Future] = deque()
+        self._child: _Child | None = None
+        self._starting: tuple[asyncio.AbstractEventLoop, asyncio.Lock] | None = None
 
     async def lease_bodies_async(self, requests: Sequence[LeaseRequest], *,
                                  now: float) -> list[bytes | LabelloopError]:
-        writer = self._writer
-        if writer is None or self._loop is not asyncio.get_running_loop():
-            writer = await self._start()
-        done = asyncio.get_running_loop().create_future()
-        self._pending.append(done)  # replies come in the order the frames were written
-        writer.write(_frame((now, [astuple(r) for r in requests])))
+        child = await self._running()
+        done = child.loop.create_future()
+        child.pending.append(done)  # no await between these two: replies come in write order
+        child.writer.write(_frame((now, [astuple(r) for r in requests])))
         got = await done
         if isinstance(got, Exception):
             raise got
+        if len(got) != len(requests):
+            raise StoreUnavailable(f"the lease process of {self.path} answered {len(got)} of "
+                                   f"{len(requests)} leases")
         return got
 
-    async def _start(self) -> asyncio.StreamWriter:
-        await self.aclose()  # a process of another event loop, or one that exited
+    async def _running(self) -> _Child:
+        """The live child of this event loop, started once however many batches ask at once."""
+        loop = asyncio.get_running_loop()
+        child = self._child
+        if child is not None and child.alive and child.loop is loop:
+            return child
+        if self._starting is None or self._starting[0] is not loop:
+            self._starting = (loop, asyncio.Lock())
+        async with self._starting[1]:
+            child = self._child
+            if child is None or not child.alive or child.loop is not loop:
+                await self.aclose()  # one of another event loop, or one that exited
+                child = self._child = await self._start(loop)
+        return child
+
+    async def _start(self, loop: asyncio.AbstractEventLoop) -> _Child:
         ours, theirs = socket.socketpair()
         try:
-            self._proc = subprocess.Popen(
+            proc = subprocess.Popen(
                 [sys.executable, "-m", "api.storage.sqlite_leaser", self.path, str(theirs.fileno())],
                 pass_fds=(theirs.fileno(),))
         finally:
             theirs.close()
-        reader, self._writer = await asyncio.open_unix_connection(sock=ours)
-        self._loop = asyncio.get_running_loop()
-        self._reader = asyncio.ensure_future(self._read(reader, self._proc))
-        return self._writer
+        reader, writer = await asyncio.open_unix_connection(sock=ours)
+        child = _Child(proc, writer, loop)
+        child.reader = asyncio.ensure_future(self._read(child, reader))
+        return child
 
-    async def _read(self, reader: asyncio.StreamReader, proc: subprocess.Popen) -> None:
+    async def _read(self, child: _Child, reader: asyncio.StreamReader) -> None:
         try:
             while True:
                 size = int.from_bytes(await reader.readexactly(_HEADER), "little")
                 got = pickle.loads(await reader.readexactly(size))
-                done = self._pending.popleft()
+                done = child.pending.popleft()
                 if not done.done():
                     done.set_result(got)
         except (asyncio.IncompleteReadError, ConnectionError):
             pass
         finally:
-            if self._proc is proc:  # not already replaced by aclose
-                self._writer = None
-            gone = StoreUnavailable(f"the lease process of {self.path} exited (code {proc.poll()}); "
-                                    "the next lease starts another")
-            while self._pending:
-                done = self._pending.popleft()
+            child.alive = False
+            gone = StoreUnavailable(f"the lease process of {self.path} exited (code "
+                                    f"{child.proc.poll()}); the next lease starts another")
+            while child.pending:
+                done = child.pending.popleft()
                 if not done.done():
                     done.set_exception(gone)
 
     async def aclose(self) -> None:
         """End the child: it exits when its socket closes, after the batch in hand."""
-        writer, reader, proc = self._writer, self._reader, self._proc
-        self._writer = self._reader = self._proc = None
-        if writer is not None and self._loop is asyncio.get_running_loop():
-            writer.close()
-        if reader is not None and self._loop is asyncio.get_running_loop():
-            await reader
-        if proc is not None:
-            try:
-                await asyncio.to_thread(proc.wait, 10)
-            except subprocess.TimeoutExpired:
-                proc.kill()
-                await asyncio.to_thread(proc.wait)
+        child, self._child = self._child, None
+        if child is None:
+            return
+        if child.loop is asyncio.get_running_loop():
+            child.writer.close()
+            await child.reader
+        else:  # its loop is gone, and its socket with it: no EOF will reach the child
+            child.proc.terminate()
+        try:
+            await asyncio.to_thread(child.proc.wait, 10)
+        except subprocess.TimeoutExpired:
+            child.proc.kill()
+            await asyncio.to_thread(child.proc.wait)
 
 
 def _answer(store, now: float, fields: list[tuple]) -> list[bytes | LabelloopError] | LabelloopError:

@@ -61,7 +61,7 @@ def test_a_killed_process_fails_its_batches_and_the_next_lease_starts_another(tm
 
     async def main():
         first = await process.lease_bodies_async([req("a")], now=T0)
-        pid = process._proc.pid
+        pid = process._child.proc.pid
         os.kill(pid, signal.SIGSTOP)  # stopped, so that the next batch is surely in its hands
         pending = asyncio.ensure_future(process.lease_bodies_async([req("b")], now=T0))
         await asyncio.sleep(0.2)
@@ -69,7 +69,7 @@ def test_a_killed_process_fails_its_batches_and_the_next_lease_starts_another(tm
         with pytest.raises(StoreUnavailable, match="exited"):
             await pending
         again = await process.lease_bodies_async([req("c")], now=T0)
-        new_pid = process._proc.pid
+        new_pid = process._child.proc.pid
         await process.aclose()
         return first, again, pid, new_pid
 
@@ -90,7 +90,7 @@ def test_aclose_ends_the_child(tmp_path):
 
     async def main():
         await process.lease_bodies_async([req("a")], now=T0)
-        proc = process._proc
+        proc = process._child.proc
         await process.aclose()
         return proc
 
@@ -114,7 +114,7 @@ def test_the_lease_route_leases_through_the_process_and_shutdown_ends_it(tmp_pat
             bodies = [client.post("/projects/p1/leases", json={"annotator": f"a{k}", "size": 5})
                       for k in range(8)]
             hot: HotPath = app.state.hot_path
-            proc = hot.process._proc
+            proc = hot.process._child.proc
             assert proc is not None and proc.poll() is None
             refused = client.post("/projects/nope/leases", json={"annotator": "a", "size": 5})
         assert proc.poll() == 0  # the lifespan's end closed it
@@ -144,3 +144,27 @@ def test_the_process_can_be_turned_off(tmp_path, monkeypatch):
     monkeypatch.setenv("LABELLOOP_LEASE_PROCESS", "sometimes")
     with pytest.raises(InvalidInput, match="LABELLOOP_LEASE_PROCESS"):
         Settings.from_env()
+
+
+def test_batches_that_find_no_process_start_one_between_them(tmp_path):
+    """Batches that arrive while the child is starting wait for that one: each reply reaches
+    the batch it answers."""
+    store = SQLiteStore(tmp_path / "s.db")
+    make_project(store, n_items=60)
+    process = LeaseProcess(store.path)
+
+    async def main():
+        try:
+            got = await asyncio.gather(*(process.lease_bodies_async([req(f"a{k}"), req(f"b{k}")], now=T0)
+                                         for k in range(10)))
+            return got, process._child.proc
+        finally:
+            await process.aclose()
+
+    got, proc = asyncio.run(main())
+    assert proc.poll() == 0
+    leases = [LeaseOut.model_validate_json(body) for pair in got for body in pair]
+    assert [x.annotator for x in leases] == [f"{w}{k}" for k in range(10) for w in "ab"]
+    ids = [i.id for x in leases for i in x.items]
+    assert len(ids) == len(set(ids)) == 60
+    store.close()
