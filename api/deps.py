@@ -130,10 +130,13 @@ class HotPath:
     def for_services(cls, services: Services) -> HotPath:
         s, store = services.settings, services.store
         if s.lease_process and isinstance(store, SQLiteStore) and store.path != ":memory:":
-            # the embedded store's lease batches on a second core, a batch waiting while one runs
+            # the embedded store's lease batches on a second core, a batch waiting while one runs;
+            # the other calls from threads, since the file's write lock may now be the child's
+            # and waiting for it must not stop the event loop
             process = LeaseProcess(store.path)
+            threads = anyio.CapacityLimiter(s.store_threads)
             return cls(ProjectCache(store, s.project_cache_s),
-                       LeaseBatcher(process, services.clock, None, in_flight=2), process)
+                       LeaseBatcher(process, services.clock, threads, in_flight=2), process)
         limiter = anyio.CapacityLimiter(s.store_threads) if store.waits_on_network else None
         # awaited batches of 4 leases, so that Redis works on some while the loop serves others,
         # and at most store_threads of them are in flight (bench.lease_load)
