@@ -13,9 +13,9 @@ from fastapi import Depends, Request
 from api.service.annotate import ProjectCache
 from api.service.services import Services
 from api.storage.base import Store
+from api.storage.records import Lease, LeaseRequest, Project
 from api.storage.sqlite import SQLiteStore
 from api.storage.sqlite_leaser import LeaseProcess
-from api.storage.records import Lease, LeaseRequest, Project
 from labeling.errors import LabelloopError
 
 T = TypeVar("T")

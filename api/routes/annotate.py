@@ -10,9 +10,9 @@ from api.schemas import (
     LeaseActionIn,
     LeaseIn,
     LeaseOut,
-    lease_json,
     SubmitIn,
     SubmitOut,
+    lease_json,
 )
 from api.service import annotate as svc
 from api.storage.records import Job

@@ -13,7 +13,7 @@ from api.storage.base import StoreUnavailable
 from api.storage.codec import loads
 from api.storage.keys import SEP
 from api.storage.records import Item, new_item
-from labeling.errors import InvalidInput, LabelloopError, StaleToken
+from labeling.errors import InvalidInput, StaleToken
 
 __all__ = ["StoreUnavailable"]
 

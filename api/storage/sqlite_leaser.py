@@ -101,7 +101,7 @@ class LeaseProcess:
     async def _start(self, loop: asyncio.AbstractEventLoop) -> _Child:
         ours, theirs = socket.socketpair()
         try:
-            proc = subprocess.Popen(
+            proc = subprocess.Popen(  # noqa: ASYNC220 - a fork and exec, once per child
                 [sys.executable, "-m", "api.storage.sqlite_leaser", self.path, str(theirs.fileno())],
                 pass_fds=(theirs.fileno(),))
         finally:
@@ -154,7 +154,7 @@ def _answer(store, now: float, fields: list[tuple]) -> list[bytes | LabelloopErr
         got = store.lease_many([LeaseRequest(*f) for f in fields], now=now)
     except LabelloopError as e:
         return e
-    except Exception as e:  # noqa: BLE001 - a failing file or a lock held past the timeout
+    except Exception as e:
         log.exception("lease batch failed")
         return StoreUnavailable(f"the lease batch failed on {store.path}: {e}")
     return [lease_json(g) if isinstance(g, Lease) else g for g in got]

@@ -217,7 +217,7 @@ def test_awaited_bodies_are_the_leases_the_records_path_encodes(redis_store, tmp
         wave = [LeaseRequest(pid, "a", 5, 1, 60, f"L-{pid}") for pid in ("p1", "p2")]
         expected = lease_json(store.lease_many(wave[:1], now=T0)[0])
 
-        async def main():
+        async def main(leaser=leaser, wave=wave):
             try:
                 return (await leaser.lease_bodies_async(wave[1:], now=T0))[0]
             finally:
