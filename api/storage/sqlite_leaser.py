@@ -121,6 +121,9 @@ class LeaseProcess:
                     done.set_result(got)
         except (asyncio.IncompleteReadError, ConnectionError):
             pass
+        except Exception:  # an unreadable frame: this child is done for
+            log.exception("lease process of %s sent an unreadable reply", self.path)
+            child.writer.close()  # so that it sees the end of its socket and exits
         finally:
             child.alive = False
             gone = StoreUnavailable(f"the lease process of {self.path} exited (code "
