@@ -10,10 +10,11 @@ from typing import Annotated, TypeVar
 import anyio
 from fastapi import Depends, Request
 
+from api.schemas import lease_bodies
 from api.service.annotate import ProjectCache
 from api.service.services import Services
 from api.storage.base import Store
-from api.storage.records import Lease, LeaseRequest, Project
+from api.storage.records import LeaseRequest, Project
 from api.storage.sqlite import SQLiteStore
 from api.storage.sqlite_leaser import LeaseProcess
 from labeling.errors import LabelloopError
@@ -30,8 +31,8 @@ class LeaseBatcher:
     (:attr:`~api.storage.base.Store.leases_on_loop`: no thread, at most ``in_flight`` calls at
     once, the next batch growing meanwhile), else called on at most ``limiter`` threads; either
     way the loop keeps serving meanwhile. ``store`` may be the embedded store's
-    :class:`~api.storage.sqlite_leaser.LeaseProcess`, whose leases come back as encoded
-    bodies."""
+    :class:`~api.storage.sqlite_leaser.LeaseProcess`. Each request gets its lease as the route
+    answers it, the encoded ``LeaseOut`` body, whichever way the batch ran."""
 
     def __init__(self, store: Store | LeaseProcess, clock: Callable[[], float],
                  limiter: anyio.CapacityLimiter | None, most: int = 64, in_flight: int = 4) -> None:
@@ -40,7 +41,7 @@ class LeaseBatcher:
         self._pending: list[tuple[LeaseRequest, asyncio.Future]] = []
         self._running: set[asyncio.Task] = set()
 
-    async def lease(self, request: LeaseRequest) -> Lease | bytes:
+    async def lease(self, request: LeaseRequest) -> bytes:
         loop = asyncio.get_running_loop()
         done = loop.create_future()
         self._pending.append((request, done))
@@ -48,8 +49,8 @@ class LeaseBatcher:
             loop.call_soon(self._flush)
         return await done
 
-    def _call(self, batch: list[tuple[LeaseRequest, asyncio.Future]]) -> list[Lease | LabelloopError]:
-        return self.store.lease_many([r for r, _ in batch], now=self.clock())
+    def _call(self, batch: list[tuple[LeaseRequest, asyncio.Future]]) -> list[bytes | LabelloopError]:
+        return lease_bodies(self.store.lease_many([r for r, _ in batch], now=self.clock()))
 
     def _flush(self) -> None:
         if not self._pending or (self.on_loop and len(self._running) >= self.in_flight):

@@ -12,7 +12,6 @@ from api.schemas import (
     LeaseOut,
     SubmitIn,
     SubmitOut,
-    lease_json,
 )
 from api.service import annotate as svc
 from api.storage.records import Job
@@ -32,8 +31,7 @@ async def lease(project_id: str, body: LeaseIn, request: Request) -> Response:
     s, hot = request.app.state.services, hot_path(request)
     project = await hot.project(project_id, s.clock())
     got = await hot.leases.lease(svc.lease_request(project, body.annotator, body.size, rng=s.rng))
-    # the embedded store's lease process sends the body encoded (api.storage.sqlite_leaser)
-    return Response(got if isinstance(got, bytes) else lease_json(got), 201, media_type="application/json")
+    return Response(got, 201, media_type="application/json")
 
 
 def add_lease_route(app: FastAPI) -> None:

@@ -29,7 +29,7 @@ from collections.abc import Sequence
 from dataclasses import astuple
 
 from api.storage.base import StoreUnavailable
-from api.storage.records import Lease, LeaseRequest
+from api.storage.records import LeaseRequest
 from labeling.errors import LabelloopError
 
 __all__ = ["LeaseProcess"]
@@ -151,7 +151,7 @@ class LeaseProcess:
 
 
 def _answer(store, now: float, fields: list[tuple]) -> list[bytes | LabelloopError] | LabelloopError:
-    from api.schemas import lease_json
+    from api.schemas import lease_bodies
 
     try:
         got = store.lease_many([LeaseRequest(*f) for f in fields], now=now)
@@ -160,7 +160,7 @@ def _answer(store, now: float, fields: list[tuple]) -> list[bytes | LabelloopErr
     except Exception as e:
         log.exception("lease batch failed")
         return StoreUnavailable(f"the lease batch failed on {store.path}: {e}")
-    return [lease_json(g) if isinstance(g, Lease) else g for g in got]
+    return lease_bodies(got)
 
 
 def serve(path: str, fd: int) -> None:

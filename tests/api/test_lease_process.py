@@ -128,6 +128,24 @@ def test_the_lease_route_leases_through_the_process_and_shutdown_ends_it(tmp_pat
     assert orjson.loads(bodies[0].content)["annotator"] == "a0"
 
 
+def test_with_the_process_the_other_hot_path_calls_leave_the_event_loop(tmp_path):
+    """The child may hold the file's write lock, so a submission or project read waits for it on
+    a store thread, never on the event loop; without the child they run on the loop."""
+    import threading
+
+    async def where(hot: HotPath) -> bool:
+        loop_thread = threading.get_ident()
+        return await hot.call(threading.get_ident) != loop_thread
+
+    for on in (True, False):
+        svc = services(tmp_path / str(on), lease_process=on)
+        try:
+            assert asyncio.run(where(HotPath.for_services(svc))) is on
+        finally:
+            svc.jobs.shutdown()
+            svc.store.close()
+
+
 def test_the_process_can_be_turned_off(tmp_path, monkeypatch):
     svc = services(tmp_path, lease_process=False)
     app = create_app(services=svc)
