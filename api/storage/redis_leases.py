@@ -197,9 +197,15 @@ class RedisLeaseOps:
         # is open while its hold names this lease
         items = (meta[b"items"].decode().split(SEP) if b"items" in meta
                  else sorted(i.decode() for i in self.r.hkeys(self.k.lease_items(lease_id))))
-        holds = self.r.hmget(self.k.p(pid, "hold"), [f"{i}{SEP}{annotator}" for i in items]) if items else []
-        open_items, expires = [], 0.0
-        for item, hold in zip(items, holds, strict=True):
+        # a sole hold (flag 1) is open until the lease's own expiry ends it (its entry in leasing
+        # gone: a sweep ended it since the read above)
+        sole = meta.get(b"sole", b"").decode()
+        open_items, expires = [i for i, flag in zip(items, sole, strict=False) if flag == "1"], 0.0
+        until = self.r.zscore(self.k.p(pid, "leasing"), lease_id) if open_items else None
+        open_items, expires = (open_items, until) if until is not None else ([], 0.0)
+        shared = [i for k, i in enumerate(items) if sole[k : k + 1] != "1"]
+        holds = self.r.hmget(self.k.p(pid, "hold"), [f"{i}{SEP}{annotator}" for i in shared]) if shared else []
+        for item, hold in zip(shared, holds, strict=True):
             if hold is not None:
                 held_by, exp = hold.decode().split(SEP)
                 if held_by == lease_id:

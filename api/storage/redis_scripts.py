@@ -108,9 +108,27 @@ local function place_all(pid, items, nholds, keys, evs)
   for key, args in pairs(drop) do redis.call('ZREM', key, unpack(args)) end
 end
 local function place(pid, item) place_all(pid, {item}) end
+-- Lease `lid`'s sole hold on `item` for `annotator`, still open: its place among the lease's
+-- items and the lease's flags; nil when it has none (its hold is an entry in `hold`, or ended)
+local function sole_at(lid, item, annotator)
+  local f = redis.call('HMGET', lkey(lid), 'sole', 'items', 'annotator')
+  if not f[1] or not f[2] or f[3] ~= annotator then return nil end
+  for i, it in ipairs(split(f[2])) do
+    if it == item then
+      if string.sub(f[1], i, i) == '1' then return i, f[1] end
+      return nil
+    end
+  end
+  return nil
+end
 -- end the hold of `annotator` on `item` if lease `lid` has it (only that holder's slot); true if
 -- it did
 local function unhold(pid, item, annotator, lid)
+  local i, flags = sole_at(lid, item, annotator)
+  if i then
+    redis.call('HSET', lkey(lid), 'sole', string.sub(flags, 1, i - 1) .. '0' .. string.sub(flags, i + 1))
+    return true
+  end
   local m = item .. SEP .. annotator
   local h = redis.call('HGET', pk(pid, 'hold'), m)
   if h and head(h) == lid then
@@ -152,20 +170,36 @@ local function hold_expired(h, now)
 end
 -- whether lease `lid` still holds `item` for `annotator`
 local function holds_it(pid, item, annotator, lid)
+  if sole_at(lid, item, annotator) then return true end
   local h = redis.call('HGET', pk(pid, 'hold'), item .. SEP .. annotator)
   return h and head(h) == lid
 end
--- the holds lease `lid` gave, as {mark, item, pool key, evaluation flag} (its hash's fields); none
+-- the holds lease `lid` gave, as {mark, item, pool key, evaluation flag, sole} (its hash's fields;
+-- sole: true while that hold is open and the lease's alone), and whether it has sole flags; none
 -- when its hash is gone
 local function lease_holds(lid)
-  local f = redis.call('HMGET', lkey(lid), 'annotator', 'items', 'keys', 'evals')
+  local f = redis.call('HMGET', lkey(lid), 'annotator', 'items', 'keys', 'evals', 'sole')
   local out = {}
-  if not f[2] then return out end
+  if not f[2] then return out, false end
   local keys = f[3] and split(f[3]) or {}
   for i, item in ipairs(split(f[2])) do
-    out[i] = {item .. SEP .. f[1], item, keys[i] or false, f[4] and string.sub(f[4], i, i) or false}
+    out[i] = {item .. SEP .. f[1], item, keys[i] or false, f[4] and string.sub(f[4], i, i) or false,
+              f[5] and string.sub(f[5], i, i) == '1' or false}
   end
-  return out
+  return out, f[5] ~= false
+end
+-- which of `holds` (as lease_holds gives them) lease `lid` still has: its open sole holds, and
+-- those whose `hold` entry names it (not answered, released or re-leased)
+local function live_holds(pid, lid, holds)
+  local live, marks, at = {}, {}, {}
+  for i, h in ipairs(holds) do
+    if h[5] then live[i] = true else marks[#marks + 1], at[#marks + 1] = h[1], i end
+  end
+  if #marks > 0 then
+    local holders = redis.call('HMGET', pk(pid, 'hold'), unpack(marks))
+    for j, i in ipairs(at) do live[i] = holders[j] and head(holders[j]) == lid or false end
+  end
+  return live
 end
 -- End the holds of project `pid` whose expiry passed, earliest first: those of expired `leasing`
 -- entries, lease by lease until at least `most` holds were looked at, and at most `most` older
@@ -175,23 +209,30 @@ local function reclaim(pid, now_text, most)
   local leases = redis.call('ZRANGEBYSCORE', pk(pid, 'leasing'), '-inf', now_text, 'LIMIT', 0, most)
   local old = redis.call('ZRANGEBYSCORE', pk(pid, 'held'), '-inf', now_text, 'LIMIT', 0, most)
   if #leases == 0 and #old == 0 then return 0, false end
-  local ended, items, back, keys, evs = {}, {}, {}, {}, {}
+  -- ended: the `hold` entries to delete; back: per item, the entries among them (a sole hold has none)
+  local n, ended, items, back, keys, evs = 0, {}, {}, {}, {}, {}
   local function ends(m, item, key, ev)
-    ended[#ended + 1] = m
+    n = n + 1
     if back[item] == nil then
       back[item] = 0
       items[#items + 1], keys[#items + 1], evs[#items + 1] = item, key, ev
     end
-    back[item] = back[item] + 1
+    if m then
+      ended[#ended + 1] = m
+      back[item] = back[item] + 1
+    end
   end
   -- whole leases, until `most` holds: every call below stays within Lua's unpack limit
-  local given, owners, taken = {}, {}, {}
+  local looked, given, owners, taken = 0, {}, {}, {}
   for _, lid in ipairs(leases) do
-    if #given >= most then break end
+    if looked >= most then break end
     taken[#taken + 1] = lid
-    for _, h in ipairs(lease_holds(lid)) do
-      given[#given + 1], owners[#given + 1] = h, lid
+    local holds, flagged = lease_holds(lid)
+    for _, h in ipairs(holds) do
+      looked = looked + 1
+      if h[5] then ends(false, h[2], h[3], h[4]) else given[#given + 1], owners[#given + 1] = h, lid end
     end
+    if flagged then redis.call('HDEL', lkey(lid), 'sole') end  -- its sole holds end here
     redis.call('EXPIRE', lkey(lid), KEEP_S)
   end
   if #taken > 0 then redis.call('ZREM', pk(pid, 'leasing'), unpack(taken)) end
@@ -211,23 +252,25 @@ local function reclaim(pid, now_text, most)
       if holders[i] and hold_expired(holders[i], now_text) then ends(m, head(m), false, false) end
     end
   end
-  if #ended == 0 then return 0, more end
-  redis.call('HDEL', pk(pid, 'hold'), unpack(ended))
-  -- each ended hold gives its slot back: the counts are read and written once for all
+  if n == 0 then return 0, more end
+  if #ended > 0 then redis.call('HDEL', pk(pid, 'hold'), unpack(ended)) end
+  -- each ended entry gives its slot back: the counts are read once for all, written where they moved
   local holds, left, zero = redis.call('HMGET', pk(pid, 'nholds'), unpack(items)), {}, {}
   for i, item in ipairs(items) do
     holds[i] = math.max(tonumber(holds[i] or 0) - back[item], 0)
-    if holds[i] > 0 then
-      left[#left + 1] = item
-      left[#left + 1] = holds[i]
-    else
-      zero[#zero + 1] = item
+    if back[item] > 0 then
+      if holds[i] > 0 then
+        left[#left + 1] = item
+        left[#left + 1] = holds[i]
+      else
+        zero[#zero + 1] = item
+      end
     end
   end
   if #left > 0 then redis.call('HSET', pk(pid, 'nholds'), unpack(left)) end
   if #zero > 0 then redis.call('HDEL', pk(pid, 'nholds'), unpack(zero)) end
   place_all(pid, items, holds, keys, evs)
-  return #ended, more
+  return n, more
 end
 """
 
@@ -340,36 +383,47 @@ local function lease(pid, annotator, n, n_eval, ttl, lease_id)
       if redis.call('HEXISTS', pk(pid, 'hold'), m) == 1 and open_to_them(head(m)) then return {'0', expires} end
     end
     for _, lid in ipairs(redis.call('ZRANGE', pk(pid, 'leasing'), 0, -1)) do
-      for _, h in ipairs(lease_holds(lid)) do
-        local holder = redis.call('HGET', pk(pid, 'hold'), h[1])
-        if holder and head(holder) == lid and open_to_them(h[2]) then return {'0', expires} end
+      local holds = lease_holds(lid)
+      local live = live_holds(pid, lid, holds)
+      for i, h in ipairs(holds) do
+        if live[i] and open_to_them(h[2]) then return {'0', expires} end
       end
     end
     return {'1', expires}
   end
   local out = {'0', expires}
-  -- one call per key for all its items
-  local holds, keys, evals, gone, counts = {}, {}, {}, {}, {}
+  -- A hold on an item nobody else holds or answered, that it fills, is the lease's alone: a flag
+  -- in its hash, nothing per item elsewhere (no other lease can see that item while it is out of
+  -- its pool). The others are entries in `hold`, counted in `nholds`. One call per key for all.
+  local holds, keys, evals, sole, gone, counts = {}, {}, {}, {}, {}, {}
   for _, item in ipairs(order) do
-    counts[#counts + 1] = item
-    counts[#counts + 1] = picked[item][4] + 1
-    holds[#holds + 1] = item .. SEP .. annotator
-    holds[#holds + 1] = lease_id .. SEP .. expires
-    keys[#keys + 1] = picked[item][5]
-    evals[#evals + 1] = picked[item][1]
+    local p, need = picked[item], required(pid, item)
+    local alone = p[3] == 0 and need == 1
+    sole[#sole + 1] = alone and '1' or '0'
+    if not alone then
+      counts[#counts + 1] = item
+      counts[#counts + 1] = p[4] + 1
+      holds[#holds + 1] = item .. SEP .. annotator
+      holds[#holds + 1] = lease_id .. SEP .. expires
+    end
+    keys[#keys + 1] = p[5]
+    evals[#evals + 1] = p[1]
     -- it sat in its pool (queue items were checked against it); it leaves when this hold fills it
-    if picked[item][3] + 1 >= required(pid, item) then
-      local key = pk(pid, picked[item][1] == '1' and 'evalpool' or 'pool')
+    if p[3] + 1 >= need then
+      local key = pk(pid, p[1] == '1' and 'evalpool' or 'pool')
       gone[key] = gone[key] or {}
       table.insert(gone[key], item)
     end
   end
   -- kept until its expiry ends it (see reclaim), then a day
   redis.call('HSET', lkey(lease_id), 'project', pid, 'annotator', annotator, 'created_at', now_text,
-             'items', table.concat(order, SEP), 'keys', table.concat(keys, SEP), 'evals', table.concat(evals))
+             'items', table.concat(order, SEP), 'keys', table.concat(keys, SEP), 'evals', table.concat(evals),
+             'sole', table.concat(sole))
   redis.call('ZADD', pk(pid, 'leasing'), expires, lease_id)
-  redis.call('HSET', pk(pid, 'nholds'), unpack(counts))
-  redis.call('HSET', pk(pid, 'hold'), unpack(holds))
+  if #counts > 0 then
+    redis.call('HSET', pk(pid, 'nholds'), unpack(counts))
+    redis.call('HSET', pk(pid, 'hold'), unpack(holds))
+  end
   for key, items in pairs(gone) do redis.call('ZREM', key, unpack(items)) end
   -- the items themselves, so the caller needs no second round trip
   local docs = redis.call('HMGET', pk(pid, 'items'), unpack(order))
@@ -399,14 +453,21 @@ if redis.call('HGET', lkey(lid), 'annotator') ~= annotator then
   return redis.error_reply('CONFLICT lease ' .. lid .. ' belongs to another annotator')
 end
 local renewed = 0
-for _, item in ipairs(lease_items(lid)) do
-  local m = item .. SEP .. annotator
-  local h = redis.call('HGET', pk(pid, 'hold'), m)
-  local f = h and split(h)
-  if f and f[1] == lid and tonumber(f[2]) > now then
-    redis.call('HSET', pk(pid, 'hold'), m, lid .. SEP .. expires)
-    redis.call('ZADD', pk(pid, 'held'), 'XX', expires, m)  -- a hold with its own entry
-    renewed = renewed + 1
+-- its sole holds are open until the lease's own expiry
+local flags, until_ = redis.call('HGET', lkey(lid), 'sole'), redis.call('ZSCORE', pk(pid, 'leasing'), lid)
+local sole_open = until_ and tonumber(until_) > now
+for i, item in ipairs(lease_items(lid)) do
+  if flags and string.sub(flags, i, i) == '1' then
+    if sole_open then renewed = renewed + 1 end
+  else
+    local m = item .. SEP .. annotator
+    local h = redis.call('HGET', pk(pid, 'hold'), m)
+    local f = h and split(h)
+    if f and f[1] == lid and tonumber(f[2]) > now then
+      redis.call('HSET', pk(pid, 'hold'), m, lid .. SEP .. expires)
+      redis.call('ZADD', pk(pid, 'held'), 'XX', expires, m)  -- a hold with its own entry
+      renewed = renewed + 1
+    end
   end
 end
 if renewed == 0 then
@@ -519,16 +580,25 @@ for _, item in ipairs(redis.call('HKEYS', pk(pid, 'nholds'))) do
   end
 end
 -- live holds: every hold not ended yet, less those whose expiry passed before a sweep ended them
--- (of expired leases, and older holds with an expired entry of their own): a few, not all of them
+-- (of expired leases, and older holds with an expired entry of their own). Sole holds are flags in
+-- their leases: each is open (its item in no pool and not in `nholds`) and leased until its
+-- lease's expiry.
 local leased = redis.call('HLEN', pk(pid, 'hold'))
 for _, m in ipairs(redis.call('ZRANGEBYSCORE', pk(pid, 'held'), '-inf', ARGV[3])) do
   local holder = redis.call('HGET', pk(pid, 'hold'), m)
   if holder and hold_expired(holder, ARGV[3]) then leased = leased - 1 end
 end
-for _, lid in ipairs(redis.call('ZRANGEBYSCORE', pk(pid, 'leasing'), '-inf', ARGV[3])) do
-  for _, h in ipairs(lease_holds(lid)) do
-    local holder = redis.call('HGET', pk(pid, 'hold'), h[1])
-    if holder and head(holder) == lid then leased = leased - 1 end
+local leases = redis.call('ZRANGE', pk(pid, 'leasing'), 0, -1, 'WITHSCORES')
+for j = 1, #leases, 2 do
+  local lid, expired = leases[j], tonumber(leases[j + 1]) <= tonumber(ARGV[3])
+  local holds = lease_holds(lid)
+  local live = expired and live_holds(pid, lid, holds) or {}
+  for i, h in ipairs(holds) do
+    if h[5] then
+      open = open + 1
+      leased = leased + 1
+    end
+    if expired and live[i] then leased = leased - 1 end
   end
 end
 local total = redis.call('LLEN', pk(pid, 'seq'))

@@ -14,7 +14,7 @@ import pytest
 from api.storage.keys import SEP
 from api.storage.records import ClassSpec, Item, Job, Project, ProjectSettings
 from api.storage.redis import RedisStore, StoreUnavailable
-from labeling.errors import InvalidInput
+from labeling.errors import Conflict, InvalidInput
 from tests.redis_server import REDIS_URL, drop_namespace, namespace, shared_redis
 from tests.server import free_port
 from tests.store_contract import T0, StoreContract, label, make_project
@@ -38,6 +38,52 @@ def store(ns):
 
 class TestRedisStore(StoreContract):
     pass
+
+
+def with_hold_entries(store: RedisStore, lease_id: str) -> None:
+    """Rewrite a lease in the shape leases had before sole holds: every hold an entry in ``hold``,
+    counted in ``nholds``, and no ``sole`` flags."""
+    meta = {k.decode(): v.decode() for k, v in store.r.hgetall(store.k.lease(lease_id)).items()}
+    pid, expires = meta["project"], store.r.zscore(store.k.p(meta["project"], "leasing"), lease_id)
+    for item, flag in zip(meta["items"].split(SEP), meta.pop("sole"), strict=True):
+        if flag == "1":
+            store.r.hset(store.k.p(pid, "hold"), f"{item}{SEP}{meta['annotator']}", f"{lease_id}{SEP}{expires!r}")
+            store.r.hincrby(store.k.p(pid, "nholds"), item, 1)
+    store.r.hdel(store.k.lease(lease_id), "sole")
+
+
+def test_a_hold_nobody_shares_is_a_flag_in_its_lease(store):
+    """An item that needs one answer and has no other holder is held by a flag in its lease alone:
+    nothing is written per item; it is open, renews, and ends on submit, release or expiry, after
+    which a late submit is refused. Items a redundancy setting sends to two annotators keep an
+    entry per hold."""
+    make_project(store, n_items=4)
+    held = store.lease("p1", "a", 3, n_eval=0, now=T0, ttl=60, lease_id="L").item_ids
+    assert store.r.hget(store.k.lease("L"), "sole") == b"111"
+    assert not store.r.exists(store.k.p("p1", "hold"), store.k.p("p1", "nholds"))
+    assert store.get_lease("L").item_ids == held and store.get_lease("L").expires_at == T0 + 60
+    depth = store.queue_depth("p1", T0 + 1)
+    assert (depth["open"], depth["leased"]) == (4, 3)
+    assert store.renew("L", "a", now=T0 + 10, ttl=60).expires_at == T0 + 70
+    store.submit([label("p1", held[0], "a", "L")], now=T0 + 11)
+    assert store.release("L", "a", item_ids=[held[1]], now=T0 + 12) == 1
+    assert store.r.hget(store.k.lease("L"), "sole") == b"001"
+    assert store.get_lease("L").item_ids == held[2:]
+    assert store.queue_depth("p1", T0 + 71)["leased"] == 0  # expired, not yet swept
+    assert store.expire(T0 + 71) == 1
+    assert store.get_lease("L").item_ids == () and not store.r.hexists(store.k.lease("L"), "sole")
+    with pytest.raises(Conflict):
+        store.submit([label("p1", held[2], "a", "L")], now=T0 + 72)
+    depth = store.queue_depth("p1", T0 + 72)
+    assert (depth["open"], depth["leased"], depth["done"]) == (3, 0, 1)
+
+    # the same items for two annotators: the first hold leaves the item in the pool, an entry each
+    store.update_settings("p1", ProjectSettings(redundancy_fraction=1.0, redundancy_k=2))
+    got = store.lease("p1", "b", 1, n_eval=0, now=T0 + 73, ttl=60, lease_id="Lb").item_ids
+    assert store.r.hget(store.k.lease("Lb"), "sole") == b"0"
+    assert store.r.hget(store.k.p("p1", "nholds"), got[0]) == b"1"
+    again = store.lease("p1", "c", 3, n_eval=0, now=T0 + 74, ttl=60, lease_id="Lc").item_ids
+    assert got[0] in again
 
 
 def test_threads_with_separate_clients_never_share_an_item(ns):
@@ -145,6 +191,7 @@ def test_holds_with_an_entry_each_in_held_still_expire(store):
     their lease no pool keys); they still count as leased, renew, and come back at expiry."""
     make_project(store, n_items=3)
     first = store.lease("p1", "a", 2, n_eval=0, now=T0, ttl=60, lease_id="L").item_ids
+    with_hold_entries(store, "L")
     store.r.zrem(store.k.p("p1", "leasing"), "L")
     store.r.hdel(store.k.lease("L"), "keys", "evals")
     store.r.zadd(store.k.p("p1", "held"), {f"{i}{SEP}a": T0 + 60 for i in first})
@@ -165,6 +212,7 @@ def test_a_sweep_drops_the_global_expiry_set_of_older_releases(store):
     those holds end from ``held``, and a sweep drops the set, which nothing reads any more."""
     make_project(store, n_items=2)
     held = store.lease("p1", "a", 1, n_eval=0, now=T0, ttl=60, lease_id="L").item_ids
+    with_hold_entries(store, "L")
     store.r.zrem(store.k.p("p1", "leasing"), "L")
     store.r.zadd(store.k.p("p1", "held"), {f"{held[0]}{SEP}a": T0 + 60})
     store.r.zadd(f"{store.k.ns}:expiry", {f"p1{SEP}{held[0]}{SEP}a": T0 + 60})
@@ -179,6 +227,7 @@ def test_an_older_hold_entry_never_ends_a_newer_hold(store):
     it must not end the hold that a newer lease took on the same item for the same annotator."""
     make_project(store, n_items=3)
     first = store.lease("p1", "a", 2, n_eval=0, now=T0, ttl=60, lease_id="L").item_ids
+    with_hold_entries(store, "L")
     store.r.zrem(store.k.p("p1", "leasing"), "L")
     store.r.hdel(store.k.lease("L"), "keys", "evals")
     store.r.zadd(store.k.p("p1", "held"), {f"{i}{SEP}a": T0 + 60 for i in first})
@@ -192,6 +241,7 @@ def test_an_older_hold_entry_never_ends_a_newer_hold(store):
 def test_an_older_hold_entry_of_an_answered_item_leaves_the_pool_exhausted(store):
     make_project(store, n_items=1)
     store.lease("p1", "a", 1, n_eval=0, now=T0, ttl=60, lease_id="L")
+    with_hold_entries(store, "L")
     store.r.zrem(store.k.p("p1", "leasing"), "L")
     store.r.zadd(store.k.p("p1", "held"), {f"i0{SEP}a": T0 + 60})
     store.submit([label("p1", "i0", "a", "L")], now=T0 + 1)
@@ -203,6 +253,7 @@ def test_a_lease_written_with_per_item_records_still_works(store):
     ``lease:{id}:items``; such a lease is still read, renewed, released and submitted."""
     make_project(store, n_items=4)
     store.lease("p1", "a", 3, n_eval=0, now=T0, ttl=60, lease_id="L")
+    with_hold_entries(store, "L")
     items = store.get_lease("L").item_ids
     # the older shape: no items field, a record per item
     store.r.hdel(store.k.lease("L"), "items")
