@@ -3,13 +3,15 @@
     python -m bench.lease_load --store sqlite --json
     python -m bench.lease_load --store redis --json
 
-Needs ``wrk`` (Debian package ``wrk``). One uvicorn process serves the labelloop app plus a
+Needs ``wrk`` (Debian package ``wrk``). A 1M-item pool and a 10k-item pool each have their own
+store and uvicorn process, both up for the whole run, serving the labelloop app plus a
 ``/bench/hello`` route (a coroutine, as FastAPI's own hello world, first in the route table, so
 that it pays for no route matching that a one-route app would not); wrk drives 50 connections at
-each endpoint in turn, alternating for ``--rounds`` rounds (5 by default; throughput: mean over
-rounds; p99: median of the rounds' p99s). Leases ask for 10 items with a 0.1 s TTL (each request
-is a new annotator), so expired holds keep coming back and the pool never runs dry, for a
-1M-item pool and a 10k-item pool (``items_per_lease_1m`` and ``..._10k``: what they handed out,
+hello then lease on one, then the other, for ``--rounds`` rounds (5 by default; throughput: mean
+over rounds; p99: median of the rounds' p99s), so that a slow spell of the shared machine weighs
+on every figure of a ratio alike. Leases ask for 10 items with a 0.1 s TTL (each request is a new
+annotator), so expired holds keep coming back and the pool never runs dry
+(``items_per_lease_1m`` and ``..._10k``: what they handed out,
 counted in each response). Fields: ``throughput_vs_hello``, ``p99_ms`` (1M pool),
 ``p99_1m_vs_10k``; and CPU time per request, which the machine's other load moves far less than
 requests per second: ``server_cpu_us_per_lease`` and ``..._per_hello`` (the uvicorn process),
@@ -22,6 +24,7 @@ child: the fill's are finished before the clock starts).
 from __future__ import annotations
 
 import argparse
+import contextlib
 import functools
 import json
 import os
@@ -32,6 +35,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import httpx
@@ -170,9 +174,9 @@ def wrk(url: str, seconds: int, script: Path | None, server_pid: int, store_url:
             "store_child_cpu_us": (child1 - child0) * per}
 
 
-def measure(store_url: str, n: int, seconds: int, rounds: int, tmp: Path) -> dict:
-    """``rounds`` alternations of hello and lease, ``seconds`` each, so that a slow spell of the
-    machine weighs on both sides alike."""
+@contextlib.contextmanager
+def server(store_url: str, n: int, script: Path) -> Iterator[dict[str, Callable[[int], dict]]]:
+    """Fill a store with ``n`` items and serve it: its hello and lease runs, warmed up."""
     fill(store_url, n)
     if store_url.startswith("redis"):
         compact_aof(store_url)
@@ -188,17 +192,18 @@ def measure(store_url: str, n: int, seconds: int, rounds: int, tmp: Path) -> dic
                     break
             except httpx.TransportError:
                 time.sleep(0.1)
-        script = tmp / "lease.lua"
-        script.write_text(LUA)
-        hello = functools.partial(wrk, base + "/bench/hello", script=None, server_pid=proc.pid,
-                                  store_url=store_url)
-        lease = functools.partial(wrk, base + "/projects/load/leases", script=script,
-                                  server_pid=proc.pid, store_url=store_url)
-        hello(2), lease(2)  # warm-up, and the lease steady state: holds expiring
-        runs = [(hello(seconds), lease(seconds)) for _ in range(rounds)]
+        runs = {"hello": functools.partial(wrk, base + "/bench/hello", script=None, server_pid=proc.pid,
+                                           store_url=store_url),
+                "lease": functools.partial(wrk, base + "/projects/load/leases", script=script,
+                                           server_pid=proc.pid, store_url=store_url)}
+        runs["hello"](2), runs["lease"](2)  # warm-up, and the lease steady state: holds expiring
+        yield runs
     finally:
         proc.terminate()
         proc.wait(timeout=30)
+
+
+def summary(runs: list[tuple[dict, dict]]) -> dict:
     hello, lease = [h for h, _ in runs], [le for _, le in runs]
     return {
         "hello_rps": statistics.fmean(r["rps"] for r in hello),
@@ -212,6 +217,23 @@ def measure(store_url: str, n: int, seconds: int, rounds: int, tmp: Path) -> dic
         "items_per_lease": statistics.fmean(r["items_per_lease"] for r in lease),
         "non_2xx": sum(r["non_2xx"] for r in lease), "rounds": [{"hello": h, "lease": le} for h, le in runs],
     }
+
+
+def measure(store_urls: dict[str, str], sizes: dict[str, int], seconds: int, rounds: int,
+            tmp: Path) -> dict:
+    """Both pools served at once, each from its own store and server, and ``rounds`` rounds of
+    hello and lease on each in turn, ``seconds`` each: a slow spell of the machine weighs on
+    hello and lease, and on the large and the small pool, alike (the idle server uses no CPU)."""
+    script = tmp / "lease.lua"
+    script.write_text(LUA)
+    with contextlib.ExitStack() as stack:
+        servers = {label: stack.enter_context(server(url, sizes[label], script))
+                   for label, url in store_urls.items()}
+        runs: dict[str, list] = {label: [] for label in servers}
+        for _ in range(rounds):
+            for label, run in servers.items():
+                runs[label].append((run["hello"](seconds), run["lease"](seconds)))
+    return {label: summary(r) for label, r in runs.items()}
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -230,19 +252,18 @@ def main(argv: list[str] | None = None) -> int:
         return 0
     if shutil.which("wrk") is None:
         raise SystemExit("bench.lease_load needs wrk: apt-get install wrk")
-    results = {}
-    with tempfile.TemporaryDirectory() as tmp:
+    sizes = {"1m": args.items, "10k": args.small}
+    with tempfile.TemporaryDirectory() as tmp, contextlib.ExitStack() as stack:
         tmp = Path(tmp)
-        for label, n in (("1m", args.items), ("10k", args.small)):
-            if args.store == "sqlite":
-                url = f"sqlite:///{tmp / f'{label}.db'}"
-                results[label] = measure(url, n, args.seconds, args.rounds, tmp)
-            else:
-                server = PrivateRedis(tmp / f"redis-{label}", appendonly=True, fsync="everysec").start()
-                try:
-                    results[label] = measure(server.url, n, args.seconds, args.rounds, tmp)
-                finally:
-                    server.kill()
+        if args.store == "sqlite":
+            urls = {label: f"sqlite:///{tmp / f'{label}.db'}" for label in sizes}
+        else:
+            urls = {}
+            for label in sizes:
+                redis_server = PrivateRedis(tmp / f"redis-{label}", appendonly=True, fsync="everysec").start()
+                stack.callback(redis_server.kill)
+                urls[label] = redis_server.url
+        results = measure(urls, sizes, args.seconds, args.rounds, tmp)
     big, small = results["1m"], results["10k"]
     out = {
         "benchmark": "lease_load", "store": args.store, "items": args.items, "connections": 50,

@@ -32,7 +32,7 @@ class Keys:
         evalset     set of evaluation ids (all of them, for counts)
         leasing     zset lease id -> expires_at, until that expiry ends the lease's holds
         held        zset ``id SEP annotator`` -> expires_at (holds written before ``leasing``)
-        hold        hash ``id SEP annotator`` -> ``lease SEP expires_at``; nholds: hash id -> count
+        hold        hash ``id SEP annotator`` -> ``lease SEP expires_at`` (shared holds); nholds: id -> count
         queue       zset id -> rank (best first); reasons: hash id -> reasons JSON
         answered    set of ``id SEP annotator``
         nlabels     hash id -> number of label answers; flagged: set of flagged ids
@@ -55,8 +55,9 @@ class Keys:
 
     def lease(self, lease_id: str) -> str:
         # hash: project, annotator, created_at, items (its item ids joined by SEP), keys (their
-        # pool keys, likewise), evals (a 1 or 0 per item); an item is open in the lease while the
-        # project's ``hold`` names the lease
+        # pool keys, likewise), evals (a 1 or 0 per item), sole (a 1 per item held by this flag
+        # alone while it is open); another item is open in the lease while the project's ``hold``
+        # names the lease
         return f"{self.ns}:lease:{lease_id}"
 
     def lease_items(self, lease_id: str) -> str:

@@ -9,8 +9,10 @@ or ``redundancy_k``, answers they require) sit in two sorted sets by ``rand_key`
 ``evalpool`` for the evaluation slice); a lease records a hold per item, scores itself by its
 expiry in ``leasing`` (one entry a lease), and takes an item out once it has no room left; a
 submit, release or expiry ends one hold and puts the item back while it still has room. The hold
-is the item's whole state in its lease: the lease's hash lists its items and their pool keys once,
-and nothing else is written per item when a hold ends. A lease first returns this project's
+is the item's whole state in its lease: the lease's hash lists its items and their pool keys once.
+A hold that is an item's only one and fills it (the common case) is a flag in that hash and
+nothing else; only items held by several annotators at once have an entry per hold (see
+:mod:`api.storage.redis_scripts`). A lease first returns this project's
 expired holds to the pools (a range query on ``leasing`` up to ``now``, then the holds that still
 name those leases; the sweeper does the same for every project), then
 walks, in ``ZRANGE`` windows, the evaluation pool (``n_eval``), the ranked queue, the pool and the

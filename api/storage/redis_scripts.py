@@ -5,14 +5,21 @@ Each script runs atomically on the server. Keys are built inside the scripts fro
 Redis server (or a primary with replicas), not Redis Cluster. Item and annotation JSON is produced
 by Python and stored as opaque strings, never re-encoded by Lua (whose JSON encoder rounds floats).
 
-``pos`` entries are ``seq SEP is_eval SEP rand_key``. A live hold is
-``hold[item SEP annotator] = lease SEP expires``, counted per item in ``nholds``. The hold is the
-whole truth of an item's state in a lease: open while the hold names that lease, ended otherwise.
-The lease's hash lists its items once (``items``, and their pool keys and evaluation flags:
-``keys``, ``evals``), and ``leasing`` scores the lease by its expiry: one entry a lease, from
-which expiry ends its holds and puts their items back with no per-item lookup. Holds written
-before ``leasing`` have an entry each in ``held`` (member ``item SEP annotator``), still ended
-there.
+``pos`` entries are ``seq SEP is_eval SEP rand_key``. The lease's hash lists its items once
+(``items``, and their pool keys and evaluation flags: ``keys``, ``evals``), and ``leasing`` scores
+the lease by its expiry: one entry a lease, from which expiry ends its holds and puts their items
+back with no per-item lookup. A hold is one of two kinds, and it is the whole truth of its item's
+state in that lease:
+
+- sole: the item had no label and no other holder, and this hold fills it (it needs one answer),
+  so it left its pool and no other lease can see it. The hold is a ``1`` in the lease's ``sole``
+  flags (one per item) and nothing else: open while the flag is ``1``; a submit or release sets it
+  to ``0``, and expiry drops the field.
+- shared: ``hold[item SEP annotator] = lease SEP expires``, counted per item in ``nholds``; open
+  while that entry names the lease. Leases written before sole flags have only these.
+
+Holds written before ``leasing`` have an entry each in ``held`` (member ``item SEP annotator``),
+still ended there.
 The pools (``pool``, ``evalpool``) hold the items that are not flagged and whose labels plus live
 holds are short of what they require: 1, or ``redundancy_k`` for the share of items
 ``redundancy_fraction`` draws by id hash (the project's settings, read from its JSON; the draw is
@@ -108,25 +115,41 @@ local function place_all(pid, items, nholds, keys, evs)
   for key, args in pairs(drop) do redis.call('ZREM', key, unpack(args)) end
 end
 local function place(pid, item) place_all(pid, {item}) end
--- Lease `lid`'s sole hold on `item` for `annotator`, still open: its place among the lease's
--- items and the lease's flags; nil when it has none (its hold is an entry in `hold`, or ended)
-local function sole_at(lid, item, annotator)
-  local f = redis.call('HMGET', lkey(lid), 'sole', 'items', 'annotator')
-  if not f[1] or not f[2] or f[3] ~= annotator then return nil end
-  for i, it in ipairs(split(f[2])) do
-    if it == item then
-      if string.sub(f[1], i, i) == '1' then return i, f[1] end
-      return nil
+-- leases' sole flags, read once per script: lid -> {at = item -> place, flags, annotator, dirty}, or
+-- false for a lease with none (written before them, or expired); save_soles writes back changes
+local soles = {}
+local function sole_of(lid)
+  local s = soles[lid]
+  if s == nil then
+    local f = redis.call('HMGET', lkey(lid), 'sole', 'items', 'annotator')
+    s = false
+    if f[1] and f[2] then
+      s = {at = {}, flags = {}, annotator = f[3], dirty = false}
+      for i, it in ipairs(split(f[2])) do s.at[it], s.flags[i] = i, string.sub(f[1], i, i) end
     end
+    soles[lid] = s
   end
+  return s
+end
+local function save_soles()
+  for lid, s in pairs(soles) do
+    if s and s.dirty then redis.call('HSET', lkey(lid), 'sole', table.concat(s.flags)) end
+  end
+end
+-- lease `lid`'s sole hold on `item` for `annotator`, while open: its lease's flags and place in them
+local function sole_at(lid, item, annotator)
+  local s = sole_of(lid)
+  if not s or s.annotator ~= annotator then return nil end
+  local i = s.at[item]
+  if i and s.flags[i] == '1' then return s, i end
   return nil
 end
 -- end the hold of `annotator` on `item` if lease `lid` has it (only that holder's slot); true if
 -- it did
 local function unhold(pid, item, annotator, lid)
-  local i, flags = sole_at(lid, item, annotator)
-  if i then
-    redis.call('HSET', lkey(lid), 'sole', string.sub(flags, 1, i - 1) .. '0' .. string.sub(flags, i + 1))
+  local s, i = sole_at(lid, item, annotator)
+  if s then
+    s.flags[i], s.dirty = '0', true
     return true
   end
   local m = item .. SEP .. annotator
@@ -232,7 +255,10 @@ local function reclaim(pid, now_text, most)
       looked = looked + 1
       if h[5] then ends(false, h[2], h[3], h[4]) else given[#given + 1], owners[#given + 1] = h, lid end
     end
-    if flagged then redis.call('HDEL', lkey(lid), 'sole') end  -- its sole holds end here
+    if flagged then  -- its sole holds end here
+      redis.call('HDEL', lkey(lid), 'sole')
+      soles[lid] = nil
+    end
     redis.call('EXPIRE', lkey(lid), KEEP_S)
   end
   if #taken > 0 then redis.call('ZREM', pk(pid, 'leasing'), unpack(taken)) end
@@ -392,7 +418,7 @@ local function lease(pid, annotator, n, n_eval, ttl, lease_id)
     return {'1', expires}
   end
   local out = {'0', expires}
-  -- A hold on an item nobody else holds or answered, that it fills, is the lease's alone: a flag
+  -- A hold on an item with no label and no other holder, that it fills, is the lease's alone: a flag
   -- in its hash, nothing per item elsewhere (no other lease can see that item while it is out of
   -- its pool). The others are entries in `hold`, counted in `nholds`. One call per key for all.
   local holds, keys, evals, sole, gone, counts = {}, {}, {}, {}, {}, {}
@@ -499,6 +525,7 @@ for _, item in ipairs(items) do
     released = released + 1
   end
 end
+save_soles()
 return released
 """
 
@@ -565,6 +592,7 @@ for i = 2, #ARGV, 7 do
     out[#out + 1] = 0; out[#out + 1] = pos; out[#out + 1] = doc
   end
 end
+save_soles()
 return out
 """
 
