@@ -60,6 +60,12 @@ class Keys:
         # names the lease
         return f"{self.ns}:lease:{lease_id}"
 
+    def lease_format(self) -> str:
+        # "2": holds an item's only holder takes are sole flags in the lease's hash; absent: every
+        # hold is an entry in ``hold`` (all that releases before sole flags read); see
+        # RedisStore.upgrade_lease_format
+        return f"{self.ns}:lease-format"
+
     def lease_items(self, lease_id: str) -> str:
         # a lease written before the ``items`` field: hash item id -> ``state SEP expires_at ...``
         return f"{self.ns}:lease:{lease_id}:items"

@@ -87,6 +87,10 @@ from labeling.errors import Conflict, InvalidInput, NotFound
 __all__ = ["RedisStore", "StoreUnavailable"]
 
 log = logging.getLogger(__name__)
+
+LEASE_FORMAT = 2  # the newest lease format this release writes (see Keys.lease_format)
+
+
 def _redacted(client: redis.Redis) -> str:
     """host:port/db (or the socket path) of a client, without user or password."""
     kw = client.connection_pool.connection_kwargs
@@ -118,8 +122,9 @@ class RedisStore(RedisLeaseOps, Store):
         self.where = _redacted(self.r)
         self._scripts = {name: self.r.register_script(getattr(lua, name)) for name in
                          ("ADD_ITEMS", "LEASE", "RENEW", "RELEASE", "EXPIRE", "SUBMIT",
-                          "QUEUE_DEPTH", "CREATE_JOB", "RENEW_LOCK")}
+                          "QUEUE_DEPTH", "CREATE_JOB", "RENEW_LOCK", "SETTLE_FORMAT")}
         self.check_durability(require_durable)
+        self._settle_lease_format()
 
     # -- plumbing -------------------------------------------------------------------------
     @contextmanager
@@ -204,6 +209,33 @@ class RedisStore(RedisLeaseOps, Store):
         if require and blocking:
             raise InvalidInput(message + " Set them, or start without LABELLOOP_REQUIRE_DURABLE.")
         log.warning(message)
+
+    # -- lease format -----------------------------------------------------------------------
+    @_guarded
+    def _settle_lease_format(self) -> None:
+        """A new namespace starts with sole holds; one an older release used keeps every hold an
+        entry (what such a replica, still running in a rolling update, reads) until
+        :meth:`upgrade_lease_format`."""
+        got = self._run("SETTLE_FORMAT", keys=[self.k.lease_format(), self.k.projects()],
+                        args=[LEASE_FORMAT])
+        if int(got) < LEASE_FORMAT:
+            log.info("Redis at %s, namespace %r: leases keep a hold entry per item, which every "
+                     "release reads; once no replica of a release before lease format %d runs on "
+                     "it, `labelloop upgrade-store` switches to sole holds (less Redis work a lease)",
+                     self.where, self.k.ns, LEASE_FORMAT)
+
+    @_guarded
+    def lease_format(self) -> int:
+        """1: every hold is an entry in ``hold``; 2: a hold that is its item's only one is a flag
+        in its lease (see :mod:`api.storage.redis_scripts`)."""
+        return int(self.r.get(self.k.lease_format()) or 1)
+
+    @_guarded
+    def upgrade_lease_format(self) -> int:
+        """Switch new leases to sole holds, and return the format before. Every replica must run
+        this release or a later one: an older one neither sees nor expires sole holds, and refuses
+        submissions on them. Leases already written keep working either way."""
+        return int(self.r.set(self.k.lease_format(), LEASE_FORMAT, get=True) or 1)
 
     def ping(self) -> bool:
         """A real PING; False when the server does not answer."""

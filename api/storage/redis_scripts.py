@@ -16,7 +16,8 @@ state in that lease:
   flags (one per item) and nothing else: open while the flag is ``1``; a submit or release sets it
   to ``0``, and expiry drops the field.
 - shared: ``hold[item SEP annotator] = lease SEP expires``, counted per item in ``nholds``; open
-  while that entry names the lease. Leases written before sole flags have only these.
+  while that entry names the lease. Releases before sole flags read and write only these, and so
+  does this one until the namespace's ``lease-format`` is ``2``.
 
 Holds written before ``leasing`` have an entry each in ``held`` (member ``item SEP annotator``),
 still ended there.
@@ -341,6 +342,8 @@ LEASE = COMMON + r"""
 -- position record (seq and is_eval: not in the lease route's answer) for each leased item.
 local now, now_text = lease_clock(ARGV[2])
 local positions = ARGV[3] == '1'
+-- sole flags once every replica reads them (see RedisStore.upgrade_lease_format)
+local sole_ok = redis.call('GET', ns .. ':lease-format') == '2'
 local reclaimed = {}
 local function lease(pid, annotator, n, n_eval, ttl, lease_id)
   if redundancy(pid) == nil then return {'!', 'NOTFOUND unknown project ' .. pid} end
@@ -424,7 +427,7 @@ local function lease(pid, annotator, n, n_eval, ttl, lease_id)
   local holds, keys, evals, sole, gone, counts = {}, {}, {}, {}, {}, {}
   for _, item in ipairs(order) do
     local p, need = picked[item], required(pid, item)
-    local alone = p[3] == 0 and need == 1
+    local alone = sole_ok and p[3] == 0 and need == 1
     sole[#sole + 1] = alone and '1' or '0'
     if not alone then
       counts[#counts + 1] = item
@@ -442,9 +445,13 @@ local function lease(pid, annotator, n, n_eval, ttl, lease_id)
     end
   end
   -- kept until its expiry ends it (see reclaim), then a day
-  redis.call('HSET', lkey(lease_id), 'project', pid, 'annotator', annotator, 'created_at', now_text,
-             'items', table.concat(order, SEP), 'keys', table.concat(keys, SEP), 'evals', table.concat(evals),
-             'sole', table.concat(sole))
+  local fields = {'project', pid, 'annotator', annotator, 'created_at', now_text, 'items',
+                  table.concat(order, SEP), 'keys', table.concat(keys, SEP), 'evals', table.concat(evals)}
+  if sole_ok then
+    fields[#fields + 1] = 'sole'
+    fields[#fields + 1] = table.concat(sole)
+  end
+  redis.call('HSET', lkey(lease_id), unpack(fields))
   redis.call('ZADD', pk(pid, 'leasing'), expires, lease_id)
   if #counts > 0 then
     redis.call('HSET', pk(pid, 'nholds'), unpack(counts))
@@ -631,6 +638,15 @@ for j = 1, #leases, 2 do
 end
 local total = redis.call('LLEN', pk(pid, 'seq'))
 return {total, open, leased, total - open - flagged, flagged, redis.call('SCARD', pk(pid, 'evalset'))}
+"""
+
+SETTLE_FORMAT = r"""
+-- KEYS: lease-format, projects; ARGV: the newest format. A namespace with no project yet (no older
+-- release has used it) starts at the newest format. Returns the format ('1' when unset).
+if redis.call('EXISTS', KEYS[1]) == 0 and redis.call('HLEN', KEYS[2]) == 0 then
+  redis.call('SET', KEYS[1], ARGV[1])
+end
+return redis.call('GET', KEYS[1]) or '1'
 """
 
 CREATE_JOB = r"""

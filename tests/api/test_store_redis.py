@@ -6,6 +6,7 @@ that it deletes afterwards. No answer from that server fails the tests (it never
 
 from __future__ import annotations
 
+import json
 import threading
 
 import numpy as np
@@ -40,16 +41,62 @@ class TestRedisStore(StoreContract):
     pass
 
 
-def with_hold_entries(store: RedisStore, lease_id: str) -> None:
-    """Rewrite a lease in the shape leases had before sole holds: every hold an entry in ``hold``,
-    counted in ``nholds``, and no ``sole`` flags."""
-    meta = {k.decode(): v.decode() for k, v in store.r.hgetall(store.k.lease(lease_id)).items()}
-    pid, expires = meta["project"], store.r.zscore(store.k.p(meta["project"], "leasing"), lease_id)
-    for item, flag in zip(meta["items"].split(SEP), meta.pop("sole"), strict=True):
-        if flag == "1":
-            store.r.hset(store.k.p(pid, "hold"), f"{item}{SEP}{meta['annotator']}", f"{lease_id}{SEP}{expires!r}")
-            store.r.hincrby(store.k.p(pid, "nholds"), item, 1)
-    store.r.hdel(store.k.lease(lease_id), "sole")
+@pytest.fixture
+def format_1(store):
+    """The store's namespace as an older release left it: leases keep every hold an entry in
+    ``hold`` (what such a replica, still running in a rolling update, reads)."""
+    store.r.delete(store.k.lease_format())
+    assert store.lease_format() == 1
+
+
+def test_a_namespace_an_older_release_used_keeps_hold_entries_until_upgraded(ns, store, format_1):
+    """A replica of an older release reads holds from ``hold`` only: a namespace that has projects
+    and no lease format (an older release's) keeps writing entries, also when a newer replica
+    opens it, until the upgrade; then new leases use sole flags and the older ones still end
+    right. A new namespace starts with sole flags."""
+    make_project(store, n_items=6)
+    newer = RedisStore(REDIS_URL, namespace=ns)  # a replica of this release starts: no switch
+    assert newer.lease_format() == 1
+    first = newer.lease("p1", "a", 2, n_eval=0, now=T0, ttl=60, lease_id="L1").item_ids
+    assert not newer.r.hexists(newer.k.lease("L1"), "sole")
+    assert newer.r.hlen(newer.k.p("p1", "hold")) == 2
+    assert newer.upgrade_lease_format() == 1 and store.lease_format() == 2
+    second = newer.lease("p1", "b", 2, n_eval=0, now=T0, ttl=60, lease_id="L2").item_ids
+    assert newer.r.hget(newer.k.lease("L2"), "sole") == b"11" and newer.r.hlen(newer.k.p("p1", "hold")) == 2
+    store.submit([label("p1", first[0], "a", "L1"), label("p1", second[0], "b", "L2")], now=T0 + 1)
+    depth = store.queue_depth("p1", T0 + 2)
+    assert (depth["open"], depth["leased"], depth["done"]) == (4, 2, 2)
+    assert store.expire(T0 + 61) == 2
+    assert not store.r.exists(store.k.p("p1", "hold"), store.k.p("p1", "nholds"))
+    back = store.lease("p1", "c", 6, n_eval=0, now=T0 + 62, ttl=60, lease_id="L3").item_ids
+    assert set(back) == {f"i{k}" for k in range(6)} - {first[0], second[0]}
+    newer.close()
+    fresh = RedisStore(REDIS_URL, namespace=ns + "-fresh")
+    try:
+        assert fresh.lease_format() == 2
+    finally:
+        drop_namespace(fresh.r, ns + "-fresh")
+        fresh.close()
+
+
+def test_upgrade_store_command(tmp_path, capsys):
+    from api.cli import main
+    from tests.redis_server import PrivateRedis
+
+    server = PrivateRedis(tmp_path / "redis", appendonly=False).start()
+    try:
+        store = RedisStore(server.url)
+        make_project(store)
+        store.r.delete(store.k.lease_format())  # as an older release left it
+        assert main(["upgrade-store", "--store", server.url]) == 0
+        assert json.loads(capsys.readouterr().out) == {"store": "redis", "lease_format": 2,
+                                                       "before": 1, "upgraded": True}
+        assert store.lease_format() == 2
+        store.close()
+    finally:
+        server.kill()
+    assert main(["upgrade-store", "--store", f"sqlite:///{tmp_path / 'x.db'}"]) == 0
+    assert json.loads(capsys.readouterr().out)["upgraded"] is False
 
 
 def test_a_hold_nobody_shares_is_a_flag_in_its_lease(store):
@@ -186,12 +233,12 @@ def test_ping_answers(store):
     assert store.durability()["source"] in ("config", "info")
 
 
+@pytest.mark.usefixtures("format_1")
 def test_holds_with_an_entry_each_in_held_still_expire(store):
     """Holds written before a lease had one ``leasing`` entry had an entry each in ``held`` (and
     their lease no pool keys); they still count as leased, renew, and come back at expiry."""
     make_project(store, n_items=3)
     first = store.lease("p1", "a", 2, n_eval=0, now=T0, ttl=60, lease_id="L").item_ids
-    with_hold_entries(store, "L")
     store.r.zrem(store.k.p("p1", "leasing"), "L")
     store.r.hdel(store.k.lease("L"), "keys", "evals")
     store.r.zadd(store.k.p("p1", "held"), {f"{i}{SEP}a": T0 + 60 for i in first})
@@ -207,12 +254,12 @@ def test_holds_with_an_entry_each_in_held_still_expire(store):
     assert store.queue_depth("p1", T0 + 72)["leased"] == 2
 
 
+@pytest.mark.usefixtures("format_1")
 def test_a_sweep_drops_the_global_expiry_set_of_older_releases(store):
     """Releases before per-project expiry also kept every hold in one ``{ns}:expiry`` sorted set;
     those holds end from ``held``, and a sweep drops the set, which nothing reads any more."""
     make_project(store, n_items=2)
     held = store.lease("p1", "a", 1, n_eval=0, now=T0, ttl=60, lease_id="L").item_ids
-    with_hold_entries(store, "L")
     store.r.zrem(store.k.p("p1", "leasing"), "L")
     store.r.zadd(store.k.p("p1", "held"), {f"{held[0]}{SEP}a": T0 + 60})
     store.r.zadd(f"{store.k.ns}:expiry", {f"p1{SEP}{held[0]}{SEP}a": T0 + 60})
@@ -222,12 +269,12 @@ def test_a_sweep_drops_the_global_expiry_set_of_older_releases(store):
     assert sorted(again.item_ids) == ["i0", "i1"]
 
 
+@pytest.mark.usefixtures("format_1")
 def test_an_older_hold_entry_never_ends_a_newer_hold(store):
     """An older hold's own ``held`` entry outlives the hold once it is released; when it expires,
     it must not end the hold that a newer lease took on the same item for the same annotator."""
     make_project(store, n_items=3)
     first = store.lease("p1", "a", 2, n_eval=0, now=T0, ttl=60, lease_id="L").item_ids
-    with_hold_entries(store, "L")
     store.r.zrem(store.k.p("p1", "leasing"), "L")
     store.r.hdel(store.k.lease("L"), "keys", "evals")
     store.r.zadd(store.k.p("p1", "held"), {f"{i}{SEP}a": T0 + 60 for i in first})
@@ -238,22 +285,22 @@ def test_an_older_hold_entry_never_ends_a_newer_hold(store):
     assert store.get_lease("L2").item_ids == first[:1]
 
 
+@pytest.mark.usefixtures("format_1")
 def test_an_older_hold_entry_of_an_answered_item_leaves_the_pool_exhausted(store):
     make_project(store, n_items=1)
     store.lease("p1", "a", 1, n_eval=0, now=T0, ttl=60, lease_id="L")
-    with_hold_entries(store, "L")
     store.r.zrem(store.k.p("p1", "leasing"), "L")
     store.r.zadd(store.k.p("p1", "held"), {f"i0{SEP}a": T0 + 60})
     store.submit([label("p1", "i0", "a", "L")], now=T0 + 1)
     assert store.lease("p1", "b", 1, n_eval=0, now=T0 + 2, ttl=60, lease_id="Lb").exhausted
 
 
+@pytest.mark.usefixtures("format_1")
 def test_a_lease_written_with_per_item_records_still_works(store):
     """Leases written before the lease hash listed its items kept one record per item in
     ``lease:{id}:items``; such a lease is still read, renewed, released and submitted."""
     make_project(store, n_items=4)
     store.lease("p1", "a", 3, n_eval=0, now=T0, ttl=60, lease_id="L")
-    with_hold_entries(store, "L")
     items = store.get_lease("L").item_ids
     # the older shape: no items field, a record per item
     store.r.hdel(store.k.lease("L"), "items")
