@@ -124,7 +124,7 @@ class RedisStore(RedisLeaseOps, Store):
                          ("ADD_ITEMS", "LEASE", "RENEW", "RELEASE", "EXPIRE", "SUBMIT",
                           "QUEUE_DEPTH", "CREATE_JOB", "RENEW_LOCK", "SETTLE_FORMAT")}
         self.check_durability(require_durable)
-        self._settle_lease_format()
+        self._note_lease_format()
 
     # -- plumbing -------------------------------------------------------------------------
     @contextmanager
@@ -211,14 +211,15 @@ class RedisStore(RedisLeaseOps, Store):
         log.warning(message)
 
     # -- lease format -----------------------------------------------------------------------
-    @_guarded
-    def _settle_lease_format(self) -> None:
-        """A new namespace starts with sole holds; one an older release used keeps every hold an
-        entry (what such a replica, still running in a rolling update, reads) until
-        :meth:`upgrade_lease_format`."""
-        got = self._run("SETTLE_FORMAT", keys=[self.k.lease_format(), self.k.projects()],
-                        args=[LEASE_FORMAT])
-        if int(got) < LEASE_FORMAT:
+    def _note_lease_format(self) -> None:
+        """Say so when this namespace keeps the older lease format (best effort: a server still
+        loading its data answers later)."""
+        try:
+            with self._unavailable():
+                older = self.r.get(self.k.lease_format()) is None and self.r.hlen(self.k.projects()) > 0
+        except StoreUnavailable:
+            return
+        if older:
             log.info("Redis at %s, namespace %r: leases keep a hold entry per item, which every "
                      "release reads; once no replica of a release before lease format %d runs on "
                      "it, `labelloop upgrade-store` switches to sole holds (less Redis work a lease)",
@@ -272,6 +273,9 @@ class RedisStore(RedisLeaseOps, Store):
     # -- projects -------------------------------------------------------------------------
     @_guarded
     def create_project(self, project: Project) -> Project:
+        # a namespace's first project: no older release has used it, so it starts at the newest
+        # lease format (an older one keeps its format until upgrade_lease_format)
+        self._run("SETTLE_FORMAT", keys=[self.k.lease_format(), self.k.projects()], args=[LEASE_FORMAT])
         if not self.r.hsetnx(self.k.projects(), project.id, project_to_json(project)):
             raise Conflict(f"project {project.id!r} already exists")
         return project

@@ -642,11 +642,11 @@ return {total, open, leased, total - open - flagged, flagged, redis.call('SCARD'
 
 SETTLE_FORMAT = r"""
 -- KEYS: lease-format, projects; ARGV: the newest format. A namespace with no project yet (no older
--- release has used it) starts at the newest format. Returns the format ('1' when unset).
+-- release has used it) starts at the newest format; one with projects keeps its format.
 if redis.call('EXISTS', KEYS[1]) == 0 and redis.call('HLEN', KEYS[2]) == 0 then
   redis.call('SET', KEYS[1], ARGV[1])
 end
-return redis.call('GET', KEYS[1]) or '1'
+return 1
 """
 
 CREATE_JOB = r"""

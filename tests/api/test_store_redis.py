@@ -43,10 +43,9 @@ class TestRedisStore(StoreContract):
 
 @pytest.fixture
 def format_1(store):
-    """The store's namespace as an older release left it: leases keep every hold an entry in
-    ``hold`` (what such a replica, still running in a rolling update, reads)."""
-    store.r.delete(store.k.lease_format())
-    assert store.lease_format() == 1
+    """Leases in the older format: every hold an entry in ``hold`` (what a replica of an older
+    release, still running in a rolling update, reads)."""
+    store.r.set(store.k.lease_format(), "1")
 
 
 def test_a_namespace_an_older_release_used_keeps_hold_entries_until_upgraded(ns, store, format_1):
@@ -55,8 +54,10 @@ def test_a_namespace_an_older_release_used_keeps_hold_entries_until_upgraded(ns,
     opens it, until the upgrade; then new leases use sole flags and the older ones still end
     right. A new namespace starts with sole flags."""
     make_project(store, n_items=6)
+    store.r.delete(store.k.lease_format())  # an older release's namespace has no format
     newer = RedisStore(REDIS_URL, namespace=ns)  # a replica of this release starts: no switch
-    assert newer.lease_format() == 1
+    newer.create_project(Project("p2", (ClassSpec("a"), ClassSpec("b")), ProjectSettings()))
+    assert newer.lease_format() == 1 and not newer.r.exists(newer.k.lease_format())
     first = newer.lease("p1", "a", 2, n_eval=0, now=T0, ttl=60, lease_id="L1").item_ids
     assert not newer.r.hexists(newer.k.lease("L1"), "sole")
     assert newer.r.hlen(newer.k.p("p1", "hold")) == 2
@@ -73,6 +74,7 @@ def test_a_namespace_an_older_release_used_keeps_hold_entries_until_upgraded(ns,
     newer.close()
     fresh = RedisStore(REDIS_URL, namespace=ns + "-fresh")
     try:
+        make_project(fresh)
         assert fresh.lease_format() == 2
     finally:
         drop_namespace(fresh.r, ns + "-fresh")
@@ -87,7 +89,7 @@ def test_upgrade_store_command(tmp_path, capsys):
     try:
         store = RedisStore(server.url)
         make_project(store)
-        store.r.delete(store.k.lease_format())  # as an older release left it
+        store.r.delete(store.k.lease_format())  # an older release's namespace has no format
         assert main(["upgrade-store", "--store", server.url]) == 0
         assert json.loads(capsys.readouterr().out) == {"store": "redis", "lease_format": 2,
                                                        "before": 1, "upgraded": True}
