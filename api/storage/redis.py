@@ -234,8 +234,9 @@ class RedisStore(RedisLeaseOps, Store):
     @_guarded
     def upgrade_lease_format(self) -> int:
         """Switch new leases to sole holds, and return the format before. Every replica must run
-        this release or a later one: an older one neither sees nor expires sole holds, and refuses
-        submissions on them. Leases already written keep working either way."""
+        this release or a later one: an older one refuses submissions on sole holds, and when it
+        expires their leases it never puts their items back. Leases already written keep working
+        either way."""
         return int(self.r.set(self.k.lease_format(), LEASE_FORMAT, get=True) or 1)
 
     def ping(self) -> bool:
