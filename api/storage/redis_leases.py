@@ -200,9 +200,9 @@ class RedisLeaseOps:
         # a sole hold (flag 1) is open until the lease's own expiry ends it (its entry in leasing
         # gone: a sweep ended it since the read above)
         sole = meta.get(b"sole", b"").decode()
-        open_items, expires = [i for i, flag in zip(items, sole, strict=False) if flag == "1"], 0.0
-        until = self.r.zscore(self.k.p(pid, "leasing"), lease_id) if open_items else None
-        open_items, expires = (open_items, until) if until is not None else ([], 0.0)
+        flagged = [i for i, flag in zip(items, sole, strict=False) if flag == "1"]
+        until = self.r.zscore(self.k.p(pid, "leasing"), lease_id) if flagged else None
+        open_items, expires = (flagged, until) if until is not None else ([], 0.0)
         shared = [i for k, i in enumerate(items) if sole[k : k + 1] != "1"]
         holds = self.r.hmget(self.k.p(pid, "hold"), [f"{i}{SEP}{annotator}" for i in shared]) if shared else []
         for item, hold in zip(shared, holds, strict=True):

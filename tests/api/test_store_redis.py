@@ -7,6 +7,7 @@ that it deletes afterwards. No answer from that server fails the tests (it never
 from __future__ import annotations
 
 import json
+import logging
 import threading
 
 import numpy as np
@@ -48,14 +49,16 @@ def format_1(store):
     store.r.set(store.k.lease_format(), "1")
 
 
-def test_a_namespace_an_older_release_used_keeps_hold_entries_until_upgraded(ns, store, format_1):
+def test_a_namespace_an_older_release_used_keeps_hold_entries_until_upgraded(ns, store, format_1, caplog):
     """A replica of an older release reads holds from ``hold`` only: a namespace that has projects
     and no lease format (an older release's) keeps writing entries, also when a newer replica
     opens it, until the upgrade; then new leases use sole flags and the older ones still end
     right. A new namespace starts with sole flags."""
     make_project(store, n_items=6)
     store.r.delete(store.k.lease_format())  # an older release's namespace has no format
-    newer = RedisStore(REDIS_URL, namespace=ns)  # a replica of this release starts: no switch
+    with caplog.at_level(logging.INFO, logger="api.storage.redis"):
+        newer = RedisStore(REDIS_URL, namespace=ns)  # a replica of this release starts: no switch
+    assert "labelloop upgrade-store" in caplog.text  # and says how to switch
     newer.create_project(Project("p2", (ClassSpec("a"), ClassSpec("b")), ProjectSettings()))
     assert newer.lease_format() == 1 and not newer.r.exists(newer.k.lease_format())
     first = newer.lease("p1", "a", 2, n_eval=0, now=T0, ttl=60, lease_id="L1").item_ids
@@ -106,25 +109,26 @@ def test_a_hold_nobody_shares_is_a_flag_in_its_lease(store):
     nothing is written per item; it is open, renews, and ends on submit, release or expiry, after
     which a late submit is refused. Items a redundancy setting sends to two annotators keep an
     entry per hold."""
-    make_project(store, n_items=4)
-    held = store.lease("p1", "a", 3, n_eval=0, now=T0, ttl=60, lease_id="L").item_ids
-    assert store.r.hget(store.k.lease("L"), "sole") == b"111"
+    make_project(store, n_items=5)
+    held = store.lease("p1", "a", 4, n_eval=0, now=T0, ttl=60, lease_id="L").item_ids
+    assert store.r.hget(store.k.lease("L"), "sole") == b"1111"
     assert not store.r.exists(store.k.p("p1", "hold"), store.k.p("p1", "nholds"))
     assert store.get_lease("L").item_ids == held and store.get_lease("L").expires_at == T0 + 60
     depth = store.queue_depth("p1", T0 + 1)
-    assert (depth["open"], depth["leased"]) == (4, 3)
+    assert (depth["open"], depth["leased"]) == (5, 4)
     assert store.renew("L", "a", now=T0 + 10, ttl=60).expires_at == T0 + 70
-    store.submit([label("p1", held[0], "a", "L")], now=T0 + 11)
-    assert store.release("L", "a", item_ids=[held[1]], now=T0 + 12) == 1
-    assert store.r.hget(store.k.lease("L"), "sole") == b"001"
-    assert store.get_lease("L").item_ids == held[2:]
+    # two of its items in one call: each flag ends, none is written over
+    store.submit([label("p1", held[0], "a", "L"), label("p1", held[1], "a", "L")], now=T0 + 11)
+    assert store.release("L", "a", item_ids=[held[2]], now=T0 + 12) == 1
+    assert store.r.hget(store.k.lease("L"), "sole") == b"0001"
+    assert store.get_lease("L").item_ids == held[3:]
     assert store.queue_depth("p1", T0 + 71)["leased"] == 0  # expired, not yet swept
     assert store.expire(T0 + 71) == 1
     assert store.get_lease("L").item_ids == () and not store.r.hexists(store.k.lease("L"), "sole")
     with pytest.raises(Conflict):
-        store.submit([label("p1", held[2], "a", "L")], now=T0 + 72)
+        store.submit([label("p1", held[3], "a", "L")], now=T0 + 72)
     depth = store.queue_depth("p1", T0 + 72)
-    assert (depth["open"], depth["leased"], depth["done"]) == (3, 0, 1)
+    assert (depth["open"], depth["leased"], depth["done"]) == (3, 0, 2)
 
     # the same items for two annotators: the first hold leaves the item in the pool, an entry each
     store.update_settings("p1", ProjectSettings(redundancy_fraction=1.0, redundancy_k=2))
