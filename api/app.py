@@ -8,10 +8,13 @@ import threading
 from contextlib import asynccontextmanager
 
 from fastapi import FastAPI, Request
+from fastapi.middleware.cors import CORSMiddleware
 from fastapi.responses import JSONResponse
 
 from api.auth import TokenRegistry
 from api.routes import annotate, assertions, export, items, jobs, lfs, projects
+from api.routes.ui import add_ui
+from api.service.render import LeaseRenderer
 from api.service.services import Services
 from api.settings import Settings
 from api.storage import open_store
@@ -99,7 +102,7 @@ class _TooLarge(Exception):
 def _sweeper(services: Services, stop: threading.Event) -> None:
     while not stop.wait(services.settings.sweep_interval_s):
         try:
-            services.store.expire(services.clock())
+            services.metrics.leases_expired.inc(services.store.expire(services.clock()))
         except LabelloopError:
             log.exception("lease sweep failed")
         try:  # jobs whose replica died: fail them once their lock expired
@@ -151,8 +154,11 @@ def create_app(settings: Settings | None = None, services: Services | None = Non
         version="0.1.0",
         description="Active-learning and weak-supervision labeling service.",
         lifespan=lifespan,
+        docs_url=None,  # served from vendored assets by add_ui: /docs works offline
+        redoc_url=None,
     )
     app.state.tokens = tokens
+    app.state.renderer = LeaseRenderer()
     if services is not None:
         app.state.services = services
 
@@ -172,8 +178,13 @@ def create_app(settings: Settings | None = None, services: Services | None = Non
     # a request against every route before it cost a lease about 0.07 ms, bench.lease_load)
     for module in (annotate, projects, items, lfs, assertions, jobs, export):
         app.include_router(module.router)
+    add_ui(app)
     annotate.add_lease_route(app)  # the hottest of all, ahead of the rest
     app.add_middleware(BodyLimit, limit=settings.max_body_bytes)
+    if settings.cors_origins:  # off unless LABELLOOP_CORS_ORIGINS names origins
+        app.add_middleware(CORSMiddleware, allow_origins=list(settings.cors_origins),
+                           allow_methods=["GET", "POST", "PATCH", "DELETE"],
+                           allow_headers=["authorization", "content-type"])
     return app
 
 

@@ -78,6 +78,16 @@ class LeasedItemOut(BaseModel):
     features: dict[str, float]
     meta: dict[str, Any]
     reasons: dict[str, Any]
+    suggestion: dict[str, Any] | None = Field(
+        None, description="the latest model's class by name and its confidence; only when the "
+        "project's show_suggestions is on")
+    lf_votes: dict[str, str] | None = Field(
+        None, description="LF name -> class name of the LFs that voted; only with show_suggestions")
+
+
+class ClassOut(BaseModel):
+    name: str
+    description: str
 
 
 class LeaseOut(BaseModel):
@@ -87,6 +97,10 @@ class LeaseOut(BaseModel):
     expires_at: float
     items: list[LeasedItemOut]
     exhausted: bool = Field(description="true only when no item is left for this annotator")
+    classes: list[ClassOut] = Field(default_factory=list,
+                                    description="the project's classes with their descriptions")
+    guidelines_version: int = 1
+    show_suggestions: bool = False
 
 
 def lease_bodies(got: list[Lease | Exception]) -> list[bytes | Exception]:
@@ -112,7 +126,7 @@ def lease_body(lease_id: str, project_id: str, annotator: str, expires_at: float
     try:
         return orjson.dumps(doc)
     except orjson.JSONEncodeError:
-        return LeaseOut.model_validate(doc).model_dump_json().encode()
+        return LeaseOut.model_validate(doc).model_dump_json(exclude_unset=True).encode()
 
 
 class LeaseActionIn(BaseModel):

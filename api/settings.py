@@ -32,6 +32,7 @@ class Settings:
     admin_token: str | None = None
     project_cache_s: float = 1.0  # how stale a replica's view of project settings may be for leases
     store_threads: int = 8  # a network store's (Redis) calls in flight on the lease path, threads for the others
+    cors_origins: tuple[str, ...] = ()  # LABELLOOP_CORS_ORIGINS: comma-separated; none = CORS off
     lease_process: bool = True  # the embedded store's lease batches in a child process (api.storage.sqlite_leaser)
 
     @property
@@ -61,6 +62,14 @@ class Settings:
                     kw[name] = conv(raw)
                 except ValueError as exc:
                     raise InvalidInput(f"{_PREFIX}{name.upper()}={raw!r}: {exc}") from exc
+        raw = env.get(_PREFIX + "CORS_ORIGINS")
+        if raw is not None:
+            origins = tuple(o.strip().rstrip("/") for o in raw.split(",") if o.strip())
+            bad = [o for o in origins if o != "*" and not o.startswith(("http://", "https://"))]
+            if bad:
+                raise InvalidInput(f"{_PREFIX}CORS_ORIGINS: {bad} are not origins like "
+                                   "https://tool.example.com (or *)")
+            kw["cors_origins"] = origins
         if "RAY_ADDRESS" in env:
             kw["ray_address"] = env["RAY_ADDRESS"]
         for name in ("require_durable", "lease_process"):

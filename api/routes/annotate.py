@@ -15,6 +15,7 @@ from api.schemas import (
 )
 from api.service import annotate as svc
 from api.storage.records import Job
+from labeling.errors import LabelloopError
 
 router = APIRouter(tags=["annotation"])
 
@@ -31,6 +32,9 @@ async def lease(project_id: str, body: LeaseIn, request: Request) -> Response:
     s, hot = request.app.state.services, hot_path(request)
     project = await hot.project(project_id, s.clock())
     got = await hot.leases.lease(svc.lease_request(project, body.annotator, body.size, rng=s.rng))
+    got = await request.app.state.renderer.render(got, project, s.store, hot.call)  # api.service.render
+    if b'"items":[]' not in got:
+        s.metrics.leases_granted.labels(project_id).inc()
     return Response(got, 201, media_type="application/json")
 
 
@@ -82,7 +86,12 @@ async def submit(project_id: str, body: SubmitIn, s: ServicesDep, now: Now, who:
         got = svc.submit_annotations(s.store, project_id, body.annotator, annotations, now=now)
         return got, s.maybe_retrain(project_id)
 
-    results, job = await hot.call(call)
+    try:
+        results, job = await hot.call(call)
+    except LabelloopError:
+        s.metrics.rejected(project_id, len(body.annotations))
+        raise
+    s.metrics.submitted(project_id, results)
     return SubmitOut(
         results=[
             AnnotationOut(seq=r.annotation.seq, item_id=r.annotation.item_id,

@@ -36,6 +36,10 @@ def validate_settings(base: ProjectSettings, changes: dict[str, Any]) -> Project
          "a fraction in [0, 1]"),
         ("redundancy_k", isinstance(s.redundancy_k, int) and not isinstance(s.redundancy_k, bool)
          and 2 <= s.redundancy_k <= 50, "an integer in 2..50"),
+        ("show_suggestions", isinstance(s.show_suggestions, bool), "true or false"),
+        ("guidelines_version", isinstance(s.guidelines_version, int)
+         and not isinstance(s.guidelines_version, bool) and s.guidelines_version >= 1,
+         "an integer >= 1"),
     ]
     for name, ok, allowed in checks:
         if not ok:

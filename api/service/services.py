@@ -9,6 +9,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from api.metrics import Metrics
 from api.service.export import SOURCES, export_file
 from api.service.jobs import JobContext, JobRunner
 from api.service.lfs import vote_matrix
@@ -29,8 +30,10 @@ class Services:
     settings: Settings = field(default_factory=Settings)
     clock: Callable[[], float] = time.time
     jobs: JobRunner = field(init=False)
+    metrics: Metrics = field(init=False)
 
     def __post_init__(self) -> None:
+        self.metrics = Metrics(self.store, self.clock)
         self.jobs = JobRunner(self.store, workers=self.settings.job_workers, clock=self.clock,
                               lock_ttl_s=self.settings.job_lock_ttl_s)
         self._rng = np.random.default_rng()
@@ -44,10 +47,15 @@ class Services:
         self.store.get_project(project_id)
 
         def job(ctx: JobContext) -> dict:
-            rnd, _ = run_round(
-                self.store, project_id, self.executor, now=self.clock(),
-                progress=lambda d, t, stage: ctx.progress(d, t, stage), fence=ctx.fence,
-            )
+            timer = self.metrics.round_timer()
+
+            def progress(d: int, t: int, stage: str) -> None:
+                timer.report(stage)
+                ctx.progress(d, t, stage)
+
+            rnd, _ = run_round(self.store, project_id, self.executor, now=self.clock(),
+                               progress=progress, fence=ctx.fence)
+            timer.finish()
             return {"round": rnd.number, "model_version": rnd.model_version, "metrics": rnd.metrics,
                     "executor": self.executor.name}
 

@@ -63,6 +63,10 @@ class ProjectSettings:
     # ``redundancy_k`` distinct annotators; the others need one
     redundancy_fraction: float = 0.0
     redundancy_k: int = 2
+    # what the labeling page and leases show: the model's suggestion and the LF votes (hidden by
+    # default: suggestions anchor annotators), and which version of the guidelines is in force
+    show_suggestions: bool = False
+    guidelines_version: int = 1
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
