@@ -160,7 +160,8 @@ class StageTimer:
         if name == self.stage:
             return
         self.close_stage()
-        self.stage, self.since = name, self.clock()
+        if name != "done":  # the round's last report ends its last stage
+            self.stage, self.since = name, self.clock()
 
     def close_stage(self) -> None:
         if self.stage is not None:
