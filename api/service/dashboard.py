@@ -76,7 +76,7 @@ def annotator_progress(store: Store, project_id: str, annotator: str, now: float
     depth = store.queue_depth(project_id, now)
     return {
         "annotator": annotator,
-        "labeled_today": sum(1 for a in mine if a.kind != "skip" and a.created_at >= day_start),
+        "labeled_today": sum(1 for a in mine if a.kind == "label" and a.created_at >= day_start),
         "labeled_total": sum(1 for a in mine if a.kind == "label"),
         "left_in_queue": depth.get("open", 0),
         "agreement": None,  # filled once annotation-quality features exist

@@ -20,7 +20,8 @@ const SCORERS = {
 function reasonsInWords(r, showSuggestions, classes) {
   if (!r || typeof r !== "object") return "next in the pool";
   const parts = [];
-  if (r.eval || r.strategy === "eval") parts.push("part of the evaluation slice: it measures the model, picked at random");
+  if (r.strategy === "evaluation_slice") parts.push("part of the evaluation slice: a random sample that measures the model");
+  if (r.strategy === "pool_order") parts.push("next in the pool: no round has ranked it yet");
   const scorer = SCORERS[r.scorer] || SCORERS[r.strategy];
   if (scorer) parts.push(scorer + (typeof r.value === "number" && r.scorer !== "uniform" ? ` (score ${r.value.toFixed(3)})` : ""));
   if (r.assertion) parts.push(`model assertion “${r.assertion}” flags it`);
@@ -30,7 +31,7 @@ function reasonsInWords(r, showSuggestions, classes) {
   if (r.arm) parts.push(`the auto strategy chose ${r.arm} for this round`);
   if (r.fallback) parts.push(String(r.fallback));
   if (showSuggestions && r.predicted !== undefined && classes[r.predicted]) parts.push(`the model predicts ${classes[r.predicted].name}`);
-  if (!parts.length) parts.push(r.strategy ? `picked by ${r.strategy}` : "next in the pool");
+  if (!parts.length) parts.push(r.strategy ? `picked by the ${r.strategy} strategy` : "next in the pool");
   return parts.join("; ") + ".";
 }
 
