@@ -79,7 +79,9 @@ def cmd_demo(args: argparse.Namespace) -> int:
     finally:
         services.close()
     base = f"http://{settings.host}:{settings.port}"
-    print(f"demo project {project!r} is ready; {base}/docs has the API.", file=sys.stderr)
+    print(f"demo project {project!r} is ready. Label it in a browser: {base}/ (no token on this "
+          f"local server: sign in with a name, then keys 1/2 for HAM/SPAM); its dashboard: "
+          f"{base}/#/projects/{project}; the API: {base}/docs", file=sys.stderr)
     print(
         f"  lease a batch:  curl -s -X POST {base}/projects/{project}/leases "
         "-H 'content-type: application/json' -d '{\"annotator\": \"me\", \"size\": 5}'",

@@ -30,13 +30,15 @@ const Dashboard = {
       const m = r[model] || {}, ci = m[metric + "_ci"];
       return { x: r.labels, y: m[metric], lo: ci ? ci[0] : null, hi: ci ? ci[1] : null };
     });
+    const measured = curve.some(r => r.end_model.accuracy !== null || r.label_model.accuracy !== null);
     const curveCard = el("section", { class: "card", id: "curve" }, el("h2", {}, "Learning curve (evaluation slice, 95% intervals)"),
-      curve.length ? Plot.lines([
+      !curve.length ? el("p", { class: "muted" }, "No round yet.")
+        : !measured ? el("p", { class: "muted", id: "no-eval" }, "No round has evaluation labels yet: the evaluation slice is mixed into every batch, so it fills as people label.")
+        : Plot.lines([
         { name: "accuracy", color: "#2f6fde", points: pts("end_model", "accuracy") },
         { name: "macro-F1", color: "#1f8a4c", points: pts("end_model", "macro_f1") },
         { name: "label model acc.", color: "#b26a00", points: pts("label_model", "accuracy") },
-      ], { title: "accuracy and macro-F1 against human labels", xLabel: "human labels" })
-        : el("p", { class: "muted" }, "No round yet."),
+      ], { title: "accuracy and macro-F1 against human labels", xLabel: "human labels" }),
       curve.length ? el("table", { id: "rounds" },
         el("tr", {}, ["round", "labels", "strategy", "accuracy", "macro-F1", "eval n"].map(h => el("th", {}, h))),
         curve.slice().reverse().map(r => el("tr", {}, el("td", {}, String(r.round)), el("td", { class: "num" }, String(r.labels)),

@@ -65,7 +65,7 @@ const Label = {
     s.shownAt = performance.now();
     clearInterval(s.renew);
     const ttl = Math.max(10, s.lease.expires_at - Date.now() / 1000);
-    s.renew = s.items.length ? setInterval(Label.renew, Math.max(5, ttl / 3) * 1000) : null;
+    s.renew = s.items.length ? setInterval(Label.renew, Math.max(1, ttl / 3) * 1000) : null;
     await Label.refreshProgress();
     Label.render();
   },

@@ -60,10 +60,13 @@ def sign_in(driver, url: str, token: str) -> None:
 
 
 def current_item(driver) -> tuple[str, str] | None:
-    found = driver.find_elements(By.ID, "item")
-    if state(driver) != "ready" or not found:
-        return None
-    return found[0].get_attribute("data-item-id"), driver.find_element(By.ID, "item-text").text
+    """(item id, text) of the item on screen, read in one script (the page re-renders between
+    calls), or None unless an item waits for an answer."""
+    got = driver.execute_script(
+        "const it = document.getElementById('item'), t = document.getElementById('item-text');"
+        "return document.body.dataset.state === 'ready' && it && t"
+        " ? [it.dataset.itemId, t.textContent] : null")
+    return tuple(got) if got else None
 
 
 def test_a_person_labels_a_batch_with_the_keyboard(server, browser):
@@ -93,9 +96,9 @@ def test_a_person_labels_a_batch_with_the_keyboard(server, browser):
             expected[item_id] = ("flag", None, "two comments in one")
         elif k == 5:  # a wrong key, undone
             keys(browser, "2" if label == 0 else "1")
-            wait_for(browser, lambda d: (got := current_item(d)) is None or got[0] != item_id)
+            wait_for(browser, lambda d, i=item_id: (got := current_item(d)) is None or got[0] != i)
             keys(browser, "u")
-            wait_for(browser, lambda d: (got := current_item(d)) and got[0] == item_id)
+            wait_for(browser, lambda d, i=item_id: (got := current_item(d)) and got[0] == i)
             keys(browser, str(label + 1))
             expected[item_id] = ("label", label, "")
         else:
