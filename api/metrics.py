@@ -1,8 +1,8 @@
 """Prometheus metrics for ``GET /metrics`` (prometheus-client), all named ``labelloop_*``.
 
 Two kinds. Counters and histograms of what this replica did (leases granted, annotations
-accepted / duplicate / rejected, lease-to-submit time, round stage durations, leases expired by
-its sweeper): sum them over replicas. Gauges derived from the store (items by state, live lease
+accepted / duplicate / rejected, lease-to-submit time, round stage durations, leased items its
+expiry sweeps returned): sum them over replicas. Gauges derived from the store (items by state, live lease
 holds, rounds, the last round's time and evaluation accuracy, jobs by kind and state) are read
 from the store at scrape time, so every replica reports the same value: aggregate them with
 ``max``, not ``sum``. No label carries an item or annotator id.
@@ -103,8 +103,9 @@ class Metrics:
         r = self.registry
         self.leases_granted = Counter("labelloop_leases_granted", "Leases granted by this replica",
                                       ["project"], registry=r)
-        self.leases_expired = Counter("labelloop_leases_expired",
-                                      "Lease holds returned by this replica's expiry sweeps", registry=r)
+        self.leases_expired = Counter("labelloop_expired_lease_items",
+                                      "Leased items returned by this replica's expiry sweeps",
+                                      registry=r)
         self.annotations = Counter("labelloop_annotations", "Annotations submitted to this replica "
                                    "by result (accepted, duplicate, rejected)",
                                    ["project", "result"], registry=r)

@@ -64,8 +64,8 @@ const Label = {
     s.spent = s.items.map(() => 0);
     s.shownAt = performance.now();
     clearInterval(s.renew);
-    const ttl = Math.max(10, s.lease.expires_at - Date.now() / 1000);
-    s.renew = s.items.length ? setInterval(Label.renew, Math.max(1, ttl / 3) * 1000) : null;
+    const ttl = s.project.settings.lease_ttl_s;  // the server's, not this browser's clock
+    s.renew = s.items.length ? setInterval(Label.renew, Math.max(0.5, ttl / 3) * 1000) : null;
     await Label.refreshProgress();
     Label.render();
   },

@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import json
+import time
 
 import httpx
 import pytest
@@ -36,7 +37,8 @@ def server(tmp_path_factory):
     tokens = root / "tokens.json"
     tokens.write_text(json.dumps([{"token": ENGINEER, "name": "eng", "role": "engineer"},
                                   {"token": "admin-token-0123456789", "name": "adm", "role": "admin"}]))
-    srv = Server(root / "data", env={"LABELLOOP_TOKENS_FILE": str(tokens)}).start()
+    srv = Server(root / "data", env={"LABELLOOP_TOKENS_FILE": str(tokens),
+                                     "LABELLOOP_SWEEP_INTERVAL_S": "0.2"}).start()
     yield srv
     srv.stop()
 
@@ -91,3 +93,19 @@ def test_metrics_count_a_scripted_session(server):
 def test_metrics_need_an_engineer_token_when_tokens_are_on(server):
     with pytest.raises(Unauthorized):
         scrape(server.url, token=None)
+
+
+def test_expired_leases_are_counted_by_the_sweeper(server):
+    with Client(server.url, token="admin-token-0123456789") as c:
+        c.create_project("exp", ["a", "b"], settings={"eval_fraction": 0.0, "lease_ttl_s": 0.1})
+        c.ingest("exp", [{"id": f"e{k}", "text": f"t{k}"} for k in range(3)])
+        before = scrape(server.url).get(("labelloop_expired_lease_items_total", ()), 0.0)
+        assert len(c.lease("exp", "ann", size=3).items) == 3
+        deadline = time.monotonic() + 20
+        while time.monotonic() < deadline:
+            got = scrape(server.url)
+            if got[("labelloop_expired_lease_items_total", ())] >= before + 3:
+                break
+            time.sleep(0.1)
+        assert got[("labelloop_expired_lease_items_total", ())] == before + 3
+        assert got[("labelloop_active_lease_holds", (("project", "exp"),))] == 0

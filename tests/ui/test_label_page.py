@@ -167,3 +167,25 @@ def test_the_dashboard_shows_its_plots_after_rounds(server, browser):
     assert "eng" in browser.find_element(By.ID, "annotators").text
     assert "round" in browser.find_element(By.ID, "jobs").text
     screenshot(browser, "dashboard")
+
+
+def test_the_page_renews_the_lease_while_the_person_works(server, browser):
+    with Client(server.url, token=ADMIN) as c:
+        c.create_project("slow", CLASSES, settings={"eval_fraction": 0.0, "lease_ttl_s": 2.0,
+                                                    "batch_size": 2})
+        c.ingest("slow", [{"id": f"s{k}", "text": f"slow thing {k}"} for k in range(2)])
+    sign_in(browser, server.url, ALICE)
+    browser.get(server.url + "/#/label/slow")
+    first, _ = wait_for(browser, current_item)
+    time.sleep(5)  # more than two lease lifetimes: only renewals keep the items
+    with Client(server.url, token=ENG) as c:
+        assert c.stats("slow")["queue"]["leased"] == 2
+    keys(browser, "1")
+    wait_for(browser, lambda d: (got := current_item(d)) and got[0] != first)
+    keys(browser, "2")
+    wait_for(browser, lambda d: state(d) == "review")
+    keys(browser, Keys.ENTER)
+    wait_for(browser, lambda d: state(d) == "exhausted")
+    got = httpx.get(f"{server.url}/projects/slow/annotations",
+                    headers={"authorization": f"Bearer {ENG}"}).json()
+    assert sorted(a["label"] for a in got) == [0, 1]
