@@ -1,6 +1,7 @@
 """What a lease carries for a tool to render it: the project's classes with their descriptions,
 the guideline version and, when the project shows suggestions (``show_suggestions``, off by
-default), per item the model's predicted class by name and the LF votes by LF name.
+default), per item the model's predicted class by name (also beside a strategy's ``predicted``
+index in the reasons) and the LF votes by LF name.
 
 The lease route's body arrives encoded (the hot path builds it without pydantic). With
 suggestions hidden, the project-level fields are spliced onto its end as bytes, encoded once per
@@ -75,6 +76,9 @@ class LeaseRenderer:
         names = project.class_names
         for it in doc["items"]:
             it["suggestion"], it["lf_votes"] = None, {}
+            predicted = it["reasons"].get("predicted")
+            if isinstance(predicted, int) and 0 <= predicted < len(names):
+                it["reasons"]["predicted_class"] = names[predicted]
             if view is None:
                 continue
             seq = store.get_item(project.id, it["id"]).seq

@@ -136,6 +136,7 @@ def test_round_with_progress_then_suggestions_and_votes_by_name(client, tmp_path
     great = by_text["great item 0"]
     assert great["suggestion"]["label"] in ("neg", "pos")
     assert 0.5 <= great["suggestion"]["confidence"] <= 1.0
+    assert great["reasons"]["predicted_class"] == great["suggestion"]["label"]
     assert great["lf_votes"] == {"says_great": "pos"}
     assert by_text["awful item 1"]["lf_votes"] == {"says_awful": "neg"}
     assert by_text["fine item 2"]["lf_votes"] == {}
