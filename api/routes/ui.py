@@ -11,7 +11,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from fastapi import APIRouter, FastAPI, Query, Request, Response
-from fastapi.openapi.docs import get_swagger_ui_html
+from fastapi.openapi.docs import get_redoc_html, get_swagger_ui_html
 from fastapi.responses import FileResponse, HTMLResponse, RedirectResponse
 from fastapi.staticfiles import StaticFiles
 
@@ -69,12 +69,14 @@ def metrics(request: Request, s: ServicesDep) -> Response:
 
 
 def add_ui(app: FastAPI) -> None:
-    """The page, its assets, and Swagger UI from the vendored ``swagger-ui-bundle`` files."""
-    import swagger_ui_bundle
+    """The page, its assets, and the API docs (Swagger UI at ``/docs``, ReDoc at ``/redoc``)
+    from the files the ``fastapi-offline`` package ships (Swagger UI 5, which reads the OpenAPI
+    3.1 schema FastAPI writes)."""
+    from importlib.resources import files
 
+    assets = str(files("fastapi_offline") / "static")
     app.mount("/static", StaticFiles(directory=STATIC), name="static")
-    app.mount("/docs-assets", StaticFiles(directory=str(swagger_ui_bundle.swagger_ui_path)),
-              name="docs-assets")
+    app.mount("/docs-assets", StaticFiles(directory=assets), name="docs-assets")
 
     @app.get("/docs", include_in_schema=False)
     def docs() -> HTMLResponse:
@@ -82,7 +84,13 @@ def add_ui(app: FastAPI) -> None:
             openapi_url=app.openapi_url, title=f"{app.title} API",
             swagger_js_url="/docs-assets/swagger-ui-bundle.js",
             swagger_css_url="/docs-assets/swagger-ui.css",
-            swagger_favicon_url="/docs-assets/favicon-32x32.png",
+            swagger_favicon_url="/docs-assets/favicon.png",
         )
+
+    @app.get("/redoc", include_in_schema=False)
+    def redoc() -> HTMLResponse:
+        return get_redoc_html(openapi_url=app.openapi_url, title=f"{app.title} API",
+                              redoc_js_url="/docs-assets/redoc.standalone.js",
+                              redoc_favicon_url="/docs-assets/favicon.png", with_google_fonts=False)
 
     app.include_router(router)

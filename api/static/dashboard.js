@@ -37,7 +37,7 @@ const Dashboard = {
         : Plot.lines([
         { name: "accuracy", color: "#2f6fde", points: pts("end_model", "accuracy") },
         { name: "macro-F1", color: "#1f8a4c", points: pts("end_model", "macro_f1") },
-        { name: "label model acc.", color: "#b26a00", points: pts("label_model", "accuracy") },
+        { name: "label model acc.", color: "#b26a00", dash: "5 4", points: pts("label_model", "accuracy") },
       ], { title: "accuracy and macro-F1 against human labels", xLabel: "human labels" }),
       curve.length ? el("table", { id: "rounds" },
         el("tr", {}, ["round", "labels", "strategy", "accuracy", "macro-F1", "eval n"].map(h => el("th", {}, h))),

@@ -31,7 +31,8 @@ const Plot = {
       }
       if (pts.length > 1) {
         svg.appendChild(el("polyline", { points: pts.map(p => `${sx(p.x)},${sy(p.y)}`).join(" "),
-                                         fill: "none", stroke: s.color, "stroke-width": 2 }));
+                                         fill: "none", stroke: s.color, "stroke-width": 2,
+                                         "stroke-dasharray": s.dash || null }));
       }
       for (const p of pts) {
         if (p.lo !== null && p.lo !== undefined) {

@@ -151,6 +151,8 @@ def test_docs_are_served_offline(server):
     js = httpx.get(f"{server.url}/docs-assets/swagger-ui-bundle.js")
     assert js.status_code == 200 and len(js.content) > 100_000
     assert httpx.get(f"{server.url}/openapi.json").json()["info"]["title"] == "labelloop"
+    redoc = httpx.get(f"{server.url}/redoc").text
+    assert "/docs-assets/redoc.standalone.js" in redoc and "https://" not in redoc
 
 
 def preflight(url: str) -> httpx.Response:

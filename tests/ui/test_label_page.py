@@ -189,3 +189,13 @@ def test_the_page_renews_the_lease_while_the_person_works(server, browser):
     got = httpx.get(f"{server.url}/projects/slow/annotations",
                     headers={"authorization": f"Bearer {ENG}"}).json()
     assert sorted(a["label"] for a in got) == [0, 1]
+
+
+def test_swagger_ui_renders_from_the_package(server, browser):
+    browser.get(server.url + "/docs")  # this machine reaches no CDN: the assets are the server's
+    wait_for(browser, lambda d: d.find_elements(By.CSS_SELECTOR, ".swagger-ui .opblock"))
+    assert "labelloop" in browser.find_element(By.CSS_SELECTOR, ".swagger-ui .info").text
+    screenshot(browser, "docs")
+    browser.get(server.url + "/redoc")
+    wait_for(browser, lambda d: "labelloop" in d.find_element(By.TAG_NAME, "body").text
+             and d.find_elements(By.CSS_SELECTOR, "h2"))
