@@ -222,7 +222,10 @@ const Label = {
         el("h2", {}, "Batch done: press Enter to submit, u to undo"),
         el("table", {}, s.items.map((it, k) => {
           const a = s.answers[k];
-          return el("tr", {}, el("td", {}, it.id), el("td", { class: `answer ${a.kind}` },
+          const text = it.text || "";
+          return el("tr", {}, el("td", {}, it.id),
+            el("td", { class: "muted" }, text.length > 80 ? text.slice(0, 79) + "…" : text),
+            el("td", { class: `answer ${a.kind}` },
             a.kind === "label" ? a.label : a.kind), el("td", { class: "muted" }, a.comment || ""));
         })),
         el("button", { onclick: () => Label.submit() }, "Submit"));
