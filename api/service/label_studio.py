@@ -241,7 +241,8 @@ def _answered(store: Store, project_id: str, ls_project: int,
     for ev in store.annotations(project_id):
         key = ev.idempotency_key
         if key and key.startswith("ls:"):
-            aid = prefixes.get(key[: key.rfind(":") + 1])
+            parts = key.split(":", 3)  # ls, project, annotation id, version (a timestamp with ':')
+            aid = prefixes.get(":".join(parts[:3]) + ":")
             if aid is not None:
                 found[aid] = (ev.item_id, ev.annotator)
     return found
@@ -259,10 +260,10 @@ def webhook(services: Any, project_id: str, body: Mapping[str, Any]) -> dict[str
         if not isinstance(ann, Mapping) or not isinstance(task, Mapping):
             raise InvalidInput(f"webhook {action}: needs 'annotation' and 'task' objects")
         config = _config(store, project_id, project.get("label_config"))
-        (item,), _ = _ensure_items(store, project_id, [task], config, rng=services.rng,
-                                   now=services.clock())
         ls_project = _ls_project(project.get("id", ann.get("project")))
-        got = _submit(services, project_id, [ls.annotation_answer(ann, item.id, config, ls_project)])
+        answer = ls.annotation_answer(ann, ls.task_item_id(task), config, ls_project)  # checked first
+        _ensure_items(store, project_id, [task], config, rng=services.rng, now=services.clock())
+        got = _submit(services, project_id, [answer])
         job = services.maybe_retrain(project_id)
         return {"status": "ok", "action": action, "duplicate": got[0].duplicate,
                 "kind": got[0].annotation.kind, "retrain_job": job.id if job else None}
@@ -361,16 +362,18 @@ def import_tasks(services: Any, project_id: str, tasks: Any, *,
     store = services.store
     tasks = _tasks({"tasks": tasks})
     config = _file_config(store, project_id, text_key)
-    items, n_new = _ensure_items(store, project_id, tasks, config, rng=services.rng,
-                                 now=services.clock())
-    answers = []
-    for task, item in zip(tasks, items, strict=True):
+    answers = []  # every annotation checked before anything is stored
+    for task in tasks:
         anns = task.get("annotations") or []
-        if not isinstance(anns, list):
-            raise InvalidInput(f"task {task.get('id')!r}: 'annotations' must be a list")
+        if not isinstance(anns, list) or not all(isinstance(a, Mapping) for a in anns):
+            raise InvalidInput(f"task {task.get('id')!r}: 'annotations' must be a list of objects")
         for ann in anns:
             ls_project = _ls_project(ann.get("project", task.get("project", 0)))
-            answers.append(ls.annotation_answer(ann, item.id, config, ls_project))
+            answers.append(ls.annotation_answer(ann, ls.task_item_id(task), config, ls_project))
+    for task in tasks:
+        ls.task_text(task, config)
+    _, n_new = _ensure_items(store, project_id, tasks, config, rng=services.rng,
+                             now=services.clock())
     got = []
     for start in range(0, len(answers), annotate.MAX_BATCH):
         got += _submit(services, project_id, answers[start:start + annotate.MAX_BATCH])
