@@ -28,14 +28,14 @@ def test_recorded_configs_parse():
 
 
 @pytest.mark.parametrize("xml, says", [
-    ("<View><Text name='t' value='$t'/><Labels name='l' toName='t'><Label value='A'/></Labels>"
-     "</View>", "0 <Choices> and <Labels>"),
-    ("<View><Text name='t' value='$t'/><Choices name='c' toName='t' choice='multiple'>"
-     "<Choice value='A'/><Choice value='B'/></Choices></View>", "only single-choice"),
-    ("<View><Image name='i' value='$img'/><Choices name='c' toName='i'><Choice value='A'/>"
-     "<Choice value='B'/></Choices></View>", "toName naming a <Text>"),
-    ("<View><Text name='t' value='$t'/><Choices name='c' toName='t'><Choice value='A'/>"
-     "</Choices></View>", "two or more distinct"),
+    (("<View><Text name='t' value='$t'/><Labels name='l' toName='t'><Label value='A'/></Labels>"
+     "</View>"), "0 <Choices> and <Labels>"),
+    (("<View><Text name='t' value='$t'/><Choices name='c' toName='t' choice='multiple'>"
+     "<Choice value='A'/><Choice value='B'/></Choices></View>"), "only single-choice"),
+    (("<View><Image name='i' value='$img'/><Choices name='c' toName='i'><Choice value='A'/>"
+     "<Choice value='B'/></Choices></View>"), "toName naming a <Text>"),
+    (("<View><Text name='t' value='$t'/><Choices name='c' toName='t'><Choice value='A'/>"
+     "</Choices></View>"), "two or more distinct"),
     ("<View><Text", "not valid XML"),
     ('<?xml version="1.0"?><!DOCTYPE v [<!ENTITY a "aaaa">]><View>&a;</View>', "not valid XML"),
 ])
