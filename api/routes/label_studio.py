@@ -19,6 +19,7 @@ from fastapi import APIRouter, Body, Depends, HTTPException, Request
 from api.auth import OPEN, Principal, authorize
 from api.deps import ServicesDep
 from api.service import label_studio as svc
+from api.service import label_studio_sync as sync
 
 __all__ = ["router"]
 
@@ -86,7 +87,7 @@ def versions(project_id: str, s: ServicesDep, who: Backend) -> dict:
 def export_tasks(project_id: str, s: ServicesDep, who: Backend,
                  text_key: str | None = None) -> list[dict]:
     """Every item as a Label Studio task with labelloop's prediction as a pre-annotation."""
-    return svc.export_tasks(s.store, project_id, text_key=text_key)
+    return sync.export_tasks(s.store, project_id, text_key=text_key)
 
 
 @router.post("/projects/{project_id}/label-studio/tasks")
@@ -94,4 +95,4 @@ def import_tasks(project_id: str, s: ServicesDep, who: Backend,
                  tasks: Annotated[list[dict[str, Any]], Body()],
                  text_key: str | None = None) -> dict:
     """A Label Studio JSON export (tasks with annotations): items and human labels."""
-    return svc.import_tasks(s, project_id, tasks, text_key=text_key)
+    return sync.import_tasks(s, project_id, tasks, text_key=text_key)

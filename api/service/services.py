@@ -9,7 +9,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from api.service import label_studio
+from api.service import label_studio_sync
 from api.service.export import SOURCES, export_file
 from api.service.jobs import JobContext, JobRunner
 from api.service.lfs import vote_matrix
@@ -51,7 +51,7 @@ class Services:
             )
             result = {"round": rnd.number, "model_version": rnd.model_version,
                       "metrics": rnd.metrics, "executor": self.executor.name}
-            pushed = label_studio.push_after_round(self.store, project_id, rnd)
+            pushed = label_studio_sync.push_after_round(self.store, project_id, rnd)
             if pushed is not None:  # a Label Studio is connected: it got this round's predictions
                 result["label_studio"] = pushed
             return result
