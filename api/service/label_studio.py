@@ -274,7 +274,8 @@ def webhook(services: Services, project_id: str, body: Mapping[str, Any]) -> dic
         ids = {a.get("id") for a in anns}
         if not all(isinstance(i, int) and not isinstance(i, bool) for i in ids):
             raise InvalidInput("webhook ANNOTATIONS_DELETED: every annotation needs an integer id")
-        ls_project = ls_project_id(project.get("id", anns[0].get("project") if anns else None))
+        conn = load_connection(store, project_id) or {}
+        ls_project = ls_project_id(project.get("id", conn.get("ls_project")))
         known = _answered(store, project_id, ls_project, ids)
         retract = [ls.retraction(ls_project, aid, *known[aid]) for aid in sorted(known)]
         got = submit_answers(services, project_id, retract) if retract else []

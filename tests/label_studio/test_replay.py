@@ -99,6 +99,17 @@ def test_the_recording_replays(backend):
     assert (update["item_id"], update["label"]) == ("8", 0)  # corrected to Positive
     assert first["idempotency_key"] != update["idempotency_key"]
     versions = wait_rounds(backend, 2)
+    # the recorded Label Studio is gone: the push fails, the rounds still count
+    root = str(backend.base_url).rstrip("/").removesuffix("/label-studio")
+    deadline = time.monotonic() + 60
+    while True:
+        jobs = httpx.get(f"{root}/projects/rec/jobs", headers={"Authorization": f"Bearer {TOKEN}"}).json()
+        if all(j["status"] not in ("queued", "running") for j in jobs) or time.monotonic() > deadline:
+            break
+        time.sleep(0.2)
+    rounds = [j for j in jobs if j["kind"] == "round"]
+    assert rounds and all(j["status"] == "succeeded" for j in rounds), rounds
+    assert all("ConnectError" in j["result"]["label_studio"]["error"] for j in rounds)
 
     # a second replay of every webhook has no effect
     webhooks = [r for r in rows if r["path"] == "/webhook"
