@@ -23,6 +23,7 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
+from xml.sax.saxutils import escape
 
 import numpy as np
 from defusedxml import ElementTree
@@ -38,6 +39,7 @@ __all__ = [
     "annotator_name",
     "check_classes",
     "choice_result",
+    "config_xml",
     "export_task",
     "parse_label_config",
     "rank_scores",
@@ -95,6 +97,16 @@ def parse_label_config(xml: str) -> LabelConfig:
         raise InvalidInput(f"label_config: <Choices name={from_name!r}> needs two or more distinct "
                            f"<Choice value=...>, got {list(names)}")
     return LabelConfig(from_name, to_name, value[1:], names)
+
+
+def config_xml(class_names: Sequence[str], *, value_key: str = "text") -> str:
+    """A label config for a Label Studio project over these classes (what
+    :func:`parse_label_config` reads back as ``LabelConfig("label", "text", value_key, ...)``)."""
+    if not value_key.isidentifier():
+        raise InvalidInput(f"text_key must be a plain name, got {value_key!r}")
+    choices = "".join(f'<Choice value="{escape(c, {chr(34): "&quot;"})}"/>' for c in class_names)
+    return (f'<View><Text name="text" value="${value_key}"/>'
+            f'<Choices name="label" toName="text" choice="single">{choices}</Choices></View>')
 
 
 def check_classes(config: LabelConfig, class_names: Sequence[str]) -> None:

@@ -15,6 +15,7 @@ import binascii
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Body, Depends, HTTPException, Request
+from fastapi.responses import PlainTextResponse
 
 from api.auth import OPEN, Principal, authorize
 from api.deps import ServicesDep
@@ -81,6 +82,12 @@ def webhook(project_id: str, body: JsonBody, s: ServicesDep, who: Backend) -> di
 @router.get(BASE + "/versions")
 def versions(project_id: str, s: ServicesDep, who: Backend) -> dict:
     return svc.versions(s.store, project_id)
+
+
+@router.get("/projects/{project_id}/label-studio/config", response_class=PlainTextResponse)
+def label_config(project_id: str, s: ServicesDep, who: Backend, text_key: str | None = None) -> str:
+    """A label config over the project's classes, for creating its Label Studio project."""
+    return sync.label_config(s.store, project_id, text_key=text_key)
 
 
 @router.get("/projects/{project_id}/label-studio/tasks")

@@ -38,7 +38,7 @@ from labeling.errors import InvalidInput
 if TYPE_CHECKING:
     from api.service.services import Services
 
-__all__ = ["export_tasks", "import_tasks", "push_after_round"]
+__all__ = ["export_tasks", "import_tasks", "label_config", "push_after_round"]
 
 log = logging.getLogger(__name__)
 
@@ -88,6 +88,12 @@ def push_after_round(store: Store, project_id: str, rnd: Round, *,
 
 
 # -- files both ways ----------------------------------------------------------------------------
+def label_config(store: Store, project_id: str, *, text_key: str | None = None) -> str:
+    """A Label Studio label config for the project's classes, to create its Label Studio
+    project with."""
+    return ls.config_xml(store.get_project(project_id).class_names, value_key=text_key or "text")
+
+
 def _file_config(store: Store, project_id: str, text_key: str | None) -> ls.LabelConfig:
     conn = load_connection(store, project_id)
     if conn and conn.get("label_config") and text_key is None:

@@ -89,3 +89,11 @@ def test_consensus_honours_retractions():
                                       (1, "a", 1), (1, "a", -1)], 2, 2)
     assert labels.tolist() == [1, -1] and n.tolist() == [1, 0]
     assert agreement.tolist() == [1.0, 0.0]
+
+
+def test_generated_config_reads_back():
+    names = ["spam", 'say "ham" & <eggs>']
+    xml = ls.config_xml(names, value_key="body")
+    assert ls.parse_label_config(xml) == ls.LabelConfig("label", "text", "body", tuple(names))
+    with pytest.raises(InvalidInput, match="text_key"):
+        ls.config_xml(names, value_key="a b")

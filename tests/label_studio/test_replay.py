@@ -179,6 +179,8 @@ def test_files_both_ways(backend, server):
     """Export as Label Studio tasks with predictions; import a Label Studio export."""
     base = server.url
     auth = {"Authorization": f"Bearer {TOKEN}"}
+    config = httpx.get(f"{base}/projects/rec/label-studio/config", headers=auth)
+    assert config.status_code == 200 and '<Choice value="Positive"/>' in config.text
     tasks = httpx.get(f"{base}/projects/rec/label-studio/tasks", headers=auth).json()
     assert len(tasks) == 30
     with_pred = [t for t in tasks if t.get("predictions")]
