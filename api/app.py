@@ -12,7 +12,7 @@ from fastapi.middleware.cors import CORSMiddleware
 from fastapi.responses import JSONResponse
 
 from api.auth import TokenRegistry
-from api.routes import annotate, assertions, export, items, jobs, lfs, projects
+from api.routes import annotate, assertions, export, items, jobs, label_studio, lfs, projects
 from api.routes.ui import add_ui
 from api.service.render import LeaseRenderer
 from api.service.services import Services
@@ -176,7 +176,7 @@ def create_app(settings: Settings | None = None, services: Services | None = Non
 
     # annotation first: Starlette tries the routes in order, and these are the hot path (matching
     # a request against every route before it cost a lease about 0.07 ms, bench.lease_load)
-    for module in (annotate, projects, items, lfs, assertions, jobs, export):
+    for module in (annotate, projects, items, lfs, assertions, jobs, export, label_studio):
         app.include_router(module.router)
     add_ui(app)
     annotate.add_lease_route(app)  # the hottest of all, ahead of the rest

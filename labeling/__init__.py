@@ -1,2 +1,2 @@
-__all__ = ["analysis", "apply", "end_model", "export", "features", "ingest", "label_model", "lf",
+__all__ = ["analysis", "apply", "end_model", "export", "features", "ingest", "label_model", "label_studio", "lf",
            "metrics"]

@@ -15,7 +15,7 @@ def consensus(
     """Agreed label per item from ``(item_index, annotator, label)`` events in log order.
 
     An annotator's latest label on an item replaces their earlier ones (a correction is a new
-    event). The agreed label is the class most annotators gave; when two or more classes tie for
+    event); a negative label withdraws their answer (a retraction, or a skip after a label). The agreed label is the class most annotators gave; when two or more classes tie for
     most votes (one annotator of two says each, as happens on redundantly labeled items) there is
     no agreed label: the item counts as unlabeled for training and export falls back to a model.
 
@@ -27,7 +27,10 @@ def consensus(
     """
     latest: dict[tuple[int, str], int] = {}
     for idx, annotator, label in events:
-        latest[(idx, annotator)] = label
+        if label < 0:
+            latest.pop((idx, annotator), None)
+        else:
+            latest[(idx, annotator)] = label
     counts = np.zeros((n_items, n_classes), dtype=np.int32)
     for (idx, _), label in latest.items():
         counts[idx, label] += 1

@@ -21,7 +21,7 @@ from api.storage.records import (
 from labeling.errors import InvalidInput, SchemaError
 
 __all__ = ["MAX_BATCH", "MAX_COMMENT", "AnnotationIn", "ProjectCache", "lease_batch", "lease_request",
-           "submit_annotations"]
+           "submit_annotations", "submit_external"]
 
 MAX_BATCH = 1000
 MAX_COMMENT = 4000
@@ -96,7 +96,7 @@ def lease_batch(
 @dataclass(frozen=True)
 class AnnotationIn:
     item_id: str
-    lease_id: str
+    lease_id: str | None  # None only for an external tool's answer (:func:`submit_external`)
     kind: str = "label"
     label: int | str | None = None
     comment: str = ""
@@ -125,14 +125,39 @@ def submit_annotations(
     store: Store, project_id: str, annotator: str, annotations: Sequence[AnnotationIn], *, now: float
 ) -> list[SubmitResult]:
     """Validate every annotation first, then append them all atomically (or none)."""
+    return _append(store, project_id, [(annotator, a) for a in annotations], now=now, external=False)
+
+
+def submit_external(
+    store: Store, project_id: str, answers: Sequence[tuple[str, AnnotationIn]], *, now: float
+) -> list[SubmitResult]:
+    """Append answers made in an external tool (Label Studio), ``(annotator, annotation)`` pairs
+    whose ``lease_id`` is None: no lease was held, so each item must exist. Kinds: label, skip,
+    and ``retract`` (the annotator's earlier answer was deleted there). Validated first, then
+    appended atomically (or none); an idempotency key seen before has no second effect."""
+    for _, a in answers:
+        store.get_item(project_id, a.item_id)  # NotFound names it
+    return _append(store, project_id, answers, now=now, external=True)
+
+
+NATIVE_KINDS = ("label", "skip", "flag")  # what a lease holder submits; "retract" is external only
+
+
+def _append(store: Store, project_id: str, answers: Sequence[tuple[str, AnnotationIn]], *,
+            now: float, external: bool) -> list[SubmitResult]:
     project = store.get_project(project_id)
-    annotator = _annotator(annotator)
-    if not 1 <= len(annotations) <= MAX_BATCH:
-        raise InvalidInput(f"submit 1..{MAX_BATCH} annotations at a time, got {len(annotations)}")
+    if not 1 <= len(answers) <= MAX_BATCH:
+        raise InvalidInput(f"submit 1..{MAX_BATCH} annotations at a time, got {len(answers)}")
+    kinds = ANNOTATION_KINDS if external else NATIVE_KINDS
     events = []
-    for a in annotations:
-        if a.kind not in ANNOTATION_KINDS:
-            raise InvalidInput(f"item {a.item_id!r}: kind must be one of {list(ANNOTATION_KINDS)}, got {a.kind!r}")
+    for annotator, a in answers:
+        annotator = _annotator(annotator)
+        if a.kind not in kinds:
+            raise InvalidInput(f"item {a.item_id!r}: kind must be one of {list(kinds)}, got {a.kind!r}")
+        if external != (a.lease_id is None):
+            raise InvalidInput(f"item {a.item_id!r}: lease_id must be "
+                               f"{'None for an external answer' if external else 'a lease id'}, "
+                               f"got {a.lease_id!r}")
         if len(a.comment) > MAX_COMMENT:
             raise InvalidInput(f"item {a.item_id!r}: comment longer than {MAX_COMMENT} characters")
         if a.time_spent_s is not None and not 0 <= a.time_spent_s < 86400:

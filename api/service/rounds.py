@@ -33,6 +33,7 @@ from workers.tasks import RoundInput, RoundOutput, fit_round
 __all__ = ["PoolView", "human_labels", "load_pool", "run_round"]
 
 Progress = Callable[[int, int, str], None]
+CONSENSUS_KINDS = ("label", "skip", "retract")  # the kinds that set or withdraw an annotator's label
 
 
 @dataclass
@@ -53,11 +54,12 @@ def load_pool(store: Store, project_id: str) -> PoolView:
 def human_labels(
     pool: PoolView, annotations: list[Annotation]
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Consensus labels, agreement and annotator counts per pool position."""
+    """Consensus labels, agreement and annotator counts per pool position. A skip or a
+    retraction after an annotator's label withdraws that label (Label Studio sends both)."""
     events = [
-        (pool.index[a.item_id], a.annotator, a.label)
+        (pool.index[a.item_id], a.annotator, a.label if a.kind == "label" else -1)
         for a in annotations
-        if a.kind == "label" and a.item_id in pool.index
+        if a.kind in CONSENSUS_KINDS and a.item_id in pool.index
     ]
     return consensus(events, len(pool.items), pool.project.n_classes)
 
@@ -173,6 +175,10 @@ def run_round(
         metrics["assertion_weak_labels"] = [{"name": m, "version": versions.get(m)}
                                             for m in out.assertion_vote_names]
     ids = [pool.items[i].id for i in out.queue]
+    # each pool position's place in the queue (-1: not in it), for tools that order by a score
+    rank = np.full(n, -1, dtype=np.int32)
+    rank[np.asarray(out.queue, dtype=np.int64)] = np.arange(len(out.queue), dtype=np.int32)
+    arrays["queue_rank"] = rank
     number = (previous.number if previous else 0) + 1
     lm_info = {**out.label_model, "lfs": lf_info, "lf_set_version": lf_set_version(lf_records),
                "cache_key": lm_key}

@@ -10,6 +10,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from api.metrics import Metrics
+from api.service import label_studio_sync
 from api.service.export import SOURCES, export_file
 from api.service.jobs import JobContext, JobRunner
 from api.service.lfs import vote_matrix
@@ -56,8 +57,12 @@ class Services:
             rnd, _ = run_round(self.store, project_id, self.executor, now=self.clock(),
                                progress=progress, fence=ctx.fence)
             timer.finish()
-            return {"round": rnd.number, "model_version": rnd.model_version, "metrics": rnd.metrics,
-                    "executor": self.executor.name}
+            result = {"round": rnd.number, "model_version": rnd.model_version,
+                      "metrics": rnd.metrics, "executor": self.executor.name}
+            pushed = label_studio_sync.push_after_round(self.store, project_id, rnd)
+            if pushed is not None:  # a Label Studio is connected: it got this round's predictions
+                result["label_studio"] = pushed
+            return result
 
         return self.jobs.submit(project_id, "round", job)
 

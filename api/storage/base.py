@@ -250,7 +250,9 @@ class Store(abc.ABC):
     @abc.abstractmethod
     def submit(self, annotations: Sequence[Annotation], *, now: float) -> list[SubmitResult]:
         """Append annotations atomically (all or none). Each needs a live lease item of its
-        annotator, or an idempotency key already seen (then it is a duplicate with no effect)."""
+        annotator, or an idempotency key already seen (then it is a duplicate with no effect).
+        One with ``lease_id=None`` is an answer from an external tool (Label Studio): appended
+        with no hold to end, counted like any other; the service validates it first."""
 
     @abc.abstractmethod
     def annotations(self, project_id: str, *, since: int = 0) -> list[Annotation]:

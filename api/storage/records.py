@@ -34,7 +34,8 @@ __all__ = [
     "required_answers",
 ]
 
-ANNOTATION_KINDS = ("label", "skip", "flag")
+# "retract" withdraws the annotator's earlier answer on the item (Label Studio deleted it)
+ANNOTATION_KINDS = ("label", "skip", "flag", "retract")
 JOB_STATES = ("queued", "running", "succeeded", "failed", "cancelled")
 ACTIVE_JOB_STATES = ("queued", "running")  # a job in these has not ended
 

@@ -567,8 +567,9 @@ for i = 2, #ARGV, 7 do
     end
   end
   if not dup then
-    local ok = holds_it(pid, item, annotator, lid) and redis.call('HGET', lkey(lid), 'project') == pid
-        and not seen[lid .. SEP .. item]
+    -- no lease (lid ''): an answer from an external tool (Label Studio), no hold to end
+    local ok = lid == '' or (holds_it(pid, item, annotator, lid)
+        and redis.call('HGET', lkey(lid), 'project') == pid and not seen[lid .. SEP .. item])
     if not ok then
       return redis.error_reply('CONFLICT item ' .. item .. ' is not open in lease ' .. lid ..
         ' of annotator ' .. annotator .. ' (wrong lease, already answered, released or expired)')
@@ -584,7 +585,7 @@ for i = 2, #ARGV, 7 do
   if results[k] then
     out[#out + 1] = 1; out[#out + 1] = results[k][2]; out[#out + 1] = results[k][3]
   else
-    unhold(pid, item, annotator, lid)
+    if lid ~= '' then unhold(pid, item, annotator, lid) end
     local pos = redis.call('RPUSH', pk(pid, 'log'), doc)
     if key ~= '' then redis.call('HSET', pk(pid, 'idem'), key, pos) end
     redis.call('SADD', pk(pid, 'answered'), item .. SEP .. annotator)

@@ -379,7 +379,8 @@ class LeaseOps:
                     if row is not None:
                         results.append(SubmitResult(annotation_from_row(row), duplicate=True))
                         continue
-                if not self._end_hold(db, ann):
+                # no lease: an answer from an external tool (Label Studio), no hold to end
+                if ann.lease_id is not None and not self._end_hold(db, ann):
                     raise Conflict(
                         f"item {ann.item_id!r} is not open in lease {ann.lease_id!r} of annotator "
                         f"{ann.annotator!r} (wrong lease, already answered, released or expired)"
