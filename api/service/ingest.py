@@ -15,7 +15,7 @@ import numpy as np
 from api.storage.base import Store
 from api.storage.records import Item, LFRecord, Project
 from labeling.errors import Conflict, InvalidInput, SchemaError
-from labeling.ingest import Record, read_records
+from labeling.ingest import Delimited, Record, read_records
 
 __all__ = ["IngestReport", "ingest_file", "ingest_records"]
 
@@ -113,11 +113,18 @@ def ingest_file(
     rng: np.random.Generator,
     now: float,
     progress: bool = False,
+    layout: Delimited | None = None,
+    duplicates: str = "reject",
+    name: str | None = None,
     **columns,
 ) -> IngestReport:
+    """Stream one file into the pool. ``layout`` (separator, header) applies to delimited files;
+    ``duplicates`` resolves ids repeated inside the file ("reject", "first", "last"); ``name`` is
+    what error messages call the file (an upload's own name, never the server's temp path)."""
     project = store.get_project(project_id)
     records = read_records(
-        path, fmt=fmt, class_names=project.class_names, progress=progress, **columns
+        path, fmt=fmt, class_names=project.class_names, progress=progress, layout=layout,
+        duplicates=duplicates, name=name, **columns
     )
     vote_cols = columns.get("vote_columns")
     return ingest_records(

@@ -9,7 +9,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
-from labeling import ingest
+from labeling import readers
 from labeling.errors import InvalidInput, SchemaError
 from labeling.ingest import Record, derive_id, read_records, read_wrench
 from tests.server import DATASETS
@@ -77,7 +77,7 @@ def test_readers_stream(tmp_path, monkeypatch):
     paths = _write_all(tmp_path, rows)
     pq.write_table(pa.Table.from_pylist(rows), paths["parquet"], row_group_size=3)
     whole = {fmt: list(read_records(p)) for fmt, p in paths.items()}
-    monkeypatch.setattr(ingest, "CHUNK_ROWS", 2)
+    monkeypatch.setattr(readers, "CHUNK_ROWS", 2)
     assert {fmt: list(read_records(p)) for fmt, p in paths.items()} == whole
     assert [r.id for r in whole["csv"]] == [str(i) for i in range(7)]
 
