@@ -22,8 +22,20 @@ from typing import Any
 from labeling.errors import InvalidInput, SchemaError
 from labeling.readers import Delimited, bar, delimited_rows, jsonl_rows, parquet_rows, sniff_format
 
-__all__ = ["DUPLICATES", "FORMATS", "Delimited", "Record", "WrenchDataset", "derive_id",
-           "finalize", "infer_class_names", "read_records", "read_wrench", "unique_ids"]
+__all__ = [
+    "DUPLICATES",
+    "FORMATS",
+    "Delimited",
+    "Record",
+    "WrenchDataset",
+    "clean_text",
+    "derive_id",
+    "finalize",
+    "infer_class_names",
+    "read_records",
+    "read_wrench",
+    "unique_ids",
+]
 
 FORMATS = ("jsonl", "csv", "parquet", "wrench")
 DUPLICATES = ("reject", "first", "last")
@@ -63,13 +75,20 @@ def derive_id(text: str | None, features: dict[str, float]) -> str:
 def finalize(rec: Record, where: str) -> Record:
     """Complete one parsed record; every reader's records (and the HTTP items') pass here.
 
-    A byte-order mark at either end of the text is dropped (spreadsheet exports leave them in
-    cells); a record with neither text nor features is refused; an empty id is derived from the
-    content (:func:`derive_id`)."""
-    text = rec.text.strip(BOM) if rec.text is not None else None
-    if text is None and not rec.features:
+    A record with neither text nor features is refused; an empty id is derived from the content
+    (:func:`derive_id`)."""
+    if rec.text is None and not rec.features:
         raise InvalidInput(f"{where}: neither text nor numeric features")
-    return replace(rec, id=rec.id or derive_id(text, rec.features), text=text)
+    return rec if rec.id else replace(rec, id=derive_id(rec.text, rec.features))
+
+
+def clean_text(value: Any) -> str | None:
+    """A text cell as a string, None when missing. Byte-order marks (U+FEFF) at either end are
+    dropped: spreadsheet and web exports leave them in cells (the UCI YouTube comments end in
+    one). WRENCH splits keep their texts verbatim, so figures compare with WRENCH's own."""
+    if value is None or (isinstance(value, float) and math.isnan(value)):
+        return None
+    return str(value).strip(BOM)
 
 
 def _missing(value: Any) -> bool:
@@ -163,8 +182,7 @@ class _RowParser:
     def __call__(self, raw: dict[str, Any], row: str) -> tuple[Record, str]:
         item_id = raw.get(self.id_col)
         where = row if _missing(item_id) else f"{row} (id {item_id!r})"
-        text = raw.get(self.text_col)
-        text = None if text is None or (isinstance(text, float) and math.isnan(text)) else str(text)
+        text = clean_text(raw.get(self.text_col))
         features = self._features(raw, where)
         if text is None and not features:
             raise InvalidInput(f"{self.name} {where}: neither text (column {self.text_col!r}) "
