@@ -283,8 +283,11 @@ def unique_ids(pairs: Callable[[], Iterable[tuple[Record, str]]], duplicates: st
         if rec.id in seen:
             if duplicates == "first":
                 continue
-            raise InvalidInput(f"{name}: id {rec.id!r} repeats ({seen[rec.id]}, then {where}); "
-                               "choose duplicates 'first' or 'last' to keep one of them")
+            what = (f"id {rec.id!r} repeats ({seen[rec.id]}, then {where})" if "(id " in where
+                    else f"{seen[rec.id]} and {where} hold the same content (id {rec.id!r}, "
+                         "derived from it)")
+            raise InvalidInput(f"{name}: {what}; choose duplicates 'first' or 'last' to keep "
+                               "one of them")
         seen[rec.id] = where if duplicates == "reject" else ""
         yield rec
 
