@@ -147,14 +147,18 @@ def cmd_ingest(args: argparse.Namespace) -> int:
 
 
 def cmd_lfs(args: argparse.Namespace) -> int:
-    from api.service.lfs import register_lfs
+    from api.service.lfs import register_and_check
 
     services = _services(args)
     try:
         source = Path(args.file).read_text(encoding="utf-8") if args.file else None
-        records = register_lfs(services.store, args.project, source=source, module=args.module,
-                               now=time.time())
-        print(json.dumps([{"name": r.name, "version": r.version} for r in records]))
+        records, checks = register_and_check(services.store, args.project, services.executor,
+                                             source=source, module=args.module, now=time.time())
+        for name, found in checks.items():
+            for c in found:
+                print(f"labelloop: {c['level']}: LF {name!r} {c['message']}", file=sys.stderr)
+        print(json.dumps([{"name": r.name, "version": r.version, "checks": checks.get(r.name, [])}
+                          for r in records]))
     finally:
         services.close()
     return 0

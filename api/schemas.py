@@ -183,12 +183,19 @@ class LFIn(BaseModel):
     module: str | None = Field(None, max_length=300)
 
 
+class LFCheckOut(BaseModel):
+    level: Literal["error", "warning"]
+    message: str
+
+
 class LFOut(BaseModel):
     name: str
     version: str
     kind: str
     active: bool
     created_at: float
+    checks: list[LFCheckOut] = Field(default_factory=list,
+                                     description="registration's findings on a pool sample")
 
 
 class JobIn(BaseModel):

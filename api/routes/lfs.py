@@ -5,7 +5,7 @@ from fastapi import APIRouter
 from api.auth import Engineer
 from api.deps import Now, ServicesDep
 from api.schemas import LFIn, LFOut
-from api.service.lfs import lf_analysis, register_lfs, vote_matrix
+from api.service.lfs import lf_analysis, register_and_check, vote_matrix
 from api.service.rounds import human_labels, load_pool
 
 router = APIRouter(prefix="/projects/{project_id}/lfs", tags=["labeling functions"])
@@ -13,10 +13,13 @@ router = APIRouter(prefix="/projects/{project_id}/lfs", tags=["labeling function
 
 @router.post("", status_code=201)
 def register(project_id: str, body: LFIn, s: ServicesDep, now: Now, who: Engineer) -> list[LFOut]:
-    """Register labeling functions from Python source or an importable module (runs code)."""
-    records = register_lfs(s.store, project_id, source=body.source, module=body.module, now=now)
+    """Register labeling functions from Python source or an importable module (runs code). Each
+    LF comes back with its ``checks`` on a pool sample: an error when it faults on every sampled
+    item (or votes outside -1..K-1 on all), warnings for some faults or invalid votes, or none."""
+    records, checks = register_and_check(s.store, project_id, s.executor, source=body.source,
+                                         module=body.module, now=now)
     return [LFOut(name=r.name, version=r.version, kind=r.kind, active=r.active,
-                  created_at=r.created_at) for r in records]
+                  created_at=r.created_at, checks=checks.get(r.name, [])) for r in records]
 
 
 @router.get("")

@@ -22,7 +22,10 @@ from labeling.lf import lf_version, load_lfs_from_source
 from workers.executor import Executor
 from workers.lf_tasks import LFSpec, load_lfs
 
-__all__ = ["lf_analysis", "lf_set_version", "register_lfs", "specs", "vote_matrix"]
+__all__ = ["lf_analysis", "lf_set_version", "register_and_check", "register_lfs", "specs",
+           "vote_matrix"]
+
+CHECK_SAMPLE = 500  # items of the pool that registration applies new LFs to
 
 Progress = Callable[[int, int], None]
 
@@ -45,6 +48,27 @@ def register_lfs(
     records = [LFRecord(lf.name, lf_version(lf), "source", source, True, now) for lf in lfs]
     store.put_lfs(project_id, records)
     return records
+
+
+def register_and_check(
+    store: Store, project_id: str, executor: Executor, *, source: str | None = None,
+    module: str | None = None, now: float,
+) -> tuple[list[LFRecord], dict[str, list[dict]]]:
+    """:func:`register_lfs`, then the new LFs applied to the first :data:`CHECK_SAMPLE` pool
+    items: per-LF findings (faults on every item, votes outside -1..K-1, no votes) from
+    :func:`labeling.lf_checks.check_lfs`."""
+    from labeling.lf_checks import check_lfs
+
+    records = register_lfs(store, project_id, source=source, module=module, now=now)
+    sample = next(iter(store.iter_items(project_id, chunk=CHECK_SAMPLE)), [])
+    if not records or not sample:
+        return records, {}
+    from labeling.frame import items_frame
+
+    n_classes = store.get_project(project_id).n_classes
+    result = executor.apply_lfs(specs(records), items_frame(sample), n_classes)
+    return records, check_lfs([r.name for r in records], result.votes, result.faults,
+                              result.first_errors, n_classes)
 
 
 def _digest(text: str) -> str:

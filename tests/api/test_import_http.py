@@ -92,3 +92,36 @@ def test_json_items_with_a_repeated_id(client):
     r = client.post("/projects/js/items", json={"items": items, "duplicates": "last"})
     assert r.status_code == 201 and r.json()["inserted"] == 2
     assert client.get("/projects/js/items/a").json()["text"] == "uno"
+
+
+BROKEN_LFS = """
+from snorkel.labeling import labeling_function
+
+@labeling_function()
+def link(x):
+    return 1 if "http" in x["text"] else -1
+
+@labeling_function()
+def typo(x):
+    return 1 if "check" in x.txt else -1
+
+@labeling_function()
+def third_class(x):
+    return 2 if "love" in x.text.lower() else -1
+"""
+
+
+def test_registration_reports_lfs_that_fault_everywhere_or_vote_out_of_range(client):
+    project(client, "lfs")
+    with EMINEM.open("rb") as fh:
+        r = client.post("/projects/lfs/import", params={**YOUTUBE_MAPPING, "duplicates": "first"},
+                        files={"file": ("Youtube04-Eminem.csv", fh)})
+    assert r.status_code == 201, r.text
+    r = client.post("/projects/lfs/lfs", json={"source": BROKEN_LFS})
+    assert r.status_code == 201, r.text
+    checks = {lf["name"]: lf["checks"] for lf in r.json()}
+    assert checks["link"] == []  # x["text"], as Snorkel LFs read it, works
+    assert [c["level"] for c in checks["typo"]] == ["error"]
+    assert "faults on every one of 446 sampled items" in checks["typo"][0]["message"]
+    assert [c["level"] for c in checks["third_class"]] == ["warning"]
+    assert "votes outside -1..1" in checks["third_class"][0]["message"]
