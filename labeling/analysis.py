@@ -10,7 +10,7 @@ import numpy as np
 
 from labeling.errors import InvalidInput
 
-__all__ = ["lf_summary"]
+__all__ = ["gold_report", "lf_summary"]
 
 
 def lf_summary(
@@ -89,3 +89,31 @@ def lf_summary(
                                          if on_gold.any() else None)
             rows[-1]["n_gold_votes"] = int(on_gold.sum())
     return rows
+
+
+def gold_report(votes: np.ndarray, gold: np.ndarray, n_classes: int, *, seed: int = 0) -> dict | None:
+    """How the label model does against the gold labels a file came with (a dev set, as
+    Snorkel's ``Y_dev``): fitted on every item's votes (never on the gold labels), scored on the
+    gold-labeled items; uncovered items count with the model's uniform, tie-broken prediction.
+
+    Returns
+    -------
+    {"gold": True, "items", "coverage" (share of gold items some LF votes on), "label_model",
+    "label_model_accuracy", "majority_accuracy"}, or None without gold labels or LFs.
+    """
+    from labeling.label_model import LabelModel  # torch and snorkel load only here
+
+    votes, gold = np.asarray(votes), np.asarray(gold)
+    has = gold >= 0
+    if not has.any() or votes.ndim != 2 or votes.shape[1] == 0:
+        return None
+    lm = LabelModel(n_classes, seed=seed).fit(votes)
+    mv = LabelModel(n_classes, kind="majority").fit(votes)
+    dev = votes[has]
+    return {
+        "gold": True, "items": int(has.sum()),
+        "coverage": float((dev >= 0).any(axis=1).mean()),
+        "label_model": lm.kind_,
+        "label_model_accuracy": float((lm.predict(dev) == gold[has]).mean()),
+        "majority_accuracy": float((mv.predict(dev) == gold[has]).mean()),
+    }

@@ -5,8 +5,7 @@ from fastapi import APIRouter
 from api.auth import Engineer
 from api.deps import Now, ServicesDep
 from api.schemas import LFIn, LFOut
-from api.service.lfs import lf_analysis, register_and_check, vote_matrix
-from api.service.rounds import human_labels, load_pool
+from api.service.lfs import lf_report, register_and_check
 
 router = APIRouter(prefix="/projects/{project_id}/lfs", tags=["labeling functions"])
 
@@ -34,12 +33,9 @@ def deactivate(project_id: str, name: str, s: ServicesDep, who: Engineer) -> Non
 
 
 @router.get("/analysis")
-def analysis(project_id: str, s: ServicesDep, who: Engineer) -> list[dict]:
-    """Coverage, overlaps, conflicts, polarity, empirical accuracy against human labels and fault
-    counts per active LF (applies whatever the vote cache lacks first)."""
-    pool = load_pool(s.store, project_id)
-    records = [r for r in s.store.list_lfs(project_id) if r.active]
-    votes, info = vote_matrix(s.store, project_id, records, pool.frame, pool.project.n_classes,
-                              s.executor)
-    human, _, _ = human_labels(pool, s.store.annotations(project_id))
-    return lf_analysis(votes, info, human)
+def analysis(project_id: str, s: ServicesDep, who: Engineer) -> dict:
+    """``lfs``: coverage, overlaps, conflicts, polarity, empirical accuracy against human labels
+    and fault counts per active LF (and ``gold_accuracy`` against the gold labels items came
+    with); ``gold``: the label model's accuracy on those gold labels, or null without any
+    (applies whatever the vote cache lacks first)."""
+    return lf_report(s.store, project_id, s.executor)

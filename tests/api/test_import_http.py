@@ -125,3 +125,37 @@ def test_registration_reports_lfs_that_fault_everywhere_or_vote_out_of_range(cli
     assert "faults on every one of 446 sampled items" in checks["typo"][0]["message"]
     assert [c["level"] for c in checks["third_class"]] == ["warning"]
     assert "votes outside -1..1" in checks["third_class"][0]["message"]
+
+
+def test_gold_labels_of_a_file_are_a_dev_set_in_the_analysis(client):
+    """The UCI CLASS column is gold: LF and label-model accuracy against it are reported, as
+    Snorkel's lf_summary(Y_dev), and a round trains on no label (nobody annotated)."""
+    import csv
+    import time
+
+    # the "lfs" project of the test above: 446 Eminem comments with gold CLASS and the LFs
+    analysis = client.get("/projects/lfs/lfs/analysis").json()
+    gold = analysis["gold"]
+    assert gold["gold"] is True and gold["items"] == 446
+    assert 0.0 <= gold["majority_accuracy"] <= 1.0 and 0.0 <= gold["label_model_accuracy"] <= 1.0
+    rows = {row["name"]: row for row in analysis["lfs"]}
+    with EMINEM.open(encoding="utf-8", newline="") as fh:
+        seen, first = set(), []
+        for row in csv.DictReader(fh):
+            if row["COMMENT_ID"] not in seen:
+                seen.add(row["COMMENT_ID"])
+                first.append(row)
+    fired = [int(r["CLASS"]) for r in first if "http" in r["CONTENT"].strip("\ufeff")]
+    assert rows["link"]["n_gold_votes"] == len(fired)
+    assert rows["link"]["gold_accuracy"] == pytest.approx(sum(fired) / len(fired))
+    assert gold["coverage"] == pytest.approx(len(fired) / 446)  # only link votes validly
+    assert rows["link"]["emp_accuracy"] is None and rows["link"]["n_labeled_votes"] == 0
+    job = client.post("/projects/lfs/jobs", json={"kind": "round"}).json()
+    deadline = time.monotonic() + 120
+    while client.get(f"/jobs/{job['id']}").json()["status"] not in ("succeeded", "failed"):
+        assert time.monotonic() < deadline
+        time.sleep(0.2)
+    assert client.get(f"/jobs/{job['id']}").json()["status"] == "succeeded"
+    assert client.get("/projects/lfs/stats").json()["labels"] == 0  # gold is never a label
+    sms = client.get("/projects/sms/lfs/analysis").json()
+    assert sms == {"lfs": [], "gold": None}  # gold but no LFs: nothing to measure
