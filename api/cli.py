@@ -212,7 +212,8 @@ def cmd_export(args: argparse.Namespace) -> int:
     services = _services(args)
     try:
         n = export_file(services.store, args.project, args.out, fmt=args.format,
-                        min_confidence=args.min_confidence, prefer=args.prefer)
+                        min_confidence=args.min_confidence, blank_below=args.blank_below,
+                        prefer=args.prefer)
         print(json.dumps({"rows": n, "path": str(args.out)}))
     finally:
         services.close()
@@ -221,7 +222,7 @@ def cmd_export(args: argparse.Namespace) -> int:
 
 def cmd_pseudo_label(args: argparse.Namespace) -> int:
     """Labels for every item the models are confident about, with provenance; items below the
-    threshold are left out (``export`` keeps them with source "none")."""
+    threshold are left out (``export --blank-below`` keeps them, with source "none")."""
     from tqdm import tqdm
 
     from api.service.export import SOURCES, export_file
@@ -465,7 +466,10 @@ def build_parser() -> argparse.ArgumentParser:
     sp.add_argument("--project", required=True)
     sp.add_argument("--out", required=True)
     sp.add_argument("--format", choices=["jsonl", "csv", "parquet"])
-    sp.add_argument("--min-confidence", type=float, default=0.0)
+    sp.add_argument("--min-confidence", type=float, default=0.0,
+                    help="leave out rows whose confidence is below this")
+    sp.add_argument("--blank-below", type=float, default=0.0,
+                    help="keep every row, and blank the labels whose confidence is below this")
     sp.add_argument("--prefer", choices=["end_model", "label_model"], default="end_model")
     sp.set_defaults(fn=cmd_export)
 

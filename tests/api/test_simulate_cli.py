@@ -93,6 +93,27 @@ def test_cli_end_to_end_ingest_lfs_round_export(tmp_path):
     assert proc.returncode == 0, proc.stderr
     text = out.read_text()
     assert "spam" in text and "end_model" in text and len(text.splitlines()) == 61
+    # --min-confidence filters rows; --blank-below keeps every row and blanks the unsure labels
+    every = tmp_path / "every.jsonl"
+    assert run_cli("export", *common, "--project", "sp", "--out", str(every)).returncode == 0
+    every_rows = [json.loads(line) for line in every.read_text().splitlines()]
+    cut = sorted(r["confidence"] for r in every_rows)[len(every_rows) // 2]  # the median
+    sure = tmp_path / "sure.jsonl"
+    assert run_cli("export", *common, "--project", "sp", "--out", str(sure),
+                   "--min-confidence", str(cut)).returncode == 0
+    sure_rows = [json.loads(line) for line in sure.read_text().splitlines()]
+    assert 0 < len(sure_rows) < 60
+    assert [r["id"] for r in sure_rows] == [r["id"] for r in every_rows if r["confidence"] >= cut]
+    blank = tmp_path / "blank.jsonl"
+    assert run_cli("export", *common, "--project", "sp", "--out", str(blank),
+                   "--blank-below", str(cut)).returncode == 0
+    blank_rows = [json.loads(line) for line in blank.read_text().splitlines()]
+    assert [r["id"] for r in blank_rows] == [r["id"] for r in every_rows]
+    for b, e in zip(blank_rows, every_rows, strict=True):
+        if e["confidence"] >= cut:
+            assert (b["label"], b["source"]) == (e["label"], e["source"])
+        else:
+            assert (b["label"], b["source"], b["label_index"]) == (None, "none", -1)
     pseudo = tmp_path / "pseudo.jsonl"
     proc = run_cli("pseudo-label", *common, "--project", "sp", "--out", str(pseudo), "--min-confidence", "0.6")
     assert proc.returncode == 0, proc.stderr
