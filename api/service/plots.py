@@ -42,7 +42,8 @@ def plot_comparison(report: dict, path: str | Path) -> None:
     """The figure of a multi-strategy simulation (:func:`api.service.simulate_compare.compare`):
     accuracy and macro-F1 against human labels, one colour per strategy (mean over seeds, band =
     +-1 std), runs without LFs dashed in the same colour, the label model's accuracy as a dotted
-    grey line, and each strategy's labels to reach random's final accuracy in the legend."""
+    grey line, random's final accuracy as a thin dash-dot line, and each strategy's labels to
+    reach it in the legend."""
     import matplotlib
 
     matplotlib.use("Agg")
@@ -70,6 +71,11 @@ def plot_comparison(report: dict, path: str | Path) -> None:
         if key == "accuracy" and lm:
             ax.axhline(float(np.mean(lm)), color="0.35", ls=":", lw=1.5,
                        label=f"label model alone ({np.mean(lm):.3f})")
+        target = next((e["labels_to_reach_random"]["target_accuracy"] for e in summary.values()
+                       if e["labels_to_reach_random"]), None)
+        if key == "accuracy" and target is not None:
+            ax.axhline(target, color="0.6", ls="-.", lw=1.0,
+                       label=f"random's final accuracy ({target:.3f})")
         ax.set_xlabel("human labels")
         ax.set_ylabel(ylabel)
         ax.grid(alpha=0.3)
