@@ -56,10 +56,13 @@ class Delimited:
 
 
 def sniff_format(path: Path) -> str | None:
-    """"jsonl" when the first non-blank character is ``{``, "csv" when the start of the file
-    reads as delimited text, else None."""
+    """"parquet" for Parquet's magic bytes, "jsonl" when the first non-blank character is ``{``,
+    "csv" when the start of the file reads as delimited text, else None."""
     with path.open("rb") as fh:
-        head = fh.read(SNIFF_BYTES).decode("utf-8-sig", errors="replace").lstrip()
+        raw = fh.read(SNIFF_BYTES)
+    if raw.startswith(b"PAR1"):
+        return "parquet"
+    head = raw.decode("utf-8-sig", errors="replace").lstrip()
     if not head:
         return None
     if head.startswith("{"):

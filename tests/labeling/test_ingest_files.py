@@ -108,6 +108,8 @@ def test_named_classes_come_from_the_label_column_in_every_format(tmp_path, fmt)
     assert infer_class_names(path, label_column="kind") == ["grass", "sky"]
     recs = list(read_records(path, label_column="kind", class_names=["grass", "sky"]))
     assert [r.gold for r in recs] == [0, 1, 0, 1, None]
+    unnamed = path.rename(tmp_path / "upload")  # no suffix: the format is read from the content
+    assert list(read_records(unnamed, label_column="kind", class_names=["grass", "sky"])) == recs
 
 
 def test_integer_labels_are_classes_by_value(tmp_path):
