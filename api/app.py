@@ -15,9 +15,8 @@ from api.auth import TokenRegistry
 from api.routes import annotate, assertions, export, items, jobs, label_studio, lfs, projects
 from api.routes.ui import add_ui
 from api.service.render import LeaseRenderer
-from api.service.services import Services
+from api.service.services import Services, build_services
 from api.settings import Settings
-from api.storage import open_store
 from api.storage.base import StoreUnavailable
 from labeling.errors import (
     Conflict,
@@ -27,7 +26,6 @@ from labeling.errors import (
     NotFittedError,
     NotFound,
 )
-from workers.executor import make_executor
 
 __all__ = ["SERVER_OPTIONS", "build_services", "create_app"]
 
@@ -49,13 +47,6 @@ STATUS = [  # most specific first; api/ alone knows HTTP codes
     (InvalidInput, 422),
     (LabelloopError, 500),
 ]
-
-
-def build_services(settings: Settings) -> Services:
-    store = open_store(settings.resolved_store_url, require_durable=settings.require_durable)
-    executor = make_executor(settings.executor, num_cpus=settings.ray_num_cpus,
-                             address=settings.ray_address)
-    return Services(store=store, executor=executor, settings=settings)
 
 
 class BodyLimit:

@@ -1,7 +1,8 @@
 """The ``labelloop`` command line: serve, demo, projects, ingest, LFs, rounds, jobs, export, simulate.
 
 Commands other than ``serve`` and ``demo`` work on the store directly (the same data directory or
-store URL the server uses), so they also run with no server up.
+store URL the server uses), so they also run with no server up. Everything past argument parsing
+is imported inside the command that needs it, so ``--help`` and light commands start fast.
 """
 
 from __future__ import annotations
@@ -13,12 +14,13 @@ import os
 import sys
 import time
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-import numpy as np
-from tqdm import tqdm
-
-from api.settings import Settings
 from labeling.errors import LabelloopError
+
+if TYPE_CHECKING:
+    from api.settings import Settings
+    from labeling.ingest import Delimited
 
 log = logging.getLogger(__name__)
 
@@ -26,6 +28,8 @@ __all__ = ["main"]
 
 
 def _settings(args: argparse.Namespace) -> Settings:
+    from api.settings import Settings
+
     s = Settings.from_env()
     if args.command != "serve" and "LABELLOOP_EXECUTOR" not in os.environ:
         s = s.with_(executor="inprocess")  # one-shot commands: no Ray start-up unless asked
@@ -37,12 +41,14 @@ def _settings(args: argparse.Namespace) -> Settings:
 
 
 def _services(args: argparse.Namespace):
-    from api.app import build_services
+    from api.service.services import build_services
 
     return build_services(_settings(args))
 
 
 def _progress_bar(desc: str):
+    from tqdm import tqdm
+
     bar = tqdm(desc=desc, unit="step", file=sys.stderr, leave=False)
 
     def update(done: int, total: int, stage: str = "") -> None:
@@ -106,7 +112,22 @@ def cmd_create_project(args: argparse.Namespace) -> int:
     return 0
 
 
+def _separator(value: str) -> str:
+    """``--sep`` as typed: "\\t" or "tab" mean a tab."""
+    return "\t" if value in ("\\t", "tab", "TAB") else value
+
+
+def _layout(args: argparse.Namespace) -> Delimited:
+    from labeling.ingest import Delimited
+
+    columns = args.columns.split(",") if args.columns else None
+    return Delimited(sep=_separator(args.sep) if args.sep else None,
+                     header=not (args.no_header or columns), columns=columns)
+
+
 def cmd_ingest(args: argparse.Namespace) -> int:
+    import numpy as np
+
     from api.service.ingest import ingest_file
 
     services = _services(args)
@@ -119,7 +140,8 @@ def cmd_ingest(args: argparse.Namespace) -> int:
             columns["feature_columns"] = args.feature_columns.split(",")
         report = ingest_file(services.store, args.project, args.path, fmt=args.format,
                              on_conflict=args.on_conflict, rng=np.random.default_rng(args.seed),
-                             now=time.time(), progress=True, **columns)
+                             now=time.time(), progress=True, layout=_layout(args),
+                             duplicates=args.duplicates, **columns)
         print(json.dumps(report.__dict__))
     finally:
         services.close()
@@ -127,14 +149,18 @@ def cmd_ingest(args: argparse.Namespace) -> int:
 
 
 def cmd_lfs(args: argparse.Namespace) -> int:
-    from api.service.lfs import register_lfs
+    from api.service.lfs import register_and_check
 
     services = _services(args)
     try:
         source = Path(args.file).read_text(encoding="utf-8") if args.file else None
-        records = register_lfs(services.store, args.project, source=source, module=args.module,
-                               now=time.time())
-        print(json.dumps([{"name": r.name, "version": r.version} for r in records]))
+        records, checks = register_and_check(services.store, args.project, services.executor,
+                                             source=source, module=args.module, now=time.time())
+        for name, found in checks.items():
+            for c in found:
+                print(f"labelloop: {c['level']}: LF {name!r} {c['message']}", file=sys.stderr)
+        print(json.dumps([{"name": r.name, "version": r.version, "checks": checks.get(r.name, [])}
+                          for r in records]))
     finally:
         services.close()
     return 0
@@ -188,7 +214,8 @@ def cmd_export(args: argparse.Namespace) -> int:
     services = _services(args)
     try:
         n = export_file(services.store, args.project, args.out, fmt=args.format,
-                        min_confidence=args.min_confidence, prefer=args.prefer)
+                        min_confidence=args.min_confidence, blank_below=args.blank_below,
+                        prefer=args.prefer)
         print(json.dumps({"rows": n, "path": str(args.out)}))
     finally:
         services.close()
@@ -197,7 +224,9 @@ def cmd_export(args: argparse.Namespace) -> int:
 
 def cmd_pseudo_label(args: argparse.Namespace) -> int:
     """Labels for every item the models are confident about, with provenance; items below the
-    threshold are left out (``export`` keeps them with source "none")."""
+    threshold are left out (``export --blank-below`` keeps them, with source "none")."""
+    from tqdm import tqdm
+
     from api.service.export import SOURCES, export_file
 
     services = _services(args)
@@ -229,6 +258,8 @@ def _job_line(job) -> str:
 def cmd_jobs(args: argparse.Namespace) -> int:
     """List, show, follow (with a progress bar) and cancel background jobs. They run in
     ``labelloop serve`` (any replica); this reads and writes the store they share."""
+    from tqdm import tqdm
+
     from api.service.jobs import request_cancel
     from api.storage import open_store
     from api.storage.records import ACTIVE_JOB_STATES
@@ -283,20 +314,30 @@ def cmd_upgrade_store(args: argparse.Namespace) -> int:
 
 
 def cmd_simulate(args: argparse.Namespace) -> int:
+    """One strategy and seed: the learning curve (as before). Several strategies (``a,b,c``) or
+    ``--seeds N``: every strategy on every seed, compared (:mod:`api.service.simulate_compare`)."""
+    from tqdm import tqdm
+
     from api.service.simulate import load_dataset, simulate
 
     extra = {}
-    if args.text_column:
-        extra["text_column"] = args.text_column
+    for name in ("text_column", "id_column", "format"):
+        if getattr(args, name):
+            extra["fmt" if name == "format" else name] = getattr(args, name)
     data = load_dataset(args.dataset, label_column=args.label_column,
-                        test_fraction=args.test_fraction, seed=args.seed, **extra)
+                        test_fraction=args.test_fraction, seed=args.seed,
+                        class_names=args.classes.split(",") if args.classes else None,
+                        layout=_layout(args), duplicates=args.duplicates, **extra)
+    params = json.loads(args.params) if args.params else None
+    strategies = [s.strip() for s in args.strategy.split(",") if s.strip()]
+    if len(strategies) > 1 or args.seeds or args.compare_no_weak:
+        return _simulate_compare(args, data, strategies, params)
     bar = tqdm(total=args.budget, desc=f"simulate {args.strategy}", unit="label", file=sys.stderr)
 
     def update(done: int, total: int) -> None:
         bar.n = done
         bar.refresh()
 
-    params = json.loads(args.params) if args.params else None
     result = simulate(data, strategy=args.strategy, budget=args.budget, batch_size=args.batch_size,
                       seed=args.seed, init=args.init, use_weak=not args.no_weak,
                       strategy_params=params, eval_fraction=args.eval_fraction, progress=update)
@@ -310,6 +351,46 @@ def cmd_simulate(args: argparse.Namespace) -> int:
 
         plot_curves([result], args.plot)
     return 0
+
+
+def _simulate_compare(args: argparse.Namespace, data, strategies: list[str], params) -> int:
+    from tqdm import tqdm
+
+    from api.service.plots import plot_comparison
+    from api.service.simulate_compare import compare
+
+    seeds = list(range(args.seed, args.seed + (args.seeds or 1)))
+    bar = tqdm(desc=f"simulate {','.join(strategies)} x {len(seeds)} seeds", unit="run",
+               file=sys.stderr)
+
+    def update(done: int, total: int) -> None:
+        bar.total, bar.n = total, done
+        bar.refresh()
+
+    report = compare(data, strategies=strategies, seeds=seeds, budget=args.budget,
+                     batch_size=args.batch_size, init=args.init, use_weak=not args.no_weak,
+                     compare_no_weak=args.compare_no_weak, strategy_params=params,
+                     eval_fraction=args.eval_fraction, workers=args.workers, progress=update)
+    bar.close()
+    text = json.dumps(report, indent=2)
+    if args.json:
+        Path(args.json).write_text(text + "\n", encoding="utf-8")
+    print(json.dumps({"dataset": report["dataset"], "summary": {
+        name: {"accuracy_at_budget": e["accuracy_mean"][-1],
+               "labels_to_reach_random": e["labels_to_reach_random"]}
+        for name, e in report["summary"].items()}}, indent=2))
+    if args.plot:
+        plot_comparison(report, args.plot)
+    return 0
+
+
+def _delimited_opts(sp: argparse.ArgumentParser) -> None:
+    sp.add_argument("--sep", help="field separator of a delimited file (\\t or tab for a tab); "
+                    "default: sniffed, a tab for .tsv")
+    sp.add_argument("--no-header", action="store_true",
+                    help="the file has no header row: columns are named by --columns, else 0, 1, ...")
+    sp.add_argument("--columns", help="comma-separated names of a headerless file's columns, "
+                    "e.g. label,text (implies --no-header)")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -347,7 +428,11 @@ def build_parser() -> argparse.ArgumentParser:
     sp.add_argument("--project", required=True)
     sp.add_argument("path")
     sp.add_argument("--format", choices=["jsonl", "csv", "parquet", "wrench"])
-    sp.add_argument("--on-conflict", choices=["reject", "upsert"], default="reject")
+    sp.add_argument("--on-conflict", choices=["reject", "upsert"], default="reject",
+                    help="an id the project already has: refuse the file, or replace the item")
+    sp.add_argument("--duplicates", choices=["reject", "first", "last"], default="reject",
+                    help="an id repeated inside the file: refuse the file, or keep the first or last row")
+    _delimited_opts(sp)
     sp.add_argument("--text-column", default="text")
     sp.add_argument("--label-column", default="label")
     sp.add_argument("--id-column", default="id")
@@ -383,7 +468,10 @@ def build_parser() -> argparse.ArgumentParser:
     sp.add_argument("--project", required=True)
     sp.add_argument("--out", required=True)
     sp.add_argument("--format", choices=["jsonl", "csv", "parquet"])
-    sp.add_argument("--min-confidence", type=float, default=0.0)
+    sp.add_argument("--min-confidence", type=float, default=0.0,
+                    help="leave out rows whose confidence is below this")
+    sp.add_argument("--blank-below", type=float, default=0.0,
+                    help="keep every row, and blank the labels whose confidence is below this")
     sp.add_argument("--prefer", choices=["end_model", "label_model"], default="end_model")
     sp.set_defaults(fn=cmd_export)
 
@@ -416,21 +504,35 @@ def build_parser() -> argparse.ArgumentParser:
     sp.set_defaults(fn=cmd_upgrade_store)
 
     sp = sub.add_parser("simulate", help="run the loop with an oracle annotator from gold labels")
-    sp.add_argument("--dataset", required=True, help="WRENCH folder, or CSV/JSONL/Parquet file")
-    sp.add_argument("--strategy", required=True)
+    sp.add_argument("--dataset", required=True, help="WRENCH folder, or CSV/TSV/JSONL/Parquet file")
+    sp.add_argument("--strategy", required=True,
+                    help="a strategy, or several (random,entropy,bal) to compare them")
+    sp.add_argument("--seeds", type=int,
+                    help="run each strategy on this many seeds (--seed, --seed+1, ...) and compare")
+    sp.add_argument("--compare-no-weak", action="store_true",
+                    help="with several strategies or seeds: also run each without LFs")
+    sp.add_argument("--workers", type=int, help="parallel runs when comparing (default: cores)")
     sp.add_argument("--budget", type=int, required=True)
     sp.add_argument("--batch-size", type=int, required=True)
     sp.add_argument("--seed", type=int, default=0)
     sp.add_argument("--init", type=int, default=0, help="random seed labels before the loop")
     sp.add_argument("--no-weak", action="store_true", help="ignore labeling functions")
     sp.add_argument("--label-column", default="label")
+    sp.add_argument("--classes", help="comma-separated class names in index order "
+                    "(default: the label column's values, sorted)")
     sp.add_argument("--text-column")
+    sp.add_argument("--id-column")
+    sp.add_argument("--format", choices=["jsonl", "csv", "parquet"])
+    sp.add_argument("--duplicates", choices=["reject", "first", "last"],
+                    help="an id repeated in the file (default: every row is its own sample)")
+    _delimited_opts(sp)
     sp.add_argument("--test-fraction", type=float, default=0.3)
     sp.add_argument("--params", help="JSON object of strategy parameters")
     sp.add_argument("--eval-fraction", type=float,
                     help="evaluation slice of the pool, labeled within the budget (default 0; 0.1 for auto)")
     sp.add_argument("--json", help="write the result JSON here")
-    sp.add_argument("--plot", help="write a learning-curve PNG here")
+    sp.add_argument("--plot", help="write a learning-curve PNG here (comparing: accuracy and "
+                    "macro-F1, mean and spread per strategy)")
     sp.set_defaults(fn=cmd_simulate)
     return p
 

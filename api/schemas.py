@@ -49,6 +49,27 @@ class ItemsIn(BaseModel):
     model_config = Strict
     items: list[ItemIn] = Field(min_length=1, max_length=50_000)
     on_conflict: Literal["reject", "upsert"] = "reject"
+    duplicates: Literal["reject", "first", "last"] = "reject"
+
+
+class ImportIn(BaseModel):
+    """Query parameters of a file import: the column mapping and layout the CLI's ingest has."""
+
+    model_config = Strict
+    format: Literal["jsonl", "csv", "parquet", "wrench"] | None = None
+    on_conflict: Literal["reject", "upsert"] = "reject"
+    duplicates: Literal["reject", "first", "last"] = "reject"
+    text_column: str = Field("text", min_length=1, max_length=200)
+    id_column: str = Field("id", min_length=1, max_length=200)
+    label_column: str = Field("label", min_length=1, max_length=200)
+    feature_columns: str | None = Field(None, description="comma-separated numeric columns")
+    vote_columns: str | None = Field(None, description="comma-separated columns of LF votes")
+    sep: str | None = Field(None, min_length=1, max_length=4, description="default: sniffed")
+    header: bool = True
+    columns: str | None = Field(None, description="comma-separated names of headerless columns")
+    filename: str | None = Field(None, max_length=255,
+                                 description="the file's name, for a raw body: its suffix gives "
+                                 "the format, and error messages use it")
 
 
 class IngestOut(BaseModel):
@@ -176,12 +197,19 @@ class LFIn(BaseModel):
     module: str | None = Field(None, max_length=300)
 
 
+class LFCheckOut(BaseModel):
+    level: Literal["error", "warning"]
+    message: str
+
+
 class LFOut(BaseModel):
     name: str
     version: str
     kind: str
     active: bool
     created_at: float
+    checks: list[LFCheckOut] = Field(default_factory=list,
+                                     description="registration's findings on a pool sample")
 
 
 class JobIn(BaseModel):

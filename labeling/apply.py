@@ -21,7 +21,7 @@ import pandas as pd
 from labeling.errors import InvalidInput
 from labeling.lf import ABSTAIN, BatchLF, is_lf
 
-__all__ = ["ApplyResult", "apply_lfs", "row_points"]
+__all__ = ["ApplyResult", "Row", "apply_lfs", "row_points"]
 
 
 @dataclass
@@ -42,9 +42,33 @@ def _column_values(column: pd.Series) -> list:
     return values
 
 
-def row_points(frame: pd.DataFrame) -> list[SimpleNamespace]:
-    """One data point per row, the columns as attributes (what Snorkel row LFs and their
-    preprocessors read, copy and extend). Built column-wise from Python lists.
+class Row(SimpleNamespace):
+    """One item as a row LF sees it: columns as attributes (``x.text``) and as keys
+    (``x["text"]``, ``x.get("lang")``, ``"lang" in x``), as on the pandas Series Snorkel passes,
+    so LFs written for Snorkel run unchanged. Preprocessors may copy it and set attributes."""
+
+    def __getitem__(self, key: str) -> Any:
+        try:
+            return self.__dict__[key]
+        except KeyError:
+            raise KeyError(key) from None
+
+    def __setitem__(self, key: str, value: Any) -> None:
+        self.__dict__[key] = value
+
+    def __contains__(self, key: object) -> bool:
+        return key in self.__dict__
+
+    def get(self, key: str, default: Any = None) -> Any:
+        return self.__dict__.get(key, default)
+
+    def keys(self):
+        return self.__dict__.keys()
+
+
+def row_points(frame: pd.DataFrame) -> list[Row]:
+    """One data point per row, the columns as attributes and keys (:class:`Row`: what Snorkel
+    row LFs and their preprocessors read, copy and extend). Built column-wise from Python lists.
 
     Parameters
     ----------
@@ -52,12 +76,11 @@ def row_points(frame: pd.DataFrame) -> list[SimpleNamespace]:
 
     Returns
     -------
-    n :class:`types.SimpleNamespace`, attributes named after the columns.
+    n :class:`Row`, attributes named after the columns.
     """
     cols = [str(c) for c in frame.columns]
     values = [_column_values(frame[c]) for c in frame.columns]
-    return [SimpleNamespace(**dict(zip(cols, row, strict=True)))
-            for row in zip(*values, strict=True)]
+    return [Row(**dict(zip(cols, row, strict=True))) for row in zip(*values, strict=True)]
 
 
 def _scalar_vote(value: Any, n_classes: int) -> int | None:
@@ -105,7 +128,7 @@ class _Column:
             self.first = f"{message} (item {item_id})"
 
 
-def _apply_row_lf(lf, points: list[SimpleNamespace], ids: list, n_classes: int,
+def _apply_row_lf(lf, points: list[Row], ids: list, n_classes: int,
                   col: _Column) -> None:
     votes = [ABSTAIN] * len(points)
     for i, x in enumerate(points):
@@ -186,7 +209,7 @@ def apply_lfs(lfs: Sequence, frame: pd.DataFrame, n_classes: int, *,
     n = len(frame)
     ids = frame["id"].tolist() if "id" in frame.columns else frame.index.tolist()
     columns = [_Column(n) for _ in lfs]
-    points: list[SimpleNamespace] | None = None
+    points: list[Row] | None = None
     if n:
         from tqdm import tqdm
 

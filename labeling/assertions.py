@@ -48,7 +48,6 @@ from collections.abc import Callable
 
 import numpy as np
 import pandas as pd
-from scipy.stats import beta as beta_dist
 
 from labeling.features import frame_digest
 
@@ -214,7 +213,9 @@ def credible_sources(votes: np.ndarray, human: np.ndarray, k: int, *,
     labeled = (human >= 0)[:, None] & (votes >= 0)
     hits = (labeled & (votes == human[:, None])).sum(axis=0)
     seen = labeled.sum(axis=0)
-    return beta_dist.sf(1.0 / k, 1 + hits, 1 + seen - hits) >= level
+    from scipy.stats import beta  # here: scipy.stats takes seconds to import
+
+    return beta.sf(1.0 / k, 1 + hits, 1 + seen - hits) >= level
 
 
 def builtin_assertions(

@@ -16,13 +16,13 @@ from __future__ import annotations
 import hashlib
 import importlib
 import math
+import sys
 import types
 from collections.abc import Callable
 from typing import Any
 
 import numpy as np
 import pandas as pd
-from snorkel.labeling import LabelingFunction
 
 from labeling.errors import InvalidInput, LFLoadError
 from labeling.source_module import function_source, load_source
@@ -93,7 +93,14 @@ class VoteColumnLF(BatchLF):
 
 def is_lf(obj: Any) -> bool:
     """True for the LF kinds :func:`labeling.apply.apply_lfs` runs."""
-    return isinstance(obj, LabelingFunction | BatchLF)
+    return isinstance(obj, BatchLF) or _is_snorkel_lf(obj)
+
+
+def _is_snorkel_lf(obj: Any) -> bool:
+    """A Snorkel LabelingFunction; snorkel is never imported here (an object can only be one
+    when snorkel is loaded already), so importing labelloop stays fast."""
+    snorkel = sys.modules.get("snorkel.labeling")
+    return snorkel is not None and isinstance(obj, snorkel.LabelingFunction)
 
 
 def _stable_repr(value: Any) -> str:
@@ -121,7 +128,7 @@ def lf_version(lf: Any) -> str:
         h.update(f"votes|{lf.name}|{lf.index}".encode())
     elif isinstance(lf, BatchLF):
         h.update(f"batch|{lf.name}|{function_source(lf.f)}".encode())
-    elif isinstance(lf, LabelingFunction):
+    elif _is_snorkel_lf(lf):
         h.update(f"row|{lf.name}|{function_source(lf._f)}".encode())
         for pre in lf._pre:
             h.update(f"|pre|{function_source(getattr(pre, '_f', pre))}".encode())

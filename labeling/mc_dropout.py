@@ -8,12 +8,15 @@ GPU when one is present, else on the CPU. Seeding never touches the global RNGs
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 import numpy as np
 import scipy.sparse as sp
-import torch
-from torch import nn
 
 from labeling.errors import InvalidInput, NotFittedError
+
+if TYPE_CHECKING:
+    import torch
 
 __all__ = ["MCDropoutClassifier", "project"]
 
@@ -36,11 +39,16 @@ class MCDropoutClassifier:
         self.epochs, self.lr, self.seed, self.device = epochs, lr, seed, device
 
     def _device(self) -> torch.device:
+        import torch
+
         return torch.device(self.device or ("cuda" if torch.cuda.is_available() else "cpu"))
 
     def fit(self, X: np.ndarray, y: np.ndarray, sample_weight: np.ndarray | None = None):
         if len(X) != len(y) or len(y) == 0:
             raise InvalidInput(f"X has {len(X)} rows and y {len(y)}; need the same, > 0")
+        import torch  # here, not at import: the CLI and the API start without loading torch
+        from torch import nn
+
         dev = self._device()
         x = torch.as_tensor(X, dtype=torch.float32, device=dev)
         self.mean_, self.std_ = x.mean(0), x.std(0).clamp_min(1e-6)
@@ -63,15 +71,16 @@ class MCDropoutClassifier:
                 opt.step()
         return self
 
-    @torch.no_grad()
     def predict_mc(self, X: np.ndarray, passes: int = 10, *, batch: int = 65_536) -> np.ndarray:
         """(passes, n, K) float32 class probabilities with dropout on."""
         if not hasattr(self, "net_"):
             raise NotFittedError("MCDropoutClassifier.fit must be called first")
+        import torch
+
         dev = self._device()
         self.net_.train()  # keeps dropout active
         out = np.empty((passes, len(X), self.n_classes), dtype=np.float32)
-        with torch.random.fork_rng(devices=[dev] if dev.type == "cuda" else []):
+        with torch.no_grad(), torch.random.fork_rng(devices=[dev] if dev.type == "cuda" else []):
             torch.manual_seed(self.seed + 1)
             for start in range(0, len(X), batch):
                 x = (torch.as_tensor(X[start:start + batch], dtype=torch.float32, device=dev)

@@ -30,7 +30,6 @@ Design choices beyond the paper:
 from __future__ import annotations
 
 import numpy as np
-from scipy.stats import rankdata
 
 from strategies.base import QueryContext, Selection
 from strategies.scores import scorer as get_scorer
@@ -85,6 +84,8 @@ class BAL:
             sel = self._baseline(ctx, k, rng, baseline, np.zeros(ctx.n, bool), "fallback")
             return Selection(sel[0], sel[1], sel[2], next_state)
         # per-assertion pools of candidate items with their rank weights
+        from scipy.stats import rankdata  # here, not at import: scipy.stats takes a second
+
         pools: dict[str, tuple[np.ndarray, np.ndarray, np.ndarray]] = {}
         for j, m in enumerate(names):
             items = flagged[m][ctx.candidates[flagged[m]]]

@@ -13,8 +13,8 @@ from pathlib import Path
 import httpx
 
 ROOT = Path(__file__).resolve().parents[1]
-# the shared datasets sit beside the checkout; LABELLOOP_DATASETS points elsewhere
-DATASETS = Path(os.environ.get("LABELLOOP_DATASETS", ROOT.parent / "shared" / "datasets"))
+# small copies of public datasets, shipped with the tests (see tests/data/README.md)
+DATASETS = ROOT / "tests" / "data"
 
 
 def free_port() -> int:

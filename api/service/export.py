@@ -36,12 +36,17 @@ def _fit(array: np.ndarray | None, n: int, k: int) -> np.ndarray | None:
 
 
 def export_rows(
-    store: Store, project_id: str, *, min_confidence: float = 0.0, include_text: bool = True,
-    sources: tuple[str, ...] = SOURCES, prefer: str = "end_model",
+    store: Store, project_id: str, *, min_confidence: float = 0.0, blank_below: float = 0.0,
+    include_text: bool = True, sources: tuple[str, ...] = SOURCES, prefer: str = "end_model",
     executor: Executor | None = None, progress: Callable[[int, int], None] | None = None,
 ) -> Iterator[dict]:
-    if not 0.0 <= min_confidence <= 1.0:
-        raise InvalidInput(f"min_confidence must be in [0, 1], got {min_confidence}")
+    """One row per item: label, source, confidence, versions. ``min_confidence`` filters:
+    rows whose confidence is below it are left out. ``blank_below`` keeps every row and blanks
+    the labels below it instead (label None, source "none"). ``sources`` keeps only rows whose
+    source is among them."""
+    for name, value in (("min_confidence", min_confidence), ("blank_below", blank_below)):
+        if not 0.0 <= value <= 1.0:
+            raise InvalidInput(f"{name} must be in [0, 1], got {value}")
     bad = sorted(set(sources) - set(SOURCES))
     if bad:
         raise InvalidInput(f"unknown source(s) {bad}; allowed: {list(SOURCES)}")
@@ -56,7 +61,7 @@ def export_rows(
         _fit(store.get_array(project_id, "lm_probs"), n, k),
         None if covered is None else _fit(covered, n, k).astype(bool),
         _fit(store.get_array(project_id, "probs"), n, k),
-        min_confidence=min_confidence, prefer=prefer,
+        min_confidence=blank_below, prefer=prefer,
     )
     rnd = store.latest_round(project_id)
     model_version = rnd.model_version if rnd else None
@@ -65,7 +70,7 @@ def export_rows(
     for i, item in enumerate(pool.items):
         if progress is not None and (i % PROGRESS_EVERY == 0 or i == n - 1):
             progress(i + 1, n)
-        if source[i] not in sources:
+        if source[i] not in sources or confidence[i] < min_confidence:
             continue
         row = {
             "id": item.id,

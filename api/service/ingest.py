@@ -15,9 +15,9 @@ import numpy as np
 from api.storage.base import Store
 from api.storage.records import Item, LFRecord, Project
 from labeling.errors import Conflict, InvalidInput, SchemaError
-from labeling.ingest import Record, read_records
+from labeling.ingest import Delimited, Record, finalize, read_records, unique_ids
 
-__all__ = ["IngestReport", "ingest_file", "ingest_records"]
+__all__ = ["IngestReport", "ingest_file", "ingest_items", "ingest_records", "ingest_upload"]
 
 CHUNK = 5_000
 
@@ -113,14 +113,80 @@ def ingest_file(
     rng: np.random.Generator,
     now: float,
     progress: bool = False,
+    layout: Delimited | None = None,
+    duplicates: str = "reject",
+    name: str | None = None,
     **columns,
 ) -> IngestReport:
+    """Stream one file into the pool. ``layout`` (separator, header) applies to delimited files;
+    ``duplicates`` resolves ids repeated inside the file ("reject", "first", "last"); ``name`` is
+    what error messages call the file (an upload's own name, never the server's temp path)."""
     project = store.get_project(project_id)
     records = read_records(
-        path, fmt=fmt, class_names=project.class_names, progress=progress, **columns
+        path, fmt=fmt, class_names=project.class_names, progress=progress, layout=layout,
+        duplicates=duplicates, name=name, **columns
     )
     vote_cols = columns.get("vote_columns")
     return ingest_records(
         store, project_id, records, on_conflict=on_conflict, rng=rng,
         vote_names=list(vote_cols) if vote_cols else None, now=now,
     )
+
+
+def ingest_items(
+    store: Store,
+    project_id: str,
+    records: list[Record],
+    *,
+    duplicates: str = "reject",
+    on_conflict: str = "reject",
+    rng: np.random.Generator,
+    now: float,
+) -> IngestReport:
+    """Store records given in a request body: each is finalized as a file's row would be (the
+    same derived ids), and an id repeated in the body is rejected or resolved (``duplicates``)."""
+
+    def pairs():
+        for k, rec in enumerate(records, 1):
+            where = f"item {k}" + (f" (id {rec.id!r})" if rec.id else "")
+            yield finalize(rec, where), where
+
+    unique = list(unique_ids(pairs, duplicates, "items"))
+    return ingest_records(store, project_id, unique, on_conflict=on_conflict, rng=rng, now=now)
+
+
+def ingest_upload(
+    store: Store,
+    project_id: str,
+    path: Path,
+    *,
+    name: str,
+    fmt: str | None = None,
+    on_conflict: str = "reject",
+    duplicates: str = "reject",
+    text_column: str = "text",
+    id_column: str = "id",
+    label_column: str = "label",
+    feature_columns: str | None = None,
+    vote_columns: str | None = None,
+    sep: str | None = None,
+    header: bool = True,
+    columns: str | None = None,
+    rng: np.random.Generator,
+    now: float,
+) -> IngestReport:
+    """An uploaded file (stored at ``path`` under a server temp name) into the pool, with the
+    CLI's column mapping; comma-separated lists as the query string carries them. Messages call
+    the file ``name`` and never show ``path``."""
+
+    def split(value: str | None) -> list[str] | None:
+        return [c.strip() for c in value.split(",") if c.strip()] if value else None
+
+    names = split(columns)
+    layout = Delimited(sep="\t" if sep in ("\\t", "tab") else sep,
+                       header=header and not names, columns=names)
+    mapping = {"text_column": text_column, "id_column": id_column, "label_column": label_column,
+               "feature_columns": split(feature_columns), "vote_columns": split(vote_columns)}
+    return ingest_file(store, project_id, path, fmt=fmt, on_conflict=on_conflict, rng=rng,
+                       now=now, layout=layout, duplicates=duplicates, name=name,
+                       **{k: v for k, v in mapping.items() if v is not None})

@@ -22,7 +22,10 @@ from labeling.lf import lf_version, load_lfs_from_source
 from workers.executor import Executor
 from workers.lf_tasks import LFSpec, load_lfs
 
-__all__ = ["lf_analysis", "lf_set_version", "register_lfs", "specs", "vote_matrix"]
+__all__ = ["lf_analysis", "lf_report", "lf_set_version", "register_and_check", "register_lfs",
+           "specs", "vote_matrix"]
+
+CHECK_SAMPLE = 500  # items of the pool that registration applies new LFs to
 
 Progress = Callable[[int, int], None]
 
@@ -45,6 +48,27 @@ def register_lfs(
     records = [LFRecord(lf.name, lf_version(lf), "source", source, True, now) for lf in lfs]
     store.put_lfs(project_id, records)
     return records
+
+
+def register_and_check(
+    store: Store, project_id: str, executor: Executor, *, source: str | None = None,
+    module: str | None = None, now: float,
+) -> tuple[list[LFRecord], dict[str, list[dict]]]:
+    """:func:`register_lfs`, then the new LFs applied to the first :data:`CHECK_SAMPLE` pool
+    items: per-LF findings (faults on every item, votes outside -1..K-1, no votes) from
+    :func:`labeling.lf_checks.check_lfs`."""
+    from labeling.lf_checks import check_lfs
+
+    records = register_lfs(store, project_id, source=source, module=module, now=now)
+    sample = next(iter(store.iter_items(project_id, chunk=CHECK_SAMPLE)), [])
+    if not records or not sample:
+        return records, {}
+    from labeling.frame import items_frame
+
+    n_classes = store.get_project(project_id).n_classes
+    result = executor.apply_lfs(specs(records), items_frame(sample), n_classes)
+    return records, check_lfs([r.name for r in records], result.votes, result.faults,
+                              result.first_errors, n_classes)
 
 
 def _digest(text: str) -> str:
@@ -116,17 +140,37 @@ def vote_matrix(
 
 
 def lf_analysis(
-    votes: np.ndarray, info: list[dict], human: np.ndarray
+    votes: np.ndarray, info: list[dict], human: np.ndarray, gold: np.ndarray | None = None,
 ) -> list[dict]:
-    """LF summary (coverage, overlaps, conflicts, polarity, empirical accuracy vs human labels)."""
+    """LF summary (coverage, overlaps, conflicts, polarity, empirical accuracy vs human labels,
+    and vs the file's gold labels when there are any)."""
     if votes.shape[1] == 0:
         return []
     labeled = human >= 0
     rows = lf_summary(
         votes, [i["name"] for i in info], labels=human, labeled_mask=labeled,
-        faults=[i["faults"] for i in info],
+        faults=[i["faults"] for i in info], gold=gold,
     )
     for row, i in zip(rows, info, strict=True):
         row["version"] = i["version"]
         row["first_error"] = i["first_error"]
     return rows
+
+
+def lf_report(store: Store, project_id: str, executor: Executor) -> dict:
+    """The analysis of the active LFs over the pool (applying whatever the vote cache lacks):
+    ``lfs`` (:func:`lf_analysis`) and ``gold``: the label model against the gold labels that
+    came with the items (:func:`labeling.analysis.gold_report`; None without any). Gold labels
+    are only measured against here, never trained on or queued by."""
+    from api.service.rounds import human_labels, load_pool
+    from labeling.analysis import gold_report
+
+    pool = load_pool(store, project_id)
+    records = [r for r in store.list_lfs(project_id) if r.active]
+    k = pool.project.n_classes
+    votes, info = vote_matrix(store, project_id, records, pool.frame, k, executor)
+    human, _, _ = human_labels(pool, store.annotations(project_id))
+    gold = np.array([-1 if it.gold is None else it.gold for it in pool.items], dtype=np.int64)
+    has_gold = bool((gold >= 0).any())
+    return {"lfs": lf_analysis(votes, info, human, gold if has_gold else None),
+            "gold": gold_report(votes, gold, k) if has_gold else None}

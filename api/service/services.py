@@ -11,17 +11,14 @@ import numpy as np
 
 from api.metrics import Metrics
 from api.service import label_studio_sync
-from api.service.export import SOURCES, export_file
 from api.service.jobs import JobContext, JobRunner
-from api.service.lfs import vote_matrix
-from api.service.rounds import load_pool, run_round
 from api.settings import Settings
 from api.storage.base import Store
 from api.storage.records import Job
 from labeling.errors import Conflict
 from workers.executor import Executor
 
-__all__ = ["Services"]
+__all__ = ["Services", "build_services"]
 
 
 @dataclass
@@ -48,6 +45,8 @@ class Services:
         self.store.get_project(project_id)
 
         def job(ctx: JobContext) -> dict:
+            from api.service.rounds import run_round  # the model stack loads where it is used
+
             timer = self.metrics.round_timer()
 
             def progress(d: int, t: int, stage: str) -> None:
@@ -72,6 +71,9 @@ class Services:
         self.store.get_project(project_id)
 
         def job(ctx: JobContext) -> dict:
+            from api.service.lfs import vote_matrix
+            from api.service.rounds import load_pool
+
             pool = load_pool(self.store, project_id)
             records = [r for r in self.store.list_lfs(project_id) if r.active]
             votes, info = vote_matrix(self.store, project_id, records, pool.frame,
@@ -94,6 +96,8 @@ class Services:
                / f"{project_id}-pseudo-{secrets.token_hex(6)}.{fmt}").resolve()
 
         def job(ctx: JobContext) -> dict:
+            from api.service.export import SOURCES, export_file
+
             out.parent.mkdir(parents=True, exist_ok=True)
             rows = export_file(self.store, project_id, out, fmt=fmt, min_confidence=min_confidence,
                                prefer=prefer, sources=tuple(x for x in SOURCES if x != "none"),
@@ -119,3 +123,14 @@ class Services:
         self.jobs.shutdown()
         self.executor.shutdown()
         self.store.close()
+
+
+def build_services(settings: Settings) -> Services:
+    """The store and executor the settings name, in one :class:`Services`."""
+    from api.storage import open_store
+    from workers.executor import make_executor
+
+    store = open_store(settings.resolved_store_url, require_durable=settings.require_durable)
+    executor = make_executor(settings.executor, num_cpus=settings.ray_num_cpus,
+                             address=settings.ray_address)
+    return Services(store=store, executor=executor, settings=settings)

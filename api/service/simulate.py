@@ -23,7 +23,7 @@ from api.storage.records import Item
 from api.storage.sqlite import SQLiteStore
 from labeling.errors import InvalidInput
 from labeling.frame import items_frame
-from labeling.ingest import Record, read_records, read_wrench
+from labeling.ingest import Delimited, Record, infer_class_names, read_records, read_wrench
 from labeling.metrics import evaluate
 from workers.executor import Executor, InProcessExecutor
 
@@ -42,19 +42,34 @@ class SimDataset:
 
 def load_dataset(
     path: str | Path, *, label_column: str = "label", test_fraction: float = 0.3, seed: int = 0,
-    class_names: list[str] | None = None, **columns: Any,
+    class_names: list[str] | None = None, layout: Delimited | None = None,
+    duplicates: str | None = None, **columns: Any,
 ) -> SimDataset:
+    """The pool and the held-out test split of a WRENCH folder or of one labeled file.
+
+    A WRENCH folder's pool is ``train``, or ``valid`` when it ships without train (as ChemProt
+    does); its test split is ``test``. A file is split with a stratified random ``test_fraction``;
+    its classes are ``class_names`` in that order, or else the label column's values, sorted
+    (:func:`~labeling.ingest.infer_class_names`). ``duplicates`` resolves ids repeated in the
+    file ("reject", "first", "last"); by default every row is its own sample."""
     path = Path(path)
     if path.is_dir():
         ds = read_wrench(path)
-        if "train" not in ds.splits or "test" not in ds.splits:
-            raise InvalidInput(f"{path}: a WRENCH folder needs train.json and test.json")
-        pool, test, names = ds.splits["train"], ds.splits["test"], ds.class_names
+        pool_split = "train" if "train" in ds.splits else "valid"
+        if pool_split not in ds.splits or "test" not in ds.splits:
+            raise InvalidInput(f"{path}: a WRENCH folder needs test.json and train.json "
+                               "(or valid.json, the pool when train.json is absent)")
+        pool, test, names = ds.splits[pool_split], ds.splits["test"], ds.class_names
     else:
         if not 0.0 < test_fraction < 1.0:
             raise InvalidInput(f"test_fraction must be in (0, 1), got {test_fraction}")
-        records = list(read_records(path, label_column=label_column, class_names=class_names,
-                                    **columns))
+        names = list(class_names) if class_names else infer_class_names(
+            path, label_column=label_column, fmt=columns.get("fmt"), layout=layout)
+        if len(names) < 2:
+            raise InvalidInput(f"{path}: the label column {label_column!r} holds {len(names)} "
+                               f"class(es) {names}; a simulation needs at least 2")
+        records = list(read_records(path, label_column=label_column, class_names=names,
+                                    layout=layout, duplicates=duplicates, **columns))
         if len({r.id for r in records}) < len(records):  # repeated rows are separate samples here
             records = [replace(r, id=f"row{i}") for i, r in enumerate(records)]
         if any(r.gold is None for r in records):
@@ -64,7 +79,6 @@ def load_dataset(
         gold = [r.gold for r in records]
         pool, test = train_test_split(records, test_size=test_fraction, random_state=seed,
                                       stratify=gold)
-        names = class_names or [str(c) for c in range(max(gold) + 1)]
     missing = [r.id for r in pool + test if r.gold is None]
     if missing:
         raise InvalidInput(f"{path}: {len(missing)} rows have no gold label (first {missing[0]!r})")

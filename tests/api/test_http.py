@@ -67,7 +67,7 @@ def test_full_loop_over_http(client):
     done = wait_job(client, job["id"])
     assert done["status"] == "succeeded", done
     assert done["done"] == done["total"] > 0
-    analysis = {row["name"]: row for row in client.get("/projects/p/lfs/analysis").json()}
+    analysis = {row["name"]: row for row in client.get("/projects/p/lfs/analysis").json()["lfs"]}
     assert analysis["crashes_on_q"]["faults"] == 10  # 'quiet' rows raise; counted, not fatal
     assert "ValueError" in analysis["crashes_on_q"]["first_error"]
     assert analysis["says_great"]["coverage"] == pytest.approx(0.25)

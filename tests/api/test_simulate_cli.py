@@ -63,6 +63,88 @@ def test_simulate_no_weak_with_init_on_a_csv(tmp_path):
     assert result["curve"][-1]["accuracy"] > 0.85  # spam vs ham with 60 labels
 
 
+def test_simulate_compares_strategies_over_seeds(tmp_path):
+    """Several strategies and seeds in one command: one JSON with every curve, mean and spread,
+    the labels each needs to reach random's final accuracy, and one figure."""
+    from api.service.simulate_compare import labels_to_reach
+
+    out, plot = tmp_path / "cmp.json", tmp_path / "cmp.png"
+    proc = run_cli("simulate", "--dataset", str(YOUTUBE), "--strategy", "random,entropy",
+                   "--seeds", "2", "--budget", "40", "--batch-size", "20", "--compare-no-weak",
+                   "--workers", "2", "--json", str(out), "--plot", str(plot))
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    report = json.loads(out.read_text())
+    assert report["strategies"] == ["random", "entropy"] and report["seeds"] == [0, 1]
+    summary = report["summary"]
+    assert set(summary) == {"random", "entropy", "random/no-weak", "entropy/no-weak"}
+    assert len(report["runs"]) == 8
+    runs = {(r["strategy"], r["weak"], r["seed"]): r for r in report["runs"]}
+    assert len(runs) == 8 and all(r["curve"][0]["labels"] == 0 for r in runs.values())
+    target = (runs["random", True, 0]["curve"][-1]["accuracy"]
+              + runs["random", True, 1]["curve"][-1]["accuracy"]) / 2
+    for name, entry in summary.items():
+        strategy, weak = name.split("/")[0], "/" not in name
+        assert entry["labels"] == [0, 20, 40] and entry["weak"] is weak
+        accs = [[p["accuracy"] for p in runs[strategy, weak, seed]["curve"]] for seed in (0, 1)]
+        assert entry["accuracy_mean"] == pytest.approx([(a + b) / 2 for a, b in zip(*accs)],
+                                                       abs=1e-4)
+        assert all(sd >= 0 for sd in entry["accuracy_std"] + entry["macro_f1_std"])
+        reach = entry["labels_to_reach_random"]
+        assert reach["target_accuracy"] == pytest.approx(target, abs=1e-4)
+        assert reach["per_seed"] == [labels_to_reach(runs[strategy, weak, seed]["curve"], target)
+                                     for seed in (0, 1)]
+        assert (entry["label_model_accuracy"] is None) is (not weak)
+    assert summary["random"]["label_model_accuracy"] >= 0.8
+    # the figure: two panels (accuracy, macro-F1) at 150 dpi
+    from PIL import Image
+
+    with Image.open(plot) as img:
+        assert img.format == "PNG" and img.size == (1650, 660)
+    printed = json.loads(proc.stdout)
+    assert set(printed["summary"]) == set(summary)
+
+
+def test_simulate_a_headerless_tsv_with_named_labels():
+    """The UCI SMS file as shipped: tab-separated, no header, labels "ham"/"spam"."""
+    sms = DATASETS / "sms_spam_uci" / "SMSSpamCollection"
+    common = ["--dataset", str(sms), "--format", "csv", "--sep", "\\t", "--columns", "label,text",
+              "--strategy", "margin", "--budget", "40", "--batch-size", "20", "--init", "20",
+              "--no-weak", "--seed", "1"]
+    proc = run_cli("simulate", *common)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    result = json.loads(proc.stdout)
+    assert [p["labels"] for p in result["curve"]] == [20, 40]
+    assert result["curve"][-1]["accuracy"] > 0.85
+    flipped = run_cli("simulate", *common, "--classes", "spam,ham")
+    assert flipped.returncode == 0, flipped.stderr[-3000:]
+    bad = run_cli("simulate", *common, "--classes", "spam,eggs")
+    assert bad.returncode == 2 and "label 'ham' is not a class" in bad.stderr
+
+
+def test_ingest_the_uci_files_as_shipped(tmp_path):
+    common = ["--data-dir", str(tmp_path / "data")]
+    assert run_cli("create-project", *common, "--id", "s", "--classes", "ham,spam").returncode == 0
+    sms = DATASETS / "sms_spam_uci" / "SMSSpamCollection"
+    proc = run_cli("ingest", *common, "--project", "s", str(sms), "--format", "csv",
+                   "--columns", "label,text")
+    assert proc.returncode == 2 and "row 8 and row 104 hold the same content" in proc.stderr
+    proc = run_cli("ingest", *common, "--project", "s", str(sms), "--format", "csv",
+                   "--sep", "tab", "--no-header", "--text-column", "1", "--label-column", "0",
+                   "--duplicates", "first")
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    assert json.loads(proc.stdout)["inserted"] == 978
+
+
+def test_simulate_a_wrench_folder_without_train():
+    """ChemProt ships valid.json and test.json only: the pool is valid."""
+    proc = run_cli("simulate", "--dataset", str(DATASETS / "wrench_chemprot"), "--strategy",
+                   "random", "--budget", "20", "--batch-size", "20")
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    result = json.loads(proc.stdout)
+    assert result["dataset"] == "wrench_chemprot" and [p["labels"] for p in result["curve"]] == [0, 20]
+    assert result["label_model"]["accuracy"] is not None
+
+
 def test_cli_end_to_end_ingest_lfs_round_export(tmp_path):
     data = tmp_path / "data"
     items = tmp_path / "items.jsonl"
@@ -93,6 +175,27 @@ def test_cli_end_to_end_ingest_lfs_round_export(tmp_path):
     assert proc.returncode == 0, proc.stderr
     text = out.read_text()
     assert "spam" in text and "end_model" in text and len(text.splitlines()) == 61
+    # --min-confidence filters rows; --blank-below keeps every row and blanks the unsure labels
+    every = tmp_path / "every.jsonl"
+    assert run_cli("export", *common, "--project", "sp", "--out", str(every)).returncode == 0
+    every_rows = [json.loads(line) for line in every.read_text().splitlines()]
+    cut = sorted(r["confidence"] for r in every_rows)[len(every_rows) // 2]  # the median
+    sure = tmp_path / "sure.jsonl"
+    assert run_cli("export", *common, "--project", "sp", "--out", str(sure),
+                   "--min-confidence", str(cut)).returncode == 0
+    sure_rows = [json.loads(line) for line in sure.read_text().splitlines()]
+    assert 0 < len(sure_rows) < 60
+    assert [r["id"] for r in sure_rows] == [r["id"] for r in every_rows if r["confidence"] >= cut]
+    blank = tmp_path / "blank.jsonl"
+    assert run_cli("export", *common, "--project", "sp", "--out", str(blank),
+                   "--blank-below", str(cut)).returncode == 0
+    blank_rows = [json.loads(line) for line in blank.read_text().splitlines()]
+    assert [r["id"] for r in blank_rows] == [r["id"] for r in every_rows]
+    for b, e in zip(blank_rows, every_rows, strict=True):
+        if e["confidence"] >= cut:
+            assert (b["label"], b["source"]) == (e["label"], e["source"])
+        else:
+            assert (b["label"], b["source"], b["label_index"]) == (None, "none", -1)
     pseudo = tmp_path / "pseudo.jsonl"
     proc = run_cli("pseudo-label", *common, "--project", "sp", "--out", str(pseudo), "--min-confidence", "0.6")
     assert proc.returncode == 0, proc.stderr

@@ -87,6 +87,43 @@ def test_row_lfs_see_every_column_and_none_for_missing_text():
     assert apply_lfs([reads_all], frame, 2).votes[:, 0].tolist() == [0, 1]
 
 
+SUBSCRIPT = """
+from snorkel.labeling import labeling_function
+from snorkel.preprocess import preprocessor
+
+@preprocessor()
+def lower(x):
+    x["lower"] = x["text"].lower()
+    return x
+
+@labeling_function(pre=[lower])
+def check_out(x):
+    return 1 if "check" in x["lower"] else -1
+
+@labeling_function()
+def short(x):
+    return 0 if len(x["text"].split()) < 5 else -1
+
+@labeling_function()
+def mixed(x):
+    return 1 if x.get("text") and "http" in x.text and "text" in x else -1
+"""
+
+
+def test_lfs_written_for_snorkel_with_subscripts_run_unchanged(youtube):
+    """Snorkel passes a pandas Series, so LFs read ``x["text"]``; here they run unchanged and
+    vote exactly as Snorkel's own applier does on the same rows."""
+    from snorkel.labeling import PandasLFApplier
+
+    frame, _ = youtube
+    lfs = load_lfs_from_source(SUBSCRIPT)
+    ours = apply_lfs(lfs, frame, 2)
+    assert ours.faults.tolist() == [0, 0, 0], ours.first_errors
+    snorkel = PandasLFApplier(load_lfs_from_source(SUBSCRIPT)).apply(frame, progress_bar=False)
+    assert np.array_equal(ours.votes, snorkel)
+    assert (ours.votes >= 0).sum(axis=0).min() > 50  # every LF fires on real comments
+
+
 def test_faults_abstain_and_keep_the_first_error():
     frame = pd.DataFrame({"id": ["a", "b", "c", "d"], "text": ["ok", "boom", "boom again", "zz"]})
     res = apply_lfs(load_lfs_from_source(FAULTY), frame, 2)
