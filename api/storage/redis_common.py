@@ -12,12 +12,12 @@ import redis
 from api.storage.base import StoreUnavailable
 from api.storage.codec import loads
 from api.storage.keys import SEP
-from api.storage.records import Item, new_item
+from api.storage.records import Item
 from labeling.errors import InvalidInput, StaleToken
 
 __all__ = ["StoreUnavailable"]
 
-# how both clients (the store threads' and the event loop's) talk to the server
+# how the client talks to the server
 _CLIENT_OPTIONS: dict[str, Any] = {"decode_responses": False, "socket_timeout": 30,
                                    "socket_connect_timeout": 10, "health_check_interval": 30}
 
@@ -59,5 +59,5 @@ def _item(item_id: str, doc: bytes, pos: bytes) -> Item:
     d = loads(doc)
     seq, is_eval, _ = pos.split(_SEP_BYTES)
     votes = d["votes"]
-    return new_item(item_id, int(seq), d["text"], d["features"], d["meta"],
-                    None if votes is None else tuple(votes), d["gold"], is_eval == b"1")
+    return Item(item_id, int(seq), d["text"], d["features"], d["meta"],
+                None if votes is None else tuple(votes), d["gold"], is_eval == b"1")

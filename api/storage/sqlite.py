@@ -3,8 +3,7 @@
 Every public method runs in one transaction (``BEGIN IMMEDIATE`` for writes) under a process
 lock, so the lease rules in :mod:`api.storage.base` hold across threads and, through SQLite's own
 file locking, across processes sharing the file. Leases and annotations live in
-:mod:`api.storage.sqlite_leases`, the schema in :mod:`api.storage.sqlite_rows`, the write-ahead log
-checkpointer in :mod:`api.storage.sqlite_wal`.
+:mod:`api.storage.sqlite_leases`, the schema and its migrations in :mod:`api.storage.sqlite_schema`.
 """
 
 from __future__ import annotations
@@ -39,30 +38,19 @@ from api.storage.records import (
     Project,
     ProjectSettings,
     Round,
+    required_answers,
 )
+from api.storage.sqlite_leases import LeaseOps
+from api.storage.sqlite_schema import ITEM_COLS, item_from_row, migrate
 from labeling.errors import Conflict, InvalidInput, NotFound
 
 __all__ = ["SQLiteStore"]
 
-from api.storage.sqlite_leases import LeaseOps
-from api.storage.sqlite_rows import ITEM_COLS, SCHEMA, item_from_row, migrate
-from api.storage.sqlite_wal import AUTOCHECKPOINT_PAGES, CACHE_KIB, MMAP_BYTES, Checkpointer
-
-# registered model assertions, kept like LFs (same columns, own table)
-ASSERTIONS_SCHEMA = """
-CREATE TABLE IF NOT EXISTS assertions (
-    project_id TEXT NOT NULL, name TEXT NOT NULL, version TEXT NOT NULL, kind TEXT NOT NULL,
-    source TEXT NOT NULL, active INTEGER NOT NULL, created_at REAL NOT NULL, ord INTEGER NOT NULL,
-    PRIMARY KEY (project_id, name));
-"""
-
 
 class SQLiteStore(LeaseOps, Store):
-    """SQLite backend. ``path`` is a file (created with its folder) or ``":memory:"``.
-    ``checkpoint=False``: no checkpointer thread of its own, for a second connection to a file
-    whose main store has one (the lease process, :mod:`api.storage.sqlite_leaser`)."""
+    """SQLite backend. ``path`` is a file (created with its folder) or ``":memory:"``."""
 
-    def __init__(self, path: str | Path, *, checkpoint: bool = True) -> None:
+    def __init__(self, path: str | Path) -> None:
         self.path = str(path)
         if self.path != ":memory:":
             Path(self.path).parent.mkdir(parents=True, exist_ok=True)
@@ -73,20 +61,9 @@ class SQLiteStore(LeaseOps, Store):
         self._db.execute("PRAGMA journal_mode=WAL")
         self._db.execute("PRAGMA synchronous=FULL")
         self._db.execute("PRAGMA busy_timeout=30000")
-        # Statement and savepoint journals (each lease of a batch runs in a savepoint) stay in
-        # memory: as temporary files they cost a fifth of a lease's time (bench.lease_load).
         self._db.execute("PRAGMA temp_store=MEMORY")
-        self._db.execute(f"PRAGMA cache_size=-{CACHE_KIB}")
-        self._db.execute(f"PRAGMA mmap_size={MMAP_BYTES}")
-        self._db.executescript(SCHEMA)
-        self._db.executescript(ASSERTIONS_SCHEMA)
-        with self._tx() as db:
-            migrate(db)
-        self._checkpointer = None
-        if self.path != ":memory:":
-            # the backstop, in this connection's commits: the thread has copied most by then
-            self._db.execute(f"PRAGMA wal_autocheckpoint={AUTOCHECKPOINT_PAGES}")
-            self._checkpointer = Checkpointer(self.path) if checkpoint else None
+        with self._lock:
+            self.schema_version = migrate(self._db)
 
     @contextmanager
     def _tx(self, write: bool = True, durable: bool = True) -> Iterator[sqlite3.Connection]:
@@ -108,8 +85,6 @@ class SQLiteStore(LeaseOps, Store):
                     self._db.execute("PRAGMA synchronous=FULL")
 
     def close(self) -> None:
-        if self._checkpointer is not None:
-            self._checkpointer.stop()
         with self._lock:
             self._db.close()
 
@@ -146,8 +121,12 @@ class SQLiteStore(LeaseOps, Store):
             project = replace(before, settings=settings)
             db.execute("UPDATE projects SET doc=? WHERE id=?", (project_to_json(project), project_id))
             old, new = before.settings, settings
-            if new.redundancy_fraction < old.redundancy_fraction or new.redundancy_k < old.redundancy_k:
-                self.close_full(db, project_id)  # some items may need fewer answers now
+            if (new.redundancy_fraction, new.redundancy_k) != (old.redundancy_fraction, old.redundancy_k):
+                ids = [r[0] for r in db.execute("SELECT id FROM items WHERE project_id=?", (project_id,))]
+                db.executemany("UPDATE items SET required=? WHERE project_id=? AND id=?",
+                               [(required_answers(i, new.redundancy_fraction, new.redundancy_k),
+                                 project_id, i) for i in ids])
+                self._refill(db, project_id)
         return project
 
     # -- items ----------------------------------------------------------------------------
@@ -159,8 +138,8 @@ class SQLiteStore(LeaseOps, Store):
             seen: set[str] = set()
             dup = next(i for i in ids if i in seen or seen.add(i))
             raise Conflict(f"item id {dup!r} appears twice in one upload")
-        with self._tx() as db:
-            self._project(db, project_id)
+        with self._tx() as db:  # one transaction: all of the upload or none of it
+            redundancy = self._project(db, project_id).settings
             existing: set[str] = set()
             for start in range(0, len(ids), 500):
                 chunk = ids[start : start + 500]
@@ -188,13 +167,14 @@ class SQLiteStore(LeaseOps, Store):
                 if it.id in existing:
                     upd_rows.append((*payload, project_id, it.id))
                 else:
+                    need = required_answers(it.id, redundancy.redundancy_fraction, redundancy.redundancy_k)
                     new_rows.append(
-                        (project_id, it.id, next_seq, *payload, int(it.is_eval), float(key))
+                        (project_id, it.id, next_seq, *payload, int(it.is_eval), float(key), need)
                     )
                     next_seq += 1
             db.executemany(
                 "INSERT INTO items (project_id, id, seq, text, features, meta, votes, gold,"
-                " is_eval, rand_key) VALUES (?,?,?,?,?,?,?,?,?,?)",
+                " is_eval, rand_key, required) VALUES (?,?,?,?,?,?,?,?,?,?,?)",
                 new_rows,
             )
             db.executemany("INSERT INTO pool VALUES (?,?,?,?)",
@@ -363,12 +343,9 @@ class SQLiteStore(LeaseOps, Store):
                 " COALESCE(SUM(flagged), 0), COALESCE(SUM(is_eval), 0) FROM items WHERE project_id=?",
                 (project_id,),
             ).fetchone()
-            (leased,) = db.execute(  # live holds (a redundant item may have several), rows and sole
-                "SELECT (SELECT COUNT(*) FROM leases l INDEXED BY leases_expiry JOIN holds h ON"
-                " h.lease_id=l.id WHERE l.expires_at>?1 AND l.project_id=?2) + (SELECT"
-                " COALESCE(SUM(json_array_length(l.held)), 0) FROM leases l INDEXED BY leases_expiry"
-                " WHERE l.expires_at>?1 AND l.project_id=?2)",
-                (now, project_id),
+            (leased,) = db.execute(  # live holds (a redundant item may have several)
+                "SELECT COUNT(*) FROM leases l JOIN holds h ON h.lease_id=l.id"
+                " WHERE l.open=1 AND l.expires_at>? AND l.project_id=?", (now, project_id),
             ).fetchone()
             open_ = total - done - flagged
         return {
