@@ -35,6 +35,13 @@ def make_project(store, pid="p1", n_items=10, n_eval=0):
     return pid
 
 
+def set_queue(store, pid, ids, reasons):
+    """Rank ``ids`` first (best first), as a round does."""
+    number = len(store.list_rounds(pid)) + 1
+    store.commit_round(pid, arrays={}, queue=(ids, [1.0] * len(ids), reasons),
+                       rnd=Round(pid, number, f"m{number}", T0, 0, {}, {}, "test"))
+
+
 def label(pid, item_id, annotator, lease_id, value=1, key=None, kind="label"):
     return Annotation(pid, item_id, annotator, kind, label=value if kind == "label" else None,
                       lease_id=lease_id, idempotency_key=key)
@@ -84,7 +91,7 @@ class StoreContract:
     # -- leases -----------------------------------------------------------------------
     def test_lease_follows_queue_then_pool(self, store):
         make_project(store, n_items=6)
-        store.set_queue("p1", ["i4", "i2"], [0.9, 0.5], [{"strategy": "s", "value": 0.9}] * 2)
+        set_queue(store, "p1", ["i4", "i2"], [{"strategy": "s", "value": 0.9}] * 2)
         lease = store.lease("p1", "ann", 3, n_eval=0, now=T0, ttl=60, lease_id="L1")
         assert lease.item_ids == ("i4", "i2", "i0")
         assert lease.items[0].reasons["strategy"] == "s"
@@ -235,7 +242,7 @@ class StoreContract:
     # -- resume: an annotator's live leases -----------------------------------------------
     def test_live_leases_of_an_annotator_with_their_items(self, store):
         make_project(store, n_items=6, n_eval=1)
-        store.set_queue("p1", ["i3"], [0.9], [{"strategy": "s"}])
+        set_queue(store, "p1", ["i3"], [{"strategy": "s"}])
         store.lease("p1", "a", 2, n_eval=1, now=T0, ttl=60, lease_id="L1")
         store.lease("p1", "b", 1, n_eval=0, now=T0, ttl=60, lease_id="Lb")
         store.lease("p1", "a", 2, n_eval=0, now=T0 + 1, ttl=10, lease_id="L2")
@@ -628,7 +635,8 @@ class StoreContract:
         make_project(store)
         assert store.get_array("p1", "probs") is None
         arr = np.random.default_rng(0).random((5, 3)).astype(np.float32)
-        store.put_array("p1", "probs", arr)
+        store.commit_round("p1", arrays={"probs": arr}, queue=([], [], []),
+                           rnd=Round("p1", 1, "m1", T0, 0, {}, {}, "s"))
         out = store.get_array("p1", "probs")
         assert out.dtype == np.float32 and np.array_equal(out, arr)
 
@@ -636,8 +644,8 @@ class StoreContract:
         make_project(store)
         assert store.latest_round("p1") is None
         for n in (1, 2):
-            store.add_round(Round("p1", n, f"m{n}", T0, n * 10, {"accuracy": 0.5}, {"kind": "mv"},
-                                  "entropy", {"t": n}))
+            store.commit_round("p1", arrays={}, queue=([], [], []), rnd=Round(
+                "p1", n, f"m{n}", T0, n * 10, {"accuracy": 0.5}, {"kind": "mv"}, "entropy", {"t": n}))
         assert store.latest_round("p1").model_version == "m2"
         assert store.list_rounds("p1")[0].strategy_state == {"t": 1}
 

@@ -176,18 +176,9 @@ class Store(abc.ABC):
 
     # -- arrays (probabilities, model artifacts) ------------------------------------------
     @abc.abstractmethod
-    def put_array(self, project_id: str, name: str, array: np.ndarray) -> None: ...
-
-    @abc.abstractmethod
     def get_array(self, project_id: str, name: str) -> np.ndarray | None: ...
 
     # -- queue ----------------------------------------------------------------------------
-    @abc.abstractmethod
-    def set_queue(
-        self, project_id: str, item_ids: Sequence[str], scores: Sequence[float], reasons: Sequence[dict]
-    ) -> None:
-        """Replace the ranked queue: ``item_ids`` best first. Items not in it follow in pool order."""
-
     @abc.abstractmethod
     def queue_depth(self, project_id: str, now: float) -> dict[str, int]:
         """Counts: total, open (still needing answers), leased (live holds; an item that needs
@@ -258,9 +249,6 @@ class Store(abc.ABC):
 
     # -- rounds ---------------------------------------------------------------------------
     @abc.abstractmethod
-    def add_round(self, rnd: Round) -> None: ...
-
-    @abc.abstractmethod
     def list_rounds(self, project_id: str) -> list[Round]: ...
 
     @abc.abstractmethod
@@ -273,10 +261,10 @@ class Store(abc.ABC):
         rnd: Round,
         fence: tuple[str, int] | None = None,
     ) -> None:
-        """Store a round's outputs in one atomic step: each of ``arrays`` (name -> array, as
-        :meth:`put_array`), the ranked ``queue`` (item ids best first, scores, reasons, as
-        :meth:`set_queue`) and the round record ``rnd`` (as :meth:`add_round`). Readers see all of
-        them or none of them.
+        """Store a round's outputs in one atomic step: each of ``arrays`` (name -> array; an
+        array not named keeps its value), the ranked ``queue`` (item ids best first, scores,
+        reasons: it replaces the queue; items not in it follow in pool order) and the round
+        record ``rnd``. Readers see all of them or none of them.
 
         ``fence=(lock name, token)``: written only while ``token`` is still the latest token
         handed out for that lock; otherwise ``StaleToken`` (a ``Conflict``) and nothing is written,

@@ -42,7 +42,6 @@ from api.storage.codec import (
     project_from_json,
     project_to_json,
     round_from_json,
-    round_to_json,
 )
 from api.storage.keys import SEP, Keys
 from api.storage.records import (
@@ -358,43 +357,64 @@ class RedisStore(RedisLeaseOps, Store):
             yield items
             pos += len(items)
 
-    # -- LFs, votes, arrays ---------------------------------------------------------------
-    @_guarded
-    def put_lfs(self, project_id: str, lfs: Sequence[LFRecord]) -> None:
+    # -- registered LFs and assertions: a hash name -> record JSON with its registration order --
+    def _register(self, what: str, project_id: str, records: Sequence[LFRecord | AssertionRecord]) -> None:
         self._project_doc(project_id)
-        key = self.k.p(project_id, "lfs")
+        key = self.k.p(project_id, what)
 
         def apply(pipe: Any) -> None:
             current = {k.decode(): json.loads(v) for k, v in pipe.hgetall(key).items()}
             nxt = max((d["ord"] for d in current.values()), default=-1) + 1
             pipe.multi()
-            for lf in lfs:
-                ordinal = current[lf.name]["ord"] if lf.name in current else nxt
-                nxt += lf.name not in current
-                pipe.hset(key, lf.name, dumps({**asdict(lf), "ord": ordinal}))
+            for r in records:
+                ordinal = current[r.name]["ord"] if r.name in current else nxt
+                nxt += r.name not in current
+                pipe.hset(key, r.name, dumps({**asdict(r), "ord": ordinal}))
 
         self._watched([key], apply)
 
-    @_guarded
-    def list_lfs(self, project_id: str) -> list[LFRecord]:
+    def _registered(self, what: str, project_id: str, cls: type) -> list:
         self._project_doc(project_id)
-        docs = [json.loads(v) for v in self.r.hgetall(self.k.p(project_id, "lfs")).values()]
+        docs = [json.loads(v) for v in self.r.hgetall(self.k.p(project_id, what)).values()]
         docs.sort(key=lambda d: d.pop("ord"))
-        return [LFRecord(**d) for d in docs]
+        return [cls(**d) for d in docs]
 
-    @_guarded
-    def deactivate_lf(self, project_id: str, name: str) -> None:
+    def _deactivate(self, what: str, project_id: str, name: str, noun: str) -> None:
         self._project_doc(project_id)
-        key = self.k.p(project_id, "lfs")
+        key = self.k.p(project_id, what)
 
         def apply(pipe: Any) -> None:
             doc = pipe.hget(key, name)
             if doc is None:
-                raise NotFound(f"unknown labeling function {name!r}")
+                raise NotFound(f"unknown {noun} {name!r}")
             pipe.multi()
             pipe.hset(key, name, dumps({**json.loads(doc), "active": False}))
 
         self._watched([key], apply)
+
+    @_guarded
+    def put_lfs(self, project_id: str, lfs: Sequence[LFRecord]) -> None:
+        self._register("lfs", project_id, lfs)
+
+    @_guarded
+    def list_lfs(self, project_id: str) -> list[LFRecord]:
+        return self._registered("lfs", project_id, LFRecord)
+
+    @_guarded
+    def deactivate_lf(self, project_id: str, name: str) -> None:
+        self._deactivate("lfs", project_id, name, "labeling function")
+
+    @_guarded
+    def put_assertions(self, project_id: str, assertions: Sequence[AssertionRecord]) -> None:
+        self._register("assertions", project_id, assertions)
+
+    @_guarded
+    def list_assertions(self, project_id: str) -> list[AssertionRecord]:
+        return self._registered("assertions", project_id, AssertionRecord)
+
+    @_guarded
+    def deactivate_assertion(self, project_id: str, name: str) -> None:
+        self._deactivate("assertions", project_id, name, "assertion")
 
     @_guarded
     def get_votes(self, project_id, version):
@@ -414,59 +434,12 @@ class RedisStore(RedisLeaseOps, Store):
 
         self._fenced(fence, writes)
 
-    # -- registered assertions: a hash name -> record JSON with its first-registration order --
-    @_guarded
-    def put_assertions(self, project_id: str, assertions: Sequence[AssertionRecord]) -> None:
-        self._project_doc(project_id)
-        key = self.k.p(project_id, "assertions")
-
-        def apply(pipe: Any) -> None:
-            current = {k.decode(): json.loads(v) for k, v in pipe.hgetall(key).items()}
-            nxt = max((d["ord"] for d in current.values()), default=-1) + 1
-            pipe.multi()
-            for a in assertions:
-                ordinal = current[a.name]["ord"] if a.name in current else nxt
-                nxt += a.name not in current
-                pipe.hset(key, a.name, dumps({**asdict(a), "ord": ordinal}))
-
-        self._watched([key], apply)
-
-    @_guarded
-    def list_assertions(self, project_id: str) -> list[AssertionRecord]:
-        self._project_doc(project_id)
-        docs = [json.loads(v) for v in self.r.hgetall(self.k.p(project_id, "assertions")).values()]
-        docs.sort(key=lambda d: d.pop("ord"))
-        return [AssertionRecord(**d) for d in docs]
-
-    @_guarded
-    def deactivate_assertion(self, project_id: str, name: str) -> None:
-        self._project_doc(project_id)
-        key = self.k.p(project_id, "assertions")
-
-        def apply(pipe: Any) -> None:
-            doc = pipe.hget(key, name)
-            if doc is None:
-                raise NotFound(f"unknown assertion {name!r}")
-            pipe.multi()
-            pipe.hset(key, name, dumps({**json.loads(doc), "active": False}))
-
-        self._watched([key], apply)
-
-    @_guarded
-    def put_array(self, project_id: str, name: str, array: np.ndarray) -> None:
-        self.r.set(self.k.array(project_id, name), array_to_bytes(array))
-
     @_guarded
     def get_array(self, project_id: str, name: str) -> np.ndarray | None:
         data = self.r.get(self.k.array(project_id, name))
         return None if data is None else bytes_to_array(data)
 
     # -- rounds ---------------------------------------------------------------------------
-    @_guarded
-    def add_round(self, rnd: Round) -> None:
-        self._project_doc(rnd.project_id)
-        self.r.rpush(self.k.p(rnd.project_id, "rounds"), round_to_json(rnd))
-
     @_guarded
     def commit_round(self, project_id, *, arrays, queue, rnd, fence=None):
         """Every write in one MULTI/EXEC, so readers see all of them or none. With ``fence``, the

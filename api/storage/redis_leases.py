@@ -23,14 +23,6 @@ class RedisLeaseOps:
     """Over ``self.r`` (client), ``self.k`` (keys), ``self._lease_script`` and ``self._run``."""
 
     # -- queue ----------------------------------------------------------------------------
-    @_guarded
-    def set_queue(self, project_id, item_ids, scores, reasons):
-        self._project_doc(project_id)
-        with self.r.pipeline(transaction=True) as pipe:
-            self._queue_writes(pipe, project_id, [(iid, dumps(rs)) for iid, rs in
-                                                  zip(item_ids, reasons, strict=True)])
-            pipe.execute()
-
     def _queue_writes(self, pipe: Any, project_id: str, entries: list[tuple[str, str]]) -> None:
         """Replace the queue with ``entries`` (item id, reasons JSON) in ``pipe``: ranks as
         scores, reasons in their own hash."""

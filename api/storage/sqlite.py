@@ -28,7 +28,6 @@ from api.storage.codec import (
     project_from_json,
     project_to_json,
     round_from_json,
-    round_to_json,
 )
 from api.storage.records import (
     AssertionRecord,
@@ -215,42 +214,51 @@ class SQLiteStore(LeaseOps, Store):
             yield [item_from_row(r) for r in rows]
             seq = rows[-1][1] + 1
 
-    # -- LFs and votes --------------------------------------------------------------------
-    def put_lfs(self, project_id: str, lfs: Sequence[LFRecord]) -> None:
+    # -- registered LFs and assertions: same shape, own tables, kept in first-registration order
+    def _register(self, table: str, project_id: str, records: Sequence[LFRecord | AssertionRecord]) -> None:
         with self._tx() as db:
             self._project(db, project_id)
-            (ord_,) = db.execute(
-                "SELECT COALESCE(MAX(ord) + 1, 0) FROM lfs WHERE project_id=?", (project_id,)
-            ).fetchone()
-            for lf in lfs:
-                row = db.execute(
-                    "SELECT ord FROM lfs WHERE project_id=? AND name=?", (project_id, lf.name)
-                ).fetchone()
-                db.execute(
-                    "INSERT OR REPLACE INTO lfs VALUES (?,?,?,?,?,?,?,?)",
-                    (project_id, lf.name, lf.version, lf.kind, lf.source, int(lf.active),
-                     lf.created_at, row[0] if row else ord_),
-                )
-                ord_ += 0 if row else 1
+            (next_ord,) = db.execute(f"SELECT COALESCE(MAX(ord) + 1, 0) FROM {table} WHERE project_id=?",
+                                     (project_id,)).fetchone()
+            for r in records:
+                row = db.execute(f"SELECT ord FROM {table} WHERE project_id=? AND name=?",
+                                 (project_id, r.name)).fetchone()
+                db.execute(f"INSERT OR REPLACE INTO {table} VALUES (?,?,?,?,?,?,?,?)",
+                           (project_id, r.name, r.version, r.kind, r.source, int(r.active),
+                            r.created_at, row[0] if row else next_ord))
+                next_ord += 0 if row else 1
 
-    def list_lfs(self, project_id: str) -> list[LFRecord]:
+    def _registered(self, table: str, project_id: str, cls: type) -> list:
         with self._tx(write=False) as db:
             self._project(db, project_id)
-            rows = db.execute(
-                "SELECT name, version, kind, source, active, created_at FROM lfs"
-                " WHERE project_id=? ORDER BY ord",
-                (project_id,),
-            ).fetchall()
-        return [LFRecord(r[0], r[1], r[2], r[3], bool(r[4]), r[5]) for r in rows]
+            rows = db.execute(f"SELECT name, version, kind, source, active, created_at FROM {table}"
+                              " WHERE project_id=? ORDER BY ord", (project_id,)).fetchall()
+        return [cls(r[0], r[1], r[2], r[3], bool(r[4]), r[5]) for r in rows]
 
-    def deactivate_lf(self, project_id: str, name: str) -> None:
+    def _deactivate(self, table: str, project_id: str, name: str, what: str) -> None:
         with self._tx() as db:
-            cur = db.execute(
-                "UPDATE lfs SET active=0 WHERE project_id=? AND name=?", (project_id, name)
-            )
+            cur = db.execute(f"UPDATE {table} SET active=0 WHERE project_id=? AND name=?", (project_id, name))
             if cur.rowcount == 0:
                 self._project(db, project_id)
-                raise NotFound(f"unknown labeling function {name!r}")
+                raise NotFound(f"unknown {what} {name!r}")
+
+    def put_lfs(self, project_id: str, lfs: Sequence[LFRecord]) -> None:
+        self._register("lfs", project_id, lfs)
+
+    def list_lfs(self, project_id: str) -> list[LFRecord]:
+        return self._registered("lfs", project_id, LFRecord)
+
+    def deactivate_lf(self, project_id: str, name: str) -> None:
+        self._deactivate("lfs", project_id, name, "labeling function")
+
+    def put_assertions(self, project_id: str, assertions: Sequence[AssertionRecord]) -> None:
+        self._register("assertions", project_id, assertions)
+
+    def list_assertions(self, project_id: str) -> list[AssertionRecord]:
+        return self._registered("assertions", project_id, AssertionRecord)
+
+    def deactivate_assertion(self, project_id: str, name: str) -> None:
+        self._deactivate("assertions", project_id, name, "assertion")
 
     def get_votes(self, project_id, version):
         with self._tx(write=False) as db:
@@ -272,51 +280,7 @@ class SQLiteStore(LeaseOps, Store):
                 (project_id, version, data, int(faults), first_error),
             )
 
-    # -- registered assertions ------------------------------------------------------------
-    def put_assertions(self, project_id: str, assertions: Sequence[AssertionRecord]) -> None:
-        with self._tx() as db:
-            self._project(db, project_id)
-            (ord_,) = db.execute(
-                "SELECT COALESCE(MAX(ord) + 1, 0) FROM assertions WHERE project_id=?", (project_id,)
-            ).fetchone()
-            for a in assertions:
-                row = db.execute(
-                    "SELECT ord FROM assertions WHERE project_id=? AND name=?", (project_id, a.name)
-                ).fetchone()
-                db.execute(
-                    "INSERT OR REPLACE INTO assertions VALUES (?,?,?,?,?,?,?,?)",
-                    (project_id, a.name, a.version, a.kind, a.source, int(a.active), a.created_at,
-                     row[0] if row else ord_),
-                )
-                ord_ += 0 if row else 1
-
-    def list_assertions(self, project_id: str) -> list[AssertionRecord]:
-        with self._tx(write=False) as db:
-            self._project(db, project_id)
-            rows = db.execute(
-                "SELECT name, version, kind, source, active, created_at FROM assertions"
-                " WHERE project_id=? ORDER BY ord",
-                (project_id,),
-            ).fetchall()
-        return [AssertionRecord(r[0], r[1], r[2], r[3], bool(r[4]), r[5]) for r in rows]
-
-    def deactivate_assertion(self, project_id: str, name: str) -> None:
-        with self._tx() as db:
-            cur = db.execute(
-                "UPDATE assertions SET active=0 WHERE project_id=? AND name=?", (project_id, name)
-            )
-            if cur.rowcount == 0:
-                self._project(db, project_id)
-                raise NotFound(f"unknown assertion {name!r}")
-
     # -- arrays ---------------------------------------------------------------------------
-    def put_array(self, project_id: str, name: str, array: np.ndarray) -> None:
-        with self._tx() as db:
-            db.execute(
-                "INSERT OR REPLACE INTO arrays VALUES (?,?,?)",
-                (project_id, name, array_to_bytes(array)),
-            )
-
     def get_array(self, project_id: str, name: str) -> np.ndarray | None:
         with self._tx(write=False) as db:
             row = db.execute(
@@ -325,16 +289,6 @@ class SQLiteStore(LeaseOps, Store):
         return None if row is None else bytes_to_array(row[0])
 
     # -- queue ----------------------------------------------------------------------------
-    def set_queue(self, project_id, item_ids, scores, reasons):
-        rows = [
-            (project_id, iid, rank, float(s), dumps(r))
-            for rank, (iid, s, r) in enumerate(zip(item_ids, scores, reasons, strict=True))
-        ]
-        with self._tx() as db:
-            self._project(db, project_id)
-            db.execute("DELETE FROM queue WHERE project_id=?", (project_id,))
-            db.executemany("INSERT INTO queue VALUES (?,?,?,?,?)", rows)
-
     def queue_depth(self, project_id: str, now: float) -> dict[str, int]:
         with self._tx(write=False) as db:
             self._project(db, project_id)
@@ -354,13 +308,6 @@ class SQLiteStore(LeaseOps, Store):
         }
 
     # -- rounds ---------------------------------------------------------------------------
-    def add_round(self, rnd: Round) -> None:
-        with self._tx() as db:
-            self._project(db, rnd.project_id)
-            db.execute(
-                "INSERT INTO rounds VALUES (?,?,?)", (rnd.project_id, rnd.number, round_to_json(rnd))
-            )
-
     def commit_round(self, project_id, *, arrays, queue, rnd, fence=None):
         """One ``BEGIN IMMEDIATE`` transaction: the fence check against the lock row first, then
         every write; a refusal rolls back before anything is written."""
