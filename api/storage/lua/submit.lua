@@ -9,8 +9,8 @@ for i = 3, #ARGV, 7 do
   if first then
     local at = string.find(first, SEP, 1, true)
     if string.sub(first, at + 1) ~= payload then
-      return redis.error_reply('CONFLICT idempotency key ' .. key .. ' of annotator ' .. who ..
-        ' was used for another annotation')
+      return redis.error_reply("CONFLICT idempotency key '" .. key .. "' of annotator '" .. who ..
+        "' was used for another annotation")
     end
     dup[i] = tonumber(string.sub(first, 1, at - 1))
   else
