@@ -239,6 +239,18 @@ class StoreContract:
                 store.get_lease(lid)
         assert store.queue_depth("p1", now=T0)["leased"] == 0
 
+    def test_leases_in_one_batch_are_each_atomic(self, store):
+        make_project(store, n_items=4)
+        with store.batch():
+            a = store.lease("p1", "a", 2, n_eval=0, now=T0, ttl=60, lease_id="La")
+            with pytest.raises(NotFound):
+                store.lease("nope", "b", 2, n_eval=0, now=T0, ttl=60, lease_id="Lb")
+            c = store.lease("p1", "c", 5, n_eval=0, now=T0, ttl=60, lease_id="Lc")
+        assert (a.item_ids, c.item_ids) == (("i0", "i1"), ("i2", "i3"))
+        assert store.get_lease("Lc").item_ids == ("i2", "i3")
+        with pytest.raises(NotFound):
+            store.get_lease("Lb")
+
     # -- resume: an annotator's live leases -----------------------------------------------
     def test_live_leases_of_an_annotator_with_their_items(self, store):
         make_project(store, n_items=6, n_eval=1)

@@ -5,7 +5,7 @@ from __future__ import annotations
 from fastapi import APIRouter, Response
 
 from api.auth import Annotator, Engineer, Principal
-from api.deps import Now, ServicesDep
+from api.deps import LeasesDep, Now, ServicesDep
 from api.schemas import (
     AnnotationOut,
     LeaseActionIn,
@@ -31,11 +31,13 @@ def _theirs(who: Principal):
 
 
 @router.post("/projects/{project_id}/leases", status_code=201, response_model=LeaseOut)
-def lease(project_id: str, body: LeaseIn, s: ServicesDep, now: Now, who: Annotator) -> Response:
+async def lease(project_id: str, body: LeaseIn, s: ServicesDep, who: Annotator,
+                leases: LeasesDep) -> Response:
     """Lease the next batch picked for this annotator. ``exhausted`` is true only when no item is
     left for them (not merely all leased to others right now)."""
     who.check_annotator(body.annotator)
-    got = svc.lease_batch(s.store, project_id, body.annotator, body.size, now=now, rng=s.rng)
+    got = await leases.lease(lambda now: svc.lease_batch(s.store, project_id, body.annotator,
+                                                        body.size, now=now, rng=s.rng))
     return Response(lease_json(got), 201, media_type="application/json")
 
 

@@ -61,14 +61,37 @@ class SQLiteStore(LeaseOps, Store):
         self._db.execute("PRAGMA synchronous=FULL")
         self._db.execute("PRAGMA busy_timeout=30000")
         self._db.execute("PRAGMA temp_store=MEMORY")
+        self._db.execute("PRAGMA mmap_size=2147418112")  # reads of a large pool through the page cache of the OS
+        self._batched = False
         with self._lock:
             self.schema_version = migrate(self._db)
 
     @contextmanager
+    def batch(self) -> Iterator[None]:
+        """Leases in one transaction, each in a savepoint of its own (see :meth:`Store.batch`)."""
+        with self._tx(durable=False):
+            self._batched = True
+            try:
+                yield
+            finally:
+                self._batched = False
+
+    @contextmanager
     def _tx(self, write: bool = True, durable: bool = True) -> Iterator[sqlite3.Connection]:
-        """One transaction. ``durable=False`` skips the fsync at commit (WAL, synchronous=NORMAL):
-        for leases, which a crash may forget harmlessly; never for annotations."""
+        """One transaction (a savepoint inside :meth:`batch`). ``durable=False`` skips the fsync
+        at commit (WAL, synchronous=NORMAL): for leases, which a crash may forget harmlessly;
+        never for annotations."""
         with self._lock:
+            if self._batched:
+                self._db.execute("SAVEPOINT one")
+                try:
+                    yield self._db
+                except BaseException:
+                    self._db.execute("ROLLBACK TO one")
+                    raise
+                finally:
+                    self._db.execute("RELEASE one")
+                return
             if not durable:
                 self._db.execute("PRAGMA synchronous=NORMAL")
             self._db.execute("BEGIN IMMEDIATE" if write else "BEGIN")

@@ -35,10 +35,12 @@ _FROM_QUEUE = (f"SELECT {_COLS}, q.reasons FROM queue q INDEXED BY queue_rank CR
                f" AND p.rand_key=i.rand_key AND p.item_id=i.id){_NOT_THEIRS} ORDER BY q.rank LIMIT :n")
 _HOLDS = "(SELECT COUNT(*) FROM holds h WHERE h.project_id=i.project_id AND h.item_id=i.id)"
 _ROOM = f"i.flagged=0 AND i.n_labels+{_HOLDS}<i.required"
+# ``{ids}``: as many ``?`` as items; the first parameter is the project
 _SETTLE_OUT = ("DELETE FROM pool WHERE (project_id, is_eval, rand_key, item_id) IN (SELECT i.project_id,"
-               f" i.is_eval, i.rand_key, i.id FROM items i WHERE i.project_id=? AND i.id=? AND NOT ({_ROOM}))")
+               f" i.is_eval, i.rand_key, i.id FROM items i WHERE i.project_id=? AND i.id IN ({{ids}})"
+               f" AND NOT ({_ROOM}))")
 _SETTLE_IN = ("INSERT OR IGNORE INTO pool SELECT i.project_id, i.is_eval, i.rand_key, i.id FROM items i"
-              f" WHERE i.project_id=? AND i.id=? AND {_ROOM}")
+              f" WHERE i.project_id=? AND i.id IN ({{ids}}) AND {_ROOM}")
 
 
 def _payload(ann: Annotation) -> tuple:
@@ -53,9 +55,12 @@ class LeaseOps:
     @staticmethod
     def _settle(db: sqlite3.Connection, project_id: str, ids: Iterable[str]) -> None:
         """Put each item in its pool while it has room for another answer, else take it out."""
-        rows = [(project_id, i) for i in ids]
-        db.executemany(_SETTLE_OUT, rows)
-        db.executemany(_SETTLE_IN, rows)
+        ids = list(ids)
+        for start in range(0, len(ids), 500):
+            chunk = ids[start:start + 500]
+            marks = ",".join("?" * len(chunk))
+            db.execute(_SETTLE_OUT.format(ids=marks), (project_id, *chunk))
+            db.execute(_SETTLE_IN.format(ids=marks), (project_id, *chunk))
 
     @staticmethod
     def _refill(db: sqlite3.Connection, project_id: str) -> None:
@@ -79,26 +84,26 @@ class LeaseOps:
     @classmethod
     def _reclaim(cls, db: sqlite3.Connection, now: float, project_id: str | None = None) -> int:
         """End the holds of the open leases whose expiry passed (of one project, or all)."""
-        where, params = ("open=1 AND expires_at<=?", [now])
+        where, params = "open=1 AND expires_at<=?", [now]
         if project_id is not None:
             where, params = where + " AND project_id=?", params + [project_id]
-        leases = [r[0] for r in db.execute(f"SELECT id FROM leases WHERE {where}", params)]
-        ended = 0
-        for lease_id in leases:
-            items = db.execute("DELETE FROM holds WHERE lease_id=? RETURNING project_id, item_id",
-                               (lease_id,)).fetchall()
-            db.execute("UPDATE leases SET open=0 WHERE id=?", (lease_id,))
-            for pid, item_id in items:
-                cls._settle(db, pid, [item_id])
-            ended += len(items)
-        return ended
+        ended = db.execute(f"DELETE FROM holds WHERE lease_id IN (SELECT id FROM leases WHERE {where})"
+                           " RETURNING project_id, item_id", params).fetchall()
+        db.execute(f"UPDATE leases SET open=0 WHERE {where}", params)
+        by_project: dict[str, list[str]] = {}
+        for pid, item_id in ended:
+            by_project.setdefault(pid, []).append(item_id)
+        for pid, ids in by_project.items():
+            cls._settle(db, pid, ids)
+        return len(ended)
 
     # -- leases ---------------------------------------------------------------------------
     def lease(self, project_id, annotator, n, *, n_eval, now, ttl, lease_id):
         if n < 0 or n_eval < 0:
             raise InvalidInput(f"lease size must be >= 0, got n={n}, n_eval={n_eval}")
         with self._tx(durable=False) as db:  # a crash may forget a lease harmlessly
-            self._project(db, project_id)
+            if db.execute("SELECT 1 FROM projects WHERE id=?", (project_id,)).fetchone() is None:
+                raise NotFound(f"unknown project {project_id!r}")
             now = self._lease_clock(db, now)
             self._reclaim(db, now, project_id)
             picked: dict[str, LeasedItem] = {}
