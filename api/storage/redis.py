@@ -34,14 +34,13 @@ import redis
 from redis.backoff import NoBackoff
 from redis.retry import Retry
 
-from api.storage.base import Store, encode_round
+from api.storage.base import Store
 from api.storage.codec import (
     array_to_bytes,
     bytes_to_array,
     dumps,
     project_from_json,
     project_to_json,
-    round_from_json,
 )
 from api.storage.keys import SEP, Keys
 from api.storage.records import (
@@ -50,17 +49,16 @@ from api.storage.records import (
     LFRecord,
     Project,
     ProjectSettings,
-    Round,
     required_answers,
 )
 from api.storage.redis_common import (
     _CLIENT_OPTIONS,
     _UNAVAILABLE,
+    DurabilityCheck,
     StoreUnavailable,
     _guarded,
     _item,
     _plain,
-    _stale,
 )
 from api.storage.redis_leases import RedisLeaseOps
 from api.storage.redis_scripts import LEASE_SCRIPTS, OTHER_SCRIPTS, source
@@ -83,7 +81,7 @@ def _item_doc(it: Item) -> str:
                   "votes": list(it.votes) if it.votes is not None else None, "gold": it.gold})
 
 
-class RedisStore(RedisLeaseOps, Store):
+class RedisStore(RedisLeaseOps, DurabilityCheck, Store):
     """Store on one Redis server (or a primary with replicas; not Redis Cluster).
 
     ``url``: a redis-py URL (``redis://[:password@]host:port/db``, ``rediss://``, ``unix://``).
@@ -122,7 +120,7 @@ class RedisStore(RedisLeaseOps, Store):
 
     def _lease_script(self, name: str, project_id: str, *args: Any) -> Any:
         """Run a lease script (:data:`~api.storage.redis_scripts.LEASE_SCRIPTS`) on a project."""
-        return self._run(name, keys=[*self.k.project(project_id), self.k.clock()],
+        return self._run(name, keys=[*self.k.project(project_id), self.k.clock(), self.k.projects()],
                          args=[self.k.lease_prefix(), *args])
 
     @staticmethod
@@ -135,61 +133,6 @@ class RedisStore(RedisLeaseOps, Store):
                 if msg.startswith(prefix):
                     return err(msg[len(prefix):])
         return exc
-
-    @_guarded
-    def durability(self) -> dict[str, str | None]:
-        """The server's ``appendonly``, ``appendfsync`` and ``maxmemory-policy`` (None: unknown),
-        and ``source``: ``"config"``, ``"info"`` (CONFIG disabled; INFO has no appendfsync) or
-        None when the server answers neither."""
-        names = ("appendonly", "appendfsync", "maxmemory-policy")
-        try:
-            cfg: dict[str, str | None] = {}
-            for name in names:
-                got = self.r.config_get(name)
-                value = got.get(name, got.get(name.encode()))
-                cfg[name] = (value.decode() if isinstance(value, bytes) else value) or None
-            return {**cfg, "source": "config"}
-        except redis.ResponseError:  # CONFIG renamed or denied (managed Redis): try INFO
-            pass
-        try:
-            aof = self.r.info("persistence").get("aof_enabled")
-            policy = self.r.info("memory").get("maxmemory_policy")
-        except redis.ResponseError:
-            return {**dict.fromkeys(names), "source": None}
-        return {"appendonly": None if aof is None else ("yes" if int(aof) else "no"),
-                "appendfsync": None, "maxmemory-policy": policy or None, "source": "info"}
-
-    def check_durability(self, require: bool) -> None:
-        """Refuse (``require``) or warn about a server that could lose acknowledged annotations."""
-        cfg = self.durability()
-        if cfg["source"] is None:
-            message = (f"Redis at {self.where} answers neither CONFIG GET nor INFO, so labelloop "
-                       "cannot check that it runs with appendonly yes and maxmemory-policy "
-                       "noeviction; make sure it does, or acknowledged annotations can be lost")
-            if require:
-                raise InvalidInput(message + " (or start without LABELLOOP_REQUIRE_DURABLE)")
-            log.warning(message)
-            return
-        problems = []
-        if cfg["appendonly"] != "yes":
-            problems.append(f"appendonly={cfg['appendonly']} (set appendonly yes, with appendfsync "
-                            "everysec or always)")
-        if cfg["maxmemory-policy"] != "noeviction":
-            problems.append(f"maxmemory-policy={cfg['maxmemory-policy']} (set noeviction)")
-        if cfg["source"] == "info":
-            problems.append("CONFIG is disabled, so these were read from INFO")
-        if cfg["appendfsync"] == "no":
-            problems.append("appendfsync=no (the OS flushes the AOF when it likes; set everysec "
-                            "or always)")
-        if not problems:
-            return
-        blocking = cfg["appendonly"] != "yes" or cfg["maxmemory-policy"] != "noeviction"
-        message = (f"Redis at {self.where}: {'; '.join(problems)}. labelloop needs appendonly yes "
-                   "and maxmemory-policy noeviction to guarantee that no acknowledged annotation "
-                   "is lost on a restart or under memory pressure.")
-        if require and blocking:
-            raise InvalidInput(message + " Set them, or start without LABELLOOP_REQUIRE_DURABLE.")
-        log.warning(message)
 
     def ping(self) -> bool:
         """A real PING; False when the server does not answer."""
@@ -440,46 +383,3 @@ class RedisStore(RedisLeaseOps, Store):
         return None if data is None else bytes_to_array(data)
 
     # -- rounds ---------------------------------------------------------------------------
-    @_guarded
-    def commit_round(self, project_id, *, arrays, queue, rnd, fence=None):
-        """Every write in one MULTI/EXEC, so readers see all of them or none. With ``fence``, the
-        lock's token counter is WATCHed and read first (as :meth:`update_job` does): a token drawn
-        after that read aborts the EXEC, the check runs again and refuses. Nothing queued in a
-        MULTI is visible before its EXEC, so a refused commit leaves nothing behind."""
-        enc = encode_round(project_id, arrays, queue, rnd)
-        self._project_doc(project_id)
-        entries = [(iid, why) for iid, _, why in enc.queue]
-
-        def writes(pipe: Any) -> None:
-            pipe.multi()
-            for name, data in enc.arrays.items():
-                pipe.set(self.k.array(project_id, name), data)
-            self._queue_writes(pipe, project_id, entries)
-            pipe.rpush(self.k.p(project_id, "rounds"), enc.round_json)
-
-        self._fenced(fence, writes)
-
-    def _fenced(self, fence: tuple[str, int] | None, writes: Callable[[Any], None]) -> None:
-        """Run ``writes(pipe)`` (it starts with ``pipe.multi()``) as one MULTI/EXEC. With
-        ``fence``, the lock's token counter is WATCHed and read first: a token drawn after that
-        read aborts the EXEC, the check runs again and refuses with ``StaleToken``."""
-        if fence is None:
-            with self.r.pipeline(transaction=True) as pipe:
-                writes(pipe)
-                pipe.execute()
-            return
-        name, token = fence
-        fence_key = self.k.fence(name)
-
-        def apply(pipe: Any) -> None:
-            latest = pipe.get(fence_key)
-            if latest is None or int(latest) != token:
-                raise _stale(name, token, latest)
-            writes(pipe)
-
-        self._watched([fence_key], apply)
-
-    @_guarded
-    def list_rounds(self, project_id: str) -> list[Round]:
-        self._project_doc(project_id)
-        return [round_from_json(d) for d in self.r.lrange(self.k.p(project_id, "rounds"), 0, -1)]

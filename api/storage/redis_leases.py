@@ -5,15 +5,24 @@ locks (mixed into :class:`api.storage.redis.RedisStore`; the atomic parts are th
 from __future__ import annotations
 
 import json
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import asdict, replace
 from typing import Any
 
-from api.storage.codec import dumps, job_from_json, job_to_json, loads
+from api.storage.base import encode_round
+from api.storage.codec import dumps, job_from_json, job_to_json, loads, round_from_json
 from api.storage.keys import SEP
-from api.storage.records import ACTIVE_JOB_STATES, Annotation, Job, Lease, LeasedItem, SubmitResult
-from api.storage.redis_common import _guarded, _item, _plain
-from labeling.errors import InvalidInput, NotFound, StaleToken
+from api.storage.records import (
+    ACTIVE_JOB_STATES,
+    Annotation,
+    Job,
+    Lease,
+    LeasedItem,
+    Round,
+    SubmitResult,
+)
+from api.storage.redis_common import _guarded, _item, _plain, _stale
+from labeling.errors import InvalidInput, NotFound
 
 __all__ = ["RedisLeaseOps"]
 
@@ -47,7 +56,6 @@ class RedisLeaseOps:
             raise InvalidInput(f"lease size must be >= 0, got n={n}, n_eval={n_eval}")
         _plain("annotator", annotator)
         _plain("lease id", lease_id)
-        self._project_doc(project_id)
         out = self._lease_script("lease", project_id, repr(float(now)), annotator, n, n_eval,
                                  repr(float(ttl)), lease_id, project_id)
         items = []
@@ -181,6 +189,51 @@ class RedisLeaseOps:
     def count_labels(self, project_id: str) -> int:
         return int(self.r.get(self.k.p(project_id, "labels")) or 0)
 
+    # -- rounds ---------------------------------------------------------------------------
+    @_guarded
+    def commit_round(self, project_id, *, arrays, queue, rnd, fence=None):
+        """Every write in one MULTI/EXEC, so readers see all of them or none. With ``fence``, the
+        lock's token counter is WATCHed and read first (as :meth:`update_job` does): a token drawn
+        after that read aborts the EXEC, the check runs again and refuses. Nothing queued in a
+        MULTI is visible before its EXEC, so a refused commit leaves nothing behind."""
+        enc = encode_round(project_id, arrays, queue, rnd)
+        self._project_doc(project_id)
+        entries = [(iid, why) for iid, _, why in enc.queue]
+
+        def writes(pipe: Any) -> None:
+            pipe.multi()
+            for name, data in enc.arrays.items():
+                pipe.set(self.k.array(project_id, name), data)
+            self._queue_writes(pipe, project_id, entries)
+            pipe.rpush(self.k.p(project_id, "rounds"), enc.round_json)
+
+        self._fenced(fence, writes)
+
+    def _fenced(self, fence: tuple[str, int] | None, writes: Callable[[Any], None]) -> None:
+        """Run ``writes(pipe)`` (it starts with ``pipe.multi()``) as one MULTI/EXEC. With
+        ``fence``, the lock's token counter is WATCHed and read first: a token drawn after that
+        read aborts the EXEC, the check runs again and refuses with ``StaleToken``."""
+        if fence is None:
+            with self.r.pipeline(transaction=True) as pipe:
+                writes(pipe)
+                pipe.execute()
+            return
+        name, token = fence
+        fence_key = self.k.fence(name)
+
+        def apply(pipe: Any) -> None:
+            latest = pipe.get(fence_key)
+            if latest is None or int(latest) != token:
+                raise _stale(name, token, latest)
+            writes(pipe)
+
+        self._watched([fence_key], apply)
+
+    @_guarded
+    def list_rounds(self, project_id: str) -> list[Round]:
+        self._project_doc(project_id)
+        return [round_from_json(d) for d in self.r.lrange(self.k.p(project_id, "rounds"), 0, -1)]
+
     # -- jobs -----------------------------------------------------------------------------
     @_guarded
     def create_job(self, job: Job) -> Job:
@@ -203,9 +256,7 @@ class RedisLeaseOps:
             if fence is not None:
                 latest = pipe.get(self.k.fence(fence[0]))
                 if latest is None or int(latest) != fence[1]:
-                    raise StaleToken(f"stale fencing token {fence[1]} for lock {fence[0]!r} (latest: "
-                                   f"{None if latest is None else int(latest)}): its holder lost "
-                                   "the lock, write refused")
+                    raise _stale(fence[0], fence[1], latest)
             doc = pipe.get(key)
             if doc is None:
                 raise NotFound(f"unknown job {job_id!r}")

@@ -14,7 +14,6 @@ from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import replace
 from pathlib import Path
-from typing import Any
 
 import numpy as np
 
@@ -23,8 +22,6 @@ from api.storage.codec import (
     array_to_bytes,
     bytes_to_array,
     dumps,
-    job_from_json,
-    job_to_json,
     project_from_json,
     project_to_json,
     round_from_json,
@@ -32,7 +29,6 @@ from api.storage.codec import (
 from api.storage.records import (
     AssertionRecord,
     Item,
-    Job,
     LFRecord,
     Project,
     ProjectSettings,
@@ -354,47 +350,3 @@ class SQLiteStore(LeaseOps, Store):
                 "SELECT doc FROM rounds WHERE project_id=? ORDER BY number", (project_id,)
             ).fetchall()
         return [round_from_json(r[0]) for r in rows]
-
-    # -- jobs -----------------------------------------------------------------------------
-    def create_job(self, job: Job) -> Job:
-        with self._tx() as db:
-            self._project(db, job.project_id)
-            row = db.execute(
-                "SELECT id FROM jobs WHERE project_id=? AND kind=? AND status IN ('queued','running')",
-                (job.project_id, job.kind),
-            ).fetchone()
-            if row is not None:
-                raise Conflict(f"a {job.kind!r} job is already running for this project: {row[0]}")
-            db.execute(
-                "INSERT INTO jobs VALUES (?,?,?,?,?)",
-                (job.id, job.project_id, job.kind, job.status, job_to_json(job)),
-            )
-        return job
-
-    def update_job(self, job_id: str, *, fence: tuple[str, int] | None = None, **fields: Any) -> Job:
-        with self._tx() as db:
-            if fence is not None:
-                self._check_fence(db, *fence)
-            job = replace(self._job(db, job_id), **fields)
-            db.execute(
-                "UPDATE jobs SET status=?, doc=? WHERE id=?", (job.status, job_to_json(job), job_id)
-            )
-        return job
-
-    def _job(self, db: sqlite3.Connection, job_id: str) -> Job:
-        row = db.execute("SELECT doc FROM jobs WHERE id=?", (job_id,)).fetchone()
-        if row is None:
-            raise NotFound(f"unknown job {job_id!r}")
-        return job_from_json(row[0])
-
-    def get_job(self, job_id: str) -> Job:
-        with self._tx(write=False) as db:
-            return self._job(db, job_id)
-
-    def list_jobs(self, project_id: str) -> list[Job]:
-        with self._tx(write=False) as db:
-            self._project(db, project_id)
-            rows = db.execute(
-                "SELECT doc FROM jobs WHERE project_id=? ORDER BY rowid", (project_id,)
-            ).fetchall()
-        return [job_from_json(r[0]) for r in rows]

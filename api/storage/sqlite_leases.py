@@ -1,4 +1,4 @@
-"""Leases, annotations, requirements and locks of the SQLite store (a mixin of
+"""Leases, annotations, requirements, jobs and locks of the SQLite store (a mixin of
 :class:`api.storage.sqlite.SQLiteStore`).
 
 The model is the one :mod:`api.storage.base` describes. ``holds`` has a row per live hold; a
@@ -12,9 +12,10 @@ from __future__ import annotations
 import sqlite3
 from collections.abc import Iterable, Mapping
 from dataclasses import replace
+from typing import Any
 
-from api.storage.codec import dumps, loads
-from api.storage.records import Annotation, Lease, LeasedItem, SubmitResult
+from api.storage.codec import job_from_json, job_to_json, loads
+from api.storage.records import Annotation, Job, Lease, LeasedItem, SubmitResult
 from api.storage.sqlite_schema import ANNOTATION_COLS, ITEM_COLS, annotation_from_row, item_from_row
 from labeling.errors import Conflict, InvalidInput, NotFound, StaleToken
 
@@ -34,13 +35,9 @@ _FROM_QUEUE = (f"SELECT {_COLS}, q.reasons FROM queue q INDEXED BY queue_rank CR
                " AND EXISTS (SELECT 1 FROM pool p WHERE p.project_id=i.project_id AND p.is_eval=0"
                f" AND p.rand_key=i.rand_key AND p.item_id=i.id){_NOT_THEIRS} ORDER BY q.rank LIMIT :n")
 _HOLDS = "(SELECT COUNT(*) FROM holds h WHERE h.project_id=i.project_id AND h.item_id=i.id)"
-_ROOM = f"i.flagged=0 AND i.n_labels+{_HOLDS}<i.required"
-# ``{ids}``: as many ``?`` as items; the first parameter is the project
-_SETTLE_OUT = ("DELETE FROM pool WHERE (project_id, is_eval, rand_key, item_id) IN (SELECT i.project_id,"
-               f" i.is_eval, i.rand_key, i.id FROM items i WHERE i.project_id=? AND i.id IN ({{ids}})"
-               f" AND NOT ({_ROOM}))")
-_SETTLE_IN = ("INSERT OR IGNORE INTO pool SELECT i.project_id, i.is_eval, i.rand_key, i.id FROM items i"
-              f" WHERE i.project_id=? AND i.id IN ({{ids}}) AND {_ROOM}")
+# each item's pool row and whether it has room for another answer; ``{ids}``: a ``?`` per item
+_ROOM = (f"SELECT i.is_eval, i.rand_key, i.id, i.flagged=0 AND i.n_labels+{_HOLDS}<i.required"
+         " FROM items i WHERE i.project_id=? AND i.id IN ({ids})")
 
 
 def _payload(ann: Annotation) -> tuple:
@@ -58,9 +55,11 @@ class LeaseOps:
         ids = list(ids)
         for start in range(0, len(ids), 500):
             chunk = ids[start:start + 500]
-            marks = ",".join("?" * len(chunk))
-            db.execute(_SETTLE_OUT.format(ids=marks), (project_id, *chunk))
-            db.execute(_SETTLE_IN.format(ids=marks), (project_id, *chunk))
+            rows = db.execute(_ROOM.format(ids=",".join("?" * len(chunk))), (project_id, *chunk)).fetchall()
+            db.executemany("DELETE FROM pool WHERE project_id=? AND is_eval=? AND rand_key=? AND item_id=?",
+                           [(project_id, *r[:3]) for r in rows if not r[3]])
+            db.executemany("INSERT OR IGNORE INTO pool VALUES (?,?,?,?)",
+                           [(project_id, *r[:3]) for r in rows if r[3]])
 
     @staticmethod
     def _refill(db: sqlite3.Connection, project_id: str) -> None:
@@ -87,9 +86,14 @@ class LeaseOps:
         where, params = "open=1 AND expires_at<=?", [now]
         if project_id is not None:
             where, params = where + " AND project_id=?", params + [project_id]
-        ended = db.execute(f"DELETE FROM holds WHERE lease_id IN (SELECT id FROM leases WHERE {where})"
-                           " RETURNING project_id, item_id", params).fetchall()
-        db.execute(f"UPDATE leases SET open=0 WHERE {where}", params)
+        leases = [r[0] for r in db.execute(f"SELECT id FROM leases WHERE {where}", params)]
+        ended = []
+        for start in range(0, len(leases), 500):
+            chunk = leases[start:start + 500]
+            marks = ",".join("?" * len(chunk))
+            ended += db.execute(f"DELETE FROM holds WHERE lease_id IN ({marks}) RETURNING project_id, item_id",
+                                chunk).fetchall()
+            db.execute(f"UPDATE leases SET open=0 WHERE id IN ({marks})", chunk)
         by_project: dict[str, list[str]] = {}
         for pid, item_id in ended:
             by_project.setdefault(pid, []).append(item_id)
@@ -107,6 +111,7 @@ class LeaseOps:
             now = self._lease_clock(db, now)
             self._reclaim(db, now, project_id)
             picked: dict[str, LeasedItem] = {}
+            why: dict[str, str | None] = {}
 
             def take(sql: str, limit: int, is_eval: bool) -> None:
                 if limit <= 0:
@@ -119,6 +124,7 @@ class LeaseOps:
                         item = item_from_row(row)
                         picked[item.id] = LeasedItem(item, loads(row[-1]) if row[-1] else default,
                                                      item.is_eval)
+                        why[item.id] = row[-1]  # the queue's reasons JSON, or None for pool order
                         added += 1
 
             take(_FROM_POOL, min(n_eval, n), True)
@@ -130,8 +136,7 @@ class LeaseOps:
                 db.execute("INSERT INTO leases (id, project_id, annotator, created_at, expires_at)"
                            " VALUES (?,?,?,?,?)", (lease_id, project_id, annotator, now, expires))
                 db.executemany("INSERT INTO holds VALUES (?,?,?,?,?)",
-                               [(project_id, i, annotator, lease_id, dumps(li.reasons))
-                                for i, li in picked.items()])
+                               [(project_id, i, annotator, lease_id, why[i]) for i in picked])
                 self._settle(db, project_id, picked)
                 exhausted = False
             else:  # nothing open is left for them; only a live hold may still come back
@@ -169,8 +174,9 @@ class LeaseOps:
         by_lease: dict[str, tuple[float, list[LeasedItem]]] = {}
         for lease_id, expires, reasons, *item_row in rows:
             item = item_from_row(item_row)
+            default = {"strategy": "evaluation_slice" if item.is_eval else "pool_order"}
             by_lease.setdefault(lease_id, (expires, []))[1].append(
-                LeasedItem(item, loads(reasons), item.is_eval))
+                LeasedItem(item, loads(reasons) if reasons else default, item.is_eval))
         return [Lease(lid, project_id, annotator, exp, tuple(li.item.id for li in items), tuple(items))
                 for lid, (exp, items) in by_lease.items()]
 
@@ -277,6 +283,50 @@ class LeaseOps:
             return db.execute(
                 "SELECT COUNT(*) FROM annotations WHERE project_id=? AND kind='label'", (project_id,)
             ).fetchone()[0]
+
+    # -- jobs -----------------------------------------------------------------------------
+    def create_job(self, job: Job) -> Job:
+        with self._tx() as db:
+            self._project(db, job.project_id)
+            row = db.execute(
+                "SELECT id FROM jobs WHERE project_id=? AND kind=? AND status IN ('queued','running')",
+                (job.project_id, job.kind),
+            ).fetchone()
+            if row is not None:
+                raise Conflict(f"a {job.kind!r} job is already running for this project: {row[0]}")
+            db.execute(
+                "INSERT INTO jobs VALUES (?,?,?,?,?)",
+                (job.id, job.project_id, job.kind, job.status, job_to_json(job)),
+            )
+        return job
+
+    def update_job(self, job_id: str, *, fence: tuple[str, int] | None = None, **fields: Any) -> Job:
+        with self._tx() as db:
+            if fence is not None:
+                self._check_fence(db, *fence)
+            job = replace(self._job(db, job_id), **fields)
+            db.execute(
+                "UPDATE jobs SET status=?, doc=? WHERE id=?", (job.status, job_to_json(job), job_id)
+            )
+        return job
+
+    def _job(self, db: sqlite3.Connection, job_id: str) -> Job:
+        row = db.execute("SELECT doc FROM jobs WHERE id=?", (job_id,)).fetchone()
+        if row is None:
+            raise NotFound(f"unknown job {job_id!r}")
+        return job_from_json(row[0])
+
+    def get_job(self, job_id: str) -> Job:
+        with self._tx(write=False) as db:
+            return self._job(db, job_id)
+
+    def list_jobs(self, project_id: str) -> list[Job]:
+        with self._tx(write=False) as db:
+            self._project(db, project_id)
+            rows = db.execute(
+                "SELECT doc FROM jobs WHERE project_id=? ORDER BY rowid", (project_id,)
+            ).fetchall()
+        return [job_from_json(r[0]) for r in rows]
 
     # -- locks with fencing tokens ----------------------------------------------------------
     def acquire_lock(self, name: str, owner: str, ttl_s: float, now: float) -> int | None:

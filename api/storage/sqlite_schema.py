@@ -41,11 +41,11 @@ CREATE TABLE leases (
     id TEXT PRIMARY KEY, project_id TEXT NOT NULL, annotator TEXT NOT NULL,
     created_at REAL NOT NULL, expires_at REAL NOT NULL, open INTEGER NOT NULL DEFAULT 1);
 CREATE INDEX leases_open ON leases (expires_at) WHERE open = 1;
-CREATE INDEX leases_annotator ON leases (project_id, annotator) WHERE open = 1;
--- live holds: deleted when answered, released or expired, one per (item, annotator)
+-- live holds: deleted when answered, released or expired, one per (item, annotator), with the
+-- queue's reasons for the item (NULL: pool order)
 CREATE TABLE holds (
     project_id TEXT NOT NULL, item_id TEXT NOT NULL, annotator TEXT NOT NULL,
-    lease_id TEXT NOT NULL, reasons TEXT NOT NULL,
+    lease_id TEXT NOT NULL, reasons TEXT,
     PRIMARY KEY (project_id, item_id, annotator)) WITHOUT ROWID;
 CREATE INDEX holds_lease ON holds (lease_id);
 -- the latest time a lease or a sweep ran at (see ``LeaseOps._lease_clock``)

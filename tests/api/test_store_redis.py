@@ -137,3 +137,24 @@ def test_unreachable_server_is_a_labelloop_error_without_credentials():
 def test_ping_answers(store):
     assert store.ping() is True
     assert store.durability()["source"] in ("config", "info")
+
+
+def test_scripts_are_short_lua_files_that_build_no_key_names():
+    """Each script is a ``.lua`` file of the package under 150 lines; key names come from
+    ``api.storage.keys`` as arguments, so no script spells a namespace or a key suffix."""
+    from importlib.resources import files
+
+    from api.storage.keys import PROJECT
+    from api.storage.redis_scripts import LEASE_SCRIPTS, OTHER_SCRIPTS, source
+
+    folder = files("api.storage").joinpath("lua")
+    names = sorted(p.name for p in folder.iterdir() if p.name.endswith(".lua"))
+    assert names == sorted(f"{n}.lua" for n in ("prelude", *LEASE_SCRIPTS, *OTHER_SCRIPTS))
+    for name in names:
+        text = folder.joinpath(name).read_text()
+        assert len(text.splitlines()) < 150, name
+        assert ":p:" not in text and "labelloop" not in text and "KEYS[" not in text or \
+            name in ("create_job.lua", "release_lock.lua", "renew_lock.lua"), name
+        for what in PROJECT:
+            assert f"':{what}'" not in text and f'":{what}"' not in text, (name, what)
+    assert source("lease").startswith("local K = {items = KEYS[1], ")

@@ -3,6 +3,9 @@
 -- evaluation pool, then the ranked queue's items still in the pool, then pool order, then the
 -- evaluation pool. Returns exhausted ('1': nothing taken and nothing left for this annotator),
 -- the expiry, then item id, reasons, item document and position record per item taken.
+if redis.call('HEXISTS', K.projects, ARGV[8]) == 0 then
+  return redis.error_reply('NOTFOUND unknown project ' .. ARGV[8])
+end
 local now, now_text = lease_clock(ARGV[2])
 local who, n, n_eval, lid = ARGV[3], tonumber(ARGV[4]), tonumber(ARGV[5]), ARGV[7]
 local expires = string.format('%.17g', now + tonumber(ARGV[6]))

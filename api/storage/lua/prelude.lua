@@ -1,5 +1,6 @@
 -- Shared by the lease scripts. Before this, api.storage.redis_scripts defines K: the project's
--- keys by name (K.pool, K.holds, ...: api.storage.keys.PROJECT) and K.clock, the lease clock.
+-- keys by name (K.pool, K.holds, ...: api.storage.keys.PROJECT), K.clock (the lease clock) and
+-- K.projects (the projects hash).
 -- ARGV[1] is the prefix of lease keys. A hold is holds[item SEP annotator] = lease id; it is live
 -- while its lease's score in `leasing` (its expiry) is later than now.
 local SEP = '\31'
