@@ -6,6 +6,7 @@ import asyncio
 from collections.abc import Callable
 from typing import Annotated
 
+import anyio
 from fastapi import Depends, Request
 
 from api.service.services import Services
@@ -16,43 +17,54 @@ __all__ = ["LeaseBatcher", "Now", "ServicesDep"]
 
 
 class LeaseBatcher:
-    """Leases that reach the route in one turn of the event loop run together on the next, in
-    one :meth:`~api.storage.base.Store.batch` (one SQLite commit for all: bench.lease_load), at
-    the clock read then. Each is answered once the batch has committed."""
+    """Leases that reach the route while the previous batch runs wait for the next one, which
+    runs them in one :meth:`~api.storage.base.Store.batch` (one SQLite commit for all) on a
+    thread, at the clock read then: the event loop goes on serving HTTP meanwhile, and SQLite
+    and Redis calls let go of the GIL while they wait (bench.lease_load). Each lease is
+    answered once its batch has committed; one batch runs at a time."""
 
     def __init__(self, services: Services) -> None:
         self.services = services
         self._pending: list[tuple[Callable[[float], Lease], asyncio.Future]] = []
+        self._running = False
 
     async def lease(self, take: Callable[[float], Lease]) -> Lease:
         """``take(now)`` in the next batch."""
-        loop = asyncio.get_running_loop()
-        done = loop.create_future()
+        done = asyncio.get_running_loop().create_future()
         self._pending.append((take, done))
-        if len(self._pending) == 1:
-            loop.call_soon(self._flush)
+        if not self._running:
+            self._running = True
+            asyncio.ensure_future(self._drain())
         return await done
 
-    def _flush(self) -> None:
-        batch, self._pending = self._pending, []
+    async def _drain(self) -> None:
+        try:
+            while self._pending:
+                batch, self._pending = self._pending, []
+                got = await anyio.to_thread.run_sync(self._run, [take for take, _ in batch])
+                for (_, done), one in zip(batch, got, strict=True):
+                    if done.done():  # its client went away
+                        continue
+                    if isinstance(one, Exception):
+                        done.set_exception(one)
+                    else:
+                        done.set_result(one)
+        finally:
+            self._running = False
+
+    def _run(self, takes: list[Callable[[float], Lease]]) -> list[Lease | Exception]:
         got: list[Lease | Exception] = []
         try:
             with self.services.store.batch():
                 now = self.services.clock()
-                for take, _ in batch:
+                for take in takes:
                     try:
                         got.append(take(now))
                     except LabelloopError as e:  # refused alone: nothing of it was written
                         got.append(e)
         except Exception as e:  # noqa: BLE001 - the commit failed: every lease of it fails
-            got = [e] * len(batch)
-        for (_, done), one in zip(batch, got, strict=True):
-            if done.done():  # its client went away
-                continue
-            if isinstance(one, Exception):
-                done.set_exception(one)
-            else:
-                done.set_result(one)
+            return [e] * len(takes)
+        return got
 
 
 async def get_services(request: Request) -> Services:
