@@ -19,11 +19,12 @@ local function take(key, limit, ev, from_queue)
   while true do
     local chunk = redis.call('ZRANGE', key, start, start + window - 1)
     if #chunk == 0 then return end
-    for _, item in ipairs(chunk) do
-      local m = item .. SEP .. who
-      if not picked[item] and redis.call('SISMEMBER', K.answered, m) == 0
-          and redis.call('HEXISTS', K.holds, m) == 0
-          and (not from_queue or redis.call('ZSCORE', K.pool, item)) then
+    local m = marks(chunk, who)
+    local answered = redis.call('SMISMEMBER', K.answered, unpack(m))
+    local held = redis.call('HMGET', K.holds, unpack(m))
+    local open = from_queue and redis.call('ZMSCORE', K.pool, unpack(chunk))
+    for i, item in ipairs(chunk) do
+      if not picked[item] and answered[i] == 0 and not held[i] and (not from_queue or open[i]) then
         picked[item] = from_queue and redis.call('HGET', K.reasons, item) or default
         order[#order + 1] = item
         added = added + 1
@@ -45,12 +46,8 @@ if #order == 0 then
   return {'1', expires}
 end
 local reasons = {}
-for i, item in ipairs(order) do
-  redis.call('HSET', K.holds, item .. SEP .. who, lid)
-  redis.call('HINCRBY', K.nholds, item, 1)
-  settle(item)
-  reasons[i] = picked[item]
-end
+for i, item in ipairs(order) do reasons[i] = picked[item] end
+change_holds(order, who, 1, lid)
 redis.call('HSET', lkey(lid), 'project', ARGV[8], 'annotator', who, 'created_at', now_text,
            'items', table.concat(order, SEP), 'reasons', table.concat(reasons, SEP))
 redis.call('EXPIRE', lkey(lid), math.ceil(tonumber(ARGV[6])) + 86400)

@@ -15,5 +15,5 @@ else
     done[ARGV[i]] = true
   end
 end
-for _, item in ipairs(items) do end_hold(item, who) end
+change_holds(items, who, -1)
 return #items

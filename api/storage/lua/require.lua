@@ -4,12 +4,14 @@ for i = 2, #ARGV, 2 do
     return redis.error_reply('NOTFOUND unknown item ' .. ARGV[i])
   end
 end
+local items = {}
 for i = 2, #ARGV, 2 do
   if ARGV[i + 1] == '1' then
     redis.call('HDEL', K.required, ARGV[i])
   else
     redis.call('HSET', K.required, ARGV[i], ARGV[i + 1])
   end
-  settle(ARGV[i])
+  items[#items + 1] = ARGV[i]
 end
+settle_all(items)
 return (#ARGV - 1) / 2

@@ -37,7 +37,7 @@ for i = 3, #ARGV, 7 do
     elseif kind == 'flag' then
       redis.call('SADD', K.flagged, item)
     end
-    end_hold(item, who)  -- back in the pool while it still needs answers (a skip leaves it for others)
+    change_holds({item}, who, -1)  -- back in the pool while it still needs answers (a skip: for others)
     out[#out + 1] = 0; out[#out + 1] = pos; out[#out + 1] = doc
   end
 end
