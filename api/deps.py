@@ -13,7 +13,7 @@ from api.service.services import Services
 from api.storage.records import Lease
 from labeling.errors import LabelloopError
 
-__all__ = ["LeaseBatcher", "Now", "ServicesDep"]
+__all__ = ["LeaseBatcher", "Now", "ServicesDep", "lease_batcher"]
 
 
 class LeaseBatcher:
@@ -75,13 +75,13 @@ async def get_now(request: Request) -> float:
     return request.app.state.services.clock()
 
 
-async def get_leases(request: Request) -> LeaseBatcher:
+def lease_batcher(request: Request) -> LeaseBatcher:
+    """The app's batcher, made on first use (on the event loop, once the services exist)."""
     batcher = getattr(request.app.state, "leases", None)
-    if batcher is None:  # one per app, made on the event loop once the services exist
+    if batcher is None:
         batcher = request.app.state.leases = LeaseBatcher(request.app.state.services)
     return batcher
 
 
 ServicesDep = Annotated[Services, Depends(get_services)]
 Now = Annotated[float, Depends(get_now)]
-LeasesDep = Annotated[LeaseBatcher, Depends(get_leases)]
