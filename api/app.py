@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import gc
 import logging
 import threading
 from contextlib import asynccontextmanager
@@ -31,12 +30,8 @@ __all__ = ["SERVER_OPTIONS", "build_services", "create_app"]
 
 log = logging.getLogger(__name__)
 
-# How uvicorn serves the app: httptools parses HTTP when installed (uvicorn[standard]); the event
-# loop is asyncio's, because an in-process store's calls run on the loop and, under load,
-# uvloop left some connections unserved for over a second while they did (bench.lease_load).
-SERVER_OPTIONS = {"loop": "asyncio", "http": "auto"}
-
-YOUNG_GC_THRESHOLD = 20_000  # see the lifespan
+# How uvicorn serves the app: httptools parses HTTP when installed (uvicorn[standard])
+SERVER_OPTIONS = {"http": "auto"}
 
 STATUS = [  # most specific first; api/ alone knows HTTP codes
     (StoreUnavailable, 503),
@@ -118,25 +113,11 @@ def create_app(settings: Settings | None = None, services: Services | None = Non
         stop = threading.Event()
         thread = threading.Thread(target=_sweeper, args=(svc, stop), daemon=True)
         thread.start()
-        # What start-up built (the app, the libraries it imported) lives as long as the process:
-        # keep it out of the collector's full passes, which would otherwise walk all of it every
-        # few thousand requests while every request waits (lease p99 under load: 290 -> 100 ms).
-        gc.freeze()
-        # A young-generation pass every 700 net new objects ran mid-lease every few leases,
-        # walking the replies being decoded (about 400 us each, 50 us a lease); a request's
-        # objects are freed by reference counting long before 20000 pile up.
-        thresholds = gc.get_threshold()
-        gc.set_threshold(YOUNG_GC_THRESHOLD, *thresholds[1:])
         try:
             yield
         finally:
-            gc.set_threshold(*thresholds)
             stop.set()
             thread.join(timeout=5)
-            hot = getattr(app.state, "hot_path", None)
-            if hot is not None:
-                await hot.aclose()
-            await svc.store.aclose()
             if services is None:
                 svc.close()
 
@@ -165,12 +146,9 @@ def create_app(settings: Settings | None = None, services: Services | None = Non
         ok = request.app.state.services.store.ping()
         return JSONResponse({"store": "ok" if ok else "down"}, status_code=200 if ok else 503)
 
-    # annotation first: Starlette tries the routes in order, and these are the hot path (matching
-    # a request against every route before it cost a lease about 0.07 ms, bench.lease_load)
     for module in (annotate, projects, items, lfs, assertions, jobs, export, label_studio):
         app.include_router(module.router)
     add_ui(app)
-    annotate.add_lease_route(app)  # the hottest of all, ahead of the rest
     app.add_middleware(BodyLimit, limit=settings.max_body_bytes)
     if settings.cors_origins:  # off unless LABELLOOP_CORS_ORIGINS names origins
         app.add_middleware(CORSMiddleware, allow_origins=list(settings.cors_origins),

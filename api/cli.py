@@ -293,26 +293,6 @@ def cmd_jobs(args: argparse.Namespace) -> int:
         store.close()
 
 
-def cmd_upgrade_store(args: argparse.Namespace) -> int:
-    """Switch a Redis store to the newest lease format, once every replica runs this release or a
-    later one (a rolling update has finished): see ``RedisStore.upgrade_lease_format``."""
-    from api.storage import open_store
-
-    store = open_store(_settings(args).resolved_store_url)
-    try:
-        upgrade = getattr(store, "upgrade_lease_format", None)
-        if upgrade is None:
-            print(json.dumps({"store": "sqlite", "upgraded": False,
-                              "reason": "the embedded store upgrades its file when it opens it"}))
-            return 0
-        before = upgrade()
-        print(json.dumps({"store": "redis", "lease_format": store.lease_format(), "before": before,
-                          "upgraded": before != store.lease_format()}))
-        return 0
-    finally:
-        store.close()
-
-
 def cmd_simulate(args: argparse.Namespace) -> int:
     """One strategy and seed: the learning curve (as before). Several strategies (``a,b,c``) or
     ``--seeds N``: every strategy on every seed, compared (:mod:`api.service.simulate_compare`)."""
@@ -497,11 +477,6 @@ def build_parser() -> argparse.ArgumentParser:
         store_opts(jp)
     jobs.choices["watch"].add_argument("--interval", type=float, default=0.5, help="seconds between polls")
     sp.set_defaults(fn=cmd_jobs)
-
-    sp = sub.add_parser("upgrade-store", help="switch a Redis store to the newest lease format, "
-                        "once every replica runs this release (after a rolling update)")
-    store_opts(sp)
-    sp.set_defaults(fn=cmd_upgrade_store)
 
     sp = sub.add_parser("simulate", help="run the loop with an oracle annotator from gold labels")
     sp.add_argument("--dataset", required=True, help="WRENCH folder, or CSV/TSV/JSONL/Parquet file")

@@ -30,10 +30,7 @@ class Settings:
     job_workers: int = 2
     tokens_file: str | None = None
     admin_token: str | None = None
-    project_cache_s: float = 1.0  # how stale a replica's view of project settings may be for leases
-    store_threads: int = 8  # a network store's (Redis) calls in flight on the lease path, threads for the others
     cors_origins: tuple[str, ...] = ()  # LABELLOOP_CORS_ORIGINS: comma-separated; none = CORS off
-    lease_process: bool = True  # the embedded store's lease batches in a child process (api.storage.sqlite_leaser)
 
     @property
     def loopback(self) -> bool:
@@ -54,7 +51,7 @@ class Settings:
             ("data_dir", Path), ("store_url", str), ("host", str), ("port", int),
             ("executor", str), ("ray_num_cpus", int), ("max_body_bytes", int),
             ("sweep_interval_s", float), ("job_lock_ttl_s", float), ("job_workers", int), ("tokens_file", str),
-            ("admin_token", str), ("project_cache_s", float), ("store_threads", int),
+            ("admin_token", str),
         ):
             raw = env.get(_PREFIX + name.upper())
             if raw is not None:
@@ -72,7 +69,7 @@ class Settings:
             kw["cors_origins"] = origins
         if "RAY_ADDRESS" in env:
             kw["ray_address"] = env["RAY_ADDRESS"]
-        for name in ("require_durable", "lease_process"):
+        for name in ("require_durable",):
             raw = env.get(_PREFIX + name.upper())
             if raw is not None:
                 if raw.lower() not in ("1", "true", "yes", "0", "false", "no"):
@@ -81,7 +78,4 @@ class Settings:
         settings = cls(**kw)
         if settings.executor not in ("inprocess", "ray"):
             raise InvalidInput(f"executor must be 'inprocess' or 'ray', got {settings.executor!r}")
-        if settings.project_cache_s < 0 or settings.store_threads < 1:
-            raise InvalidInput("project_cache_s must be >= 0 and store_threads >= 1, got "
-                               f"{settings.project_cache_s} and {settings.store_threads}")
         return settings

@@ -16,8 +16,7 @@ counted in each response). Fields: ``throughput_vs_hello``, ``p99_ms`` (1M pool)
 ``p99_1m_vs_10k``; and CPU time per request, which the machine's other load moves far less than
 requests per second: ``server_cpu_us_per_lease`` and ``..._per_hello`` (the uvicorn process),
 ``server_cpu_vs_hello`` (hello's over the lease's: the throughput ratio the server alone would
-allow), ``store_cpu_us_per_lease`` (the Redis server, or the SQLite store's lease process: see
-``api.storage.sqlite_leaser``), and ``redis_rewrite_cpu_us_per_lease`` (AOF rewrites, in a forked
+allow), ``store_cpu_us_per_lease`` (the Redis server; zero for SQLite, which runs in the server process), and ``redis_rewrite_cpu_us_per_lease`` (AOF rewrites, in a forked
 child: the fill's are finished before the clock starts).
 """
 
@@ -113,10 +112,9 @@ def cpu_seconds(pid: int) -> float:
 
 def store_cpu_seconds(store_url: str, server_pid: int) -> tuple[float, float]:
     """CPU time the store has used outside the server process: the Redis server and its children
-    (AOF rewrites); for SQLite, the server's child processes (its lease process) and zero."""
+    (AOF rewrites); none for SQLite."""
     if not store_url.startswith("redis"):
-        children = Path(f"/proc/{server_pid}/task/{server_pid}/children").read_text().split()
-        return sum(cpu_seconds(int(pid)) for pid in children if Path(f"/proc/{pid}").exists()), 0.0
+        return 0.0, 0.0
     client = redis.Redis.from_url(store_url)
     try:
         cpu = client.info("cpu")

@@ -1,6 +1,10 @@
-"""Lease race: coordinator replicas on one Redis, many annotator clients, lease-expiry churn.
+"""Lease race: coordinator replicas on one store, many annotator clients, lease-expiry churn.
 
     python -m bench.lease_race --replicas 2 --clients 32 --items 20000 --json
+    python -m bench.lease_race --store sqlite --json
+
+With ``--store redis`` (the default) the replicas share one Redis; with ``sqlite`` they are
+coordinator processes on one SQLite file.
 
 Every client loops: lease a batch from a random replica, then either labels every item (submitting
 to a random replica) or, with probability ``--abandon``, walks away so the lease expires and the
@@ -28,11 +32,15 @@ from tests.server import Server
 
 
 def run_race(*, replicas: int = 2, clients: int = 32, items: int = 20_000, batch: int = 50,
-             ttl: float = 2.0, abandon: float = 0.1, seed: int = 0, deadline_s: float = 600) -> dict:
+             ttl: float = 2.0, abandon: float = 0.1, seed: int = 0, deadline_s: float = 600,
+             store: str = "redis") -> dict:
     rng = random.Random(seed)
     with tempfile.TemporaryDirectory() as tmp:
-        redis_srv = PrivateRedis(Path(tmp) / "redis", appendonly=True, fsync="everysec").start()
-        servers = [Server(Path(tmp) / f"r{k}", store_url=redis_srv.url,
+        redis_srv = None
+        if store == "redis":
+            redis_srv = PrivateRedis(Path(tmp) / "redis", appendonly=True, fsync="everysec").start()
+        url = redis_srv.url if redis_srv else f"sqlite:///{Path(tmp) / 'race.db'}"
+        servers = [Server(Path(tmp) / f"r{k}", store_url=url,
                           env={"LABELLOOP_SWEEP_INTERVAL_S": "0.5"}).start() for k in range(replicas)]
         try:
             with httpx.Client(base_url=servers[0].url, timeout=120) as c:
@@ -95,7 +103,8 @@ def run_race(*, replicas: int = 2, clients: int = 32, items: int = 20_000, batch
         finally:
             for s in servers:
                 s.stop()
-            redis_srv.kill()
+            if redis_srv is not None:
+                redis_srv.kill()
     labels = [a["item_id"] for a in anns if a["kind"] == "label"]
     by_item: dict[str, list[tuple[float, float, bool]]] = defaultdict(list)
     for item, _lease, start, end, labeled in leases:
@@ -107,7 +116,7 @@ def run_race(*, replicas: int = 2, clients: int = 32, items: int = 20_000, batch
             if done1 or s2 < e1 - 1e-6:  # re-leased while a live lease held it, or after a label
                 overlaps += 1
     return {
-        "benchmark": "lease_race", "replicas": replicas, "clients": clients, "items": items,
+        "benchmark": "lease_race", "store": store, "replicas": replicas, "clients": clients, "items": items,
         "duplicates": len(labels) - len(set(labels)) + overlaps,
         "missing": items - len(set(labels)),
         "accounted": depth["open"] + depth["done"] == items and depth["leased"] == 0,
@@ -120,6 +129,7 @@ def run_race(*, replicas: int = 2, clients: int = 32, items: int = 20_000, batch
 
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--store", choices=["redis", "sqlite"], default="redis")
     p.add_argument("--replicas", type=int, default=2)
     p.add_argument("--clients", type=int, default=32)
     p.add_argument("--items", type=int, default=20_000)
@@ -129,7 +139,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--json", action="store_true")
     args = p.parse_args(argv)
     result = run_race(replicas=args.replicas, clients=args.clients, items=args.items,
-                      batch=args.batch, ttl=args.ttl, abandon=args.abandon)
+                      batch=args.batch, ttl=args.ttl, abandon=args.abandon, store=args.store)
     print(json.dumps(result) if args.json else json.dumps(result, indent=2))
     return 0 if result["duplicates"] == 0 and result["missing"] == 0 and not result["errors"] else 1
 

@@ -15,7 +15,6 @@ from api.storage.records import (
     ClassSpec,
     Item,
     Job,
-    LeaseRequest,
     LFRecord,
     Project,
     ProjectSettings,
@@ -34,6 +33,13 @@ def make_project(store, pid="p1", n_items=10, n_eval=0):
     ]
     store.add_items(pid, items, on_conflict="reject", rand_keys=np.arange(n_items, dtype=float))
     return pid
+
+
+def set_queue(store, pid, ids, reasons):
+    """Rank ``ids`` first (best first), as a round does."""
+    number = len(store.list_rounds(pid)) + 1
+    store.commit_round(pid, arrays={}, queue=(ids, [1.0] * len(ids), reasons),
+                       rnd=Round(pid, number, f"m{number}", T0, 0, {}, {}, "test"))
 
 
 def label(pid, item_id, annotator, lease_id, value=1, key=None, kind="label"):
@@ -85,7 +91,7 @@ class StoreContract:
     # -- leases -----------------------------------------------------------------------
     def test_lease_follows_queue_then_pool(self, store):
         make_project(store, n_items=6)
-        store.set_queue("p1", ["i4", "i2"], [0.9, 0.5], [{"strategy": "s", "value": 0.9}] * 2)
+        set_queue(store, "p1", ["i4", "i2"], [{"strategy": "s", "value": 0.9}] * 2)
         lease = store.lease("p1", "ann", 3, n_eval=0, now=T0, ttl=60, lease_id="L1")
         assert lease.item_ids == ("i4", "i2", "i0")
         assert lease.items[0].reasons["strategy"] == "s"
@@ -201,7 +207,7 @@ class StoreContract:
         late = store.lease("p1", "b", 2, n_eval=0, now=T0 + 5, ttl=10, lease_id="Lb")
         assert late.item_ids == ("i0", "i1") and late.expires_at == T0 + 30
         assert store.get_lease("Lb").expires_at == T0 + 30
-        assert store.lease_many([LeaseRequest("p1", "c", 1, 0, 10, "Lc")], now=T0 + 1)[0].expires_at == T0 + 30
+        assert store.lease("p1", "c", 1, n_eval=0, now=T0 + 1, ttl=10, lease_id="Lc").expires_at == T0 + 30
 
     def test_bad_lease_size(self, store):
         make_project(store)
@@ -210,36 +216,186 @@ class StoreContract:
         with pytest.raises(NotFound):
             store.lease("nope", "a", 1, n_eval=0, now=T0, ttl=1, lease_id="L")
 
-    def test_lease_many_is_the_same_leases_one_after_another(self, store):
+    def test_an_annotator_never_holds_one_item_twice(self, store):
         make_project(store, n_items=8)
         store.update_settings("p1", ProjectSettings(redundancy_fraction=1.0, redundancy_k=2))
-        reqs = [LeaseRequest("p1", "a", 3, 0, 60, "La"), LeaseRequest("p1", "b", 3, 0, 60, "Lb"),
-                LeaseRequest("p1", "a", 3, 0, 60, "La2")]
-        got = store.lease_many(reqs, now=T0)
+        got = [store.lease("p1", who, 3, n_eval=0, now=T0, ttl=60, lease_id=lid).item_ids
+               for who, lid in (("a", "La"), ("b", "Lb"), ("a", "La2"))]
         # a's second lease skips what a holds; b may share a's items (each needs 2 annotators)
-        assert [lease.item_ids for lease in got] == [("i0", "i1", "i2"), ("i0", "i1", "i2"),
-                                                     ("i3", "i4", "i5")]
-        assert all(lease.expires_at == T0 + 60 for lease in got)
+        assert got == [("i0", "i1", "i2"), ("i0", "i1", "i2"), ("i3", "i4", "i5")]
         assert store.get_lease("Lb").item_ids == ("i0", "i1", "i2")
         assert store.queue_depth("p1", now=T0)["leased"] == 9
         third = store.lease("p1", "c", 8, n_eval=0, now=T0, ttl=60, lease_id="Lc")
         assert third.item_ids == ("i3", "i4", "i5", "i6", "i7")  # i0-i2 have their two holders
 
-    def test_lease_many_keeps_going_past_a_refused_request(self, store):
+    def test_a_refused_lease_leaves_nothing_behind(self, store):
         make_project(store, n_items=4)
-        got = store.lease_many([
-            LeaseRequest("p1", "a", 2, 0, 60, "La"),
-            LeaseRequest("nope", "b", 2, 0, 60, "Lb"),
-            LeaseRequest("p1", "c", -1, 0, 60, "Lc"),
-            LeaseRequest("p1", "d", 5, 0, 60, "Ld"),
-        ], now=T0)
-        assert got[0].item_ids == ("i0", "i1") and got[3].item_ids == ("i2", "i3")
-        assert isinstance(got[1], NotFound) and "nope" in str(got[1])
-        assert isinstance(got[2], InvalidInput)
-        with pytest.raises(NotFound):  # the refused requests left nothing behind
-            store.get_lease("Lc")
-        assert store.queue_depth("p1", now=T0)["leased"] == 4
-        assert store.lease_many([], now=T0) == []
+        with pytest.raises(NotFound, match="nope"):
+            store.lease("nope", "b", 2, n_eval=0, now=T0, ttl=60, lease_id="Lb")
+        with pytest.raises(InvalidInput):
+            store.lease("p1", "c", -1, n_eval=0, now=T0, ttl=60, lease_id="Lc")
+        for lid in ("Lb", "Lc"):
+            with pytest.raises(NotFound):
+                store.get_lease(lid)
+        assert store.queue_depth("p1", now=T0)["leased"] == 0
+
+    def test_leases_in_one_batch_are_each_atomic(self, store):
+        make_project(store, n_items=4)
+        with store.batch():
+            a = store.lease("p1", "a", 2, n_eval=0, now=T0, ttl=60, lease_id="La")
+            with pytest.raises(NotFound):
+                store.lease("nope", "b", 2, n_eval=0, now=T0, ttl=60, lease_id="Lb")
+            c = store.lease("p1", "c", 5, n_eval=0, now=T0, ttl=60, lease_id="Lc")
+        assert (a.item_ids, c.item_ids) == (("i0", "i1"), ("i2", "i3"))
+        assert store.get_lease("Lc").item_ids == ("i2", "i3")
+        with pytest.raises(NotFound):
+            store.get_lease("Lb")
+
+    # -- resume: an annotator's live leases -----------------------------------------------
+    def test_live_leases_of_an_annotator_with_their_items(self, store):
+        make_project(store, n_items=6, n_eval=1)
+        set_queue(store, "p1", ["i3"], [{"strategy": "s"}])
+        store.lease("p1", "a", 2, n_eval=1, now=T0, ttl=60, lease_id="L1")
+        store.lease("p1", "b", 1, n_eval=0, now=T0, ttl=60, lease_id="Lb")
+        store.lease("p1", "a", 2, n_eval=0, now=T0 + 1, ttl=10, lease_id="L2")
+        store.submit([label("p1", "i3", "a", "L1")], now=T0 + 2)
+        got = store.leases("p1", "a", now=T0 + 2)
+        assert [(x.id, x.item_ids, x.expires_at) for x in got] == [
+            ("L1", ("i0",), T0 + 60), ("L2", ("i2", "i4"), T0 + 11)]
+        first = got[0].items[0]
+        assert first.eval and first.item.text == "text 0" and first.reasons == {"strategy": "evaluation_slice"}
+        assert [x.id for x in store.leases("p1", "a", now=T0 + 12)] == ["L1"]  # L2 expired
+        store.release("L1", "a", now=T0 + 13)
+        assert store.leases("p1", "a", now=T0 + 13) == []
+        assert [x.id for x in store.leases("p1", "b", now=T0 + 13)] == ["Lb"]
+        with pytest.raises(NotFound):
+            store.leases("nope", "a", now=T0)
+
+    # -- idempotency keys belong to (project, annotator) ----------------------------------
+    def test_one_key_from_two_annotators_is_two_submissions(self, store):
+        make_project(store, n_items=4)
+        store.lease("p1", "bob", 1, n_eval=0, now=T0, ttl=60, lease_id="Lb")
+        store.lease("p1", "alice", 1, n_eval=0, now=T0, ttl=60, lease_id="La")
+        bob = store.submit([label("p1", "i0", "bob", "Lb", value=0, key="k")], now=T0 + 1)[0]
+        alice = store.submit([label("p1", "i1", "alice", "La", value=1, key="k")], now=T0 + 1)[0]
+        assert not bob.duplicate and not alice.duplicate
+        assert (alice.annotation.item_id, alice.annotation.label) == ("i1", 1)
+        assert [(a.annotator, a.item_id, a.label) for a in store.annotations("p1")] == [
+            ("bob", "i0", 0), ("alice", "i1", 1)]
+        again = store.submit([label("p1", "i1", "alice", "La", value=1, key="k")], now=T0 + 2)[0]
+        assert again.duplicate and again.annotation.seq == alice.annotation.seq
+
+    def test_one_key_with_another_payload_is_a_conflict_naming_it(self, store):
+        make_project(store, n_items=4)
+        store.lease("p1", "a", 2, n_eval=0, now=T0, ttl=60, lease_id="L")
+        store.submit([label("p1", "i0", "a", "L", value=0, key="k-7")], now=T0 + 1)
+        for changed in (label("p1", "i0", "a", "L", value=1, key="k-7"),
+                        label("p1", "i1", "a", "L", value=0, key="k-7"),
+                        label("p1", "i0", "a", "L", key="k-7", kind="skip")):
+            with pytest.raises(Conflict, match="k-7"):
+                store.submit([changed], now=T0 + 2)
+        with pytest.raises(Conflict, match="k-7"):  # all or nothing: i1 is not stored either
+            store.submit([label("p1", "i1", "a", "L", key="k-8"),
+                          label("p1", "i0", "a", "L", value=1, key="k-7")], now=T0 + 2)
+        assert [(a.item_id, a.label) for a in store.annotations("p1")] == [("i0", 0)]
+        assert store.get_lease("L").item_ids == ("i1",)
+
+    # -- require: per-item answers, changed after ingest ----------------------------------
+    def test_raising_required_reopens_an_answered_item_for_others(self, store):
+        make_project(store, n_items=2)
+        store.lease("p1", "a", 2, n_eval=0, now=T0, ttl=60, lease_id="La")
+        store.submit([label("p1", "i0", "a", "La"), label("p1", "i1", "a", "La")], now=T0)
+        assert store.queue_depth("p1", now=T0)["done"] == 2
+        assert store.lease("p1", "b", 5, n_eval=0, now=T0, ttl=60, lease_id="Lb").exhausted
+        assert store.require("p1", {"i1": 3}, now=T0 + 1) == 1
+        depth = store.queue_depth("p1", now=T0 + 1)
+        assert (depth["done"], depth["open"]) == (1, 1)
+        assert store.lease("p1", "a", 5, n_eval=0, now=T0 + 1, ttl=60, lease_id="La2").exhausted
+        assert store.lease("p1", "b", 5, n_eval=0, now=T0 + 1, ttl=60, lease_id="Lb2").item_ids == ("i1",)
+        assert store.lease("p1", "c", 5, n_eval=0, now=T0 + 1, ttl=60, lease_id="Lc").item_ids == ("i1",)
+        assert store.lease("p1", "d", 5, n_eval=0, now=T0 + 1, ttl=60, lease_id="Ld").item_ids == ()
+        store.submit([label("p1", "i1", "b", "Lb2"), label("p1", "i1", "c", "Lc")], now=T0 + 2)
+        assert store.queue_depth("p1", now=T0 + 2)["done"] == 2
+
+    def test_lowering_required_closes_an_item_whose_answers_suffice(self, store):
+        self._redundant(store, 3, k=3)
+        store.lease("p1", "a", 3, n_eval=0, now=T0, ttl=60, lease_id="La")
+        store.lease("p1", "b", 1, n_eval=0, now=T0, ttl=60, lease_id="Lb")
+        store.submit([label("p1", "i0", "a", "La"), label("p1", "i1", "a", "La")], now=T0)
+        store.require("p1", {"i0": 1, "i1": 2}, now=T0 + 1)
+        # i0 is done; i1 has one label and b holds nothing of it: one more; i2 still needs 3
+        depth = store.queue_depth("p1", now=T0 + 1)
+        assert (depth["done"], depth["open"]) == (1, 2)
+        assert store.lease("p1", "c", 5, n_eval=0, now=T0 + 1, ttl=60, lease_id="Lc").item_ids == ("i1", "i2")
+        assert store.lease("p1", "d", 5, n_eval=0, now=T0 + 1, ttl=60, lease_id="Ld").item_ids == ("i2",)
+        # b's live hold on i0 may still be answered, and adds a label past what it needed
+        assert not store.submit([label("p1", "i0", "b", "Lb")], now=T0 + 2)[0].duplicate
+        store.require("p1", {"i2": 1}, now=T0 + 3)  # held by a, c and d: it leaves the pool
+        assert store.lease("p1", "e", 5, n_eval=0, now=T0 + 3, ttl=60, lease_id="Le").item_ids == ()
+
+    def test_require_is_all_or_nothing(self, store):
+        make_project(store, n_items=2)
+        with pytest.raises(NotFound, match="nope"):
+            store.require("p1", {"i0": 2, "nope": 2}, now=T0)
+        for bad in (0, -1, 1.5, True):
+            with pytest.raises(InvalidInput, match="i1"):
+                store.require("p1", {"i0": 2, "i1": bad}, now=T0)
+        with pytest.raises(NotFound):
+            store.require("p9", {"i0": 2}, now=T0)
+        store.lease("p1", "a", 2, n_eval=0, now=T0, ttl=60, lease_id="La")
+        # i0 still needs one answer: nobody else may take it
+        assert store.lease("p1", "b", 2, n_eval=0, now=T0, ttl=60, lease_id="Lb").item_ids == ()
+
+    def test_require_under_concurrent_leases(self, store):
+        """Threads lease and answer while another thread raises and lowers what a third of the
+        items need, then settles them at 2: no annotator answers an item twice, the other items
+        get exactly one answer, and every item ends done with at least what it needs."""
+        import threading
+        import time
+
+        make_project(store, n_items=40)
+        errors: list[BaseException] = []
+        settled = threading.Event()
+
+        def annotate(who: str) -> None:
+            try:
+                for n in range(2000):
+                    lease = store.lease("p1", who, 3, n_eval=0, now=T0, ttl=1e6, lease_id=f"L{who}-{n}")
+                    if lease.item_ids:
+                        store.submit([label("p1", i, who, lease.id) for i in lease.item_ids], now=T0)
+                    elif lease.exhausted and settled.is_set():
+                        return
+                    else:
+                        time.sleep(0.001)
+                raise AssertionError(f"{who} never ran out of items")
+            except BaseException as exc:  # noqa: BLE001 - reported below
+                errors.append(exc)
+
+        def requirer() -> None:
+            try:
+                for k in range(30):
+                    store.require("p1", {f"i{j}": 1 + (k + j) % 3 for j in range(0, 40, 3)}, now=T0)
+                store.require("p1", {f"i{j}": 2 for j in range(0, 40, 3)}, now=T0)
+            except BaseException as exc:  # noqa: BLE001 - reported below
+                errors.append(exc)
+            finally:
+                settled.set()
+
+        threads = [threading.Thread(target=requirer)] + [
+            threading.Thread(target=annotate, args=(f"w{k}",)) for k in range(4)]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join(timeout=120)
+        assert not errors and not any(t.is_alive() for t in threads)
+        by_item: dict[str, list[str]] = {}
+        for a in store.annotations("p1"):
+            by_item.setdefault(a.item_id, []).append(a.annotator)
+        assert all(len(set(w)) == len(w) for w in by_item.values())
+        assert all(len(by_item[f"i{j}"]) == 1 for j in range(40) if j % 3)
+        assert all(2 <= len(by_item[f"i{j}"]) <= 3 for j in range(0, 40, 3))
+        depth = store.queue_depth("p1", now=T0)
+        assert (depth["done"], depth["open"], depth["leased"]) == (40, 0, 0)
 
     # -- redundancy: some items need k distinct annotators ------------------------------
     def _redundant(self, store, n_items, fraction=1.0, k=2):
@@ -491,7 +647,8 @@ class StoreContract:
         make_project(store)
         assert store.get_array("p1", "probs") is None
         arr = np.random.default_rng(0).random((5, 3)).astype(np.float32)
-        store.put_array("p1", "probs", arr)
+        store.commit_round("p1", arrays={"probs": arr}, queue=([], [], []),
+                           rnd=Round("p1", 1, "m1", T0, 0, {}, {}, "s"))
         out = store.get_array("p1", "probs")
         assert out.dtype == np.float32 and np.array_equal(out, arr)
 
@@ -499,8 +656,8 @@ class StoreContract:
         make_project(store)
         assert store.latest_round("p1") is None
         for n in (1, 2):
-            store.add_round(Round("p1", n, f"m{n}", T0, n * 10, {"accuracy": 0.5}, {"kind": "mv"},
-                                  "entropy", {"t": n}))
+            store.commit_round("p1", arrays={}, queue=([], [], []), rnd=Round(
+                "p1", n, f"m{n}", T0, n * 10, {"accuracy": 0.5}, {"kind": "mv"}, "entropy", {"t": n}))
         assert store.latest_round("p1").model_version == "m2"
         assert store.list_rounds("p1")[0].strategy_state == {"t": 1}
 

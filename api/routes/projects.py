@@ -6,7 +6,7 @@ from typing import Any
 from fastapi import APIRouter
 
 from api.auth import Admin, Annotator, Engineer
-from api.deps import HotPathDep, Now, ServicesDep
+from api.deps import Now, ServicesDep
 from api.schemas import ProjectIn, ProjectOut, RoundOut
 from api.service import projects as svc
 from api.storage.records import Project
@@ -41,12 +41,8 @@ def get_project(project_id: str, s: ServicesDep, who: Annotator) -> ProjectOut:
 
 
 @router.patch("/{project_id}/settings")
-def update_settings(project_id: str, body: dict[str, Any], s: ServicesDep, who: Admin,
-                    hot: HotPathDep) -> ProjectOut:
-    """Other replicas' leases see the change within ``project_cache_s`` seconds; this one's at once."""
-    out = project_out(svc.update_settings(s.store, project_id, body))
-    hot.projects.forget(project_id)
-    return out
+def update_settings(project_id: str, body: dict[str, Any], s: ServicesDep, who: Admin) -> ProjectOut:
+    return project_out(svc.update_settings(s.store, project_id, body))
 
 
 @router.get("/{project_id}/stats")

@@ -20,8 +20,8 @@ from api.storage.records import (
 )
 from labeling.errors import InvalidInput, SchemaError
 
-__all__ = ["MAX_BATCH", "MAX_COMMENT", "AnnotationIn", "ProjectCache", "lease_batch", "lease_request",
-           "submit_annotations", "submit_external"]
+__all__ = ["MAX_BATCH", "MAX_COMMENT", "AnnotationIn", "get_lease", "lease_batch", "lease_request",
+           "live_leases", "release_lease", "renew_lease", "submit_annotations", "submit_external"]
 
 MAX_BATCH = 1000
 MAX_COMMENT = 4000
@@ -33,30 +33,8 @@ def _annotator(name: str) -> str:
     return name
 
 
-class ProjectCache:
-    """Projects as the lease hot path reads them, kept per replica for at most ``max_age_s``
-    seconds (of the ``now`` callers pass): a settings change made through another replica reaches
-    this one's leases within that time, and one made through this replica at once
-    (:meth:`forget`). ``max_age_s=0`` reads the store every time."""
-
-    def __init__(self, store: Store, max_age_s: float) -> None:
-        self.store, self.max_age_s = store, max_age_s
-        self._seen: dict[str, tuple[float, Project]] = {}
-
-    def cached(self, project_id: str, now: float) -> Project | None:
-        hit = self._seen.get(project_id)
-        return hit[1] if hit is not None and 0.0 <= now - hit[0] < self.max_age_s else None
-
-    def get(self, project_id: str, now: float) -> Project:
-        hit = self.cached(project_id, now)
-        if hit is not None:
-            return hit
-        project = self.store.get_project(project_id)  # NotFound is never cached
-        self._seen[project_id] = (now, project)
-        return project
-
-    def forget(self, project_id: str) -> None:
-        self._seen.pop(project_id, None)
+def _anyone(lease: Lease) -> None:
+    """The default ``allowed``: every lease (the CLI and the simulator)."""
 
 
 def lease_request(project: Project, annotator: str, size: int | None, *,
@@ -84,13 +62,37 @@ def new_lease_id() -> str:
 def lease_batch(
     store: Store, project_id: str, annotator: str, size: int | None, *, now: float,
     rng: np.random.Generator | Callable[[], np.random.Generator],
-    projects: ProjectCache | None = None,
 ) -> Lease:
-    """Lease the next batch for one annotator (see :func:`lease_request`). ``projects``: where
-    the project's settings are read (default: the store, every time)."""
-    project = store.get_project(project_id) if projects is None else projects.get(project_id, now)
-    r = lease_request(project, annotator, size, rng=rng)
+    """Lease the next batch for one annotator (see :func:`lease_request`)."""
+    r = lease_request(store.get_project(project_id), annotator, size, rng=rng)
     return store.lease(r.project_id, r.annotator, r.n, n_eval=r.n_eval, now=now, ttl=r.ttl, lease_id=r.lease_id)
+
+
+def get_lease(store: Store, lease_id: str, *, allowed: Callable[[Lease], None] = _anyone) -> Lease:
+    """The lease and its open items; ``allowed(lease)`` raises when the caller may not see it."""
+    lease = store.get_lease(lease_id)
+    allowed(lease)
+    return lease
+
+
+def renew_lease(store: Store, lease_id: str, annotator: str, *, now: float,
+                allowed: Callable[[Lease], None] = _anyone) -> Lease:
+    """Extend a lease by its project's ``lease_ttl_s`` from ``now``."""
+    lease = get_lease(store, lease_id, allowed=allowed)
+    ttl = store.get_project(lease.project_id).settings.lease_ttl_s
+    return store.renew(lease_id, _annotator(annotator), now=now, ttl=ttl)
+
+
+def release_lease(store: Store, lease_id: str, annotator: str, item_ids: Sequence[str] | None, *,
+                  now: float, allowed: Callable[[Lease], None] = _anyone) -> int:
+    """Give back the lease's items (``item_ids``, or all of them); how many were released."""
+    get_lease(store, lease_id, allowed=allowed)
+    return store.release(lease_id, _annotator(annotator), item_ids=item_ids, now=now)
+
+
+def live_leases(store: Store, project_id: str, annotator: str, *, now: float) -> list[Lease]:
+    """The annotator's live leases with their open items, oldest first (resume after a crash)."""
+    return store.leases(project_id, _annotator(annotator), now=now)
 
 
 @dataclass(frozen=True)

@@ -4,20 +4,29 @@ Two backends implement it (embedded SQLite, Redis for replicas) and one contract
 (``tests/store_contract.py``) runs against both. Time (``now``) is always a parameter; a store never
 reads the clock, so tests can expire leases without sleeping.
 
-Lease rules every backend keeps:
+The lease model, the same in both stores:
 
-* an item is *open* while it has fewer label answers than ``required`` and is not flagged;
-* an item is offered to an annotator only if it is open, the annotator has not answered it and
-  holds no live lease on it, and live leases + answers stay below ``required``;
-* a lease item is live while it is ``open`` and ``expires_at > now``; once expired it may be leased
-  again, and the late holder's submission is then refused;
-* an idempotency key seen before returns the first annotation and changes nothing.
+* every item has ``required``: how many distinct annotators must label it. It is set when the item
+  is added (or the redundancy settings change) by :func:`~api.storage.records.required_answers`,
+  and changed afterwards by :meth:`Store.require`;
+* a *hold* is (item, annotator, lease); a lease has one expiry for all its holds and is indexed by
+  it for the sweep. An annotator holds an item at most once, and never one they answered;
+* an item is in its *pool* (the evaluation slice has its own) while it is not flagged and its
+  labels plus live holds are short of ``required``. A pool keeps its order (``rand_key``);
+  a lease takes the evaluation items it asks for, then the ranked queue, then pool order;
+* a hold ends on submit, release or expiry; the item then goes back to its pool if it still needs
+  answers. A late holder's submission is refused;
+* an idempotency key belongs to (project, annotator): seen before with the same payload, the
+  first annotation comes back and nothing changes; with another payload it is a ``Conflict``.
+
+A second leased queue (a review queue) is a further pool beside the two, leased the same way.
 """
 
 from __future__ import annotations
 
 import abc
 from collections.abc import Mapping, Sequence
+from contextlib import AbstractContextManager, nullcontext
 from typing import Any, NamedTuple
 
 import numpy as np
@@ -29,7 +38,6 @@ from api.storage.records import (
     Item,
     Job,
     Lease,
-    LeaseRequest,
     LFRecord,
     Project,
     ProjectSettings,
@@ -41,7 +49,7 @@ from labeling.errors import InvalidInput, LabelloopError
 
 class StoreUnavailable(LabelloopError):
     """The store cannot answer now: the Redis server cannot be reached, is loading, is a
-    read-only replica or is out of memory, or the embedded store's lease process is gone."""
+    read-only replica or is out of memory."""
 
 
 __all__ = ["Store", "StoreUnavailable"]
@@ -82,11 +90,6 @@ def encode_round(
 class Store(abc.ABC):
     """Everything the coordinator keeps. Every method is atomic on its own."""
 
-    #: whether calls wait on a server (so the API may call them from threads) or run in-process
-    waits_on_network: bool = False
-    #: whether :meth:`lease_bodies_async` waits on the server from the event loop itself
-    leases_on_loop: bool = False
-
     # -- projects -------------------------------------------------------------------------
     @abc.abstractmethod
     def create_project(self, project: Project) -> Project:
@@ -100,7 +103,8 @@ class Store(abc.ABC):
     def list_projects(self) -> list[Project]: ...
 
     @abc.abstractmethod
-    def update_settings(self, project_id: str, settings: ProjectSettings) -> Project: ...
+    def update_settings(self, project_id: str, settings: ProjectSettings) -> Project:
+        """Replace the settings; a change of redundancy draws every item's ``required`` again."""
 
     # -- items ----------------------------------------------------------------------------
     @abc.abstractmethod
@@ -112,7 +116,9 @@ class Store(abc.ABC):
         on_conflict: str,
         rand_keys: np.ndarray,
     ) -> tuple[int, int]:
-        """Append items (``seq`` assigned by the store, in order). Returns (inserted, updated).
+        """Append items (``seq`` assigned by the store, in order), all of them or none (also for
+        a million rows, also when the process is killed midway). Returns (inserted, updated).
+        A new item's ``required`` comes from the project's redundancy settings.
 
         ``on_conflict="reject"``: any id already stored, or repeated within ``items``, raises
         ``Conflict`` naming it and stores nothing. ``"upsert"``: a known id keeps its seq, its
@@ -171,18 +177,15 @@ class Store(abc.ABC):
 
     # -- arrays (probabilities, model artifacts) ------------------------------------------
     @abc.abstractmethod
-    def put_array(self, project_id: str, name: str, array: np.ndarray) -> None: ...
-
-    @abc.abstractmethod
     def get_array(self, project_id: str, name: str) -> np.ndarray | None: ...
 
-    # -- queue ----------------------------------------------------------------------------
     @abc.abstractmethod
-    def set_queue(
-        self, project_id: str, item_ids: Sequence[str], scores: Sequence[float], reasons: Sequence[dict]
-    ) -> None:
-        """Replace the ranked queue: ``item_ids`` best first. Items not in it follow in pool order."""
+    def put_array(self, project_id: str, name: str, array: np.ndarray) -> None:
+        """Store one array outside a round (project state such as gold answers or a connected
+        tool's settings); a round's outputs go through :meth:`commit_round`. ``NotFound`` for an
+        unknown project."""
 
+    # -- queue ----------------------------------------------------------------------------
     @abc.abstractmethod
     def queue_depth(self, project_id: str, now: float) -> dict[str, int]:
         """Counts: total, open (still needing answers), leased (live holds; an item that needs
@@ -199,38 +202,23 @@ class Store(abc.ABC):
         is available to this annotator right now; its ``exhausted`` is true only when nothing
         will be (no item still needs this annotator's answer, held or not).
 
-        An item that requires k answers (``ProjectSettings.redundancy_fraction`` and ``_k``) may
-        be held by up to k - (labels so far) distinct annotators at once, never twice by one.
-
         Leases and sweeps (:meth:`expire`) run at ``now`` or at the latest time one of them ran
         at, whichever is later (callers' clocks differ, and a call may wait after reading its
         clock): a lease never starts before the end of a hold that was ended before it ran."""
 
+    def batch(self) -> AbstractContextManager[None]:
+        """Run the lease calls made inside it in one commit where the backend gains from that
+        (SQLite); each call is still atomic on its own, and one that raises leaves nothing."""
+        return nullcontext()
+
     @abc.abstractmethod
-    def get_lease(self, lease_id: str) -> Lease: ...
+    def get_lease(self, lease_id: str) -> Lease:
+        """The lease with its open items (ids only); ``NotFound`` if unknown."""
 
-    async def lease_bodies_async(self, requests: Sequence[LeaseRequest], *,
-                                 now: float) -> list[bytes | LabelloopError]:
-        """:meth:`lease_many` as a coroutine, for a store whose :attr:`leases_on_loop` is true:
-        for the lease route, so each lease comes as its encoded ``LeaseOut`` body
-        (:func:`api.schemas.lease_body`), or the error that refused it."""
-        raise NotImplementedError(f"{type(self).__name__} leases through lease_many")
-
-    async def aclose(self) -> None:
-        """Close what the store opened on the event loop (see :meth:`lease_bodies_async`)."""
-
-    def lease_many(self, requests: Sequence[LeaseRequest], *, now: float) -> list[Lease | LabelloopError]:
-        """Several annotators' leases at one ``now``, each as :meth:`lease` would give it, in
-        order: a lease or the error it raised (the others still happen). A store overrides this
-        to share one commit or one round trip among them."""
-        out: list[Lease | LabelloopError] = []
-        for r in requests:
-            try:
-                out.append(self.lease(r.project_id, r.annotator, r.n, n_eval=r.n_eval, now=now,
-                                      ttl=r.ttl, lease_id=r.lease_id))
-            except LabelloopError as e:
-                out.append(e)
-        return out
+    @abc.abstractmethod
+    def leases(self, project_id: str, annotator: str, *, now: float) -> list[Lease]:
+        """``annotator``'s live leases in ``project_id`` with their open items (records and
+        reasons), oldest first: what a tool that restarted carries on with."""
 
     @abc.abstractmethod
     def renew(self, lease_id: str, annotator: str, *, now: float, ttl: float) -> Lease:
@@ -244,13 +232,24 @@ class Store(abc.ABC):
 
     @abc.abstractmethod
     def expire(self, now: float) -> int:
-        """Mark expired lease items; returns how many. Correctness never depends on this sweep."""
+        """End the holds of expired leases; returns how many. Correctness never depends on this
+        sweep (a lease ends its project's expired holds first)."""
+
+    @abc.abstractmethod
+    def require(self, project_id: str, required: Mapping[str, int], *, now: float) -> int:
+        """Set how many distinct answers each item of ``required`` (item id -> k >= 1) needs,
+        atomically with leases and submissions: raised, an answered item goes back to its pool
+        for annotators who have not answered it; lowered, an item whose answers suffice leaves
+        it (its live holds may still be answered). All or nothing: ``NotFound`` for an unknown
+        item, ``InvalidInput`` for a bad k. Returns how many items it changed."""
 
     # -- annotations ----------------------------------------------------------------------
     @abc.abstractmethod
     def submit(self, annotations: Sequence[Annotation], *, now: float) -> list[SubmitResult]:
-        """Append annotations atomically (all or none). Each needs a live lease item of its
-        annotator, or an idempotency key already seen (then it is a duplicate with no effect).
+        """Append annotations of one project atomically (all or none). Each needs a live hold of
+        its annotator in the lease it names, or an idempotency key this annotator used before
+        with the same payload (then it is a duplicate with no effect); the same key with
+        another payload is a ``Conflict`` naming the key.
         One with ``lease_id=None`` is an answer from an external tool (Label Studio): appended
         with no hold to end, counted like any other; the service validates it first."""
 
@@ -264,9 +263,6 @@ class Store(abc.ABC):
 
     # -- rounds ---------------------------------------------------------------------------
     @abc.abstractmethod
-    def add_round(self, rnd: Round) -> None: ...
-
-    @abc.abstractmethod
     def list_rounds(self, project_id: str) -> list[Round]: ...
 
     @abc.abstractmethod
@@ -279,10 +275,10 @@ class Store(abc.ABC):
         rnd: Round,
         fence: tuple[str, int] | None = None,
     ) -> None:
-        """Store a round's outputs in one atomic step: each of ``arrays`` (name -> array, as
-        :meth:`put_array`), the ranked ``queue`` (item ids best first, scores, reasons, as
-        :meth:`set_queue`) and the round record ``rnd`` (as :meth:`add_round`). Readers see all of
-        them or none of them.
+        """Store a round's outputs in one atomic step: each of ``arrays`` (name -> array; an
+        array not named keeps its value), the ranked ``queue`` (item ids best first, scores,
+        reasons: it replaces the queue; items not in it follow in pool order) and the round
+        record ``rnd``. Readers see all of them or none of them.
 
         ``fence=(lock name, token)``: written only while ``token`` is still the latest token
         handed out for that lock; otherwise ``StaleToken`` (a ``Conflict``) and nothing is written,

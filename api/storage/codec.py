@@ -4,12 +4,10 @@ from __future__ import annotations
 
 import io
 import json
-import re
 from dataclasses import asdict
 from typing import Any
 
 import numpy as np
-import orjson
 
 from api.storage.records import ClassSpec, Job, Project, ProjectSettings, Round
 
@@ -26,29 +24,11 @@ __all__ = [
     "round_to_json",
 ]
 
-_LONG_DIGITS = re.compile(r"[0-9]{20}")
-# bytes: every digit made "0", then a search for twenty of them (a third of the regex's time)
-_DIGITS_TO_ZERO, _TWENTY_ZEROS = bytes.maketrans(b"123456789", b"000000000"), b"0" * 20
-
-
 def dumps(value: Any) -> str:
     return json.dumps(value, separators=(",", ":"), sort_keys=True)
 
 
 def loads(data: bytes | str) -> Any:
-    """JSON to Python, by orjson (the read side of the lease path). What orjson refuses or reads
-    differently goes through the standard library: NaN and Infinity (which :func:`dumps` writes),
-    and integers past 64 bits (which orjson reads as floats; a run of 20 digits sends the text
-    there)."""
-    if isinstance(data, bytes):
-        long_run = _TWENTY_ZEROS in data.translate(_DIGITS_TO_ZERO)
-    else:
-        long_run = _LONG_DIGITS.search(data) is not None
-    if not long_run:
-        try:
-            return orjson.loads(data)
-        except orjson.JSONDecodeError:
-            pass
     return json.loads(data)
 
 

@@ -1,26 +1,11 @@
 """Redis store: shared state for several coordinator replicas.
 
-Adding items, lease, submit, release, renew, expire and job creation are Lua scripts
-(:mod:`api.storage.redis_scripts`), so each is atomic across replicas; the other read-modify-write
-methods use WATCH/MULTI. Key names live in :mod:`api.storage.keys`.
-
-Leases. Items with room for another holder (not flagged; labels plus live holds short of the 1,
-or ``redundancy_k``, answers they require) sit in two sorted sets by ``rand_key`` (``pool``, and
-``evalpool`` for the evaluation slice); a lease records a hold per item, scores itself by its
-expiry in ``leasing`` (one entry a lease), and takes an item out once it has no room left; a
-submit, release or expiry ends one hold and puts the item back while it still has room. The hold
-is the item's whole state in its lease: the lease's hash lists its items and their pool keys once.
-A hold that is an item's only one and fills it (the common case) is a flag in that hash and
-nothing else; only items held by several annotators at once have an entry per hold (see
-:mod:`api.storage.redis_scripts`). A lease first returns this project's
-expired holds to the pools (a range query on ``leasing`` up to ``now``, then the holds that still
-name those leases; the sweeper does the same for every project), then
-walks, in ``ZRANGE`` windows, the evaluation pool (``n_eval``), the ranked queue, the pool and the
-evaluation pool again, and stops as soon as it has ``n`` items. It reads what it returns plus what
-it must skip: in the pools only items this annotator answered or holds (others are not in them); in the
-queue, entries held or done since the queue was set (at most the queue size). Worst case per lease:
-O((n + skipped_by_annotator + queue_size) log N) plus the expired holds it returns, each
-returned once. Time is always passed in (``now``); the Redis clock is never read for lease logic.
+Leases, submissions, renewals, releases, sweeps, ``require`` and job creation are Lua scripts
+(:mod:`api.storage.redis_scripts`, the lease model of :mod:`api.storage.base`), each atomic across
+replicas; adding items is one MULTI/EXEC (all of an upload or none of it, also when the client
+dies midway); the other read-modify-write methods use WATCH/MULTI. Key names live in
+:mod:`api.storage.keys` only. Time is always passed in (``now``); the Redis clock is never read for
+lease logic.
 
 Durability. At start-up the store reads ``appendonly``, ``appendfsync`` and ``maxmemory-policy``
 (``CONFIG GET``, or ``INFO`` where CONFIG is disabled, as on managed Redis): with
@@ -33,9 +18,6 @@ redis-py error; messages name the server without its credentials.
 
 The queue, lease, annotation, job and lock operations live in :mod:`api.storage.redis_leases`
 (mixed in); what both modules share is in :mod:`api.storage.redis_common`.
-
-Beyond :class:`~api.storage.base.Store`: :meth:`RedisStore.durability`,
-:meth:`RedisStore.check_durability`.
 """
 
 from __future__ import annotations
@@ -52,44 +34,39 @@ import redis
 from redis.backoff import NoBackoff
 from redis.retry import Retry
 
-from api.storage import redis_scripts as lua
-from api.storage.base import Store, encode_round
+from api.storage.base import Store
 from api.storage.codec import (
     array_to_bytes,
     bytes_to_array,
     dumps,
     project_from_json,
     project_to_json,
-    round_from_json,
-    round_to_json,
 )
-from api.storage.keys import Keys
+from api.storage.keys import SEP, Keys
 from api.storage.records import (
     AssertionRecord,
     Item,
     LFRecord,
     Project,
     ProjectSettings,
-    Round,
+    required_answers,
 )
 from api.storage.redis_common import (
     _CLIENT_OPTIONS,
     _UNAVAILABLE,
+    DurabilityCheck,
     StoreUnavailable,
     _guarded,
     _item,
     _plain,
-    _stale,
 )
 from api.storage.redis_leases import RedisLeaseOps
+from api.storage.redis_scripts import LEASE_SCRIPTS, OTHER_SCRIPTS, source
 from labeling.errors import Conflict, InvalidInput, NotFound
 
 __all__ = ["RedisStore", "StoreUnavailable"]
 
 log = logging.getLogger(__name__)
-
-LEASE_FORMAT = 2  # the newest lease format this release writes (see Keys.lease_format)
-
 
 def _redacted(client: redis.Redis) -> str:
     """host:port/db (or the socket path) of a client, without user or password."""
@@ -104,7 +81,7 @@ def _item_doc(it: Item) -> str:
                   "votes": list(it.votes) if it.votes is not None else None, "gold": it.gold})
 
 
-class RedisStore(RedisLeaseOps, Store):
+class RedisStore(RedisLeaseOps, DurabilityCheck, Store):
     """Store on one Redis server (or a primary with replicas; not Redis Cluster).
 
     ``url``: a redis-py URL (``redis://[:password@]host:port/db``, ``rediss://``, ``unix://``).
@@ -118,13 +95,10 @@ class RedisStore(RedisLeaseOps, Store):
         # never re-send a call after a failure: a script that may have run must not run twice
         # (the pool still replaces connections that died while idle before handing them out)
         self.r = redis.Redis.from_url(url, retry=Retry(NoBackoff(), 0), **_CLIENT_OPTIONS)
-        self._aio = None  # the event loop's own client, for the lease route (RedisLeaseOps)
         self.where = _redacted(self.r)
-        self._scripts = {name: self.r.register_script(getattr(lua, name)) for name in
-                         ("ADD_ITEMS", "LEASE", "RENEW", "RELEASE", "EXPIRE", "SUBMIT",
-                          "QUEUE_DEPTH", "CREATE_JOB", "RENEW_LOCK", "SETTLE_FORMAT")}
+        self._scripts = {name: self.r.register_script(source(name))
+                         for name in LEASE_SCRIPTS + OTHER_SCRIPTS}
         self.check_durability(require_durable)
-        self._note_lease_format()
 
     # -- plumbing -------------------------------------------------------------------------
     @contextmanager
@@ -138,11 +112,16 @@ class RedisStore(RedisLeaseOps, Store):
                 "with its idempotency key)"
             ) from exc
 
-    def _run(self, name: str, keys: Sequence[str] = (), args: Sequence[Any] = ()):
+    def _run(self, name: str, keys: Sequence[str] = (), args: Sequence[Any] = (), client: Any = None):
         try:
-            return self._scripts[name](keys=list(keys), args=list(args))
+            return self._scripts[name](keys=list(keys), args=list(args), client=client)
         except redis.ResponseError as exc:
             raise self._refusal(exc) from None
+
+    def _lease_script(self, name: str, project_id: str, *args: Any) -> Any:
+        """Run a lease script (:data:`~api.storage.redis_scripts.LEASE_SCRIPTS`) on a project."""
+        return self._run(name, keys=[*self.k.project(project_id), self.k.clock(), self.k.projects()],
+                         args=[self.k.lease_prefix(), *args])
 
     @staticmethod
     def _refusal(exc: redis.ResponseError) -> Exception:
@@ -154,90 +133,6 @@ class RedisStore(RedisLeaseOps, Store):
                 if msg.startswith(prefix):
                     return err(msg[len(prefix):])
         return exc
-
-    @_guarded
-    def durability(self) -> dict[str, str | None]:
-        """The server's ``appendonly``, ``appendfsync`` and ``maxmemory-policy`` (None: unknown),
-        and ``source``: ``"config"``, ``"info"`` (CONFIG disabled; INFO has no appendfsync) or
-        None when the server answers neither."""
-        names = ("appendonly", "appendfsync", "maxmemory-policy")
-        try:
-            cfg: dict[str, str | None] = {}
-            for name in names:
-                got = self.r.config_get(name)
-                value = got.get(name, got.get(name.encode()))
-                cfg[name] = (value.decode() if isinstance(value, bytes) else value) or None
-            return {**cfg, "source": "config"}
-        except redis.ResponseError:  # CONFIG renamed or denied (managed Redis): try INFO
-            pass
-        try:
-            aof = self.r.info("persistence").get("aof_enabled")
-            policy = self.r.info("memory").get("maxmemory_policy")
-        except redis.ResponseError:
-            return {**dict.fromkeys(names), "source": None}
-        return {"appendonly": None if aof is None else ("yes" if int(aof) else "no"),
-                "appendfsync": None, "maxmemory-policy": policy or None, "source": "info"}
-
-    def check_durability(self, require: bool) -> None:
-        """Refuse (``require``) or warn about a server that could lose acknowledged annotations."""
-        cfg = self.durability()
-        if cfg["source"] is None:
-            message = (f"Redis at {self.where} answers neither CONFIG GET nor INFO, so labelloop "
-                       "cannot check that it runs with appendonly yes and maxmemory-policy "
-                       "noeviction; make sure it does, or acknowledged annotations can be lost")
-            if require:
-                raise InvalidInput(message + " (or start without LABELLOOP_REQUIRE_DURABLE)")
-            log.warning(message)
-            return
-        problems = []
-        if cfg["appendonly"] != "yes":
-            problems.append(f"appendonly={cfg['appendonly']} (set appendonly yes, with appendfsync "
-                            "everysec or always)")
-        if cfg["maxmemory-policy"] != "noeviction":
-            problems.append(f"maxmemory-policy={cfg['maxmemory-policy']} (set noeviction)")
-        if cfg["source"] == "info":
-            problems.append("CONFIG is disabled, so these were read from INFO")
-        if cfg["appendfsync"] == "no":
-            problems.append("appendfsync=no (the OS flushes the AOF when it likes; set everysec "
-                            "or always)")
-        if not problems:
-            return
-        blocking = cfg["appendonly"] != "yes" or cfg["maxmemory-policy"] != "noeviction"
-        message = (f"Redis at {self.where}: {'; '.join(problems)}. labelloop needs appendonly yes "
-                   "and maxmemory-policy noeviction to guarantee that no acknowledged annotation "
-                   "is lost on a restart or under memory pressure.")
-        if require and blocking:
-            raise InvalidInput(message + " Set them, or start without LABELLOOP_REQUIRE_DURABLE.")
-        log.warning(message)
-
-    # -- lease format -----------------------------------------------------------------------
-    def _note_lease_format(self) -> None:
-        """Say so when this namespace keeps the older lease format (best effort: a server still
-        loading its data answers later)."""
-        try:
-            with self._unavailable():
-                older = self.r.get(self.k.lease_format()) is None and self.r.hlen(self.k.projects()) > 0
-        except StoreUnavailable:
-            return
-        if older:
-            log.info("Redis at %s, namespace %r: leases keep a hold entry per item, which every "
-                     "release reads; once no replica of a release before lease format %d runs on "
-                     "it, `labelloop upgrade-store` switches to sole holds (less Redis work a lease)",
-                     self.where, self.k.ns, LEASE_FORMAT)
-
-    @_guarded
-    def lease_format(self) -> int:
-        """1: every hold is an entry in ``hold``; 2: a hold that is its item's only one is a flag
-        in its lease (see :mod:`api.storage.redis_scripts`)."""
-        return int(self.r.get(self.k.lease_format()) or 1)
-
-    @_guarded
-    def upgrade_lease_format(self) -> int:
-        """Switch new leases to sole holds, and return the format before. Every replica must run
-        this release or a later one: an older one refuses submissions on sole holds, and when it
-        expires their leases it never puts their items back. Leases already written keep working
-        either way."""
-        return int(self.r.set(self.k.lease_format(), LEASE_FORMAT, get=True) or 1)
 
     def ping(self) -> bool:
         """A real PING; False when the server does not answer."""
@@ -274,9 +169,6 @@ class RedisStore(RedisLeaseOps, Store):
     # -- projects -------------------------------------------------------------------------
     @_guarded
     def create_project(self, project: Project) -> Project:
-        # a namespace's first project: no older release has used it, so it starts at the newest
-        # lease format (an older one keeps its format until upgrade_lease_format)
-        self._run("SETTLE_FORMAT", keys=[self.k.lease_format(), self.k.projects()], args=[LEASE_FORMAT])
         if not self.r.hsetnx(self.k.projects(), project.id, project_to_json(project)):
             raise Conflict(f"project {project.id!r} already exists")
         return project
@@ -303,11 +195,25 @@ class RedisStore(RedisLeaseOps, Store):
             pipe.hset(key, project_id, project_to_json(project))
             return project
 
-        return self._watched([key], apply)[0]
+        project = self._watched([key], apply)[0]
+        self._redraw(project_id, settings)
+        return project
+
+    def _redraw(self, project_id: str, s: ProjectSettings) -> None:
+        """Every item's ``required`` from redundancy settings ``s``, a script call per 5000 items
+        (each atomic with leases; a settings change is rare and never undone halfway by one)."""
+        seq = self.k.p(project_id, "seq")
+        for start in range(0, int(self.r.llen(seq)), 5000):
+            ids = [i.decode() for i in self.r.lrange(seq, start, start + 4999)]
+            self._require(project_id, {i: required_answers(i, s.redundancy_fraction, s.redundancy_k)
+                                       for i in ids})
 
     # -- items ----------------------------------------------------------------------------
     @_guarded
     def add_items(self, project_id, items, *, on_conflict, rand_keys):
+        """One MULTI/EXEC for the whole upload, under WATCH of the project's items: Redis runs
+        all of it or, if the client dies before EXEC, none (and an AOF cut inside a MULTI block
+        is dropped whole on load)."""
         if on_conflict not in ("reject", "upsert"):
             raise InvalidInput(f"on_conflict must be 'reject' or 'upsert', got {on_conflict!r}")
         ids = [it.id for it in items]
@@ -317,12 +223,47 @@ class RedisStore(RedisLeaseOps, Store):
             raise Conflict(f"item id {dup!r} appears twice in one upload")
         for item_id in ids:
             _plain("item id", item_id)
-        self._project_doc(project_id)
-        args: list[Any] = [self.k.ns, project_id, on_conflict]
-        for it, key in zip(items, rand_keys, strict=True):
-            args += [it.id, "1" if it.is_eval else "0", repr(float(key)), _item_doc(it)]
-        inserted, updated = self._run("ADD_ITEMS", args=args)
-        return int(inserted), int(updated)
+        keys = [float(k) for k in rand_keys]
+        if len(keys) != len(items):
+            raise InvalidInput(f"need one rand_key per item, got {len(keys)} for {len(items)} items")
+        k = self.k
+
+        def apply(pipe: Any) -> tuple[int, int]:
+            s = project_from_json(self._project_doc(project_id)).settings
+            known: set[str] = set()
+            for start in range(0, len(ids), 10_000):
+                chunk = ids[start:start + 10_000]
+                got = pipe.hmget(k.p(project_id, "pos"), chunk)
+                known.update(i for i, pos in zip(chunk, got, strict=True) if pos is not None)
+            if known and on_conflict == "reject":
+                raise Conflict(f"{len(known)} item id(s) already exist (first: {min(known)!r}); "
+                               "upload with on_conflict='upsert' to replace them")
+            seq = int(pipe.llen(k.p(project_id, "seq")))
+            pipe.multi()
+            new = [(it, key) for it, key in zip(items, keys, strict=True) if it.id not in known]
+            for start in range(0, len(items), 5000):
+                pipe.hset(k.p(project_id, "items"),
+                          mapping={it.id: _item_doc(it) for it in items[start:start + 5000]})
+            for start in range(0, len(new), 5000):
+                part = new[start:start + 5000]
+                pipe.hset(k.p(project_id, "pos"), mapping={
+                    it.id: f"{seq + start + j}{SEP}{int(it.is_eval)}{SEP}{key!r}"
+                    for j, (it, key) in enumerate(part)})
+                pipe.rpush(k.p(project_id, "seq"), *(it.id for it, _ in part))
+                for what, is_eval in (("pool", False), ("evalpool", True)):
+                    members = {it.id: key for it, key in part if it.is_eval == is_eval}
+                    if members:
+                        pipe.zadd(k.p(project_id, what), members)
+                evals = [it.id for it, _ in part if it.is_eval]
+                if evals:
+                    pipe.sadd(k.p(project_id, "evalset"), *evals)
+                need = {it.id: n for it, _ in part
+                        if (n := required_answers(it.id, s.redundancy_fraction, s.redundancy_k)) != 1}
+                if need:
+                    pipe.hset(k.p(project_id, "required"), mapping=need)
+            return len(new), len(items) - len(new)
+
+        return self._watched([k.p(project_id, "pos"), k.projects()], apply)[0]
 
     @_guarded
     def count_items(self, project_id: str) -> int:
@@ -359,43 +300,64 @@ class RedisStore(RedisLeaseOps, Store):
             yield items
             pos += len(items)
 
-    # -- LFs, votes, arrays ---------------------------------------------------------------
-    @_guarded
-    def put_lfs(self, project_id: str, lfs: Sequence[LFRecord]) -> None:
+    # -- registered LFs and assertions: a hash name -> record JSON with its registration order --
+    def _register(self, what: str, project_id: str, records: Sequence[LFRecord | AssertionRecord]) -> None:
         self._project_doc(project_id)
-        key = self.k.p(project_id, "lfs")
+        key = self.k.p(project_id, what)
 
         def apply(pipe: Any) -> None:
             current = {k.decode(): json.loads(v) for k, v in pipe.hgetall(key).items()}
             nxt = max((d["ord"] for d in current.values()), default=-1) + 1
             pipe.multi()
-            for lf in lfs:
-                ordinal = current[lf.name]["ord"] if lf.name in current else nxt
-                nxt += lf.name not in current
-                pipe.hset(key, lf.name, dumps({**asdict(lf), "ord": ordinal}))
+            for r in records:
+                ordinal = current[r.name]["ord"] if r.name in current else nxt
+                nxt += r.name not in current
+                pipe.hset(key, r.name, dumps({**asdict(r), "ord": ordinal}))
 
         self._watched([key], apply)
 
-    @_guarded
-    def list_lfs(self, project_id: str) -> list[LFRecord]:
+    def _registered(self, what: str, project_id: str, cls: type) -> list:
         self._project_doc(project_id)
-        docs = [json.loads(v) for v in self.r.hgetall(self.k.p(project_id, "lfs")).values()]
+        docs = [json.loads(v) for v in self.r.hgetall(self.k.p(project_id, what)).values()]
         docs.sort(key=lambda d: d.pop("ord"))
-        return [LFRecord(**d) for d in docs]
+        return [cls(**d) for d in docs]
 
-    @_guarded
-    def deactivate_lf(self, project_id: str, name: str) -> None:
+    def _deactivate(self, what: str, project_id: str, name: str, noun: str) -> None:
         self._project_doc(project_id)
-        key = self.k.p(project_id, "lfs")
+        key = self.k.p(project_id, what)
 
         def apply(pipe: Any) -> None:
             doc = pipe.hget(key, name)
             if doc is None:
-                raise NotFound(f"unknown labeling function {name!r}")
+                raise NotFound(f"unknown {noun} {name!r}")
             pipe.multi()
             pipe.hset(key, name, dumps({**json.loads(doc), "active": False}))
 
         self._watched([key], apply)
+
+    @_guarded
+    def put_lfs(self, project_id: str, lfs: Sequence[LFRecord]) -> None:
+        self._register("lfs", project_id, lfs)
+
+    @_guarded
+    def list_lfs(self, project_id: str) -> list[LFRecord]:
+        return self._registered("lfs", project_id, LFRecord)
+
+    @_guarded
+    def deactivate_lf(self, project_id: str, name: str) -> None:
+        self._deactivate("lfs", project_id, name, "labeling function")
+
+    @_guarded
+    def put_assertions(self, project_id: str, assertions: Sequence[AssertionRecord]) -> None:
+        self._register("assertions", project_id, assertions)
+
+    @_guarded
+    def list_assertions(self, project_id: str) -> list[AssertionRecord]:
+        return self._registered("assertions", project_id, AssertionRecord)
+
+    @_guarded
+    def deactivate_assertion(self, project_id: str, name: str) -> None:
+        self._deactivate("assertions", project_id, name, "assertion")
 
     @_guarded
     def get_votes(self, project_id, version):
@@ -415,99 +377,14 @@ class RedisStore(RedisLeaseOps, Store):
 
         self._fenced(fence, writes)
 
-    # -- registered assertions: a hash name -> record JSON with its first-registration order --
     @_guarded
-    def put_assertions(self, project_id: str, assertions: Sequence[AssertionRecord]) -> None:
-        self._project_doc(project_id)
-        key = self.k.p(project_id, "assertions")
-
-        def apply(pipe: Any) -> None:
-            current = {k.decode(): json.loads(v) for k, v in pipe.hgetall(key).items()}
-            nxt = max((d["ord"] for d in current.values()), default=-1) + 1
-            pipe.multi()
-            for a in assertions:
-                ordinal = current[a.name]["ord"] if a.name in current else nxt
-                nxt += a.name not in current
-                pipe.hset(key, a.name, dumps({**asdict(a), "ord": ordinal}))
-
-        self._watched([key], apply)
-
-    @_guarded
-    def list_assertions(self, project_id: str) -> list[AssertionRecord]:
-        self._project_doc(project_id)
-        docs = [json.loads(v) for v in self.r.hgetall(self.k.p(project_id, "assertions")).values()]
-        docs.sort(key=lambda d: d.pop("ord"))
-        return [AssertionRecord(**d) for d in docs]
-
-    @_guarded
-    def deactivate_assertion(self, project_id: str, name: str) -> None:
-        self._project_doc(project_id)
-        key = self.k.p(project_id, "assertions")
-
-        def apply(pipe: Any) -> None:
-            doc = pipe.hget(key, name)
-            if doc is None:
-                raise NotFound(f"unknown assertion {name!r}")
-            pipe.multi()
-            pipe.hset(key, name, dumps({**json.loads(doc), "active": False}))
-
-        self._watched([key], apply)
-
     @_guarded
     def put_array(self, project_id: str, name: str, array: np.ndarray) -> None:
+        self._project_doc(project_id)
         self.r.set(self.k.array(project_id, name), array_to_bytes(array))
 
-    @_guarded
     def get_array(self, project_id: str, name: str) -> np.ndarray | None:
         data = self.r.get(self.k.array(project_id, name))
         return None if data is None else bytes_to_array(data)
 
     # -- rounds ---------------------------------------------------------------------------
-    @_guarded
-    def add_round(self, rnd: Round) -> None:
-        self._project_doc(rnd.project_id)
-        self.r.rpush(self.k.p(rnd.project_id, "rounds"), round_to_json(rnd))
-
-    @_guarded
-    def commit_round(self, project_id, *, arrays, queue, rnd, fence=None):
-        """Every write in one MULTI/EXEC, so readers see all of them or none. With ``fence``, the
-        lock's token counter is WATCHed and read first (as :meth:`update_job` does): a token drawn
-        after that read aborts the EXEC, the check runs again and refuses. Nothing queued in a
-        MULTI is visible before its EXEC, so a refused commit leaves nothing behind."""
-        enc = encode_round(project_id, arrays, queue, rnd)
-        self._project_doc(project_id)
-        entries = [(iid, why) for iid, _, why in enc.queue]
-
-        def writes(pipe: Any) -> None:
-            pipe.multi()
-            for name, data in enc.arrays.items():
-                pipe.set(self.k.array(project_id, name), data)
-            self._queue_writes(pipe, project_id, entries)
-            pipe.rpush(self.k.p(project_id, "rounds"), enc.round_json)
-
-        self._fenced(fence, writes)
-
-    def _fenced(self, fence: tuple[str, int] | None, writes: Callable[[Any], None]) -> None:
-        """Run ``writes(pipe)`` (it starts with ``pipe.multi()``) as one MULTI/EXEC. With
-        ``fence``, the lock's token counter is WATCHed and read first: a token drawn after that
-        read aborts the EXEC, the check runs again and refuses with ``StaleToken``."""
-        if fence is None:
-            with self.r.pipeline(transaction=True) as pipe:
-                writes(pipe)
-                pipe.execute()
-            return
-        name, token = fence
-        fence_key = self.k.fence(name)
-
-        def apply(pipe: Any) -> None:
-            latest = pipe.get(fence_key)
-            if latest is None or int(latest) != token:
-                raise _stale(name, token, latest)
-            writes(pipe)
-
-        self._watched([fence_key], apply)
-
-    @_guarded
-    def list_rounds(self, project_id: str) -> list[Round]:
-        self._project_doc(project_id)
-        return [round_from_json(d) for d in self.r.lrange(self.k.p(project_id, "rounds"), 0, -1)]

@@ -1,9 +1,10 @@
 """What the Redis store's modules share: client options, availability errors, the guard that maps
-them, and the item codec the Lua scripts' separator implies."""
+them, the item codec the Lua scripts' separator implies, and the start-up durability check."""
 
 from __future__ import annotations
 
 import functools
+import logging
 from collections.abc import Callable
 from typing import Any
 
@@ -12,12 +13,12 @@ import redis
 from api.storage.base import StoreUnavailable
 from api.storage.codec import loads
 from api.storage.keys import SEP
-from api.storage.records import Item, new_item
+from api.storage.records import Item
 from labeling.errors import InvalidInput, StaleToken
 
 __all__ = ["StoreUnavailable"]
 
-# how both clients (the store threads' and the event loop's) talk to the server
+# how the client talks to the server
 _CLIENT_OPTIONS: dict[str, Any] = {"decode_responses": False, "socket_timeout": 30,
                                    "socket_connect_timeout": 10, "health_check_interval": 30}
 
@@ -59,5 +60,68 @@ def _item(item_id: str, doc: bytes, pos: bytes) -> Item:
     d = loads(doc)
     seq, is_eval, _ = pos.split(_SEP_BYTES)
     votes = d["votes"]
-    return new_item(item_id, int(seq), d["text"], d["features"], d["meta"],
-                    None if votes is None else tuple(votes), d["gold"], is_eval == b"1")
+    return Item(item_id, int(seq), d["text"], d["features"], d["meta"],
+                None if votes is None else tuple(votes), d["gold"], is_eval == b"1")
+
+
+log = logging.getLogger("api.storage.redis")
+
+
+class DurabilityCheck:
+    """The server's persistence settings, read over ``self.r`` (see :mod:`api.storage.redis`)."""
+
+    @_guarded
+    def durability(self) -> dict[str, str | None]:
+        """The server's ``appendonly``, ``appendfsync`` and ``maxmemory-policy`` (None: unknown),
+        and ``source``: ``"config"``, ``"info"`` (CONFIG disabled; INFO has no appendfsync) or
+        None when the server answers neither."""
+        names = ("appendonly", "appendfsync", "maxmemory-policy")
+        try:
+            cfg: dict[str, str | None] = {}
+            for name in names:
+                got = self.r.config_get(name)
+                value = got.get(name, got.get(name.encode()))
+                cfg[name] = (value.decode() if isinstance(value, bytes) else value) or None
+            return {**cfg, "source": "config"}
+        except redis.ResponseError:  # CONFIG renamed or denied (managed Redis): try INFO
+            pass
+        try:
+            aof = self.r.info("persistence").get("aof_enabled")
+            policy = self.r.info("memory").get("maxmemory_policy")
+        except redis.ResponseError:
+            return {**dict.fromkeys(names), "source": None}
+        return {"appendonly": None if aof is None else ("yes" if int(aof) else "no"),
+                "appendfsync": None, "maxmemory-policy": policy or None, "source": "info"}
+
+    def check_durability(self, require: bool) -> None:
+        """Refuse (``require``) or warn about a server that could lose acknowledged annotations."""
+        cfg = self.durability()
+        if cfg["source"] is None:
+            message = (f"Redis at {self.where} answers neither CONFIG GET nor INFO, so labelloop "
+                       "cannot check that it runs with appendonly yes and maxmemory-policy "
+                       "noeviction; make sure it does, or acknowledged annotations can be lost")
+            if require:
+                raise InvalidInput(message + " (or start without LABELLOOP_REQUIRE_DURABLE)")
+            log.warning(message)
+            return
+        problems = []
+        if cfg["appendonly"] != "yes":
+            problems.append(f"appendonly={cfg['appendonly']} (set appendonly yes, with appendfsync "
+                            "everysec or always)")
+        if cfg["maxmemory-policy"] != "noeviction":
+            problems.append(f"maxmemory-policy={cfg['maxmemory-policy']} (set noeviction)")
+        if cfg["source"] == "info":
+            problems.append("CONFIG is disabled, so these were read from INFO")
+        if cfg["appendfsync"] == "no":
+            problems.append("appendfsync=no (the OS flushes the AOF when it likes; set everysec "
+                            "or always)")
+        if not problems:
+            return
+        blocking = cfg["appendonly"] != "yes" or cfg["maxmemory-policy"] != "noeviction"
+        message = (f"Redis at {self.where}: {'; '.join(problems)}. labelloop needs appendonly yes "
+                   "and maxmemory-policy noeviction to guarantee that no acknowledged annotation "
+                   "is lost on a restart or under memory pressure.")
+        if require and blocking:
+            raise InvalidInput(message + " Set them, or start without LABELLOOP_REQUIRE_DURABLE.")
+        log.warning(message)
+

@@ -3,8 +3,7 @@
 Every public method runs in one transaction (``BEGIN IMMEDIATE`` for writes) under a process
 lock, so the lease rules in :mod:`api.storage.base` hold across threads and, through SQLite's own
 file locking, across processes sharing the file. Leases and annotations live in
-:mod:`api.storage.sqlite_leases`, the schema in :mod:`api.storage.sqlite_rows`, the write-ahead log
-checkpointer in :mod:`api.storage.sqlite_wal`.
+:mod:`api.storage.sqlite_leases`, the schema and its migrations in :mod:`api.storage.sqlite_schema`.
 """
 
 from __future__ import annotations
@@ -15,7 +14,6 @@ from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import replace
 from pathlib import Path
-from typing import Any
 
 import numpy as np
 
@@ -24,45 +22,30 @@ from api.storage.codec import (
     array_to_bytes,
     bytes_to_array,
     dumps,
-    job_from_json,
-    job_to_json,
     project_from_json,
     project_to_json,
     round_from_json,
-    round_to_json,
 )
 from api.storage.records import (
     AssertionRecord,
     Item,
-    Job,
     LFRecord,
     Project,
     ProjectSettings,
     Round,
+    required_answers,
 )
+from api.storage.sqlite_leases import LeaseOps
+from api.storage.sqlite_schema import ITEM_COLS, item_from_row, migrate
 from labeling.errors import Conflict, InvalidInput, NotFound
 
 __all__ = ["SQLiteStore"]
 
-from api.storage.sqlite_leases import LeaseOps
-from api.storage.sqlite_rows import ITEM_COLS, SCHEMA, item_from_row, migrate
-from api.storage.sqlite_wal import AUTOCHECKPOINT_PAGES, CACHE_KIB, MMAP_BYTES, Checkpointer
-
-# registered model assertions, kept like LFs (same columns, own table)
-ASSERTIONS_SCHEMA = """
-CREATE TABLE IF NOT EXISTS assertions (
-    project_id TEXT NOT NULL, name TEXT NOT NULL, version TEXT NOT NULL, kind TEXT NOT NULL,
-    source TEXT NOT NULL, active INTEGER NOT NULL, created_at REAL NOT NULL, ord INTEGER NOT NULL,
-    PRIMARY KEY (project_id, name));
-"""
-
 
 class SQLiteStore(LeaseOps, Store):
-    """SQLite backend. ``path`` is a file (created with its folder) or ``":memory:"``.
-    ``checkpoint=False``: no checkpointer thread of its own, for a second connection to a file
-    whose main store has one (the lease process, :mod:`api.storage.sqlite_leaser`)."""
+    """SQLite backend. ``path`` is a file (created with its folder) or ``":memory:"``."""
 
-    def __init__(self, path: str | Path, *, checkpoint: bool = True) -> None:
+    def __init__(self, path: str | Path) -> None:
         self.path = str(path)
         if self.path != ":memory:":
             Path(self.path).parent.mkdir(parents=True, exist_ok=True)
@@ -73,26 +56,38 @@ class SQLiteStore(LeaseOps, Store):
         self._db.execute("PRAGMA journal_mode=WAL")
         self._db.execute("PRAGMA synchronous=FULL")
         self._db.execute("PRAGMA busy_timeout=30000")
-        # Statement and savepoint journals (each lease of a batch runs in a savepoint) stay in
-        # memory: as temporary files they cost a fifth of a lease's time (bench.lease_load).
         self._db.execute("PRAGMA temp_store=MEMORY")
-        self._db.execute(f"PRAGMA cache_size=-{CACHE_KIB}")
-        self._db.execute(f"PRAGMA mmap_size={MMAP_BYTES}")
-        self._db.executescript(SCHEMA)
-        self._db.executescript(ASSERTIONS_SCHEMA)
-        with self._tx() as db:
-            migrate(db)
-        self._checkpointer = None
-        if self.path != ":memory:":
-            # the backstop, in this connection's commits: the thread has copied most by then
-            self._db.execute(f"PRAGMA wal_autocheckpoint={AUTOCHECKPOINT_PAGES}")
-            self._checkpointer = Checkpointer(self.path) if checkpoint else None
+        self._db.execute("PRAGMA mmap_size=2147418112")  # reads of a large pool through the page cache of the OS
+        self._batched = False
+        with self._lock:
+            self.schema_version = migrate(self._db)
+
+    @contextmanager
+    def batch(self) -> Iterator[None]:
+        """Leases in one transaction, each in a savepoint of its own (see :meth:`Store.batch`)."""
+        with self._tx(durable=False):
+            self._batched = True
+            try:
+                yield
+            finally:
+                self._batched = False
 
     @contextmanager
     def _tx(self, write: bool = True, durable: bool = True) -> Iterator[sqlite3.Connection]:
-        """One transaction. ``durable=False`` skips the fsync at commit (WAL, synchronous=NORMAL):
-        for leases, which a crash may forget harmlessly; never for annotations."""
+        """One transaction (a savepoint inside :meth:`batch`). ``durable=False`` skips the fsync
+        at commit (WAL, synchronous=NORMAL): for leases, which a crash may forget harmlessly;
+        never for annotations."""
         with self._lock:
+            if self._batched:
+                self._db.execute("SAVEPOINT one")
+                try:
+                    yield self._db
+                except BaseException:
+                    self._db.execute("ROLLBACK TO one")
+                    raise
+                finally:
+                    self._db.execute("RELEASE one")
+                return
             if not durable:
                 self._db.execute("PRAGMA synchronous=NORMAL")
             self._db.execute("BEGIN IMMEDIATE" if write else "BEGIN")
@@ -108,8 +103,6 @@ class SQLiteStore(LeaseOps, Store):
                     self._db.execute("PRAGMA synchronous=FULL")
 
     def close(self) -> None:
-        if self._checkpointer is not None:
-            self._checkpointer.stop()
         with self._lock:
             self._db.close()
 
@@ -146,8 +139,12 @@ class SQLiteStore(LeaseOps, Store):
             project = replace(before, settings=settings)
             db.execute("UPDATE projects SET doc=? WHERE id=?", (project_to_json(project), project_id))
             old, new = before.settings, settings
-            if new.redundancy_fraction < old.redundancy_fraction or new.redundancy_k < old.redundancy_k:
-                self.close_full(db, project_id)  # some items may need fewer answers now
+            if (new.redundancy_fraction, new.redundancy_k) != (old.redundancy_fraction, old.redundancy_k):
+                ids = [r[0] for r in db.execute("SELECT id FROM items WHERE project_id=?", (project_id,))]
+                db.executemany("UPDATE items SET required=? WHERE project_id=? AND id=?",
+                               [(required_answers(i, new.redundancy_fraction, new.redundancy_k),
+                                 project_id, i) for i in ids])
+                self._refill(db, project_id)
         return project
 
     # -- items ----------------------------------------------------------------------------
@@ -159,8 +156,8 @@ class SQLiteStore(LeaseOps, Store):
             seen: set[str] = set()
             dup = next(i for i in ids if i in seen or seen.add(i))
             raise Conflict(f"item id {dup!r} appears twice in one upload")
-        with self._tx() as db:
-            self._project(db, project_id)
+        with self._tx() as db:  # one transaction: all of the upload or none of it
+            redundancy = self._project(db, project_id).settings
             existing: set[str] = set()
             for start in range(0, len(ids), 500):
                 chunk = ids[start : start + 500]
@@ -188,13 +185,14 @@ class SQLiteStore(LeaseOps, Store):
                 if it.id in existing:
                     upd_rows.append((*payload, project_id, it.id))
                 else:
+                    need = required_answers(it.id, redundancy.redundancy_fraction, redundancy.redundancy_k)
                     new_rows.append(
-                        (project_id, it.id, next_seq, *payload, int(it.is_eval), float(key))
+                        (project_id, it.id, next_seq, *payload, int(it.is_eval), float(key), need)
                     )
                     next_seq += 1
             db.executemany(
                 "INSERT INTO items (project_id, id, seq, text, features, meta, votes, gold,"
-                " is_eval, rand_key) VALUES (?,?,?,?,?,?,?,?,?,?)",
+                " is_eval, rand_key, required) VALUES (?,?,?,?,?,?,?,?,?,?,?)",
                 new_rows,
             )
             db.executemany("INSERT INTO pool VALUES (?,?,?,?)",
@@ -235,42 +233,51 @@ class SQLiteStore(LeaseOps, Store):
             yield [item_from_row(r) for r in rows]
             seq = rows[-1][1] + 1
 
-    # -- LFs and votes --------------------------------------------------------------------
-    def put_lfs(self, project_id: str, lfs: Sequence[LFRecord]) -> None:
+    # -- registered LFs and assertions: same shape, own tables, kept in first-registration order
+    def _register(self, table: str, project_id: str, records: Sequence[LFRecord | AssertionRecord]) -> None:
         with self._tx() as db:
             self._project(db, project_id)
-            (ord_,) = db.execute(
-                "SELECT COALESCE(MAX(ord) + 1, 0) FROM lfs WHERE project_id=?", (project_id,)
-            ).fetchone()
-            for lf in lfs:
-                row = db.execute(
-                    "SELECT ord FROM lfs WHERE project_id=? AND name=?", (project_id, lf.name)
-                ).fetchone()
-                db.execute(
-                    "INSERT OR REPLACE INTO lfs VALUES (?,?,?,?,?,?,?,?)",
-                    (project_id, lf.name, lf.version, lf.kind, lf.source, int(lf.active),
-                     lf.created_at, row[0] if row else ord_),
-                )
-                ord_ += 0 if row else 1
+            (next_ord,) = db.execute(f"SELECT COALESCE(MAX(ord) + 1, 0) FROM {table} WHERE project_id=?",
+                                     (project_id,)).fetchone()
+            for r in records:
+                row = db.execute(f"SELECT ord FROM {table} WHERE project_id=? AND name=?",
+                                 (project_id, r.name)).fetchone()
+                db.execute(f"INSERT OR REPLACE INTO {table} VALUES (?,?,?,?,?,?,?,?)",
+                           (project_id, r.name, r.version, r.kind, r.source, int(r.active),
+                            r.created_at, row[0] if row else next_ord))
+                next_ord += 0 if row else 1
 
-    def list_lfs(self, project_id: str) -> list[LFRecord]:
+    def _registered(self, table: str, project_id: str, cls: type) -> list:
         with self._tx(write=False) as db:
             self._project(db, project_id)
-            rows = db.execute(
-                "SELECT name, version, kind, source, active, created_at FROM lfs"
-                " WHERE project_id=? ORDER BY ord",
-                (project_id,),
-            ).fetchall()
-        return [LFRecord(r[0], r[1], r[2], r[3], bool(r[4]), r[5]) for r in rows]
+            rows = db.execute(f"SELECT name, version, kind, source, active, created_at FROM {table}"
+                              " WHERE project_id=? ORDER BY ord", (project_id,)).fetchall()
+        return [cls(r[0], r[1], r[2], r[3], bool(r[4]), r[5]) for r in rows]
 
-    def deactivate_lf(self, project_id: str, name: str) -> None:
+    def _deactivate(self, table: str, project_id: str, name: str, what: str) -> None:
         with self._tx() as db:
-            cur = db.execute(
-                "UPDATE lfs SET active=0 WHERE project_id=? AND name=?", (project_id, name)
-            )
+            cur = db.execute(f"UPDATE {table} SET active=0 WHERE project_id=? AND name=?", (project_id, name))
             if cur.rowcount == 0:
                 self._project(db, project_id)
-                raise NotFound(f"unknown labeling function {name!r}")
+                raise NotFound(f"unknown {what} {name!r}")
+
+    def put_lfs(self, project_id: str, lfs: Sequence[LFRecord]) -> None:
+        self._register("lfs", project_id, lfs)
+
+    def list_lfs(self, project_id: str) -> list[LFRecord]:
+        return self._registered("lfs", project_id, LFRecord)
+
+    def deactivate_lf(self, project_id: str, name: str) -> None:
+        self._deactivate("lfs", project_id, name, "labeling function")
+
+    def put_assertions(self, project_id: str, assertions: Sequence[AssertionRecord]) -> None:
+        self._register("assertions", project_id, assertions)
+
+    def list_assertions(self, project_id: str) -> list[AssertionRecord]:
+        return self._registered("assertions", project_id, AssertionRecord)
+
+    def deactivate_assertion(self, project_id: str, name: str) -> None:
+        self._deactivate("assertions", project_id, name, "assertion")
 
     def get_votes(self, project_id, version):
         with self._tx(write=False) as db:
@@ -292,50 +299,12 @@ class SQLiteStore(LeaseOps, Store):
                 (project_id, version, data, int(faults), first_error),
             )
 
-    # -- registered assertions ------------------------------------------------------------
-    def put_assertions(self, project_id: str, assertions: Sequence[AssertionRecord]) -> None:
-        with self._tx() as db:
-            self._project(db, project_id)
-            (ord_,) = db.execute(
-                "SELECT COALESCE(MAX(ord) + 1, 0) FROM assertions WHERE project_id=?", (project_id,)
-            ).fetchone()
-            for a in assertions:
-                row = db.execute(
-                    "SELECT ord FROM assertions WHERE project_id=? AND name=?", (project_id, a.name)
-                ).fetchone()
-                db.execute(
-                    "INSERT OR REPLACE INTO assertions VALUES (?,?,?,?,?,?,?,?)",
-                    (project_id, a.name, a.version, a.kind, a.source, int(a.active), a.created_at,
-                     row[0] if row else ord_),
-                )
-                ord_ += 0 if row else 1
-
-    def list_assertions(self, project_id: str) -> list[AssertionRecord]:
-        with self._tx(write=False) as db:
-            self._project(db, project_id)
-            rows = db.execute(
-                "SELECT name, version, kind, source, active, created_at FROM assertions"
-                " WHERE project_id=? ORDER BY ord",
-                (project_id,),
-            ).fetchall()
-        return [AssertionRecord(r[0], r[1], r[2], r[3], bool(r[4]), r[5]) for r in rows]
-
-    def deactivate_assertion(self, project_id: str, name: str) -> None:
-        with self._tx() as db:
-            cur = db.execute(
-                "UPDATE assertions SET active=0 WHERE project_id=? AND name=?", (project_id, name)
-            )
-            if cur.rowcount == 0:
-                self._project(db, project_id)
-                raise NotFound(f"unknown assertion {name!r}")
-
     # -- arrays ---------------------------------------------------------------------------
     def put_array(self, project_id: str, name: str, array: np.ndarray) -> None:
         with self._tx() as db:
-            db.execute(
-                "INSERT OR REPLACE INTO arrays VALUES (?,?,?)",
-                (project_id, name, array_to_bytes(array)),
-            )
+            self._project(db, project_id)
+            db.execute("INSERT OR REPLACE INTO arrays VALUES (?,?,?)",
+                       (project_id, name, array_to_bytes(array)))
 
     def get_array(self, project_id: str, name: str) -> np.ndarray | None:
         with self._tx(write=False) as db:
@@ -345,16 +314,6 @@ class SQLiteStore(LeaseOps, Store):
         return None if row is None else bytes_to_array(row[0])
 
     # -- queue ----------------------------------------------------------------------------
-    def set_queue(self, project_id, item_ids, scores, reasons):
-        rows = [
-            (project_id, iid, rank, float(s), dumps(r))
-            for rank, (iid, s, r) in enumerate(zip(item_ids, scores, reasons, strict=True))
-        ]
-        with self._tx() as db:
-            self._project(db, project_id)
-            db.execute("DELETE FROM queue WHERE project_id=?", (project_id,))
-            db.executemany("INSERT INTO queue VALUES (?,?,?,?,?)", rows)
-
     def queue_depth(self, project_id: str, now: float) -> dict[str, int]:
         with self._tx(write=False) as db:
             self._project(db, project_id)
@@ -363,12 +322,9 @@ class SQLiteStore(LeaseOps, Store):
                 " COALESCE(SUM(flagged), 0), COALESCE(SUM(is_eval), 0) FROM items WHERE project_id=?",
                 (project_id,),
             ).fetchone()
-            (leased,) = db.execute(  # live holds (a redundant item may have several), rows and sole
-                "SELECT (SELECT COUNT(*) FROM leases l INDEXED BY leases_expiry JOIN holds h ON"
-                " h.lease_id=l.id WHERE l.expires_at>?1 AND l.project_id=?2) + (SELECT"
-                " COALESCE(SUM(json_array_length(l.held)), 0) FROM leases l INDEXED BY leases_expiry"
-                " WHERE l.expires_at>?1 AND l.project_id=?2)",
-                (now, project_id),
+            (leased,) = db.execute(  # live holds (a redundant item may have several)
+                "SELECT COUNT(*) FROM leases l JOIN holds h ON h.lease_id=l.id"
+                " WHERE l.open=1 AND l.expires_at>? AND l.project_id=?", (now, project_id),
             ).fetchone()
             open_ = total - done - flagged
         return {
@@ -377,13 +333,6 @@ class SQLiteStore(LeaseOps, Store):
         }
 
     # -- rounds ---------------------------------------------------------------------------
-    def add_round(self, rnd: Round) -> None:
-        with self._tx() as db:
-            self._project(db, rnd.project_id)
-            db.execute(
-                "INSERT INTO rounds VALUES (?,?,?)", (rnd.project_id, rnd.number, round_to_json(rnd))
-            )
-
     def commit_round(self, project_id, *, arrays, queue, rnd, fence=None):
         """One ``BEGIN IMMEDIATE`` transaction: the fence check against the lock row first, then
         every write; a refusal rolls back before anything is written."""
@@ -407,47 +356,3 @@ class SQLiteStore(LeaseOps, Store):
                 "SELECT doc FROM rounds WHERE project_id=? ORDER BY number", (project_id,)
             ).fetchall()
         return [round_from_json(r[0]) for r in rows]
-
-    # -- jobs -----------------------------------------------------------------------------
-    def create_job(self, job: Job) -> Job:
-        with self._tx() as db:
-            self._project(db, job.project_id)
-            row = db.execute(
-                "SELECT id FROM jobs WHERE project_id=? AND kind=? AND status IN ('queued','running')",
-                (job.project_id, job.kind),
-            ).fetchone()
-            if row is not None:
-                raise Conflict(f"a {job.kind!r} job is already running for this project: {row[0]}")
-            db.execute(
-                "INSERT INTO jobs VALUES (?,?,?,?,?)",
-                (job.id, job.project_id, job.kind, job.status, job_to_json(job)),
-            )
-        return job
-
-    def update_job(self, job_id: str, *, fence: tuple[str, int] | None = None, **fields: Any) -> Job:
-        with self._tx() as db:
-            if fence is not None:
-                self._check_fence(db, *fence)
-            job = replace(self._job(db, job_id), **fields)
-            db.execute(
-                "UPDATE jobs SET status=?, doc=? WHERE id=?", (job.status, job_to_json(job), job_id)
-            )
-        return job
-
-    def _job(self, db: sqlite3.Connection, job_id: str) -> Job:
-        row = db.execute("SELECT doc FROM jobs WHERE id=?", (job_id,)).fetchone()
-        if row is None:
-            raise NotFound(f"unknown job {job_id!r}")
-        return job_from_json(row[0])
-
-    def get_job(self, job_id: str) -> Job:
-        with self._tx(write=False) as db:
-            return self._job(db, job_id)
-
-    def list_jobs(self, project_id: str) -> list[Job]:
-        with self._tx(write=False) as db:
-            self._project(db, project_id)
-            rows = db.execute(
-                "SELECT doc FROM jobs WHERE project_id=? ORDER BY rowid", (project_id,)
-            ).fetchall()
-        return [job_from_json(r[0]) for r in rows]

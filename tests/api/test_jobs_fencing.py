@@ -64,9 +64,9 @@ def newer_round(ctx) -> dict:
     """The newer job's outputs, told apart from anything a real round computes (numbered 2, so
     no unique round number refuses the stale job's round 1 in its place)."""
     store = ctx.store
-    store.put_array("p", "probs", NEWER_PROBS)
-    store.set_queue("p", ["i3", "i1"], [2.0, 1.0], [{"strategy": "newer"}] * 2)
-    store.add_round(Round("p", 2, "newer", T0 + TTL + 1, 0, {}, {}, "newer"))
+    store.commit_round("p", arrays={"probs": NEWER_PROBS},
+                       queue=(["i3", "i1"], [2.0, 1.0], [{"strategy": "newer"}] * 2),
+                       rnd=Round("p", 2, "newer", T0 + TTL + 1, 0, {}, {}, "newer"))
     return {"round": 2}
 
 

@@ -85,3 +85,37 @@ def test_bad_redundancy_settings_are_refused_by_name(client):
         r = c.patch("/projects/p/settings", json=bad)
         assert r.status_code == 422 and name in r.json()["detail"], r.text
     assert c.get("/projects/p").json()["settings"]["redundancy_fraction"] == 0.0  # nothing stored
+
+
+def test_resume_and_per_annotator_idempotency_keys_over_http(client):
+    """A restarted tool gets its live leases back; bob's key is not alice's; the same key with
+    another payload is a 409 naming it and stores nothing."""
+    c = client
+    assert c.post("/projects", json={"id": "p", "classes": ["neg", "pos"], "settings": {
+        "eval_fraction": 0.0, "retrain_every": 10**6}}).status_code == 201
+    items = [{"id": f"it{k}", "text": f"item {k}"} for k in range(6)]
+    assert c.post("/projects/p/items", json={"items": items}).status_code == 201
+    alice, bob = lease(c, "alice", 2), lease(c, "bob", 2)
+    a0, a1 = (i["id"] for i in alice["items"])
+    b0 = bob["items"][0]["id"]
+    live = c.get("/projects/p/leases", params={"annotator": "alice"})
+    assert live.status_code == 200, live.text
+    assert [(x["lease_id"], sorted(i["id"] for i in x["items"])) for x in live.json()] == [
+        (alice["lease_id"], sorted([a0, a1]))]
+    assert {i["id"]: i["text"] for i in live.json()[0]["items"]}[a0] == f"item {a0[2:]}"
+
+    def one(who, body, item, value, key="k"):
+        return c.post("/projects/p/annotations", json={"annotator": who, "annotations": [
+            {"item_id": item, "lease_id": body["lease_id"], "label": value, "idempotency_key": key}]})
+
+    assert one("bob", bob, b0, "neg").json()["results"][0]["duplicate"] is False
+    mine = one("alice", alice, a0, "pos")
+    assert mine.status_code == 200 and mine.json()["results"][0]["duplicate"] is False
+    assert one("alice", alice, a0, "pos").json()["results"][0]["duplicate"] is True
+    clash = one("alice", alice, a1, "neg")
+    assert clash.status_code == 409 and "'k'" in clash.json()["detail"], clash.text
+    stored = c.get("/projects/p/annotations").json()
+    assert [(a["annotator"], a["item_id"], a["label"]) for a in stored] == [("bob", b0, 0), ("alice", a0, 1)]
+    assert [[i["id"] for i in x["items"]] for x in
+            c.get("/projects/p/leases", params={"annotator": "alice"}).json()] == [[a1]]
+    assert c.get("/projects/p/leases").status_code == 422  # the annotator is required

@@ -1,0 +1,132 @@
+"""The SQLite store's schema, its numbered migrations, and row decoding.
+
+``MIGRATIONS[0]`` is schema version 1. A later change appends a script; opening a file runs the
+scripts past its ``PRAGMA user_version`` in one transaction and sets the version, so a file is
+always at one numbered version. Each migration has a test (tests/api/test_store_sqlite.py).
+"""
+
+from __future__ import annotations
+
+import sqlite3
+from collections.abc import Sequence
+from typing import Any
+
+from api.storage.codec import loads
+from api.storage.records import Annotation, Item
+
+__all__ = ["ANNOTATION_COLS", "ITEM_COLS", "MIGRATIONS", "annotation_from_row", "item_from_row",
+           "migrate"]
+
+SCHEMA_1 = """
+CREATE TABLE projects (id TEXT PRIMARY KEY, doc TEXT NOT NULL);
+-- required: distinct answers the item needs (see Store.require), n_labels: label answers so far
+CREATE TABLE items (
+    project_id TEXT NOT NULL, id TEXT NOT NULL, seq INTEGER NOT NULL,
+    text TEXT, features TEXT NOT NULL, meta TEXT NOT NULL, votes TEXT, gold INTEGER,
+    is_eval INTEGER NOT NULL, rand_key REAL NOT NULL,
+    required INTEGER NOT NULL DEFAULT 1, n_labels INTEGER NOT NULL DEFAULT 0,
+    flagged INTEGER NOT NULL DEFAULT 0,
+    PRIMARY KEY (project_id, id), UNIQUE (project_id, seq));
+-- the items a lease may hand out, in hand-out order: not flagged, labels plus live holds short of
+-- required. ``is_eval`` splits the evaluation slice off (a review queue would be one more value).
+CREATE TABLE pool (
+    project_id TEXT NOT NULL, is_eval INTEGER NOT NULL, rand_key REAL NOT NULL, item_id TEXT NOT NULL,
+    PRIMARY KEY (project_id, is_eval, rand_key, item_id)) WITHOUT ROWID;
+CREATE TABLE queue (
+    project_id TEXT NOT NULL, item_id TEXT NOT NULL, rank INTEGER NOT NULL,
+    score REAL NOT NULL, reasons TEXT NOT NULL, PRIMARY KEY (project_id, item_id));
+CREATE INDEX queue_rank ON queue (project_id, rank);
+-- a lease is open until its expiry passes and its holds are ended (by a lease or the sweep)
+CREATE TABLE leases (
+    id TEXT PRIMARY KEY, project_id TEXT NOT NULL, annotator TEXT NOT NULL,
+    created_at REAL NOT NULL, expires_at REAL NOT NULL, open INTEGER NOT NULL DEFAULT 1);
+CREATE INDEX leases_open ON leases (expires_at) WHERE open = 1;
+-- live holds: deleted when answered, released or expired, one per (item, annotator), with the
+-- queue's reasons for the item (NULL: pool order)
+CREATE TABLE holds (
+    project_id TEXT NOT NULL, item_id TEXT NOT NULL, annotator TEXT NOT NULL,
+    lease_id TEXT NOT NULL, reasons TEXT,
+    PRIMARY KEY (project_id, item_id, annotator)) WITHOUT ROWID;
+CREATE INDEX holds_lease ON holds (lease_id);
+-- the latest time a lease or a sweep ran at (see ``LeaseOps._lease_clock``)
+CREATE TABLE lease_clock (id INTEGER PRIMARY KEY CHECK (id = 0), now REAL NOT NULL);
+CREATE TABLE answered (
+    project_id TEXT NOT NULL, item_id TEXT NOT NULL, annotator TEXT NOT NULL,
+    PRIMARY KEY (project_id, item_id, annotator)) WITHOUT ROWID;
+CREATE TABLE annotations (
+    seq INTEGER PRIMARY KEY AUTOINCREMENT, project_id TEXT NOT NULL, item_id TEXT NOT NULL,
+    annotator TEXT NOT NULL, kind TEXT NOT NULL, label INTEGER, comment TEXT NOT NULL,
+    lease_id TEXT, idem_key TEXT, time_spent REAL, created_at REAL NOT NULL);
+CREATE UNIQUE INDEX annotations_idem ON annotations (project_id, annotator, idem_key)
+    WHERE idem_key IS NOT NULL;
+CREATE INDEX annotations_project ON annotations (project_id, seq);
+CREATE TABLE lfs (
+    project_id TEXT NOT NULL, name TEXT NOT NULL, version TEXT NOT NULL, kind TEXT NOT NULL,
+    source TEXT NOT NULL, active INTEGER NOT NULL, created_at REAL NOT NULL, ord INTEGER NOT NULL,
+    PRIMARY KEY (project_id, name));
+CREATE TABLE assertions (
+    project_id TEXT NOT NULL, name TEXT NOT NULL, version TEXT NOT NULL, kind TEXT NOT NULL,
+    source TEXT NOT NULL, active INTEGER NOT NULL, created_at REAL NOT NULL, ord INTEGER NOT NULL,
+    PRIMARY KEY (project_id, name));
+CREATE TABLE votes (
+    project_id TEXT NOT NULL, version TEXT NOT NULL, data BLOB NOT NULL,
+    faults INTEGER NOT NULL, first_error TEXT, PRIMARY KEY (project_id, version));
+CREATE TABLE arrays (
+    project_id TEXT NOT NULL, name TEXT NOT NULL, data BLOB NOT NULL, PRIMARY KEY (project_id, name));
+CREATE TABLE rounds (
+    project_id TEXT NOT NULL, number INTEGER NOT NULL, doc TEXT NOT NULL,
+    PRIMARY KEY (project_id, number));
+CREATE TABLE jobs (
+    id TEXT PRIMARY KEY, project_id TEXT NOT NULL, kind TEXT NOT NULL, status TEXT NOT NULL,
+    doc TEXT NOT NULL);
+CREATE INDEX jobs_project ON jobs (project_id, kind, status);
+CREATE TABLE locks (
+    name TEXT PRIMARY KEY, owner TEXT, expires_at REAL NOT NULL, fence INTEGER NOT NULL);
+"""
+
+#: schema scripts by version (no semicolons inside their comments: they run statement by statement): ``MIGRATIONS[v - 1]`` brings a file from version v - 1 to v
+MIGRATIONS: list[str] = [SCHEMA_1]
+
+ITEM_COLS = "id, seq, text, features, meta, votes, gold, is_eval"
+ANNOTATION_COLS = ("seq, project_id, item_id, annotator, kind, label, comment, lease_id, idem_key,"
+                   " time_spent, created_at")
+
+
+def migrate(db: sqlite3.Connection, migrations: Sequence[str] = MIGRATIONS) -> int:
+    """Run the migrations a file lacks, all in one transaction; returns its version now.
+    ``InvalidInput`` for a file of a newer version than this release knows."""
+    from labeling.errors import InvalidInput
+
+    db.execute("BEGIN IMMEDIATE")
+    try:
+        (version,) = db.execute("PRAGMA user_version").fetchone()
+        if version > len(migrations):
+            raise InvalidInput(f"the store file is at schema version {version}; this release "
+                               f"knows versions up to {len(migrations)}")
+        for number in range(version, len(migrations)):
+            for statement in migrations[number].split(";"):
+                if statement.strip():
+                    db.execute(statement)
+        db.execute(f"PRAGMA user_version={len(migrations)}")
+    except BaseException:
+        db.execute("ROLLBACK")
+        raise
+    db.execute("COMMIT")
+    return len(migrations)
+
+
+def _mapping(text: str) -> dict[str, Any]:
+    return {} if text == "{}" else loads(text)  # most items carry no features or metadata
+
+
+def item_from_row(row: Sequence[Any]) -> Item:
+    return Item(row[0], row[1], row[2], _mapping(row[3]), _mapping(row[4]),
+                tuple(loads(row[5])) if row[5] is not None else None, row[6], bool(row[7]))
+
+
+def annotation_from_row(row: Sequence[Any]) -> Annotation:
+    return Annotation(
+        seq=row[0], project_id=row[1], item_id=row[2], annotator=row[3], kind=row[4],
+        label=row[5], comment=row[6], lease_id=row[7], idempotency_key=row[8],
+        time_spent_s=row[9], created_at=row[10],
+    )
