@@ -11,7 +11,7 @@ from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse
 
 from api.auth import TokenRegistry
-from api.routes import annotate, assertions, export, items, jobs, lfs, projects
+from api.routes import annotate, assertions, export, items, jobs, lfs, projects, quality
 from api.service.services import Services
 from api.settings import Settings
 from api.storage import open_store
@@ -170,7 +170,7 @@ def create_app(settings: Settings | None = None, services: Services | None = Non
 
     # annotation first: Starlette tries the routes in order, and these are the hot path (matching
     # a request against every route before it cost a lease about 0.07 ms, bench.lease_load)
-    for module in (annotate, projects, items, lfs, assertions, jobs, export):
+    for module in (annotate, projects, items, lfs, assertions, jobs, export, quality):
         app.include_router(module.router)
     annotate.add_lease_route(app)  # the hottest of all, ahead of the rest
     app.add_middleware(BodyLimit, limit=settings.max_body_bytes)

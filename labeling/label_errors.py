@@ -1,0 +1,174 @@
+"""Which human labels are likely wrong: a ranking of the human-labeled items, with reasons.
+
+Each round, the human-labeled items get out-of-sample class probabilities by cross-validation
+(the end model, :class:`labeling.end_model.EndModel`, trained on the other folds' human labels
+over features fitted on the labeled items' text and columns). Where the labeling functions cover
+an item, the label model's posterior (fitted on LF votes alone, so also independent of the human
+label) is averaged in. cleanlab scores each given label against these probabilities
+(``get_label_quality_scores``, self-confidence: the probability of the given class) and flags the
+likely issues (``find_label_issues``, confident learning). Items are ranked by that score, lowest
+(most likely wrong) first; each carries its reasons: what the cross-validated model, the label
+model and the round's end model say when they confidently disagree with the human.
+
+The ranking is stored with the round as one float32 matrix (:data:`COLUMNS`), and the score of
+every human label as ``label_quality`` (NaN where there is none).
+"""
+
+from __future__ import annotations
+
+import warnings
+
+import numpy as np
+import pandas as pd
+
+from labeling.errors import InvalidInput
+
+__all__ = ["COLUMNS", "CONFIDENT", "MIN_LABELS", "cross_val_probs", "label_error_arrays",
+           "rank_label_errors", "reasons"]
+
+CONFIDENT = 0.8  # a model "confidently disagrees" when it gives another class at least this
+MIN_LABELS = 20  # human labels before a ranking is made
+FOLDS = 5
+# columns of the stored ranking, one row per ranked item; -1 / NaN where a model has nothing
+COLUMNS = ("item", "given", "quality", "issue", "cv_pred", "cv_prob", "lm_pred", "lm_prob",
+           "end_pred", "end_prob")
+
+
+def cross_val_probs(frame: pd.DataFrame, labels: np.ndarray, n_classes: int, *, seed: int,
+                    folds: int = FOLDS) -> np.ndarray:
+    """Out-of-sample probabilities of the labeled rows: (t, K) float64.
+
+    Parameters
+    ----------
+    frame : (t rows) the labeled items, as :func:`labeling.frame.items_frame` builds them
+    labels : (t,) int, their human labels
+    n_classes : K
+    seed : the folds' shuffle and the model's solver
+    folds : at most this many folds (fewer when a class has fewer labels; at least 2)
+    """
+    from sklearn.model_selection import KFold, StratifiedKFold
+
+    from labeling.end_model import EndModel
+    from labeling.features import Featurizer
+
+    labels = np.asarray(labels)
+    if len(frame) != len(labels) or len(labels) < 2:
+        raise InvalidInput(f"need at least 2 labeled rows and one label per row, got {len(frame)} "
+                           f"rows and {len(labels)} labels")
+    X = Featurizer().fit_transform(frame)
+    smallest = int(np.bincount(labels, minlength=n_classes)[np.unique(labels)].min())
+    k = max(2, min(folds, smallest, len(labels)))
+    if smallest >= 2:
+        splits = StratifiedKFold(k, shuffle=True, random_state=seed).split(np.zeros(len(labels)), labels)
+    else:  # a class with a single label cannot be stratified
+        splits = KFold(k, shuffle=True, random_state=seed).split(np.zeros(len(labels)))
+    out = np.zeros((len(labels), n_classes), dtype=np.float64)
+    for train, test in splits:
+        model = EndModel(n_classes, seed=seed).fit(X[train], labels[train])
+        out[test] = model.predict_proba(X[test])
+    return out
+
+
+def _given_prob(probs: np.ndarray, labels: np.ndarray) -> np.ndarray:
+    return probs[np.arange(len(labels)), labels]
+
+
+def rank_label_errors(labels: np.ndarray, cv_probs: np.ndarray, *,
+                      lm_probs: np.ndarray | None = None, lm_covered: np.ndarray | None = None,
+                      end_probs: np.ndarray | None = None) -> np.ndarray:
+    """The ranking of :data:`COLUMNS` (without ``item``, which the caller fills): (t, 9) float32
+    rows in the order of ``labels``; sort by ``quality`` ascending for the ranking.
+
+    Parameters
+    ----------
+    labels : (t,) int, human labels
+    cv_probs : (t, K) out-of-sample probabilities (:func:`cross_val_probs`)
+    lm_probs : (t, K) label-model posteriors, or None
+    lm_covered : (t,) bool, rows an LF voted on (the label model says nothing elsewhere)
+    end_probs : (t, K) the round's end-model probabilities, or None
+    """
+    from cleanlab.filter import find_label_issues
+    from cleanlab.rank import get_label_quality_scores
+
+    labels = np.asarray(labels, dtype=np.int64)
+    t, k = np.asarray(cv_probs).shape
+    if len(labels) != t:
+        raise InvalidInput(f"cv_probs must have one row per label: {t} rows, {len(labels)} labels")
+    probs = np.asarray(cv_probs, dtype=np.float64).copy()
+    covered = np.zeros(t, dtype=bool)
+    if lm_probs is not None:
+        covered = np.ones(t, dtype=bool) if lm_covered is None else np.asarray(lm_covered, bool)
+        probs[covered] = (probs[covered] + np.asarray(lm_probs, dtype=np.float64)[covered]) / 2
+    probs = np.clip(probs, 1e-9, None)
+    probs /= probs.sum(axis=1, keepdims=True)
+    quality = get_label_quality_scores(labels, probs)
+    issue = np.zeros(t, dtype=bool)
+    if len(np.unique(labels)) == k:  # confident learning needs every class among the labels
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            issue = find_label_issues(labels, probs)
+    out = np.full((t, len(COLUMNS) - 1), np.nan, dtype=np.float32)
+    out[:, 0], out[:, 1], out[:, 2] = labels, quality, issue
+    out[:, 3], out[:, 4] = cv_probs.argmax(axis=1), np.max(cv_probs, axis=1)
+    out[:, 5] = -1
+    if lm_probs is not None:
+        lm = np.asarray(lm_probs)
+        out[covered, 5], out[covered, 6] = lm[covered].argmax(axis=1), lm[covered].max(axis=1)
+    out[:, 7] = -1
+    if end_probs is not None:
+        end = np.asarray(end_probs)
+        out[:, 7], out[:, 8] = end.argmax(axis=1), end.max(axis=1)
+    return out
+
+
+def label_error_arrays(frame: pd.DataFrame, human: np.ndarray, n_classes: int, *, seed: int,
+                       exclude: np.ndarray | None = None, lm_probs: np.ndarray | None = None,
+                       lm_covered: np.ndarray | None = None,
+                       end_probs: np.ndarray | None = None) -> dict[str, np.ndarray]:
+    """A round's label-error outputs over the pool, as the store keeps them.
+
+    Parameters
+    ----------
+    frame : (n rows) the pool
+    human : (n,) int, consensus human labels, -1 = none
+    exclude : (n,) bool, labeled items not to rank (gold items, whose answer is known)
+    lm_probs, lm_covered, end_probs : the round's label model and end model over the pool
+
+    Returns
+    -------
+    ``label_errors`` (t, len(COLUMNS)) float32 sorted most likely wrong first (no rows with
+    fewer than :data:`MIN_LABELS` labels to rank, or a single class among them), and
+    ``label_quality`` (n,) float32, NaN where no label was ranked.
+    """
+    human = np.asarray(human)
+    rows = np.flatnonzero((human >= 0) & (True if exclude is None else ~np.asarray(exclude)))
+    quality = np.full(len(human), np.nan, dtype=np.float32)
+    if len(rows) < MIN_LABELS or len(np.unique(human[rows])) < 2:
+        return {"label_errors": np.zeros((0, len(COLUMNS)), dtype=np.float32),
+                "label_quality": quality}
+    labels = human[rows].astype(np.int64)
+    cv = cross_val_probs(frame.iloc[rows].reset_index(drop=True), labels, n_classes, seed=seed)
+    ranked = rank_label_errors(
+        labels, cv, lm_probs=None if lm_probs is None else lm_probs[rows],
+        lm_covered=None if lm_covered is None else lm_covered[rows],
+        end_probs=None if end_probs is None else end_probs[rows])
+    table = np.hstack([rows[:, None].astype(np.float32), ranked])
+    order = np.lexsort((rows, ranked[:, 1]))  # quality ascending, then pool order
+    quality[rows] = ranked[:, 1]
+    return {"label_errors": table[order], "label_quality": quality}
+
+
+def reasons(row: np.ndarray, class_names: list[str], *, confident: float = CONFIDENT) -> list[str]:
+    """Why one ranked row (of :data:`COLUMNS`) may be a wrong label, in words."""
+    c = dict(zip(COLUMNS, row.tolist(), strict=True))
+    given = int(c["given"])
+    name = class_names.__getitem__
+    out = [f"label quality {c['quality']:.3f} (the out-of-sample probability of {name(given)!r})"]
+    if c["issue"]:
+        out.append("cleanlab's confident learning flags the label")
+    for key, who in (("cv", "cross-validated model"), ("lm", "label model"),
+                     ("end", "round's end model")):
+        pred, prob = int(c[f"{key}_pred"]), c[f"{key}_prob"]
+        if pred >= 0 and pred != given and prob >= confident:
+            out.append(f"{who} says {name(pred)!r} with probability {prob:.2f}")
+    return out
