@@ -106,7 +106,7 @@ def rank_label_errors(labels: np.ndarray, cv_probs: np.ndarray, *,
     if len(np.unique(labels)) == k:  # confident learning needs every class among the labels
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
-            issue = find_label_issues(labels, probs)
+            issue = find_label_issues(labels, probs, n_jobs=1)  # no process pool in a server
     out = np.full((t, len(COLUMNS) - 1), np.nan, dtype=np.float32)
     out[:, 0], out[:, 1], out[:, 2] = labels, quality, issue
     out[:, 3], out[:, 4] = cv_probs.argmax(axis=1), np.max(cv_probs, axis=1)
