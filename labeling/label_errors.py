@@ -1,10 +1,12 @@
 """Which human labels are likely wrong: a ranking of the human-labeled items, with reasons.
 
-Each round, the human-labeled items get out-of-sample class probabilities by cross-validation
-(the end model, :class:`labeling.end_model.EndModel`, trained on the other folds' human labels
-over features fitted on the labeled items' text and columns). Where the labeling functions cover
-an item, the label model's posterior (fitted on LF votes alone, so also independent of the human
-label) is averaged in. cleanlab scores each given label against these probabilities
+Each round, the human-labeled items get out-of-sample class probabilities by cross-validation:
+the end model (:class:`labeling.end_model.EndModel`, on the round's pool features) trained on the
+other folds' human labels plus, as in the round, the label model's weak labels of unlabeled items
+and the known answers of gold items. Where the labeling functions cover an item, the label
+model's posterior (fitted on LF votes alone, so also independent of the human label) is averaged
+in, if the label model agrees with the human labels at least as often as the cross-validated
+model (a strategy sends humans the items the models get wrong, so it often does not). cleanlab scores each given label against these probabilities
 (``get_label_quality_scores``, self-confidence: the probability of the given class) and flags the
 likely issues (``find_label_issues``, confident learning). Items are ranked by that score, lowest
 (most likely wrong) first; each carries its reasons: what the cross-validated model, the label
@@ -34,43 +36,73 @@ COLUMNS = ("item", "given", "quality", "issue", "cv_pred", "cv_prob", "lm_pred",
            "end_pred", "end_prob")
 
 
-def cross_val_probs(frame: pd.DataFrame, labels: np.ndarray, n_classes: int, *, seed: int,
-                    folds: int = FOLDS) -> np.ndarray:
+def cross_val_probs(X, rows: np.ndarray, labels: np.ndarray, n_classes: int, *, seed: int,
+                    folds: int = FOLDS,
+                    extra: tuple[np.ndarray, np.ndarray, np.ndarray] | None = None) -> np.ndarray:
     """Out-of-sample probabilities of the labeled rows: (t, K) float64.
+
+    Each fold's end model learns from the other folds' labels plus ``extra`` rows (weak labels of
+    unlabeled items, known answers of gold items: rows whose label is not one being judged),
+    and predicts the held-out fold.
 
     Parameters
     ----------
-    frame : (t rows) the labeled items, as :func:`labeling.frame.items_frame` builds them
+    X : (n, d) features of the pool
+    rows : (t,) int, the pool rows whose labels are judged
     labels : (t,) int, their human labels
     n_classes : K
     seed : the folds' shuffle and the model's solver
     folds : at most this many folds (fewer when a class has fewer labels; at least 2)
+    extra : (rows, labels, weights) always trained on, or None
     """
     from sklearn.model_selection import KFold, StratifiedKFold
 
     from labeling.end_model import EndModel
-    from labeling.features import Featurizer
 
-    labels = np.asarray(labels)
-    if len(frame) != len(labels) or len(labels) < 2:
-        raise InvalidInput(f"need at least 2 labeled rows and one label per row, got {len(frame)} "
+    rows, labels = np.asarray(rows), np.asarray(labels)
+    if len(rows) != len(labels) or len(labels) < 2:
+        raise InvalidInput(f"need at least 2 labeled rows and one label per row, got {len(rows)} "
                            f"rows and {len(labels)} labels")
-    X = Featurizer().fit_transform(frame)
     smallest = int(np.bincount(labels, minlength=n_classes)[np.unique(labels)].min())
     k = max(2, min(folds, smallest, len(labels)))
     if smallest >= 2:
-        splits = StratifiedKFold(k, shuffle=True, random_state=seed).split(np.zeros(len(labels)), labels)
+        splits = StratifiedKFold(k, shuffle=True, random_state=seed).split(rows, labels)
     else:  # a class with a single label cannot be stratified
-        splits = KFold(k, shuffle=True, random_state=seed).split(np.zeros(len(labels)))
+        splits = KFold(k, shuffle=True, random_state=seed).split(rows)
+    e_rows, e_y, e_w = extra if extra is not None else (np.zeros(0, np.int64),) * 2 + (np.zeros(0),)
     out = np.zeros((len(labels), n_classes), dtype=np.float64)
     for train, test in splits:
-        model = EndModel(n_classes, seed=seed).fit(X[train], labels[train])
-        out[test] = model.predict_proba(X[test])
+        idx = np.concatenate([rows[train], e_rows]).astype(np.int64)
+        y = np.concatenate([labels[train], e_y]).astype(np.int64)
+        w = np.concatenate([np.ones(len(train)), e_w])
+        model = EndModel(n_classes, seed=seed).fit(X[idx], y, sample_weight=w)
+        out[test] = model.predict_proba(X[rows[test]])
     return out
 
 
-def _given_prob(probs: np.ndarray, labels: np.ndarray) -> np.ndarray:
-    return probs[np.arange(len(labels)), labels]
+def _extra_rows(human: np.ndarray, exclude: np.ndarray, lm_probs: np.ndarray | None,
+                lm_covered: np.ndarray | None, weak_weight: float):
+    """Rows every fold trains on: known answers of excluded (gold) items at weight 1, and the
+    label model's decided labels of unlabeled covered items at ``weak_weight`` x confidence
+    (as the round's end model weighs them)."""
+    known = np.flatnonzero((human >= 0) & exclude)
+    parts = [(known, human[known], np.ones(len(known)))]
+    if lm_probs is not None and weak_weight > 0:
+        covered = np.ones(len(human), bool) if lm_covered is None else np.asarray(lm_covered, bool)
+        top2 = np.sort(lm_probs, axis=1)[:, -2:]
+        weak = np.flatnonzero((human < 0) & covered & (top2[:, 1] - top2[:, 0] >= 1e-6))
+        parts.append((weak, lm_probs[weak].argmax(axis=1), weak_weight * lm_probs[weak].max(axis=1)))
+    return tuple(np.concatenate([p[i] for p in parts]) for i in range(3))
+
+
+def _trusted(lm: np.ndarray, cv: np.ndarray, labels: np.ndarray) -> bool:
+    """Whether the label model agrees with the human labels it covers at least as often as the
+    cross-validated model does on the same items. Strategies send humans the items the models
+    get wrong (on WRENCH YouTube under ``entropy``, the label model agreed with 28% of the human
+    labels it covered), and averaging such a model in buries the wrong labels."""
+    if not len(labels):
+        return False
+    return bool((lm.argmax(axis=1) == labels).mean() >= (cv.argmax(axis=1) == labels).mean())
 
 
 def rank_label_errors(labels: np.ndarray, cv_probs: np.ndarray, *,
@@ -98,7 +130,8 @@ def rank_label_errors(labels: np.ndarray, cv_probs: np.ndarray, *,
     covered = np.zeros(t, dtype=bool)
     if lm_probs is not None:
         covered = np.ones(t, dtype=bool) if lm_covered is None else np.asarray(lm_covered, bool)
-        probs[covered] = (probs[covered] + np.asarray(lm_probs, dtype=np.float64)[covered]) / 2
+        if _trusted(np.asarray(lm_probs)[covered], probs[covered], labels[covered]):
+            probs[covered] = (probs[covered] + np.asarray(lm_probs, dtype=np.float64)[covered]) / 2
     probs = np.clip(probs, 1e-9, None)
     probs /= probs.sum(axis=1, keepdims=True)
     quality = get_label_quality_scores(labels, probs)
@@ -123,8 +156,8 @@ def rank_label_errors(labels: np.ndarray, cv_probs: np.ndarray, *,
 
 def label_error_arrays(frame: pd.DataFrame, human: np.ndarray, n_classes: int, *, seed: int,
                        exclude: np.ndarray | None = None, lm_probs: np.ndarray | None = None,
-                       lm_covered: np.ndarray | None = None,
-                       end_probs: np.ndarray | None = None) -> dict[str, np.ndarray]:
+                       lm_covered: np.ndarray | None = None, end_probs: np.ndarray | None = None,
+                       weak_weight: float = 0.5) -> dict[str, np.ndarray]:
     """A round's label-error outputs over the pool, as the store keeps them.
 
     Parameters
@@ -133,6 +166,7 @@ def label_error_arrays(frame: pd.DataFrame, human: np.ndarray, n_classes: int, *
     human : (n,) int, consensus human labels, -1 = none
     exclude : (n,) bool, labeled items not to rank (gold items, whose answer is known)
     lm_probs, lm_covered, end_probs : the round's label model and end model over the pool
+    weak_weight : weight of a weak label (times the label model's confidence) in the folds
 
     Returns
     -------
@@ -140,14 +174,19 @@ def label_error_arrays(frame: pd.DataFrame, human: np.ndarray, n_classes: int, *
     fewer than :data:`MIN_LABELS` labels to rank, or a single class among them), and
     ``label_quality`` (n,) float32, NaN where no label was ranked.
     """
+    from labeling.features import featurize_pool
+
     human = np.asarray(human)
-    rows = np.flatnonzero((human >= 0) & (True if exclude is None else ~np.asarray(exclude)))
+    exclude = np.zeros(len(human), bool) if exclude is None else np.asarray(exclude, bool)
+    rows = np.flatnonzero((human >= 0) & ~exclude)
     quality = np.full(len(human), np.nan, dtype=np.float32)
     if len(rows) < MIN_LABELS or len(np.unique(human[rows])) < 2:
         return {"label_errors": np.zeros((0, len(COLUMNS)), dtype=np.float32),
                 "label_quality": quality}
     labels = human[rows].astype(np.int64)
-    cv = cross_val_probs(frame.iloc[rows].reset_index(drop=True), labels, n_classes, seed=seed)
+    _, X, _ = featurize_pool(frame)  # the round has just featurized this pool: a cache hit
+    cv = cross_val_probs(X, rows, labels, n_classes, seed=seed,
+                         extra=_extra_rows(human, exclude, lm_probs, lm_covered, weak_weight))
     ranked = rank_label_errors(
         labels, cv, lm_probs=None if lm_probs is None else lm_probs[rows],
         lm_covered=None if lm_covered is None else lm_covered[rows],

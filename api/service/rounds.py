@@ -164,7 +164,7 @@ def run_round(
     # which human labels look wrong (cross-validated), for the review queue and export
     ranked = executor.call(label_error_arrays, pool.frame, human, project.n_classes, seed=inp.seed,
                            exclude=gold >= 0, lm_probs=out.lm_probs, lm_covered=out.lm_covered,
-                           end_probs=out.probs)
+                           end_probs=out.probs, weak_weight=settings.weak_weight)
     arrays: dict[str, np.ndarray] = {}
     if out.probs is not None:
         arrays["probs"] = out.probs.astype(np.float32)

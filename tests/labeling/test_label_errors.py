@@ -9,6 +9,7 @@ import pytest
 from api.storage.records import Item
 from demo import DATA
 from labeling.errors import InvalidInput
+from labeling.features import featurize_pool
 from labeling.frame import items_frame
 from labeling.ingest import read_wrench
 from labeling.label_errors import (
@@ -92,5 +93,32 @@ def test_reasons_name_the_models_that_disagree_confidently():
 
 def test_cross_val_probs_refuses_mismatched_input(youtube):
     frame, _ = youtube
+    _, X, _ = featurize_pool(frame)
     with pytest.raises(InvalidInput, match="one label per row"):
-        cross_val_probs(frame.iloc[:5], np.array([0, 1]), 2, seed=0)
+        cross_val_probs(X, np.arange(5), np.array([0, 1]), 2, seed=0)
+
+
+def test_weak_labels_train_every_fold_and_lift_recall_on_few_labels(youtube):
+    """With 60 human labels the folds learn little alone; the label model's weak labels of the
+    unlabeled pool (as in the round) make the held-out predictions good enough to find flips."""
+    frame, gold = youtube
+    human, flipped = noisy_labels(gold, 60, 6, 5)
+    lm = np.zeros((len(gold), 2))
+    lm[np.arange(len(gold)), gold] = 0.9  # a label model right everywhere, at 0.9
+    lm[np.arange(len(gold)), 1 - gold] = 0.1
+    out = label_error_arrays(frame, human, 2, seed=0, lm_probs=lm,
+                             lm_covered=np.ones(len(gold), bool), weak_weight=0.5)
+    top = set(out["label_errors"][:12, 0].astype(int).tolist())
+    assert top >= set(flipped.tolist())
+
+
+def test_a_label_model_that_disagrees_with_the_humans_is_not_averaged_in():
+    labels = np.array([0, 1, 0, 1])
+    cv = np.array([[0.8, 0.2], [0.3, 0.7], [0.4, 0.6], [0.2, 0.8]])
+    wrong_lm = 1.0 - np.eye(2)[labels] * 0.9 - 0.05  # confidently the other class everywhere
+    alone = rank_label_errors(labels, cv)
+    with_lm = rank_label_errors(labels, cv, lm_probs=wrong_lm, lm_covered=np.ones(4, bool))
+    assert with_lm[:, 1] == pytest.approx(alone[:, 1])
+    right_lm = np.eye(2)[labels] * 0.9 + 0.05
+    trusted = rank_label_errors(labels, cv, lm_probs=right_lm, lm_covered=np.ones(4, bool))
+    assert trusted[2, 1] == pytest.approx((0.4 + 0.95) / 2, abs=1e-6)
