@@ -31,6 +31,7 @@ __all__ = ["COLUMNS", "CONFIDENT", "MIN_LABELS", "cross_val_probs", "label_error
 CONFIDENT = 0.8  # a model "confidently disagrees" when it gives another class at least this
 MIN_LABELS = 20  # human labels before a ranking is made
 FOLDS = 5
+MAX_WEAK_ROWS = 20_000  # weak-labeled rows each fold trains on, at most
 # columns of the stored ranking, one row per ranked item; -1 / NaN where a model has nothing
 COLUMNS = ("item", "given", "quality", "issue", "cv_pred", "cv_prob", "lm_pred", "lm_prob",
            "end_pred", "end_prob")
@@ -81,16 +82,19 @@ def cross_val_probs(X, rows: np.ndarray, labels: np.ndarray, n_classes: int, *, 
 
 
 def _extra_rows(human: np.ndarray, exclude: np.ndarray, lm_probs: np.ndarray | None,
-                lm_covered: np.ndarray | None, weak_weight: float):
+                lm_covered: np.ndarray | None, weak_weight: float, seed: int):
     """Rows every fold trains on: known answers of excluded (gold) items at weight 1, and the
     label model's decided labels of unlabeled covered items at ``weak_weight`` x confidence
-    (as the round's end model weighs them)."""
+    (as the round's end model weighs them), at most :data:`MAX_WEAK_ROWS` of them (drawn with
+    ``seed``), so the folds cost little next to the round's own fit on a large pool."""
     known = np.flatnonzero((human >= 0) & exclude)
     parts = [(known, human[known], np.ones(len(known)))]
     if lm_probs is not None and weak_weight > 0:
         covered = np.ones(len(human), bool) if lm_covered is None else np.asarray(lm_covered, bool)
         top2 = np.sort(lm_probs, axis=1)[:, -2:]
         weak = np.flatnonzero((human < 0) & covered & (top2[:, 1] - top2[:, 0] >= 1e-6))
+        if len(weak) > MAX_WEAK_ROWS:
+            weak = np.sort(np.random.default_rng(seed).choice(weak, MAX_WEAK_ROWS, replace=False))
         parts.append((weak, lm_probs[weak].argmax(axis=1), weak_weight * lm_probs[weak].max(axis=1)))
     return tuple(np.concatenate([p[i] for p in parts]) for i in range(3))
 
@@ -186,7 +190,7 @@ def label_error_arrays(frame: pd.DataFrame, human: np.ndarray, n_classes: int, *
     labels = human[rows].astype(np.int64)
     _, X, _ = featurize_pool(frame)  # the round has just featurized this pool: a cache hit
     cv = cross_val_probs(X, rows, labels, n_classes, seed=seed,
-                         extra=_extra_rows(human, exclude, lm_probs, lm_covered, weak_weight))
+                         extra=_extra_rows(human, exclude, lm_probs, lm_covered, weak_weight, seed))
     ranked = rank_label_errors(
         labels, cv, lm_probs=None if lm_probs is None else lm_probs[rows],
         lm_covered=None if lm_covered is None else lm_covered[rows],

@@ -9,6 +9,11 @@ are stored (array ``assertion_votes``, columns named in ``metrics["assertion_wea
 join the *next* round's label-model input as one more labeling function each (named
 ``assertion:<name>``; new items abstain; dropped when the assertion is deactivated or changes
 version).
+
+Gold items (:mod:`api.service.gold`) train on their known answer, not on their answers. Each
+round also ranks the human labels by how likely they are wrong
+(:func:`labeling.label_errors.label_error_arrays`, on the executor): arrays ``label_errors`` and
+``label_quality``, served by ``GET /projects/{p}/label-errors`` and the export.
 """
 
 from __future__ import annotations

@@ -122,3 +122,18 @@ def test_a_label_model_that_disagrees_with_the_humans_is_not_averaged_in():
     right_lm = np.eye(2)[labels] * 0.9 + 0.05
     trusted = rank_label_errors(labels, cv, lm_probs=right_lm, lm_covered=np.ones(4, bool))
     assert trusted[2, 1] == pytest.approx((0.4 + 0.95) / 2, abs=1e-6)
+
+
+def test_folds_train_on_gold_answers_and_at_most_max_weak_rows(monkeypatch):
+    import labeling.label_errors as le
+
+    human = np.array([0, 1, -1, -1, -1, -1, 1, -1])
+    exclude = np.array([False, True, False, False, False, False, False, False])
+    lm = np.tile([0.2, 0.8], (8, 1))
+    lm[3] = [0.5, 0.5]  # a tie: no weak label
+    monkeypatch.setattr(le, "MAX_WEAK_ROWS", 3)
+    rows, y, w = le._extra_rows(human, exclude, lm, np.ones(8, bool), 0.5, seed=0)
+    assert rows[0] == 1 and y[0] == 1 and w[0] == 1.0  # the gold item's known answer
+    weak = rows[1:]
+    assert len(weak) == 3 and set(weak) <= {2, 4, 5, 7}  # unlabeled, decided
+    assert (y[1:] == 1).all() and w[1:] == pytest.approx(0.4)
