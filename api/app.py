@@ -11,7 +11,17 @@ from fastapi.middleware.cors import CORSMiddleware
 from fastapi.responses import JSONResponse
 
 from api.auth import TokenRegistry
-from api.routes import annotate, assertions, export, items, jobs, label_studio, lfs, projects
+from api.routes import (
+    annotate,
+    assertions,
+    export,
+    items,
+    jobs,
+    label_studio,
+    lfs,
+    projects,
+    quality,
+)
 from api.routes.ui import add_ui
 from api.service.render import LeaseRenderer
 from api.service.services import Services, build_services
@@ -146,7 +156,7 @@ def create_app(settings: Settings | None = None, services: Services | None = Non
         ok = request.app.state.services.store.ping()
         return JSONResponse({"store": "ok" if ok else "down"}, status_code=200 if ok else 503)
 
-    for module in (annotate, projects, items, lfs, assertions, jobs, export, label_studio):
+    for module in (annotate, projects, items, lfs, assertions, jobs, export, label_studio, quality):
         app.include_router(module.router)
     add_ui(app)
     app.add_middleware(BodyLimit, limit=settings.max_body_bytes)

@@ -1,4 +1,5 @@
-"""The ``labelloop`` command line: serve, demo, projects, ingest, LFs, rounds, jobs, export, simulate.
+"""The ``labelloop`` command line: serve, demo, projects, ingest, LFs, rounds, jobs, export,
+quality, gold, simulate.
 
 Commands other than ``serve`` and ``demo`` work on the store directly (the same data directory or
 store URL the server uses), so they also run with no server up. Everything past argument parsing
@@ -249,6 +250,57 @@ def cmd_pseudo_label(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_quality(args: argparse.Namespace) -> int:
+    """Agreement and per-annotator figures of a project, as one JSON object; with
+    ``--label-errors N`` also the latest round's N labels most likely wrong."""
+    from api.service import quality
+
+    services = _services(args)
+    try:
+        out = {"agreement": quality.agreement(services.store, args.project, by_class=args.by_class),
+               "annotators": quality.annotators(services.store, args.project)}
+        if args.label_errors:
+            out["label_errors"] = quality.label_errors(services.store, args.project,
+                                                       limit=args.label_errors)
+        print(json.dumps(out, indent=2))
+    finally:
+        services.close()
+    return 0
+
+
+def cmd_gold(args: argparse.Namespace) -> int:
+    """Mark gold items: from a JSONL file of {"id", "label"} rows, from the labels the items'
+    file carried (``--from-file``, optionally ``--ids``), or unmark them; or list them."""
+    from api.service.gold import list_gold, mark_gold
+    from labeling.errors import InvalidInput
+
+    services = _services(args)
+    try:
+        labels = {}
+        if args.labels:
+            for n, line in enumerate(Path(args.labels).read_text(encoding="utf-8").splitlines(), 1):
+                if not line.strip():
+                    continue
+                try:
+                    row = json.loads(line)
+                    labels[str(row["id"])] = row["label"]
+                except (json.JSONDecodeError, KeyError, TypeError) as exc:
+                    raise InvalidInput(f"{args.labels} line {n}: need a JSON object with id and "
+                                       f"label ({exc})") from exc
+        if labels or args.from_file or args.unmark:
+            print(json.dumps(mark_gold(
+                services.store, args.project, labels=labels, from_file=args.from_file,
+                ids=args.ids.split(",") if args.ids else None,
+                unmark=args.unmark.split(",") if args.unmark else (), now=time.time(),
+                owner=f"cli-{os.getpid()}")))
+        else:
+            for row in list_gold(services.store, args.project):
+                print(json.dumps(row))
+    finally:
+        services.close()
+    return 0
+
+
 def _job_line(job) -> str:
     from dataclasses import asdict
 
@@ -463,6 +515,24 @@ def build_parser() -> argparse.ArgumentParser:
     sp.add_argument("--min-confidence", type=float, default=0.9)
     sp.add_argument("--prefer", choices=["end_model", "label_model"], default="end_model")
     sp.set_defaults(fn=cmd_pseudo_label)
+
+    sp = sub.add_parser("quality", help="agreement and per-annotator quality of a project (JSON)")
+    store_opts(sp)
+    sp.add_argument("--project", required=True)
+    sp.add_argument("--by-class", action="store_true", help="agreement per class, one vs rest")
+    sp.add_argument("--label-errors", type=int, metavar="N",
+                    help="also the latest round's N labels most likely wrong")
+    sp.set_defaults(fn=cmd_quality)
+
+    sp = sub.add_parser("gold", help="mark gold (honeypot) items, unmark them, or list them")
+    store_opts(sp)
+    sp.add_argument("--project", required=True)
+    sp.add_argument("--labels", help='JSONL file of {"id": ..., "label": class name or index}')
+    sp.add_argument("--from-file", action="store_true",
+                    help="use the labels the items' own file carried")
+    sp.add_argument("--ids", help="with --from-file: only these comma-separated item ids")
+    sp.add_argument("--unmark", help="comma-separated item ids to make ordinary again")
+    sp.set_defaults(fn=cmd_gold)
 
     sp = sub.add_parser("jobs", help="list, show, watch (progress bar) or cancel background jobs")
     jobs = sp.add_subparsers(dest="action", required=True)

@@ -247,3 +247,91 @@ class RoundOut(BaseModel):
     metrics: dict[str, Any]
     label_model: dict[str, Any]
     strategy: str
+
+
+# -- annotation quality -----------------------------------------------------------------------
+class FigureOut(BaseModel):
+    value: float | None = Field(description="None when undefined on these items")
+    n_items: int = Field(description="items the figure rests on")
+
+
+class FleissOut(FigureOut):
+    ratings_per_item: int | None = Field(
+        description="Fleiss' kappa uses the items with this many ratings (the most common count)")
+
+
+class PairOut(BaseModel):
+    annotators: list[str]
+    cohen_kappa: float | None
+    n_items: int
+
+
+class ClassAgreementOut(BaseModel):
+    class_: str = Field(alias="class")
+    krippendorff_alpha: FigureOut
+    fleiss_kappa: FleissOut
+
+
+class AgreementOut(BaseModel):
+    project_id: str
+    n_items: int = Field(description="items with two or more labels")
+    krippendorff_alpha: FigureOut
+    fleiss_kappa: FleissOut
+    pairs: list[PairOut]
+    classes: list[ClassAgreementOut] | None = Field(None, description="with ?by=class")
+
+
+class AnnotatorOut(BaseModel):
+    annotator: str
+    labels: int
+    items: int
+    skips: int
+    flags: int
+    median_time_s: float | None
+    agreement_with_consensus: FigureOut
+    gold_accuracy: FigureOut
+    quality: FigureOut = Field(description="CROWDLAB annotator quality (cleanlab)")
+    quality_note: str | None
+    rank: int
+    rank_by: str
+    below_others: bool
+    reasons: list[str]
+
+
+class LabelErrorOut(BaseModel):
+    id: str
+    label: str
+    suggested: str
+    label_quality: float
+    issue: bool
+    reasons: list[str]
+
+
+class LabelErrorsOut(BaseModel):
+    project_id: str
+    round: int | None
+    n_ranked: int
+    items: list[LabelErrorOut]
+    note: str | None = None
+
+
+class GoldIn(BaseModel):
+    """Mark gold items by id with their known answers (``labels``), or from the labels their
+    file carried (``from_file``, optionally only ``ids``); ``unmark`` makes items ordinary again."""
+
+    model_config = Strict
+    labels: dict[str, int | str] = Field(default_factory=dict, max_length=100_000)
+    from_file: bool = False
+    ids: list[str] | None = Field(None, max_length=100_000)
+    unmark: list[str] = Field(default_factory=list, max_length=100_000)
+
+
+class GoldOut(BaseModel):
+    gold: int
+    marked: int
+    unmarked: int
+
+
+class GoldItemOut(BaseModel):
+    id: str
+    label: str

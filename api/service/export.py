@@ -12,6 +12,7 @@ from pathlib import Path
 
 import numpy as np
 
+from api.service.gold import gold_labels
 from api.service.rounds import human_labels, load_pool
 from api.storage.base import Store
 from labeling.errors import InvalidInput
@@ -55,9 +56,15 @@ def export_rows(
     pool = load_pool(store, project_id)
     project, n, k = pool.project, len(pool.items), pool.project.n_classes
     human, agreement, n_ann = human_labels(pool, store.annotations(project_id))
+    gold = gold_labels(store, project_id, n)  # a gold item's known answer is its label
+    human = np.where(gold >= 0, gold, human)
+    quality = np.full(n, np.nan, dtype=np.float32)  # the latest round's label-quality scores
+    scored = store.get_array(project_id, "label_quality")
+    if scored is not None:
+        quality[: min(n, len(scored))] = scored[:n]
     covered = store.get_array(project_id, "lm_covered")
     labels, source, confidence = (executor or InProcessExecutor()).call(
-        assign_labels, human, agreement,
+        assign_labels, human, np.where(gold >= 0, 1.0, agreement),
         _fit(store.get_array(project_id, "lm_probs"), n, k),
         None if covered is None else _fit(covered, n, k).astype(bool),
         _fit(store.get_array(project_id, "probs"), n, k),
@@ -80,6 +87,8 @@ def export_rows(
             "confidence": round(float(confidence[i]), 6),
             "n_annotators": int(n_ann[i]),
             "agreement": round(float(agreement[i]), 6),
+            "label_quality": None if np.isnan(quality[i]) else round(float(quality[i]), 6),
+            "gold": bool(gold[i] >= 0),
             "model_version": model_version,
             "lf_set_version": lf_set,
             "eval_slice": item.is_eval,

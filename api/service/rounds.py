@@ -9,6 +9,11 @@ are stored (array ``assertion_votes``, columns named in ``metrics["assertion_wea
 join the *next* round's label-model input as one more labeling function each (named
 ``assertion:<name>``; new items abstain; dropped when the assertion is deactivated or changes
 version).
+
+Gold items (:mod:`api.service.gold`) train on their known answer, not on their answers. Each
+round also ranks the human labels by how likely they are wrong
+(:func:`labeling.label_errors.label_error_arrays`, on the executor): arrays ``label_errors`` and
+``label_quality``, served by ``GET /projects/{p}/label-errors`` and the export.
 """
 
 from __future__ import annotations
@@ -21,12 +26,14 @@ import numpy as np
 import pandas as pd
 
 from api.service.assertions import assertion_specs
+from api.service.gold import gold_labels
 from api.service.lfs import lf_set_version, specs, vote_matrix
 from api.storage.base import Store
 from api.storage.records import Annotation, AssertionRecord, Item, Project, Round
 from labeling.assertion_runs import load_assertions
 from labeling.consensus import consensus
 from labeling.frame import items_frame
+from labeling.label_errors import label_error_arrays
 from workers.executor import Executor
 from workers.tasks import RoundInput, RoundOutput, fit_round
 
@@ -127,6 +134,8 @@ def run_round(
     votes, lf_info = np.hstack([votes, weak]), lf_info + weak_info
     annotations = store.annotations(project_id)
     human, _, _ = human_labels(pool, annotations)
+    gold = gold_labels(store, project_id, n)  # gold items train on their known answer
+    human = np.where(gold >= 0, gold, human)
     is_eval = np.fromiter((it.is_eval for it in pool.items), dtype=bool, count=n)
     flagged = {a.item_id for a in annotations if a.kind == "flag"}
     open_mask = np.fromiter((it.id not in flagged for it in pool.items), dtype=bool, count=n)
@@ -158,14 +167,22 @@ def run_round(
         class_names=tuple(project.class_names),
     )
     out: RoundOutput = executor.call(fit_round, inp)
-    report(n + 2, total, "store")
+    report(n + 2, total, "rank label errors, store")
+    # which human labels look wrong (cross-validated), for the review queue and export
+    ranked = executor.call(label_error_arrays, pool.frame, human, project.n_classes, seed=inp.seed,
+                           exclude=gold >= 0, lm_probs=out.lm_probs, lm_covered=out.lm_covered,
+                           end_probs=out.probs, weak_weight=settings.weak_weight)
     arrays: dict[str, np.ndarray] = {}
     if out.probs is not None:
         arrays["probs"] = out.probs.astype(np.float32)
     if out.lm_probs is not None:
         arrays["lm_probs"] = out.lm_probs.astype(np.float32)
         arrays["lm_covered"] = out.lm_covered.astype(np.bool_)
+    arrays.update(ranked)
     metrics = dict(out.metrics)
+    if len(ranked["label_errors"]):
+        metrics["label_errors"] = {"ranked": len(ranked["label_errors"]),
+                                   "issues": int(ranked["label_errors"][:, 3].sum())}
     versions = {r.name: r.version for r in assertion_records}
     if "assertion_runs" in metrics:
         metrics["assertion_runs"] = {name: {**c, "version": versions.get(name)}
