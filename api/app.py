@@ -24,6 +24,7 @@ from labeling.errors import (
     NotFittedError,
     NotFound,
 )
+from workers import sandbox
 from workers.executor import make_executor
 
 __all__ = ["SERVER_OPTIONS", "build_services", "create_app"]
@@ -50,8 +51,9 @@ STATUS = [  # most specific first; api/ alone knows HTTP codes
 
 def build_services(settings: Settings) -> Services:
     store = open_store(settings.resolved_store_url, require_durable=settings.require_durable)
+    sandbox.shared(settings.user_code_limits, size=settings.sandbox_workers)
     executor = make_executor(settings.executor, num_cpus=settings.ray_num_cpus,
-                             address=settings.ray_address)
+                             address=settings.ray_address, limits=settings.user_code_limits)
     return Services(store=store, executor=executor, settings=settings)
 
 

@@ -8,6 +8,7 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 
 from labeling.errors import InvalidInput
+from workers.limits import Limits
 
 __all__ = ["Settings"]
 
@@ -33,10 +34,18 @@ class Settings:
     project_cache_s: float = 1.0  # how stale a replica's view of project settings may be for leases
     store_threads: int = 8  # a network store's (Redis) calls in flight on the lease path, threads for the others
     lease_process: bool = True  # the embedded store's lease batches in a child process (api.storage.sqlite_leaser)
+    lf_timeout_s: float = 60.0  # wall-clock and CPU seconds for one LF on one block, one assertion, one load
+    lf_memory_mb: int = 4096  # memory one such call may add to its worker
+    sandbox_workers: int = 2  # local worker processes for registered code (workers.sandbox)
 
     @property
     def loopback(self) -> bool:
         return self.host in ("127.0.0.1", "localhost", "::1")
+
+    @property
+    def user_code_limits(self) -> Limits:
+        """The limits of registered code (LFs, assertions), per call."""
+        return Limits(self.lf_timeout_s, self.lf_timeout_s, self.lf_memory_mb)
 
     @property
     def resolved_store_url(self) -> str:
@@ -54,6 +63,7 @@ class Settings:
             ("executor", str), ("ray_num_cpus", int), ("max_body_bytes", int),
             ("sweep_interval_s", float), ("job_lock_ttl_s", float), ("job_workers", int), ("tokens_file", str),
             ("admin_token", str), ("project_cache_s", float), ("store_threads", int),
+            ("lf_timeout_s", float), ("lf_memory_mb", int), ("sandbox_workers", int),
         ):
             raw = env.get(_PREFIX + name.upper())
             if raw is not None:
@@ -72,6 +82,10 @@ class Settings:
         settings = cls(**kw)
         if settings.executor not in ("inprocess", "ray"):
             raise InvalidInput(f"executor must be 'inprocess' or 'ray', got {settings.executor!r}")
+        if not settings.lf_timeout_s > 0 or settings.lf_memory_mb < 64 or settings.sandbox_workers < 1:
+            raise InvalidInput("lf_timeout_s must be > 0, lf_memory_mb >= 64 and sandbox_workers >= 1, "
+                               f"got {settings.lf_timeout_s}, {settings.lf_memory_mb} and "
+                               f"{settings.sandbox_workers}")
         if settings.project_cache_s < 0 or settings.store_threads < 1:
             raise InvalidInput("project_cache_s must be >= 0 and store_threads >= 1, got "
                                f"{settings.project_cache_s} and {settings.store_threads}")
