@@ -43,6 +43,7 @@ __all__ = [
 
 GRACE_S = 5.0  # past a call's own wall-clock limit, how long before its worker is killed
 NO_LIMITS = Limits(None, None, None)
+START_S = 120.0  # how long a worker may take to start
 _SECRET_NAME = re.compile(r"TOKEN|SECRET|PASSW|CREDENTIAL|PRIVATE|API_?KEY|ACCESS_?KEY|AUTH",
                           re.IGNORECASE)
 _URL_CREDENTIALS = re.compile(r"://[^/\s@]*:[^/\s@]*@")
@@ -121,6 +122,14 @@ class _Worker:
         self.rx = Connection(os.dup(self.proc.stdout.fileno()), writable=False)
         self.proc.stdin.close()
         self.proc.stdout.close()
+        # start-up (the interpreter, numpy, pandas, snorkel) is not a call's time
+        try:
+            ready = self.rx.poll(START_S) and self.rx.recv() == "ready"
+        except (EOFError, OSError):
+            ready = False
+        if not ready:
+            self.close(kill=True)
+            raise UserCodeFault(f"WorkerDied: a sandbox worker did not start within {START_S:g} s")
 
     def alive(self) -> bool:
         return self.proc.poll() is None

@@ -38,6 +38,7 @@ def main() -> None:
     from workers.sandbox import harden_worker
 
     harden_worker()
+    tx.send("ready")
 
     while True:
         try:
