@@ -4,13 +4,15 @@ from __future__ import annotations
 
 import gc
 import logging
+import math
 import threading
 from contextlib import asynccontextmanager
 
 from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 
-from api.auth import TokenRegistry
+from api.auth import AuthGate, TokenRegistry
 from api.routes import annotate, assertions, export, items, jobs, lfs, projects
 from api.service.services import Services
 from api.settings import Settings
@@ -24,6 +26,7 @@ from labeling.errors import (
     NotFittedError,
     NotFound,
 )
+from labeling.validation import quote
 from workers import sandbox
 from workers.executor import make_executor
 
@@ -37,6 +40,7 @@ log = logging.getLogger(__name__)
 SERVER_OPTIONS = {"loop": "asyncio", "http": "auto"}
 
 YOUNG_GC_THRESHOLD = 20_000  # see the lifespan
+MAX_ERRORS = 20  # validation errors listed in one 422
 
 STATUS = [  # most specific first; api/ alone knows HTTP codes
     (StoreUnavailable, 503),
@@ -160,6 +164,8 @@ def create_app(settings: Settings | None = None, services: Services | None = Non
 
     for exc_type, status in STATUS:
         app.add_exception_handler(exc_type, _handler(status))
+    app.add_exception_handler(RequestValidationError, _invalid_request)
+    app.add_exception_handler(RecursionError, _too_deep)
 
     @app.get("/health", tags=["health"])
     def health() -> dict:
@@ -176,6 +182,7 @@ def create_app(settings: Settings | None = None, services: Services | None = Non
         app.include_router(module.router)
     annotate.add_lease_route(app)  # the hottest of all, ahead of the rest
     app.add_middleware(BodyLimit, limit=settings.max_body_bytes)
+    app.add_middleware(AuthGate, tokens=tokens)  # outermost: no body is read before this
     return app
 
 
@@ -183,6 +190,41 @@ def _handler(status: int):
     async def handle(request: Request, exc: Exception) -> JSONResponse:
         if status >= 500:
             log.error("unmapped labelloop error: %s", exc)
-        return JSONResponse({"detail": str(exc), "error": type(exc).__name__}, status_code=status)
+        return error_response(status, str(exc), type(exc).__name__)
 
     return handle
+
+
+def error_response(status: int, detail: str | list, error: str) -> JSONResponse:
+    """An error body (:class:`api.schemas.ErrorOut`) that always encodes: text made valid
+    Unicode (a lone surrogate written as its escape), numbers finite, long text cut."""
+    return JSONResponse({"detail": _encodable(detail), "error": error}, status_code=status)
+
+
+def _encodable(value, limit: int = 2000):
+    if isinstance(value, str):
+        value = value if len(value) <= limit else value[:limit] + "..."
+        return value.encode("utf-8", "backslashreplace").decode("utf-8")
+    if isinstance(value, float) and not math.isfinite(value):
+        return str(value)
+    if isinstance(value, dict):
+        return {_encodable(str(k), 200): _encodable(v, limit) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [_encodable(v, limit) for v in value]
+    if value is None or isinstance(value, bool | int | float):
+        return value
+    return _encodable(str(value), limit)
+
+
+async def _invalid_request(request: Request, exc: RequestValidationError) -> JSONResponse:
+    """422 for a body, query or path that fails its model: where, what, and at most a short
+    prefix of the input (never the input itself, which may be megabytes)."""
+    errors = [{"loc": [p if isinstance(p, int) else str(p) for p in e.get("loc", ())],
+               "msg": e.get("msg", ""), "type": e.get("type", ""),
+               **({"input": quote(e["input"])} if "input" in e else {})}
+              for e in exc.errors()[:MAX_ERRORS]]
+    return error_response(422, errors, "RequestValidationError")
+
+
+async def _too_deep(request: Request, exc: RecursionError) -> JSONResponse:
+    return error_response(422, "input nested too deeply to read", "InvalidInput")

@@ -188,7 +188,10 @@ def read_records(
                        label_column=label_column, feature_columns=feature_columns,
                        vote_columns=vote_columns, class_names=class_names)
     readers = {"jsonl": _jsonl, "csv": _csv, "parquet": _parquet, "wrench": _wrench}
-    return readers[fmt](path, parse, progress)  # arguments checked now, rows read lazily
+    from labeling.validation import check_record  # text, numbers, ids: the rules of every entry
+
+    rows = readers[fmt](path, parse, progress)  # arguments checked now, rows read lazily
+    return (check_record(r, f"{path} record {k} (id {r.id!r:.60})") for k, r in enumerate(rows, 1))
 
 
 def _jsonl(path: Path, parse: _RowParser, progress: bool) -> Iterator[Record]:

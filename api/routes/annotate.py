@@ -1,6 +1,8 @@
 from __future__ import annotations
 
-from fastapi import APIRouter, FastAPI, Request, Response
+from typing import Annotated
+
+from fastapi import APIRouter, FastAPI, Query, Request, Response
 
 from api.auth import Annotator, Engineer, authorize
 from api.deps import HotPathDep, Now, ServicesDep, hot_path
@@ -98,5 +100,6 @@ async def submit(project_id: str, body: SubmitIn, s: ServicesDep, now: Now, who:
 
 
 @router.get("/projects/{project_id}/annotations")
-def list_annotations(project_id: str, s: ServicesDep, who: Engineer, since: int = 0) -> list[dict]:
+def list_annotations(project_id: str, s: ServicesDep, who: Engineer,
+                     since: Annotated[int, Query(ge=0, le=2**63 - 1)] = 0) -> list[dict]:
     return [a.__dict__ for a in s.store.annotations(project_id, since=since)]

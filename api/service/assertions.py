@@ -10,7 +10,6 @@ reports the missing column as the assertion's fault).
 
 from __future__ import annotations
 
-import importlib.util
 import json
 from collections.abc import Sequence
 from typing import Any
@@ -20,7 +19,7 @@ from api.storage.records import AssertionRecord
 from labeling.assertion_runs import AssertionSpec
 from labeling.assertions import ASSERTION_NAMES
 from labeling.consistency_assertions import ConsistencyAssertion
-from labeling.errors import InvalidInput, LFLoadError
+from labeling.errors import InvalidInput
 from labeling.frame import RESERVED
 from labeling.user_assertions import assertion_version
 from workers import sandbox, user_code
@@ -55,11 +54,7 @@ def register_assertions(
 
 
 def _module_source(module: str) -> str:
-    spec = importlib.util.find_spec(module)
-    if spec is None or spec.origin is None or not spec.origin.endswith(".py"):
-        raise LFLoadError(f"cannot find a Python source file for module {module!r}")
-    with open(spec.origin, encoding="utf-8") as fh:
-        return fh.read()
+    return sandbox.shared().run(user_code.module_source, module)
 
 
 def _check(store: Store, project_id: str, described: Sequence[tuple[str, str, str, str]]) -> None:

@@ -7,7 +7,6 @@ LFs they lack (the cache of a version covers items ``seq`` 0..len-1).
 from __future__ import annotations
 
 import hashlib
-import importlib.util
 from collections import defaultdict
 from collections.abc import Callable, Sequence
 
@@ -37,11 +36,9 @@ def register_lfs(
     if (source is None) == (module is None):
         raise LFLoadError("give exactly one of source (Python text) or module (an importable name)")
     if module is not None:
-        spec = importlib.util.find_spec(module)
-        if spec is None or spec.origin is None or not spec.origin.endswith(".py"):
-            raise LFLoadError(f"cannot find a Python source file for module {module!r}")
-        with open(spec.origin, encoding="utf-8") as fh:
-            source = fh.read()
+        source = sandbox.shared().run(user_code.module_source, module)
+    if not isinstance(source, str):
+        raise LFLoadError(f"source must be a str of Python code, got {type(source).__name__}")
     found = sandbox.shared().run(user_code.describe_lfs, source)
     records = [LFRecord(name, version, "source", source, True, now) for name, version in found]
     store.put_lfs(project_id, records)
