@@ -57,16 +57,19 @@ def scrubbed_env(environ: Mapping[str, str]) -> dict[str, str]:
 
 
 @contextlib.contextmanager
-def scrubbed_environ() -> Iterator[None]:
-    """This process's environment scrubbed for the body (for starting processes that copy it,
-    such as a local Ray instance), restored afterwards."""
+def scrubbed_environ(**extra: str) -> Iterator[None]:
+    """This process's environment scrubbed (plus ``extra``) for the body, for starting processes
+    that copy it, such as a local Ray instance; restored afterwards."""
     saved = dict(os.environ)
     clean = scrubbed_env(saved)
     for key in set(saved) - set(clean):
         del os.environ[key]
+    os.environ.update(extra)
     try:
         yield
     finally:
+        for key in set(os.environ) - set(saved):
+            del os.environ[key]
         os.environ.update(saved)
 
 
