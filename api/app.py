@@ -13,6 +13,7 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 
 from api.auth import AuthGate, TokenRegistry
+from api.openapi import describe
 from api.routes import annotate, assertions, export, items, jobs, lfs, projects
 from api.service.services import Services
 from api.settings import Settings
@@ -181,6 +182,7 @@ def create_app(settings: Settings | None = None, services: Services | None = Non
     for module in (annotate, projects, items, lfs, assertions, jobs, export):
         app.include_router(module.router)
     annotate.add_lease_route(app)  # the hottest of all, ahead of the rest
+    app.openapi = lambda: describe(app)
     app.add_middleware(BodyLimit, limit=settings.max_body_bytes)
     app.add_middleware(AuthGate, tokens=tokens)  # outermost: no body is read before this
     return app
