@@ -22,6 +22,7 @@ from labeling.consistency_assertions import ConsistencyAssertion
 from labeling.errors import InvalidInput
 from labeling.frame import RESERVED
 from labeling.user_assertions import assertion_version
+from labeling.validation import check_item_id
 from workers import sandbox, user_code
 
 __all__ = ["assertion_specs", "assertion_status", "register_assertions"]
@@ -59,6 +60,7 @@ def _module_source(module: str) -> str:
 
 def _check(store: Store, project_id: str, described: Sequence[tuple[str, str, str, str]]) -> None:
     for name, _, _, _ in described:
+        check_item_id(name, "assertion name")
         if name in ASSERTION_NAMES:
             raise InvalidInput(f"assertion name {name!r} is taken by a built-in assertion "
                                f"({', '.join(ASSERTION_NAMES)})")

@@ -17,6 +17,7 @@ from api.storage.base import Store
 from api.storage.records import LFRecord
 from labeling.analysis import lf_summary
 from labeling.errors import LFLoadError
+from labeling.validation import check_item_id
 from workers import sandbox, user_code
 from workers.executor import Executor
 from workers.lf_tasks import LFSpec
@@ -40,6 +41,8 @@ def register_lfs(
     if not isinstance(source, str):
         raise LFLoadError(f"source must be a str of Python code, got {type(source).__name__}")
     found = sandbox.shared().run(user_code.describe_lfs, source)
+    for name, _ in found:  # names come from running the code: the id rule applies
+        check_item_id(name, "LF name")
     records = [LFRecord(name, version, "source", source, True, now) for name, version in found]
     store.put_lfs(project_id, records)
     return records

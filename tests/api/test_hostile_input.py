@@ -207,3 +207,27 @@ def test_a_token_scoped_to_pa_does_not_reach_pa_newline(server, admin):
                       headers={"Authorization": f"Bearer {ANNOTATOR}"}) as ann:
         assert ann.get("/projects/p").status_code == 200
         assert ann.get("/projects/p%0A").status_code in (403, 404)
+
+
+def test_a_missing_number_in_a_file_is_missing_and_rounds_still_run(admin):
+    r = admin.post("/projects", json={"id": "num", "classes": ["a", "b"],
+                                      "settings": {"eval_fraction": 0.0}})
+    assert r.status_code == 201, r.text
+    rows = ["id,x,y,label"] + [f"n{k},{k},{'' if k % 3 == 0 else k * 2},{k % 2}" for k in range(60)]
+    r = admin.post("/projects/num/import?format=csv", content="\n".join(rows).encode())
+    assert r.status_code == 201, r.text
+    assert admin.get("/projects/num/items/n3").json()["features"] == {"x": 3.0}
+    assert admin.get("/projects/num/items/n4").json()["features"] == {"x": 4.0, "y": 8.0}
+    lease = admin.post("/projects/num/leases", json={"annotator": "a1", "size": 20}).json()
+    anns = [{"item_id": it["id"], "lease_id": lease["lease_id"], "label": int(it["id"][1:]) % 2}
+            for it in lease["items"]]
+    r = admin.post("/projects/num/annotations", json={"annotator": "a1", "annotations": anns})
+    assert r.status_code == 200, r.text
+    job = admin.post("/projects/num/jobs", json={"kind": "round"}).json()
+    import time
+
+    deadline = time.monotonic() + 180
+    while (done := admin.get(f"/jobs/{job['id']}").json())["status"] in ("queued", "running"):
+        assert time.monotonic() < deadline
+        time.sleep(0.3)
+    assert done["status"] == "succeeded", done
