@@ -213,7 +213,10 @@ class Sandbox:
                                         "(the worker running it was stopped)")
                 kind, value = worker.rx.recv()
             except (EOFError, OSError) as exc:
-                code = worker.proc.wait(timeout=5) if worker is not None else None
+                code = None
+                if worker is not None:
+                    with contextlib.suppress(subprocess.TimeoutExpired):
+                        code = worker.proc.wait(timeout=5)
                 raise UserCodeFault(_death(code)) from exc
         finally:
             self._release(worker)

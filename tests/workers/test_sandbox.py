@@ -15,6 +15,7 @@ import httpx
 import pandas as pd
 import pytest
 
+from labeling.errors import UserCodeFault
 from tests.server import Server
 from workers.executor import InProcessExecutor
 from workers.limits import Limits
@@ -205,6 +206,9 @@ def stuck(x):
         assert result.votes[:, 1].tolist() == [1, 0]
         assert "LimitExceeded" in result.first_errors[0]
         assert box.run(os.getpid) != os.getpid()
+        with pytest.raises(UserCodeFault, match="WorkerDied"):
+            box.run(os._exit, 3)
+        assert box.run(os.getpid) != os.getpid()  # a fresh worker
     finally:
         box.close()
 
