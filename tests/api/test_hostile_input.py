@@ -211,7 +211,7 @@ def test_a_token_scoped_to_pa_does_not_reach_pa_newline(server, admin):
 
 def test_a_missing_number_in_a_file_is_missing_and_rounds_still_run(admin):
     r = admin.post("/projects", json={"id": "num", "classes": ["a", "b"],
-                                      "settings": {"eval_fraction": 0.0}})
+                                      "settings": {"eval_fraction": 0.0, "retrain_every": 1000}})
     assert r.status_code == 201, r.text
     rows = ["id,x,y,label"] + [f"n{k},{k},{'' if k % 3 == 0 else k * 2},{k % 2}" for k in range(60)]
     r = admin.post("/projects/num/import?format=csv", content="\n".join(rows).encode())
@@ -223,7 +223,9 @@ def test_a_missing_number_in_a_file_is_missing_and_rounds_still_run(admin):
             for it in lease["items"]]
     r = admin.post("/projects/num/annotations", json={"annotator": "a1", "annotations": anns})
     assert r.status_code == 200, r.text
-    job = admin.post("/projects/num/jobs", json={"kind": "round"}).json()
+    job = admin.post("/projects/num/jobs", json={"kind": "round"})
+    assert job.status_code == 202, job.text
+    job = job.json()
     import time
 
     deadline = time.monotonic() + 180
