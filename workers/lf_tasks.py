@@ -71,18 +71,16 @@ def apply_guarded(specs: Sequence[LFSpec], frame: pd.DataFrame, n_classes: int,
             lfs = load_lfs(specs)
     except LimitExceeded as exc:
         raise UserCodeFault(f"loading the registered LFs: {exc}") from None
-    parts = []
-    for lf in lfs:
+
+    def guard(run) -> str | None:
         try:
             with limited(limits):
-                parts.append(apply_lfs([lf], frame, n_classes))
+                run()
         except LimitExceeded as exc:
-            parts.append(faulted(1, frame, str(exc)))
-    if not parts:
-        return apply_lfs([], frame, n_classes)
-    return ApplyResult(np.concatenate([p.votes for p in parts], axis=1),
-                       np.concatenate([p.faults for p in parts]),
-                       [p.first_errors[0] for p in parts])
+            return str(exc)
+        return None
+
+    return apply_lfs(lfs, frame, n_classes, guard=guard)
 
 
 def merge_results(parts: Sequence[ApplyResult], n_lfs: int) -> ApplyResult:
