@@ -3,14 +3,17 @@
 from __future__ import annotations
 
 import logging
+import math
 import threading
 from contextlib import asynccontextmanager
 
 from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
 from fastapi.middleware.cors import CORSMiddleware
 from fastapi.responses import JSONResponse
 
-from api.auth import TokenRegistry
+from api.auth import AuthGate, TokenRegistry
+from api.openapi import describe
 from api.routes import (
     annotate,
     assertions,
@@ -35,6 +38,7 @@ from labeling.errors import (
     NotFittedError,
     NotFound,
 )
+from labeling.validation import quote
 
 __all__ = ["SERVER_OPTIONS", "build_services", "create_app"]
 
@@ -42,6 +46,7 @@ log = logging.getLogger(__name__)
 
 # How uvicorn serves the app: httptools parses HTTP when installed (uvicorn[standard])
 SERVER_OPTIONS = {"http": "auto"}
+MAX_ERRORS = 20  # validation errors listed in one 422
 
 STATUS = [  # most specific first; api/ alone knows HTTP codes
     (StoreUnavailable, 503),
@@ -146,6 +151,8 @@ def create_app(settings: Settings | None = None, services: Services | None = Non
 
     for exc_type, status in STATUS:
         app.add_exception_handler(exc_type, _handler(status))
+    app.add_exception_handler(RequestValidationError, _invalid_request)
+    app.add_exception_handler(RecursionError, _too_deep)
 
     @app.get("/health", tags=["health"])
     def health() -> dict:
@@ -159,8 +166,11 @@ def create_app(settings: Settings | None = None, services: Services | None = Non
     for module in (annotate, projects, items, lfs, assertions, jobs, export, label_studio, quality):
         app.include_router(module.router)
     add_ui(app)
+    app.openapi = lambda: describe(app)
     app.add_middleware(BodyLimit, limit=settings.max_body_bytes)
-    if settings.cors_origins:  # off unless LABELLOOP_CORS_ORIGINS names origins
+    app.add_middleware(AuthGate, tokens=tokens)  # no body is read before this
+    if settings.cors_origins:  # off unless LABELLOOP_CORS_ORIGINS names origins; outermost, so
+        # preflights and refusals carry the CORS headers
         app.add_middleware(CORSMiddleware, allow_origins=list(settings.cors_origins),
                            allow_methods=["GET", "POST", "PATCH", "DELETE"],
                            allow_headers=["authorization", "content-type"])
@@ -171,6 +181,41 @@ def _handler(status: int):
     async def handle(request: Request, exc: Exception) -> JSONResponse:
         if status >= 500:
             log.error("unmapped labelloop error: %s", exc)
-        return JSONResponse({"detail": str(exc), "error": type(exc).__name__}, status_code=status)
+        return error_response(status, str(exc), type(exc).__name__)
 
     return handle
+
+
+def error_response(status: int, detail: str | list, error: str) -> JSONResponse:
+    """An error body (:class:`api.schemas.ErrorOut`) that always encodes: text made valid
+    Unicode (a lone surrogate written as its escape), numbers finite, long text cut."""
+    return JSONResponse({"detail": _encodable(detail), "error": error}, status_code=status)
+
+
+def _encodable(value, limit: int = 2000):
+    if isinstance(value, str):
+        value = value if len(value) <= limit else value[:limit] + "..."
+        return value.encode("utf-8", "backslashreplace").decode("utf-8")
+    if isinstance(value, float) and not math.isfinite(value):
+        return str(value)
+    if isinstance(value, dict):
+        return {_encodable(str(k), 200): _encodable(v, limit) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [_encodable(v, limit) for v in value]
+    if value is None or isinstance(value, bool | int | float):
+        return value
+    return _encodable(str(value), limit)
+
+
+async def _invalid_request(request: Request, exc: RequestValidationError) -> JSONResponse:
+    """422 for a body, query or path that fails its model: where, what, and at most a short
+    prefix of the input (never the input itself, which may be megabytes)."""
+    errors = [{"loc": [p if isinstance(p, int) else str(p) for p in e.get("loc", ())],
+               "msg": e.get("msg", ""), "type": e.get("type", ""),
+               **({"input": quote(e["input"])} if "input" in e else {})}
+              for e in exc.errors()[:MAX_ERRORS]]
+    return error_response(422, errors, "RequestValidationError")
+
+
+async def _too_deep(request: Request, exc: RecursionError) -> JSONResponse:
+    return error_response(422, "input nested too deeply to read", "InvalidInput")

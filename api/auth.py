@@ -6,13 +6,20 @@ settings). Tokens come from a JSON file (a Kubernetes Secret) and/or ``LABELLOOP
 
     [{"token": "...", "name": "alice", "role": "annotator", "projects": ["spam"]}, ...]
 
-``projects`` may be omitted or ``"*"`` for every project. With no tokens configured the service runs
-open, which ``serve`` allows only on a loopback address.
+``projects`` may be omitted or ``"*"`` for every project. The file is checked at start-up: a
+``projects`` that is neither ``"*"`` nor a list of project ids, a token listed twice, and the
+placeholder tokens of ``k8s/secret.yaml`` are refused with the entry named.
+
+:class:`AuthGate` authenticates every request before its route reads the body: no token or an
+unknown one gets 401 at once (roles and project scopes are checked by the routes' dependencies).
+With no tokens configured the service runs open, and then it answers only requests that arrived
+on a loopback address, wherever it is bound.
 """
 
 from __future__ import annotations
 
 import hashlib
+import ipaddress
 import json
 from dataclasses import dataclass
 from pathlib import Path
@@ -21,10 +28,15 @@ from typing import Annotated
 from fastapi import Depends, HTTPException, Request
 
 from labeling.errors import InvalidInput
+from labeling.validation import PROJECT_ID
 
-__all__ = ["ROLES", "Admin", "Annotator", "Engineer", "Principal", "TokenRegistry", "authorize", "require"]
+__all__ = ["PUBLIC_PATHS", "ROLES", "Admin", "Annotator", "AuthGate", "Engineer", "Principal",
+           "TokenRegistry", "authorize", "require"]
 
 ROLES = {"annotator": 1, "engineer": 2, "admin": 3}
+PUBLIC_PATHS = frozenset({"/health", "/ready", "/docs", "/docs/oauth2-redirect", "/redoc",
+                          "/openapi.json"})
+PLACEHOLDER = "change-me"  # the k8s/secret.yaml placeholders all start with it
 
 
 @dataclass(frozen=True)
@@ -56,15 +68,36 @@ def _digest(token: str) -> bytes:
 class TokenRegistry:
     def __init__(self, entries: list[dict]) -> None:
         self._by_digest: dict[bytes, Principal] = {}
+        first: dict[bytes, str] = {}
         for k, e in enumerate(entries):
+            if not isinstance(e, dict):
+                raise InvalidInput(f"token entry {k}: expected an object, got {type(e).__name__}")
             token, role = e.get("token"), e.get("role")
-            if not isinstance(token, str) or len(token) < 16:
-                raise InvalidInput(f"token entry {k}: 'token' must be a string of >= 16 characters")
+            name = str(e.get("name", f"token{k}"))
+            where = f"token entry {k} ({name!r})"
+            if not isinstance(token, str) or len(token) < 16 or token != token.strip():
+                raise InvalidInput(f"{where}: 'token' must be a string of >= 16 characters "
+                                   "without surrounding whitespace")
+            if token.lower().startswith(PLACEHOLDER):
+                raise InvalidInput(f"{where}: the token is a placeholder from k8s/secret.yaml; "
+                                   "replace it with a long random string")
             if role not in ROLES:
-                raise InvalidInput(f"token entry {k}: role must be one of {list(ROLES)}, got {role!r}")
+                raise InvalidInput(f"{where}: role must be one of {list(ROLES)}, got {role!r}")
             projects = e.get("projects", "*")
-            scope = None if projects == "*" else frozenset(projects)
-            self._by_digest[_digest(token)] = Principal(str(e.get("name", f"token{k}")), role, scope)
+            if projects == "*":
+                scope = None
+            elif isinstance(projects, list) and all(
+                    isinstance(p, str) and PROJECT_ID.fullmatch(p) for p in projects):
+                scope = frozenset(projects)
+            else:
+                raise InvalidInput(f"{where}: 'projects' must be \"*\" or a list of project ids, "
+                                   f"got {projects!r:.80}")
+            digest = _digest(token)
+            if digest in first:
+                raise InvalidInput(f"{where}: the same token as {first[digest]}; each token must "
+                                   "be listed once")
+            first[digest] = where
+            self._by_digest[digest] = Principal(name, role, scope)
 
     @property
     def enabled(self) -> bool:
@@ -107,6 +140,56 @@ def authorize(request: Request, role: str) -> Principal:
     if project_id is not None:
         principal.check_project(project_id)
     return principal
+
+
+def _network_reachable(host: str | None) -> bool:
+    """True when a connection arrived on a non-loopback IP address (a unix socket or an
+    in-process transport names no IP: not reachable from the network)."""
+    try:
+        return host is not None and not ipaddress.ip_address(host.split("%")[0]).is_loopback
+    except ValueError:
+        return False
+
+
+class AuthGate:
+    """ASGI middleware: authenticate before any route reads its body. With tokens, a request
+    to a non-public path without a known bearer token gets 401 (its body unread); without
+    tokens, a request that did not arrive on a loopback address gets 403."""
+
+    def __init__(self, app, tokens: TokenRegistry) -> None:
+        self.app, self.tokens = app, tokens
+
+    async def __call__(self, scope, receive, send):
+        if scope["type"] != "http":
+            return await self.app(scope, receive, send)
+        if not self.tokens.enabled:
+            server = scope.get("server")
+            if server is not None and _network_reachable(server[0]):
+                return await _refuse(send, 403, "this server runs without tokens and answers on "
+                                                "loopback only", b"")
+            return await self.app(scope, receive, send)
+        if scope["path"] in PUBLIC_PATHS:
+            return await self.app(scope, receive, send)
+        header = b""
+        for key, value in scope.get("headers") or ():
+            if key == b"authorization":
+                header = value
+                break
+        scheme, _, token = header.decode("latin-1").partition(" ")
+        if scheme.lower() != "bearer" or not token.strip():
+            return await _refuse(send, 401, "missing bearer token", b"Bearer")
+        if self.tokens.lookup(token.strip()) is None:
+            return await _refuse(send, 401, "unknown token", b"Bearer")
+        return await self.app(scope, receive, send)
+
+
+async def _refuse(send, status: int, detail: str, challenge: bytes) -> None:
+    body = json.dumps({"detail": detail, "error": "HTTPException"}).encode()
+    headers = [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode())]
+    if challenge:
+        headers.append((b"www-authenticate", challenge))
+    await send({"type": "http.response.start", "status": status, "headers": headers})
+    await send({"type": "http.response.body", "body": body})
 
 
 def require(role: str):

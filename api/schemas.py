@@ -1,16 +1,69 @@
-"""HTTP request and response models (separate from stored records)."""
+"""HTTP request and response models (separate from stored records).
+
+Every request body is a :class:`Body`: before its fields are parsed, the whole input is checked
+by :func:`labeling.validation.check_value` (no lone surrogate anywhere, no non-finite number, at
+most ``MAX_DEPTH`` levels), and numbers must be finite; identifiers follow
+:mod:`labeling.validation` too. Project settings have one typed model, :class:`SettingsIn`.
+"""
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any, Literal
+from typing import TYPE_CHECKING, Annotated, Any, Literal
 
 import orjson
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    ConfigDict,
+    Field,
+    StrictBool,
+    StrictInt,
+    model_validator,
+)
+
+from labeling.validation import check_item_id, check_project_id, check_value
 
 if TYPE_CHECKING:
     from api.storage.records import Lease
 
-Strict = ConfigDict(extra="forbid")
+Strict = ConfigDict(extra="forbid", allow_inf_nan=False)
+
+ItemId = Annotated[str, AfterValidator(check_item_id)]
+ProjectId = Annotated[str, AfterValidator(check_project_id)]
+
+
+class Body(BaseModel):
+    """A request body: unknown fields refused, the whole input checked before parsing."""
+
+    model_config = Strict
+
+    @model_validator(mode="before")
+    @classmethod
+    def _acceptable(cls, data: Any) -> Any:
+        return check_value(data, "body")
+
+
+Fraction = Annotated[float, Field(ge=0.0, le=1.0, strict=True)]
+
+
+class SettingsIn(Body):
+    """Project settings, each optional (absent = unchanged, or the default on creation); types
+    are strict: ``"5"`` is not an integer, ``2.5`` not a batch size, ``null`` not a fraction."""
+
+    batch_size: StrictInt = Field(None, ge=1, le=1000)
+    lease_ttl_s: float = Field(None, ge=0.1, le=7 * 86400, strict=True)
+    retrain_every: StrictInt = Field(None, ge=1, le=1_000_000)
+    eval_fraction: float = Field(None, ge=0.0, lt=1.0, strict=True)
+    strategy: str = Field(None, min_length=1, max_length=100)
+    strategy_params: dict[str, Any] = None
+    queue_size: StrictInt = Field(None, ge=1, le=1_000_000)
+    weak_weight: float = Field(None, ge=0.0, le=10.0, strict=True)
+    label_model: Literal["auto", "snorkel", "majority"] = None
+    seed: StrictInt = Field(None, ge=0, le=2**63 - 1)
+    redundancy_fraction: Fraction = None
+    redundancy_k: StrictInt = Field(None, ge=2, le=50)
+    show_suggestions: StrictBool = None
+    guidelines_version: StrictInt = Field(None, ge=1, le=1_000_000)
 
 
 class ClassIn(BaseModel):
@@ -19,12 +72,12 @@ class ClassIn(BaseModel):
     description: str = Field("", max_length=4000)
 
 
-class ProjectIn(BaseModel):
-    model_config = Strict
-    id: str = Field(min_length=1, max_length=64)
-    classes: list[str | ClassIn] = Field(min_length=2, max_length=1000)
+class ProjectIn(Body):
+    id: ProjectId = Field(min_length=1, max_length=64)
+    classes: list[Annotated[str, Field(min_length=1, max_length=200)] | ClassIn] = Field(
+        min_length=2, max_length=1000)
     guidelines: str = Field("", max_length=100_000)
-    settings: dict[str, Any] = Field(default_factory=dict)
+    settings: SettingsIn = Field(default_factory=SettingsIn)
 
 
 class ProjectOut(BaseModel):
@@ -37,7 +90,7 @@ class ProjectOut(BaseModel):
 
 class ItemIn(BaseModel):
     model_config = Strict
-    id: str | None = Field(None, min_length=1, max_length=512)
+    id: ItemId | None = Field(None, min_length=1, max_length=512)
     text: str | None = Field(None, max_length=1_000_000)
     features: dict[str, float] = Field(default_factory=dict)
     meta: dict[str, Any] = Field(default_factory=dict)
@@ -45,8 +98,7 @@ class ItemIn(BaseModel):
     label: int | str | None = None
 
 
-class ItemsIn(BaseModel):
-    model_config = Strict
+class ItemsIn(Body):
     items: list[ItemIn] = Field(min_length=1, max_length=50_000)
     on_conflict: Literal["reject", "upsert"] = "reject"
     duplicates: Literal["reject", "first", "last"] = "reject"
@@ -87,8 +139,7 @@ class ItemOut(BaseModel):
     meta: dict[str, Any]
 
 
-class LeaseIn(BaseModel):
-    model_config = Strict
+class LeaseIn(Body):
     annotator: str = Field(min_length=1, max_length=200)
     size: int | None = Field(None, ge=1, le=1000)
 
@@ -150,15 +201,14 @@ def lease_body(lease_id: str, project_id: str, annotator: str, expires_at: float
         return LeaseOut.model_validate(doc).model_dump_json(exclude_unset=True).encode()
 
 
-class LeaseActionIn(BaseModel):
-    model_config = Strict
+class LeaseActionIn(Body):
     annotator: str = Field(min_length=1, max_length=200)
-    item_ids: list[str] | None = None
+    item_ids: list[ItemId] | None = Field(None, max_length=1000)
 
 
 class AnnotationIn(BaseModel):
     model_config = Strict
-    item_id: str = Field(min_length=1, max_length=512)
+    item_id: ItemId = Field(min_length=1, max_length=512)
     lease_id: str = Field(min_length=1, max_length=200)
     kind: Literal["label", "skip", "flag"] = "label"
     label: int | str | None = None
@@ -167,8 +217,7 @@ class AnnotationIn(BaseModel):
     time_spent_s: float | None = Field(None, ge=0, lt=86400)
 
 
-class SubmitIn(BaseModel):
-    model_config = Strict
+class SubmitIn(Body):
     annotator: str = Field(min_length=1, max_length=200)
     annotations: list[AnnotationIn] = Field(min_length=1, max_length=1000)
 
@@ -191,8 +240,7 @@ class SubmitOut(BaseModel):
     retrain_job: str | None = None
 
 
-class LFIn(BaseModel):
-    model_config = Strict
+class LFIn(Body):
     source: str | None = Field(None, max_length=1_000_000)
     module: str | None = Field(None, max_length=300)
 
@@ -212,7 +260,7 @@ class LFOut(BaseModel):
                                      description="registration's findings on a pool sample")
 
 
-class JobIn(BaseModel):
+class JobIn(Body):
     """``round`` (apply LFs, fit, train, score, refresh the queue), ``apply_lfs`` (votes only)
     or ``pseudo_label`` (confident labels of the pool to a file; the other fields apply)."""
 

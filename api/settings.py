@@ -8,6 +8,7 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 
 from labeling.errors import InvalidInput
+from workers.limits import Limits
 
 __all__ = ["Settings"]
 
@@ -31,10 +32,18 @@ class Settings:
     tokens_file: str | None = None
     admin_token: str | None = None
     cors_origins: tuple[str, ...] = ()  # LABELLOOP_CORS_ORIGINS: comma-separated; none = CORS off
+    lf_timeout_s: float = 60.0  # wall-clock and CPU seconds for one LF on one block, one assertion, one load
+    lf_memory_mb: int = 4096  # memory one such call may add to its worker
+    sandbox_workers: int = 2  # local worker processes for registered code (workers.sandbox)
 
     @property
     def loopback(self) -> bool:
         return self.host in ("127.0.0.1", "localhost", "::1")
+
+    @property
+    def user_code_limits(self) -> Limits:
+        """The limits of registered code (LFs, assertions), per call."""
+        return Limits(self.lf_timeout_s, self.lf_timeout_s, self.lf_memory_mb)
 
     @property
     def resolved_store_url(self) -> str:
@@ -52,6 +61,7 @@ class Settings:
             ("executor", str), ("ray_num_cpus", int), ("max_body_bytes", int),
             ("sweep_interval_s", float), ("job_lock_ttl_s", float), ("job_workers", int), ("tokens_file", str),
             ("admin_token", str),
+            ("lf_timeout_s", float), ("lf_memory_mb", int), ("sandbox_workers", int),
         ):
             raw = env.get(_PREFIX + name.upper())
             if raw is not None:
@@ -78,4 +88,8 @@ class Settings:
         settings = cls(**kw)
         if settings.executor not in ("inprocess", "ray"):
             raise InvalidInput(f"executor must be 'inprocess' or 'ray', got {settings.executor!r}")
+        if not settings.lf_timeout_s > 0 or settings.lf_memory_mb < 64 or settings.sandbox_workers < 1:
+            raise InvalidInput("lf_timeout_s must be > 0, lf_memory_mb >= 64 and sandbox_workers >= 1, "
+                               f"got {settings.lf_timeout_s}, {settings.lf_memory_mb} and "
+                               f"{settings.sandbox_workers}")
         return settings

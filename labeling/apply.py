@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import math
 import numbers
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from types import SimpleNamespace
 from typing import Any
@@ -181,7 +181,8 @@ def _apply_batch_lf(lf: BatchLF, frame: pd.DataFrame, ids: list, n_classes: int,
 
 
 def apply_lfs(lfs: Sequence, frame: pd.DataFrame, n_classes: int, *,
-              progress: bool = False) -> ApplyResult:
+              progress: bool = False,
+              guard: Callable[[Callable[[], None]], str | None] | None = None) -> ApplyResult:
     """Apply ``lfs`` to every row of ``frame``.
 
     Parameters
@@ -191,6 +192,8 @@ def apply_lfs(lfs: Sequence, frame: pd.DataFrame, n_classes: int, *,
         metadata columns, optional ``weak_labels``
     n_classes : K; votes must lie in -1..K-1, anything else is a fault and abstains
     progress : a tqdm bar over the LFs, on stderr
+    guard : runs each LF's application (a thunk) and returns None, or the reason it stopped it
+        (a limit); such an LF abstains on every row, each a fault with that reason
 
     Returns
     -------
@@ -215,12 +218,19 @@ def apply_lfs(lfs: Sequence, frame: pd.DataFrame, n_classes: int, *,
 
         for lf, col in tqdm(zip(lfs, columns, strict=True), total=len(lfs), unit="lf",
                             leave=False, disable=not progress):
-            if isinstance(lf, BatchLF):
-                _apply_batch_lf(lf, frame, ids, n_classes, col)
-                continue
-            if points is None:  # built once per call, shared by every row LF
+            if not isinstance(lf, BatchLF) and points is None:  # once, for every row LF
                 points = row_points(frame)
-            _apply_row_lf(lf, points, ids, n_classes, col)
+
+            def run(lf=lf, col=col, points=points) -> None:
+                if isinstance(lf, BatchLF):
+                    _apply_batch_lf(lf, frame, ids, n_classes, col)
+                else:
+                    _apply_row_lf(lf, points, ids, n_classes, col)
+
+            stopped = run() if guard is None else guard(run)
+            if stopped is not None:
+                col.votes[:] = ABSTAIN
+                col.faults, col.first = n, f"{stopped} (item {ids[0]})"
     votes = np.stack([c.votes for c in columns], axis=1) if columns else np.zeros((n, 0), np.int8)
     return ApplyResult(votes, np.array([c.faults for c in columns], dtype=np.int64),
                        [c.first for c in columns])

@@ -44,7 +44,7 @@ from labeling.errors import InvalidInput
 __all__ = ["PREDICTION", "ConsistencyAssertion", "consistency_assertion"]
 
 PREDICTION = "label"  # the attribute name that means "the model's predicted class"
-NAME = re.compile(r"^[A-Za-z0-9_.:-]{1,100}$")
+NAME = re.compile(r"[A-Za-z0-9_.:-]{1,100}")  # matched whole (fullmatch)
 SPEC_KEYS = ("name", "id_column", "attributes", "time_column", "window", "max_transitions")
 
 
@@ -226,7 +226,7 @@ def consistency_assertion(name: str, id_column: str, attributes: Iterable[str] =
     max_transitions : with a time column, fire on more than this many value changes in a window
         (in time order) instead of on any disagreement; 1 catches A -> B -> A
     """
-    if not isinstance(name, str) or not NAME.match(name):
+    if not isinstance(name, str) or not NAME.fullmatch(name):
         raise InvalidInput(f"consistency spec: name must be 1-100 letters, digits or _.:- , got {name!r}")
     if not isinstance(id_column, str) or not id_column:
         raise InvalidInput(f"consistency spec: id_column must be a non-empty column name, got {id_column!r}")

@@ -10,6 +10,7 @@
     │                                  a job of that kind already running
     ├── NotFittedError                 a model or featurizer used before ``fit``
     └── LFLoadError                    LF or assertion source that cannot be loaded
+        └── UserCodeFault              registered code over its sandbox limits, or it killed its worker
 
 ``api/`` maps these to HTTP status codes in one place; nothing below ``api/`` knows HTTP.
 """
@@ -25,6 +26,7 @@ __all__ = [
     "NotFound",
     "SchemaError",
     "StaleToken",
+    "UserCodeFault",
 ]
 
 
@@ -62,3 +64,8 @@ class NotFittedError(LabelloopError, AttributeError):
 
 class LFLoadError(LabelloopError):
     """Labeling-function or assertion source could not be loaded."""
+
+
+class UserCodeFault(LFLoadError):
+    """Registered code (an LF or assertion) ran past its limits or killed the worker process
+    running it; the message says which limit."""

@@ -21,6 +21,7 @@ from typing import Any
 
 from labeling.errors import InvalidInput, SchemaError
 from labeling.readers import Delimited, bar, delimited_rows, jsonl_rows, parquet_rows, sniff_format
+from labeling.validation import check_record
 
 __all__ = [
     "DUPLICATES",
@@ -76,10 +77,11 @@ def finalize(rec: Record, where: str) -> Record:
     """Complete one parsed record; every reader's records (and the HTTP items') pass here.
 
     A record with neither text nor features is refused; an empty id is derived from the content
-    (:func:`derive_id`)."""
+    (:func:`derive_id`). Text, numbers and ids then follow the rules of every entry
+    (:func:`labeling.validation.check_record`: no lone surrogates, no infinities; NaN = missing)."""
     if rec.text is None and not rec.features:
         raise InvalidInput(f"{where}: neither text nor numeric features")
-    return rec if rec.id else replace(rec, id=derive_id(rec.text, rec.features))
+    return check_record(rec if rec.id else replace(rec, id=derive_id(rec.text, rec.features)), where)
 
 
 def clean_text(value: Any) -> str | None:

@@ -15,10 +15,11 @@ import numpy as np
 import pandas as pd
 
 from labeling.apply import ApplyResult, apply_lfs
-from labeling.errors import LFLoadError
+from labeling.errors import LFLoadError, UserCodeFault
 from labeling.lf import VoteColumnLF, load_lfs_from_source
+from workers.limits import LimitExceeded, Limits, current, limited
 
-__all__ = ["LFSpec", "apply_specs", "load_lfs", "merge_results"]
+__all__ = ["LFSpec", "apply_guarded", "apply_specs", "faulted", "load_lfs", "merge_results"]
 
 LFSpec = tuple[str, str, str]  # (name, kind "source" | "votes", Python source or vote column)
 
@@ -46,6 +47,40 @@ def load_lfs(specs: Sequence[LFSpec]) -> list:
 def apply_specs(specs: Sequence[LFSpec], frame: pd.DataFrame, n_classes: int) -> ApplyResult:
     """Load and apply LFs: what every executor runs, on the whole frame or on one shard."""
     return apply_lfs(load_lfs(specs), frame, n_classes)
+
+
+def faulted(n_lfs: int, frame: pd.DataFrame, message: str) -> ApplyResult:
+    """``n_lfs`` LFs that abstain on every row of ``frame``, each row a fault (``message``)."""
+    first = frame["id"].iloc[0] if "id" in frame.columns and len(frame) else (
+        frame.index[0] if len(frame) else None)
+    return ApplyResult(np.full((len(frame), n_lfs), -1, np.int8),
+                       np.full(n_lfs, len(frame), np.int64),
+                       [f"{message} (item {first})" if len(frame) else None] * n_lfs)
+
+
+def apply_guarded(specs: Sequence[LFSpec], frame: pd.DataFrame, n_classes: int,
+                  limits: Limits | None = None) -> ApplyResult:
+    """:func:`apply_specs` with each LF under ``limits`` (default: this worker's); an LF past a
+    time limit is faulted on every row of ``frame``, the others are applied as usual."""
+    from workers.sandbox import harden_worker
+
+    harden_worker()
+    limits = current() if limits is None else limits
+    try:
+        with limited(limits):
+            lfs = load_lfs(specs)
+    except LimitExceeded as exc:
+        raise UserCodeFault(f"loading the registered LFs: {exc}") from None
+
+    def guard(run) -> str | None:
+        try:
+            with limited(limits):
+                run()
+        except LimitExceeded as exc:
+            return str(exc)
+        return None
+
+    return apply_lfs(lfs, frame, n_classes, guard=guard)
 
 
 def merge_results(parts: Sequence[ApplyResult], n_lfs: int) -> ApplyResult:

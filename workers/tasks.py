@@ -15,16 +15,18 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from labeling.assertion_runs import AssertionSpec, load_assertions, run_assertions
+from labeling.assertion_runs import AssertionRun, AssertionSpec, load_assertions, run_assertions
 from labeling.assertion_types import AssertionBatch
 from labeling.assertions import builtin_assertions
 from labeling.end_model import EndModel, training_set
+from labeling.errors import UserCodeFault
 from labeling.features import featurize_pool
 from labeling.label_model import LabelModel
 from labeling.mc_dropout import MCDropoutClassifier, project
 from labeling.metrics import evaluate
 from strategies.base import AssertionVotes, QueryContext
 from strategies.registry import select
+from workers.limits import LimitExceeded, current, limited
 
 __all__ = ["RoundInput", "RoundOutput", "fit_round"]
 
@@ -111,7 +113,7 @@ def _assertions(inp: RoundInput, probs: np.ndarray, lm_probs: np.ndarray | None,
         batch = AssertionBatch(
             inp.frame, probs, probs.argmax(axis=1), lm_probs, inp.votes, inp.human,
             inp.class_names or tuple(str(c) for c in range(inp.n_classes)))
-        runs = run_assertions(load_assertions(inp.assertion_specs), batch)
+        runs = _limited_runs(inp.assertion_specs, batch)
         metrics["assertion_runs"] = {r.name: {**r.counts(), "granularity": r.granularity} for r in runs}
         names += [r.name for r in runs]
         columns += [r.severity.astype(np.float32) for r in runs]
@@ -125,6 +127,28 @@ def _assertions(inp: RoundInput, probs: np.ndarray, lm_probs: np.ndarray | None,
     severity = np.stack(columns, axis=1).astype(np.float32)
     metrics["assertions"] = {m: int((severity[:, j] > 0).sum()) for j, m in enumerate(names)}
     return AssertionVotes(names, severity, dependent), weak, weak_names
+
+
+def _limited_runs(specs: list[AssertionSpec], batch: AssertionBatch) -> list[AssertionRun]:
+    """Each registered assertion under this worker's limits for user code; one past a time limit
+    abstains on the batch with that as its fault, like one that raises."""
+    from workers.sandbox import harden_worker
+
+    harden_worker()
+    try:
+        with limited(current()):
+            assertions = load_assertions(specs)
+    except LimitExceeded as exc:
+        raise UserCodeFault(f"loading the registered assertions: {exc}") from None
+    runs = []
+    for a in assertions:
+        try:
+            with limited(current()):
+                runs.extend(run_assertions([a], batch))
+        except LimitExceeded as exc:
+            runs.append(AssertionRun(a.name, a.granularity, a.model_dependent, np.zeros(batch.n),
+                                     None, None, str(exc)))
+    return runs
 
 
 def fit_round(inp: RoundInput) -> RoundOutput:

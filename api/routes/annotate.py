@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 import asyncio
+from typing import Annotated
 
-from fastapi import APIRouter, Request, Response
+from fastapi import APIRouter, Query, Request, Response
 
 from api.auth import Annotator, Engineer, Principal, authorize
 from api.deps import Now, ServicesDep, lease_batcher
@@ -110,5 +111,5 @@ def submit(project_id: str, body: SubmitIn, s: ServicesDep, now: Now, who: Annot
 
 @router.get("/projects/{project_id}/annotations")
 def list_annotations(project_id: str, s: ServicesDep, who: Engineer,
-                     since: int = 0) -> list[dict]:
+                     since: Annotated[int, Query(ge=0, le=2**63 - 1)] = 0) -> list[dict]:
     return [a.__dict__ for a in s.store.annotations(project_id, since=since)]

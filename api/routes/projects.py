@@ -7,7 +7,7 @@ from fastapi import APIRouter
 
 from api.auth import Admin, Annotator, Engineer
 from api.deps import Now, ServicesDep
-from api.schemas import ProjectIn, ProjectOut, RoundOut
+from api.schemas import ProjectIn, ProjectOut, RoundOut, SettingsIn
 from api.service import projects as svc
 from api.storage.records import Project
 
@@ -25,7 +25,7 @@ def project_out(p: Project) -> ProjectOut:
 def create_project(body: ProjectIn, s: ServicesDep, now: Now, who: Admin) -> ProjectOut:
     classes = [c if isinstance(c, str) else c.model_dump() for c in body.classes]
     p = svc.create_project(s.store, body.id, classes, guidelines=body.guidelines,
-                           settings=body.settings, now=now)
+                           settings=body.settings.model_dump(exclude_unset=True), now=now)
     return project_out(p)
 
 
@@ -41,8 +41,8 @@ def get_project(project_id: str, s: ServicesDep, who: Annotator) -> ProjectOut:
 
 
 @router.patch("/{project_id}/settings")
-def update_settings(project_id: str, body: dict[str, Any], s: ServicesDep, who: Admin) -> ProjectOut:
-    return project_out(svc.update_settings(s.store, project_id, body))
+def update_settings(project_id: str, body: SettingsIn, s: ServicesDep, who: Admin) -> ProjectOut:
+    return project_out(svc.update_settings(s.store, project_id, body.model_dump(exclude_unset=True)))
 
 
 @router.get("/{project_id}/stats")

@@ -1,7 +1,8 @@
 """Model-assertion use cases: register (Python source, a module, or a consistency spec), list with
 the latest firing counts, and the specs a round ships to where it runs.
 
-Registration validates everything before it stores anything: the source must load and define at
+Registration validates everything before it stores anything (loading a source runs it, in a
+sandbox worker, never here): the source must load and define at
 least one assertion, names must not shadow a built-in assertion, and a consistency spec must read
 columns the project's items have (checked when the pool holds items; otherwise the first round
 reports the missing column as the assertion's fault).
@@ -9,8 +10,6 @@ reports the missing column as the assertion's fault).
 
 from __future__ import annotations
 
-import hashlib
-import importlib.util
 import json
 from collections.abc import Sequence
 from typing import Any
@@ -20,9 +19,11 @@ from api.storage.records import AssertionRecord
 from labeling.assertion_runs import AssertionSpec
 from labeling.assertions import ASSERTION_NAMES
 from labeling.consistency_assertions import ConsistencyAssertion
-from labeling.errors import InvalidInput, LFLoadError
+from labeling.errors import InvalidInput
 from labeling.frame import RESERVED
-from labeling.user_assertions import UserAssertion, assertion_version, load_assertions_from_source
+from labeling.user_assertions import assertion_version
+from labeling.validation import check_item_id
+from workers import sandbox, user_code
 
 __all__ = ["assertion_specs", "assertion_status", "register_assertions"]
 
@@ -37,38 +38,34 @@ def register_assertions(
     if sum(x is not None for x in (source, module, consistency)) != 1:
         raise InvalidInput("give exactly one of source (Python text), module (an importable name) "
                            "or consistency (a spec object)")
-    if consistency is not None:
-        found: list[UserAssertion | ConsistencyAssertion] = [ConsistencyAssertion.from_spec(consistency)]
+    if consistency is not None:  # a declarative spec: checked here, it runs no user code
+        spec = ConsistencyAssertion.from_spec(consistency)
+        described = [(spec.name, assertion_version(spec), "consistency", spec.spec_json())]
     else:
         if module is not None:
             source = _module_source(module)
-        digest = hashlib.sha1(source.encode()).hexdigest()[:10]
-        found = load_assertions_from_source(source, filename=f"<assertions {digest}>")
-    _check(store, project_id, found)
-    records = [
-        AssertionRecord(a.name, assertion_version(a), "consistency", a.spec_json(), True, now)
-        if isinstance(a, ConsistencyAssertion)
-        else AssertionRecord(a.name, assertion_version(a), "source", source, True, now)
-        for a in found
-    ]
+        if not isinstance(source, str):
+            raise InvalidInput(f"source must be a str of Python code, got {type(source).__name__}")
+        described = sandbox.shared().run(user_code.describe_assertions, source)
+    _check(store, project_id, described)
+    records = [AssertionRecord(name, version, kind, text, True, now)
+               for name, version, kind, text in described]
     store.put_assertions(project_id, records)
     return records
 
 
 def _module_source(module: str) -> str:
-    spec = importlib.util.find_spec(module)
-    if spec is None or spec.origin is None or not spec.origin.endswith(".py"):
-        raise LFLoadError(f"cannot find a Python source file for module {module!r}")
-    with open(spec.origin, encoding="utf-8") as fh:
-        return fh.read()
+    return sandbox.shared().run(user_code.module_source, module)
 
 
-def _check(store: Store, project_id: str, found: Sequence[UserAssertion | ConsistencyAssertion]) -> None:
-    for a in found:
-        if a.name in ASSERTION_NAMES:
-            raise InvalidInput(f"assertion name {a.name!r} is taken by a built-in assertion "
+def _check(store: Store, project_id: str, described: Sequence[tuple[str, str, str, str]]) -> None:
+    for name, _, _, _ in described:
+        check_item_id(name, "assertion name")
+        if name in ASSERTION_NAMES:
+            raise InvalidInput(f"assertion name {name!r} is taken by a built-in assertion "
                                f"({', '.join(ASSERTION_NAMES)})")
-    specs = [a for a in found if isinstance(a, ConsistencyAssertion)]
+    specs = [ConsistencyAssertion.from_spec(json.loads(text))
+             for _, _, kind, text in described if kind == "consistency"]
     if not specs or store.count_items(project_id) == 0:
         return
     columns = _pool_columns(store, project_id)

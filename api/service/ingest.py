@@ -2,11 +2,15 @@
 
 Gold labels are stored for evaluation and simulation only; the loop never reads them. File votes
 (WRENCH ``weak_labels`` or vote columns) become labeling functions of their own (kind "votes").
+
+The whole input is checked (:func:`check_records`) before the first store call: a bad row, at
+any line, fails the import with its line or row and "nothing was stored". A file is read twice
+for that (once to check, once to store), so memory stays flat for any size.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -16,8 +20,10 @@ from api.storage.base import Store
 from api.storage.records import Item, LFRecord, Project
 from labeling.errors import Conflict, InvalidInput, SchemaError
 from labeling.ingest import Delimited, Record, finalize, read_records, unique_ids
+from labeling.validation import check_record
 
-__all__ = ["IngestReport", "ingest_file", "ingest_items", "ingest_records", "ingest_upload"]
+__all__ = ["IngestReport", "check_records", "ingest_file", "ingest_items", "ingest_records",
+           "ingest_upload"]
 
 CHUNK = 5_000
 
@@ -42,6 +48,39 @@ def _item(project: Project, rec: Record, is_eval: bool) -> Item:
     return Item(rec.id, -1, rec.text, dict(rec.features), dict(rec.meta), rec.votes, rec.gold, is_eval)
 
 
+def check_records(project: Project, records: Iterable[Record], *, on_conflict: str) -> int:
+    """Check every record as storing it would (text, numbers and ids; labels and votes against
+    the project; one vote count; no id twice when ``on_conflict="reject"``) and return how many
+    there are. Errors end in "nothing was stored"."""
+    seen: set[str] = set()
+    n_votes: int | None = None
+    k = 0
+    try:
+        try:
+            for k, rec in enumerate(records, 1):
+                check_record(rec, f"item {rec.id!r:.60}")
+                _item(project, rec, False)
+                if rec.votes is not None:
+                    n_votes = len(rec.votes) if n_votes is None else n_votes
+                    if len(rec.votes) != n_votes:
+                        raise InvalidInput(f"item {rec.id!r:.60} has {len(rec.votes)} votes, "
+                                           f"earlier items {n_votes}")
+                if on_conflict == "reject":
+                    if rec.id in seen:
+                        raise Conflict(f"item id {rec.id!r:.60} appears twice in the input")
+                    seen.add(rec.id)
+        except RecursionError:
+            raise InvalidInput(f"record {k + 1}: nested too deeply to read") from None
+        except (OSError, ValueError) as exc:
+            if isinstance(exc, InvalidInput):
+                raise
+            raise InvalidInput(f"after record {k}: unreadable data ({type(exc).__name__}: "
+                               f"{str(exc)[:200]})") from exc
+    except (InvalidInput, Conflict) as exc:
+        raise type(exc)(f"{exc}; nothing was stored") from exc
+    return k
+
+
 def ingest_records(
     store: Store,
     project_id: str,
@@ -51,10 +90,15 @@ def ingest_records(
     rng: np.random.Generator,
     vote_names: list[str] | None = None,
     now: float,
+    checked: bool = False,
 ) -> IngestReport:
-    """Store ``records`` in chunks. With ``on_conflict="reject"`` a repeated id fails the chunk
-    that holds it (earlier chunks stay stored and are reported in the error)."""
+    """Check ``records`` (:func:`check_records`; ``checked``: the caller did) and store them in
+    chunks. With ``on_conflict="reject"`` an id the pool already has fails the chunk that holds
+    it (earlier chunks stay stored and are reported in the error)."""
     project = store.get_project(project_id)
+    if not checked:
+        records = records if isinstance(records, Sequence) else list(records)
+        check_records(project, records, on_conflict=on_conflict)
     frac = project.settings.eval_fraction
     inserted = updated = n_eval = 0
     n_votes: int | None = None
@@ -122,14 +166,21 @@ def ingest_file(
     ``duplicates`` resolves ids repeated inside the file ("reject", "first", "last"); ``name`` is
     what error messages call the file (an upload's own name, never the server's temp path)."""
     project = store.get_project(project_id)
-    records = read_records(
-        path, fmt=fmt, class_names=project.class_names, progress=progress, layout=layout,
-        duplicates=duplicates, name=name, **columns
-    )
+
+    def records() -> Iterable[Record]:
+        return read_records(path, fmt=fmt, class_names=project.class_names, progress=progress,
+                            layout=layout, duplicates=duplicates, name=name, **columns)
+
+    try:
+        check_records(project, records(), on_conflict=on_conflict)
+    except InvalidInput as exc:  # the reader's own errors (a malformed line) say so too
+        if str(exc).endswith("nothing was stored"):
+            raise
+        raise type(exc)(f"{exc}; nothing was stored") from exc
     vote_cols = columns.get("vote_columns")
     return ingest_records(
-        store, project_id, records, on_conflict=on_conflict, rng=rng,
-        vote_names=list(vote_cols) if vote_cols else None, now=now,
+        store, project_id, records(), on_conflict=on_conflict, rng=rng,
+        vote_names=list(vote_cols) if vote_cols else None, now=now, checked=True,
     )
 
 

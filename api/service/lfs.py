@@ -7,7 +7,6 @@ LFs they lack (the cache of a version covers items ``seq`` 0..len-1).
 from __future__ import annotations
 
 import hashlib
-import importlib.util
 from collections import defaultdict
 from collections.abc import Callable, Sequence
 
@@ -18,9 +17,10 @@ from api.storage.base import Store
 from api.storage.records import LFRecord
 from labeling.analysis import lf_summary
 from labeling.errors import LFLoadError
-from labeling.lf import lf_version, load_lfs_from_source
+from labeling.validation import check_item_id
+from workers import sandbox, user_code
 from workers.executor import Executor
-from workers.lf_tasks import LFSpec, load_lfs
+from workers.lf_tasks import LFSpec
 
 __all__ = ["lf_analysis", "lf_report", "lf_set_version", "register_and_check", "register_lfs",
            "specs", "vote_matrix"]
@@ -34,18 +34,19 @@ def register_lfs(
     store: Store, project_id: str, *, source: str | None = None, module: str | None = None,
     now: float,
 ) -> list[LFRecord]:
-    """Load LFs from Python ``source`` text or an importable ``module`` and register them."""
+    """Load LFs from Python ``source`` text or an importable ``module`` and register them. The
+    source is loaded (executed) in a sandbox worker, never in this process."""
     store.get_project(project_id)
     if (source is None) == (module is None):
         raise LFLoadError("give exactly one of source (Python text) or module (an importable name)")
     if module is not None:
-        spec = importlib.util.find_spec(module)
-        if spec is None or spec.origin is None or not spec.origin.endswith(".py"):
-            raise LFLoadError(f"cannot find a Python source file for module {module!r}")
-        with open(spec.origin, encoding="utf-8") as fh:
-            source = fh.read()
-    lfs = load_lfs_from_source(source, filename=f"<lfs {_digest(source)}>")
-    records = [LFRecord(lf.name, lf_version(lf), "source", source, True, now) for lf in lfs]
+        source = sandbox.shared().run(user_code.module_source, module)
+    if not isinstance(source, str):
+        raise LFLoadError(f"source must be a str of Python code, got {type(source).__name__}")
+    found = sandbox.shared().run(user_code.describe_lfs, source)
+    for name, _ in found:  # names come from running the code: the id rule applies
+        check_item_id(name, "LF name")
+    records = [LFRecord(name, version, "source", source, True, now) for name, version in found]
     store.put_lfs(project_id, records)
     return records
 
@@ -103,7 +104,8 @@ def vote_matrix(
     n = len(frame)
     active = [r for r in records if r.active]
     active_specs = specs(active)
-    load_lfs(active_specs)  # fail early, in the caller, when a source no longer loads
+    if any(kind == "source" for _, kind, _ in active_specs):  # fail early when one no longer loads
+        sandbox.shared().run(user_code.check_lfs, active_specs)
     cached = {r.version: store.get_votes(project_id, r.version) for r in active}
     groups: dict[int, list[int]] = defaultdict(list)  # start seq -> LF positions needing rows
     for j, r in enumerate(active):

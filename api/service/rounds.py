@@ -30,10 +30,10 @@ from api.service.gold import gold_labels
 from api.service.lfs import lf_set_version, specs, vote_matrix
 from api.storage.base import Store
 from api.storage.records import Annotation, AssertionRecord, Item, Project, Round
-from labeling.assertion_runs import load_assertions
 from labeling.consensus import consensus
 from labeling.frame import items_frame
 from labeling.label_errors import label_error_arrays
+from workers import sandbox, user_code
 from workers.executor import Executor
 from workers.tasks import RoundInput, RoundOutput, fit_round
 
@@ -128,7 +128,9 @@ def run_round(
         progress=lambda d, t: report(round(d * n / max(t, 1)), total, "apply_lfs"), fence=fence,
     )
     assertion_records = [r for r in store.list_assertions(project_id) if r.active]
-    load_assertions(assertion_specs(assertion_records))  # fail early, here, when one no longer loads
+    checks = assertion_specs(assertion_records)
+    if any(kind == "source" for _, kind, _ in checks):  # fail early when one no longer loads
+        sandbox.shared().run(user_code.check_assertions, checks)
     previous = store.latest_round(project_id)
     weak, weak_info = _assertion_votes(store, project_id, previous, assertion_records, n)
     votes, lf_info = np.hstack([votes, weak]), lf_info + weak_info

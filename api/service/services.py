@@ -128,9 +128,11 @@ class Services:
 def build_services(settings: Settings) -> Services:
     """The store and executor the settings name, in one :class:`Services`."""
     from api.storage import open_store
+    from workers import sandbox
     from workers.executor import make_executor
 
     store = open_store(settings.resolved_store_url, require_durable=settings.require_durable)
+    sandbox.shared(settings.user_code_limits, size=settings.sandbox_workers)
     executor = make_executor(settings.executor, num_cpus=settings.ray_num_cpus,
-                             address=settings.ray_address)
+                             address=settings.ray_address, limits=settings.user_code_limits)
     return Services(store=store, executor=executor, settings=settings)

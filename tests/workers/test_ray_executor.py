@@ -24,13 +24,11 @@ def fragile(x):
 
 @pytest.fixture(scope="module")
 def ray_executor():
-    import ray
-
     from workers.ray_executor import RayExecutor
 
     executor = RayExecutor(num_cpus=2, shard_rows=200)
     yield executor
-    ray.shutdown()
+    executor.shutdown()  # the local instance it started, agents included
 
 
 @pytest.fixture(scope="module")
