@@ -17,7 +17,7 @@ const Dashboard = {
     const p = encodeURIComponent(Dashboard.projectId);
     const [d, lfs] = await Promise.all([
       Api.get(`/projects/${p}/dashboard`),
-      Api.get(`/projects/${p}/lfs/analysis`).catch(e => ({ error: e.message })),
+      Api.get(`/projects/${p}/lfs/analysis`).then(a => a.lfs).catch(e => ({ error: e.message })),
     ]);
     if (Dashboard.projectId === null) return;
     Dashboard.render(d, lfs);

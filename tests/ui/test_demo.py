@@ -62,7 +62,7 @@ def test_a_newcomer_labels_the_demo_with_the_keyboard(demo, browser):
     wait_for(browser, lambda d: state(d) == "signin")
     browser.find_element(By.ID, "name").send_keys("newcomer", Keys.ENTER)
     wait_for(browser, lambda d: state(d) == "projects")
-    browser.find_element(By.CSS_SELECTOR, "a.label-link").click()
+    wait_for(browser, lambda d: d.find_elements(By.CSS_SELECTOR, "a.label-link"))[0].click()
     expected, seen = {}, []
     for _ in range(10):
         item_id, text = wait_for(browser, lambda d: (got := current_item(d)) and got[0] not in seen and got)

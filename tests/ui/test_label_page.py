@@ -77,7 +77,7 @@ def test_a_person_labels_a_batch_with_the_keyboard(server, browser):
                          "features": {"length": float(k)}} for k in range(14)])
     sign_in(browser, server.url, ALICE)
     screenshot(browser, "projects")
-    browser.find_element(By.CSS_SELECTOR, "a.label-link").click()
+    wait_for(browser, lambda d: d.find_elements(By.CSS_SELECTOR, "a.label-link"))[0].click()
 
     expected: dict[str, tuple[str, int | None, str]] = {}
     seen: list[str] = []

@@ -37,7 +37,7 @@ def test_round_job_runs_on_ray_with_progress(tmp_path):
             assert any(0 < d < t for d, t in running), seen[:20]  # progress visible mid-job
             done = [d for d, _t in running]
             assert done == sorted(done)  # never goes backwards
-        analysis = httpx.get(srv.url + "/projects/p/lfs/analysis", timeout=60).json()
+        analysis = httpx.get(srv.url + "/projects/p/lfs/analysis", timeout=60).json()["lfs"]
         assert {row["name"] for row in analysis} >= {"keyword_my", "short_comment"}
     finally:
         srv.stop()

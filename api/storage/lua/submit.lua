@@ -16,7 +16,7 @@ for i = 3, #ARGV, 7 do
   else
     local m = item .. SEP .. who
     -- lid '': an answer from an external tool (Label Studio), with no hold to end
-    if seen[m] or (lid ~= '' and (redis.call('HGET', K.holds, m) ~= lid or not live(lid, now))) then
+    if lid ~= '' and (seen[m] or redis.call('HGET', K.holds, m) ~= lid or not live(lid, now)) then
       return redis.error_reply('CONFLICT item ' .. item .. ' is not open in lease ' .. lid ..
         ' of annotator ' .. who .. ' (wrong lease, already answered, released or expired)')
     end
