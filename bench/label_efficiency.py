@@ -92,8 +92,8 @@ def peer(data, *, strategy: str, budget: int, batch_size: int, seed: int) -> dic
     Returns a curve in :func:`api.service.simulate.simulate`'s shape."""
     import pandas as pd
     from sklearn.feature_extraction.text import TfidfVectorizer
-    from sklearn.linear_model import LogisticRegression, LogisticRegressionCV
-    from sklearn.model_selection import StratifiedKFold
+    from sklearn.linear_model import LogisticRegression
+    from sklearn.model_selection import GridSearchCV, StratifiedKFold
     from sklearn.preprocessing import StandardScaler
 
     from labeling.metrics import evaluate
@@ -125,9 +125,9 @@ def peer(data, *, strategy: str, budget: int, batch_size: int, seed: int) -> dic
                 probs_test[:, classes[0]] = 1.0
             else:
                 folds = min(5, int(counts.min()))
-                model = (LogisticRegressionCV(Cs=np.logspace(-2, 3, 6).tolist(), max_iter=1000,
-                                              cv=StratifiedKFold(folds, shuffle=True,
-                                                                 random_state=seed))
+                model = (GridSearchCV(LogisticRegression(max_iter=1000),
+                                      {"C": np.logspace(-2, 3, 6).tolist()},
+                                      cv=StratifiedKFold(folds, shuffle=True, random_state=seed))
                          if folds >= 2 else LogisticRegression(max_iter=1000))
                 model.fit(X[rows], y[rows])
                 probs_test = np.zeros((len(y_test), k))
@@ -158,8 +158,10 @@ def _one_thread() -> None:
     """Each worker process computes with one thread: torch's default (a thread per core) in
     every worker oversubscribes the cores and slows the label-model fit many times over."""
     import torch
+    from threadpoolctl import threadpool_limits
 
     torch.set_num_threads(1)
+    threadpool_limits(1)  # BLAS too, for the same reason
 
 
 def _run(job: tuple) -> dict:
