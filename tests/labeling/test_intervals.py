@@ -38,7 +38,7 @@ def test_intervals_narrow_with_more_items_and_hold_the_estimate():
     for out in (small, large):
         assert out["accuracy_ci"][0] <= out["accuracy"] <= out["accuracy_ci"][1]
         assert out["macro_f1_ci"][0] <= out["macro_f1"] <= out["macro_f1_ci"][1]
-    width = lambda ci: ci[1] - ci[0]  # noqa: E731
+    width = lambda ci: ci[1] - ci[0]
     assert small["n_items"] == 40 and large["n_items"] == 2000
     assert width(large["accuracy_ci"]) < width(small["accuracy_ci"]) / 4
     assert width(large["macro_f1_ci"]) < width(small["macro_f1_ci"]) / 4

@@ -66,7 +66,7 @@ def test_served_model_is_never_worse_than_its_parts_and_reports_intervals(youtub
 
 def test_inverted_lfs_cost_nothing(youtube):
     _, votes, _, _, votes_test, y_test = youtube
-    flip = lambda v: np.where(v >= 0, 1 - v, -1).astype(np.int8)  # noqa: E731
+    flip = lambda v: np.where(v >= 0, 1 - v, -1).astype(np.int8)
     out = _round(youtube, flip(votes), flip(votes_test))
     plain = _round(youtube, votes, votes_test, use_weak=False)
     served, alone = _acc(out.extra_probs, y_test), _acc(plain.extra_probs, y_test)
