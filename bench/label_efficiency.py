@@ -285,7 +285,12 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--workers", type=int, default=2)
     p.add_argument("--plot-dir")
     p.add_argument("--json", action="store_true", help="print the JSON summary last")
+    p.add_argument("--runs-out", help="append each finished run to this JSON-lines file")
+    p.add_argument("--runs-in", help="summarize the runs of this JSON-lines file; run nothing")
     args = p.parse_args(argv)
+    if args.runs_in:
+        results = [json.loads(line) for line in Path(args.runs_in).read_text().splitlines() if line]
+        return _report(results, args)
     jobs = [(d, s, seed, args.budget, args.batch_size, args.init, not args.no_weak)
             for d in args.datasets.split(",") for s in args.strategies.split(",")
             for seed in range(args.seeds)]
@@ -297,12 +302,22 @@ def main(argv: list[str] | None = None) -> int:
         jobs += [(d, f"peer-{s}", seed, args.budget, args.batch_size, 0, True)
                  for d in args.datasets.split(",") for s in args.peer.split(",")
                  for seed in range(args.seeds)]
+    names = args.datasets.split(",")
+    jobs.sort(key=lambda job: names.index(job[0]))  # a dataset's runs together: partial logs help
     with ProcessPoolExecutor(max_workers=args.workers, initializer=_one_thread) as pool:
         results = []
         for k, r in enumerate(pool.map(_run, jobs), 1):
             results.append(r)
+            if args.runs_out:
+                with open(args.runs_out, "a", encoding="utf-8") as f:
+                    f.write(json.dumps(r) + "\n")
             print(f"[{k}/{len(jobs)}] {r['dataset']} {r['strategy']} seed={r['seed']}: "
                   f"acc@{r['curve'][-1]['labels']}={r['curve'][-1]['accuracy']:.3f}", file=sys.stderr)
+    return _report(results, args)
+
+
+def _report(results: list[dict], args) -> int:
+    """Print the tables (and the JSON summary with ``--json``) of finished runs."""
     summary = summarize(results)
     lm_acc: dict[str, list] = {}
     for r in results:
