@@ -100,7 +100,7 @@ def served_probs(end: np.ndarray, lm: np.ndarray | None, covered: np.ndarray | N
 def choose_trust(
     X, human: np.ndarray, n_classes: int, *, votes: np.ndarray | None = None,
     label_models: Mapping[str, np.ndarray] | None = None, covered: np.ndarray | None = None,
-    seed: int = 0, learned: bool = True,
+    seed: int = 0, learned: bool = True, default_weak: float = DEFAULT_WEAK,
 ) -> Trust:
     """Choose the label model, ``C``, weak weight and blend from the human labels.
 
@@ -114,6 +114,8 @@ def choose_trust(
     covered : (n,) bool, items some LF votes on
     seed : of the folds and the weak-row sample
     learned : offer :class:`AccuracyLabelModel` as a candidate
+    default_weak : the weak weight while there are fewer than :data:`MIN_LABELS` labels (the
+        project's ``weak_weight`` setting)
     """
     human = np.asarray(human)
     n = len(human)
@@ -126,7 +128,7 @@ def choose_trust(
     rows = np.flatnonzero(human >= 0)
     default_lm = next(iter(label_models), LEARNED if weak else None)
     if len(rows) < MIN_LABELS or len(np.unique(human[rows])) < 2:
-        return Trust(default_lm, DEFAULT_C, DEFAULT_WEAK if weak else 0.0,
+        return Trust(default_lm, DEFAULT_C, default_weak if weak else 0.0,
                      DEFAULT_BLEND if weak else 1.0, len(rows),
                      f"defaults: fewer than {MIN_LABELS} human labels of two classes or more")
     y = human[rows]

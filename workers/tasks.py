@@ -201,7 +201,8 @@ def fit_round(inp: RoundInput) -> RoundOutput:
     weak_on = bool(candidates)
     trust = choose_trust(features, inp.human, k, votes=inp.votes if weak_on else None,
                          label_models=candidates, covered=covered, seed=inp.seed,
-                         learned=weak_on and inp.label_model == "auto")
+                         learned=weak_on and inp.label_model == "auto",
+                         default_weak=inp.weak_weight)
     lm_probs, extra_lm_chosen = _chosen_lm(trust.label_model, candidates, extra_candidates, inp)
     lm_info["chosen"] = trust.label_model
 
