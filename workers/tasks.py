@@ -140,7 +140,7 @@ def _chosen_lm(name: str | None, candidates: dict, extra_candidates: dict | None
         return None, None
     if name != LEARNED:
         return candidates[name], (extra_candidates or {}).get(name)
-    rows = inp.human >= 0
+    rows = (inp.human >= 0) & ~inp.is_eval  # the evaluation slice stays unseen, as for the end model
     fit = AccuracyLabelModel(inp.n_classes).fit(inp.votes[rows], inp.human[rows])
     extra = fit.predict_proba(inp.extra_votes) if inp.extra_votes is not None else None
     return fit.predict_proba(inp.votes), extra
