@@ -27,7 +27,7 @@ from labeling.features import featurize_pool
 from labeling.intervals import evaluate_with_interval
 from labeling.label_model import AccuracyLabelModel, LabelModel, majority_proba
 from labeling.mc_dropout import MCDropoutClassifier, project
-from labeling.trust import CV_WEAK_ROWS, LEARNED, choose_trust, served_probs
+from labeling.trust import CV_WEAK_ROWS, LEARNED, choose_trust, decision_rows, served_probs
 from strategies.base import AssertionVotes, QueryContext
 from strategies.registry import select
 
@@ -202,7 +202,8 @@ def fit_round(inp: RoundInput) -> RoundOutput:
     trust = choose_trust(features, inp.human, k, votes=inp.votes if weak_on else None,
                          label_models=candidates, covered=covered, seed=inp.seed,
                          learned=weak_on and inp.label_model == "auto",
-                         default_weak=inp.weak_weight)
+                         default_weak=inp.weak_weight,
+                         decide_on=decision_rows(inp.human, inp.is_eval, inp.strategy))
     lm_probs, extra_lm_chosen = _chosen_lm(trust.label_model, candidates, extra_candidates, inp)
     lm_info["chosen"] = trust.label_model
 

@@ -27,7 +27,7 @@ def youtube():
             np.array([r.votes for r in test], np.int8), np.array([r.gold for r in test]))
 
 
-def _round(youtube, votes, extra_votes, *, use_weak=True, labels=120, evals=30):
+def _round(youtube, votes, extra_votes, *, use_weak=True, labels=120, evals=30, strategy="random"):
     frame, _, gold, test_frame, _, _ = youtube
     n = len(frame)
     rows = np.random.default_rng(4).choice(n, labels, replace=False)
@@ -37,7 +37,7 @@ def _round(youtube, votes, extra_votes, *, use_weak=True, labels=120, evals=30):
     is_eval[rows[:evals]] = True
     return fit_round(RoundInput(
         frame=frame, votes=votes, human=human, is_eval=is_eval, open_mask=np.ones(n, bool),
-        n_classes=2, strategy="entropy", strategy_params={}, strategy_state={}, queue_size=20,
+        n_classes=2, strategy=strategy, strategy_params={}, strategy_state={}, queue_size=20,
         weak_weight=0.5, label_model="auto", seed=0, use_weak=use_weak, extra_frame=test_frame,
         extra_votes=extra_votes))
 
@@ -72,3 +72,11 @@ def test_inverted_lfs_cost_nothing(youtube):
     served, alone = _acc(out.extra_probs, y_test), _acc(plain.extra_probs, y_test)
     assert served >= alone - 0.01, (served, alone, out.metrics["trust"])
     assert _acc(out.extra_lm_probs, y_test) < 0.5  # Snorkel believed the inverted LFs
+
+
+def test_labels_a_strategy_picked_do_not_decide(youtube):
+    _, votes, _, _, votes_test, _ = youtube
+    out = _round(youtube, votes, votes_test, strategy="entropy")
+    assert out.metrics["trust"]["n_labels"] == 30  # the evaluation slice alone
+    few = _round(youtube, votes, votes_test, strategy="entropy", evals=5)
+    assert "defaults" in few.metrics["trust"]["reason"] and few.metrics["trust"]["weak_weight"] == 0.5
