@@ -1,4 +1,13 @@
-"""Features for the end model: hashed TF-IDF n-grams for text, standardised numeric features.
+"""Features for the end model: hashed TF-IDF n-grams for text, numeric and categorical columns.
+
+Tabular columns come as they are. Numeric columns: a missing value (NaN) becomes the column's
+median over the pool, and every column with a missing value in the pool gets a 0/1
+missing-indicator feature beside it (missingness is often informative); then all are standardised.
+Categorical columns, chosen by type: an ordered pandas ``Categorical`` becomes its ordinal code
+(scaled like a number); any other non-numeric column of at most ``MAX_CATEGORIES`` distinct values
+(strings, booleans, unordered categoricals) is one-hot encoded, with a value unseen at fit time
+(or missing) all zeros. Free-text columns with more values than that are not features. Text,
+numeric and categorical blocks go side by side into one matrix, so one end model learns from all.
 
 Hashing is stateless and the idf and scaling are learned once in :meth:`Featurizer.fit` (on the
 pool), so transforming a chunk gives exactly the rows of transforming the whole.
@@ -24,14 +33,43 @@ import numpy as np
 import pandas as pd
 import scipy.sparse as sp
 from sklearn.feature_extraction.text import HashingVectorizer, TfidfTransformer
-from sklearn.preprocessing import StandardScaler
+from sklearn.impute import SimpleImputer
+from sklearn.preprocessing import OneHotEncoder, StandardScaler
 
 from labeling.errors import InvalidInput, NotFittedError
 
-__all__ = ["SPAN_COLUMNS", "Featurizer", "featurize_pool", "frame_digest"]
+__all__ = ["MAX_CATEGORIES", "SPAN_COLUMNS", "Featurizer", "categorical_columns", "featurize_pool",
+           "frame_digest"]
 
 _NOT_FEATURES = {"id", "text", "weak_labels", "label", "gold"}
 SPAN_COLUMNS = ("span1_start", "span1_end", "span2_start", "span2_end")
+MAX_CATEGORIES = 50  # a non-numeric column with more distinct values is free text, not a category
+
+
+def categorical_columns(frame: pd.DataFrame, numeric: list[str]) -> tuple[list[str], list[str]]:
+    """``(one_hot, ordinal)`` columns of ``frame``: ordered Categoricals are ordinal; other
+    non-numeric columns with 2..MAX_CATEGORIES distinct values, some repeated (past 100 rows: at
+    most one distinct value per two rows), are one-hot."""
+    types = pd.api.types
+    one_hot, ordinal = [], []
+    for c in frame.columns:
+        if c in _NOT_FEATURES or c in SPAN_COLUMNS or c in numeric:
+            continue
+        col = frame[c]
+        if isinstance(col.dtype, pd.CategoricalDtype) and col.dtype.ordered:
+            ordinal.append(c)
+            continue
+        if types.is_numeric_dtype(col) and not types.is_bool_dtype(col):
+            continue
+        try:
+            values = col.dropna()
+            distinct = values.nunique()
+        except TypeError:  # unhashable cells (lists, dicts): not a category
+            continue
+        repeats = distinct < len(values) if len(frame) <= 100 else distinct <= len(frame) // 2
+        if 2 <= distinct <= MAX_CATEGORIES and repeats:
+            one_hot.append(c)
+    return one_hot, ordinal
 
 
 class Featurizer:
@@ -52,8 +90,11 @@ class Featurizer:
     char_ : whether the character block is on (``char_ngrams`` set and the pool small enough)
     numeric_ : the numeric feature columns (``frame.attrs["feature_columns"]`` when set, else
         every numeric column but id/text/weak_labels/label/gold)
+    one_hot_, ordinal_ : the categorical columns (:func:`categorical_columns`)
     idf_ : one fitted TfidfTransformer (sublinear tf) per text block
-    scaler_ : StandardScaler of the numeric columns, or None
+    imputer_ : SimpleImputer (median, with missing indicators) of numeric and ordinal columns
+    scaler_ : StandardScaler after the imputer, or None
+    encoder_ : OneHotEncoder of the one-hot columns, or None
     """
 
     MEMO_MAX_ROWS = 50_000  # text frames up to this size are remembered by transform
@@ -126,8 +167,10 @@ class Featurizer:
         missing = [c for c in numeric if c not in frame.columns]
         if missing:
             raise InvalidInput(f"frame lacks feature column(s) {missing}")
-        if not has_text and not numeric:
-            raise InvalidInput("frame has neither text (column 'text') nor numeric feature columns")
+        self.one_hot_, self.ordinal_ = categorical_columns(frame, numeric)
+        if not has_text and not numeric and not self.one_hot_ and not self.ordinal_:
+            raise InvalidInput("frame has neither text (column 'text') nor numeric or categorical "
+                               "feature columns")
         self.text_, self.numeric_ = bool(has_text), numeric
         self.char_ = bool(self.char_ngrams) and len(frame) <= self.char_max_rows
         self.relation_ = bool(has_text) and all(c in frame.columns for c in SPAN_COLUMNS)
@@ -135,21 +178,50 @@ class Featurizer:
         if has_text:
             counts = self._counts(frame)
             self.idf_ = [TfidfTransformer(sublinear_tf=True).fit(c) for c in counts]
-        self.scaler_ = None
-        if numeric:
-            self.scaler_ = StandardScaler().fit(frame[numeric].to_numpy(dtype=np.float64))
+        self.imputer_ = self.scaler_ = self.encoder_ = None
+        if numeric or self.ordinal_:
+            self.imputer_ = SimpleImputer(strategy="median", add_indicator=True,
+                                          keep_empty_features=True)
+            values = self.imputer_.fit_transform(self._numbers(frame))
+            self.scaler_ = StandardScaler().fit(values)
+        if self.one_hot_:
+            self.encoder_ = OneHotEncoder(handle_unknown="ignore", dtype=np.float32)
+            self.encoder_.fit(self._categories(frame))
         return counts
+
+    def _numbers(self, frame: pd.DataFrame) -> np.ndarray:
+        """Numeric columns, then ordinal codes (NaN where missing), as float64."""
+        missing = [c for c in self.numeric_ + self.ordinal_ if c not in frame.columns]
+        if missing:
+            raise InvalidInput(f"frame lacks feature column(s) {missing}")
+        cols = [frame[self.numeric_].to_numpy(dtype=np.float64)]
+        for c in self.ordinal_:
+            codes = frame[c].cat.codes.to_numpy(dtype=np.float64) if isinstance(
+                frame[c].dtype, pd.CategoricalDtype) else np.full(len(frame), np.nan)
+            cols.append(np.where(codes < 0, np.nan, codes)[:, None])
+        return np.hstack(cols)
+
+    def _categories(self, frame: pd.DataFrame) -> np.ndarray:
+        missing = [c for c in self.one_hot_ if c not in frame.columns]
+        if missing:
+            raise InvalidInput(f"frame lacks categorical column(s) {missing}")
+        return frame[self.one_hot_].astype(object).where(frame[self.one_hot_].notna(), "").astype(str).to_numpy()
 
     @property
     def n_features_out_(self) -> int:
         """Width d of :meth:`transform`'s output."""
         if not hasattr(self, "text_"):
             raise NotFittedError("Featurizer.fit must be called first")
-        return len(self.idf_) * self.n_features + len(self.numeric_)
+        width = len(self.idf_) * self.n_features
+        if self.scaler_ is not None:
+            width += self.scaler_.n_features_in_
+        if self.encoder_ is not None:
+            width += sum(len(c) for c in self.encoder_.categories_)
+        return width
 
     def transform(self, frame: pd.DataFrame):
         """(n rows) frame -> (n, d) float32: a CSR matrix when there is text, else a dense array.
-        Missing numeric values become the fitted mean (0 after scaling).
+        Missing numeric values become the fitted median, with their missing indicators set.
 
         Text frames of at most ``MEMO_MAX_ROWS`` rows are remembered (the last ``MEMO_ENTRIES``,
         keyed by :func:`frame_digest`): the same frame transformed again, e.g. the perturbed
@@ -198,15 +270,15 @@ class Featurizer:
     def _assemble(self, frame: pd.DataFrame, counts: list):
         """Hashed counts of each text block -> tf-idf blocks, with the scaled numeric columns."""
         blocks = [idf.transform(c).astype(np.float32) for c, idf in zip(counts, self.idf_, strict=True)]
-        if self.numeric_:
-            missing = [c for c in self.numeric_ if c not in frame.columns]
-            if missing:
-                raise InvalidInput(f"frame lacks feature column(s) {missing}")
-            values = self.scaler_.transform(frame[self.numeric_].to_numpy(dtype=np.float64))
-            dense = np.nan_to_num(values).astype(np.float32)
-            if not blocks:
-                return dense
-            blocks.append(sp.csr_matrix(dense))
+        dense = []
+        if self.scaler_ is not None:
+            values = self.scaler_.transform(self.imputer_.transform(self._numbers(frame)))
+            dense.append(np.nan_to_num(values).astype(np.float32))
+        if self.encoder_ is not None:
+            dense.append(self.encoder_.transform(self._categories(frame)).toarray())
+        if not blocks:
+            return np.hstack(dense).astype(np.float32)
+        blocks += [sp.csr_matrix(d) for d in dense]
         return sp.hstack(blocks, format="csr", dtype=np.float32)
 
 
@@ -216,10 +288,14 @@ def frame_digest(frame: pd.DataFrame) -> str:
     if "text" in frame.columns:
         h.update("\x1e".join(Featurizer._texts(frame)).encode("utf-8", "surrogatepass"))
     cols = Featurizer._numeric_columns(frame)
+    one_hot, ordinal = categorical_columns(frame, cols)
     cols += [c for c in SPAN_COLUMNS if c in frame.columns]
-    h.update(repr(cols).encode())
+    h.update(repr((cols, one_hot, ordinal)).encode())
     if cols:
         h.update(np.ascontiguousarray(frame[cols].to_numpy(dtype=np.float64)).tobytes())
+    for c in one_hot + ordinal:
+        h.update(repr(frame[c].dtype).encode())
+        h.update("\x1e".join(map(str, frame[c].tolist())).encode("utf-8", "surrogatepass"))
     return h.hexdigest()
 
 

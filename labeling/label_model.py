@@ -1,4 +1,5 @@
-"""The label model: Snorkel's ``LabelModel``, with majority vote as the baseline and fallback.
+"""The label models: Snorkel's ``LabelModel``, majority vote, and :class:`AccuracyLabelModel`, which
+learns each LF's accuracy from the human labels in hand.
 
 Snorkel's fit runs on sufficient statistics (:mod:`labeling.snorkel_lean`), so a million items
 with fifty LFs fit without Snorkel's dense one-hot copies of the votes.
@@ -19,7 +20,7 @@ import numpy as np
 from labeling.errors import InvalidInput, NotFittedError
 from labeling.ties import predict as _predict
 
-__all__ = ["CHUNK", "KINDS", "LabelModel", "majority_proba"]
+__all__ = ["CHUNK", "KINDS", "AccuracyLabelModel", "LabelModel", "majority_proba"]
 
 KINDS = ("auto", "snorkel", "majority")
 CHUNK = 100_000  # rows per prediction block, to bound memory
@@ -205,3 +206,79 @@ class LabelModel:
         row ``start`` of a pool predicts what the whole pool predicts for those rows.
         """
         return _predict(self.predict_proba(votes), start=start)
+
+
+class AccuracyLabelModel:
+    """A label model that learns LF accuracies from human labels (a supervised naive Bayes vote).
+
+    Each LF ``j`` has one accuracy ``a_j``: the chance its vote, when it votes, is the true class;
+    its wrong votes spread evenly over the other classes. The posterior of class ``c`` is the class
+    prior times, per voting LF, ``a_j`` if it voted ``c`` else ``(1 - a_j) / (K - 1)``. Accuracies
+    are estimated on the labeled items with a Beta prior of mean ``prior_accuracy`` and weight
+    ``prior_strength`` votes, so an LF seen on few labels keeps the prior; an LF no better than
+    chance gets a log-odds near zero: it is in effect dropped. The class prior is the smoothed
+    class frequency of the labels. Items with no vote get the class prior.
+
+    Parameters
+    ----------
+    n_classes : K
+    prior_accuracy, prior_strength : the Beta prior on every LF's accuracy
+
+    Attributes
+    ----------
+    accuracy_ : (m,) float64 fitted accuracies
+    votes_seen_ : (m,) int, labeled items each LF voted on
+    class_prior_ : (K,) float64
+    """
+
+    def __init__(self, n_classes: int, *, prior_accuracy: float = 0.7,
+                 prior_strength: float = 4.0) -> None:
+        self.n_classes, self.prior_accuracy, self.prior_strength = n_classes, prior_accuracy, prior_strength
+
+    def fit(self, votes: np.ndarray, labels: np.ndarray) -> AccuracyLabelModel:
+        """``votes`` (t, m) of the labeled items, ``labels`` (t,) their classes in 0..K-1."""
+        if not isinstance(self.n_classes, int | np.integer) or self.n_classes < 2:
+            raise InvalidInput(f"n_classes must be an int >= 2, got {self.n_classes!r}")
+        if not 0 < self.prior_accuracy < 1 or not self.prior_strength > 0:
+            raise InvalidInput("prior_accuracy must be in (0, 1) and prior_strength > 0, got "
+                               f"{self.prior_accuracy!r} and {self.prior_strength!r}")
+        votes = _check_votes(votes, self.n_classes)
+        labels = np.asarray(labels)
+        if labels.shape != (len(votes),) or (len(labels) and (labels.dtype.kind not in "iu"
+                                                              or labels.min() < 0
+                                                              or labels.max() >= self.n_classes)):
+            raise InvalidInput(f"labels must be ({len(votes)},) ints in 0..{self.n_classes - 1}")
+        voted = votes >= 0
+        right = (votes == labels[:, None]) & voted
+        a, s = self.prior_accuracy, self.prior_strength
+        self.votes_seen_ = voted.sum(axis=0)
+        self.accuracy_ = (right.sum(axis=0) + a * s) / (self.votes_seen_ + s)
+        counts = np.bincount(labels.astype(np.int64), minlength=self.n_classes)
+        self.class_prior_ = (counts + 1.0) / (counts.sum() + self.n_classes)
+        self.n_lfs_ = votes.shape[1]
+        return self
+
+    def predict_proba(self, votes: np.ndarray) -> np.ndarray:
+        """(n, m) votes -> (n, K) float32 posteriors, in blocks of :data:`CHUNK` rows."""
+        if not hasattr(self, "accuracy_"):
+            raise NotFittedError("AccuracyLabelModel.fit must be called before predict_proba")
+        votes = _check_votes(votes, self.n_classes)
+        if votes.shape[1] != self.n_lfs_:
+            raise InvalidInput(f"votes must have {self.n_lfs_} LF columns (as fitted), "
+                               f"got {votes.shape[1]}")
+        k = self.n_classes
+        acc = np.clip(self.accuracy_, 1e-4, 1 - 1e-4)
+        # log-odds of a vote for c against a vote for another class: added to class c's score;
+        # the constant log((1 - a) / (K - 1)) every voting LF adds to all classes cancels out
+        gain = (np.log(acc) - np.log((1 - acc) / (k - 1))).astype(np.float32)
+        base = np.log(self.class_prior_).astype(np.float32)
+        out = np.empty((len(votes), k), dtype=np.float32)
+        for start in range(0, len(votes), CHUNK):
+            block = votes[start : start + CHUNK]
+            score = np.tile(base, (len(block), 1))
+            for c in range(k):
+                score[:, c] += (block == c) @ gain
+            score -= score.max(axis=1, keepdims=True)
+            np.exp(score, out=score)
+            out[start : start + CHUNK] = score / score.sum(axis=1, keepdims=True)
+        return out

@@ -1,7 +1,9 @@
 """The compute of one round, as one pure function an executor can ship: arrays in, arrays out.
 
-``fit_round`` fits the label model on the LF votes, trains the end model on human labels plus
-weighted label-model posteriors, scores the pool, evaluates on the evaluation slice, runs the model
+``fit_round`` fits the label model on the LF votes, chooses from the human labels how much to trust
+the LFs (:mod:`labeling.trust`: which label model, the end model's C, the weak weight, and what to
+serve: end model, label model or a blend), trains the end model on human labels plus weighted
+label-model labels, scores the pool with the served model, evaluates on the evaluation slice, runs the model
 assertions (built-ins for the strategies that read them, registered ones always) and asks the
 project's strategy for the next queue.
 """
@@ -9,6 +11,8 @@ project's strategy for the next queue.
 from __future__ import annotations
 
 import hashlib
+import threading
+from collections import OrderedDict
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -18,12 +22,13 @@ import pandas as pd
 from labeling.assertion_runs import AssertionRun, AssertionSpec, load_assertions, run_assertions
 from labeling.assertion_types import AssertionBatch
 from labeling.assertions import builtin_assertions
-from labeling.end_model import EndModel, training_set
+from labeling.end_model import MAX_WEAK_ROWS, EndModel, training_set
 from labeling.errors import UserCodeFault
 from labeling.features import featurize_pool
-from labeling.label_model import LabelModel
+from labeling.intervals import evaluate_with_interval
+from labeling.label_model import AccuracyLabelModel, LabelModel, majority_proba
 from labeling.mc_dropout import MCDropoutClassifier, project
-from labeling.metrics import evaluate
+from labeling.trust import CV_WEAK_ROWS, LEARNED, choose_trust, decision_rows, served_probs
 from strategies.base import AssertionVotes, QueryContext
 from strategies.registry import select
 from workers.limits import LimitExceeded, current, limited
@@ -31,7 +36,6 @@ from workers.limits import LimitExceeded, current, limited
 __all__ = ["RoundInput", "RoundOutput", "fit_round"]
 
 ASSERTION_STRATEGIES = ("bal", "auto")  # strategies that read model assertions
-MIN_EVAL_LABELS = 50  # evaluation labels before the label model may fall back to majority vote
 
 
 @dataclass
@@ -79,21 +83,69 @@ class RoundOutput:
     assertion_vote_names: list[str] = field(default_factory=list)
 
 
-def _fit_label_model(inp: RoundInput):
+_LM_MEMO: OrderedDict[str, LabelModel] = OrderedDict()
+_LM_LOCK = threading.Lock()
+LM_MEMO_ENTRIES = 2
+LM_SEED = 0  # one label-model fit per vote matrix, whatever the round: its weak labels stay put
+
+
+def _fit_label_model(votes: np.ndarray, n_classes: int, kind: str) -> LabelModel:
+    """The unsupervised label model of ``votes`` (Snorkel, or majority vote with too few LFs);
+    fitted once per vote matrix and kind in this process (a SemEval-sized Snorkel fit takes
+    seconds, and most rounds of a simulation or a labeling session leave the votes unchanged)."""
+    h = hashlib.sha1(f"{votes.shape}|{n_classes}|{kind}|".encode())
+    h.update(np.ascontiguousarray(votes).tobytes())
+    key = h.hexdigest()
+    with _LM_LOCK:
+        if key in _LM_MEMO:
+            _LM_MEMO.move_to_end(key)
+            return _LM_MEMO[key]
+    lm = LabelModel(n_classes, seed=LM_SEED, kind=kind).fit(votes)
+    with _LM_LOCK:
+        _LM_MEMO[key] = lm
+        while len(_LM_MEMO) > LM_MEMO_ENTRIES:
+            _LM_MEMO.popitem(last=False)
+    return lm
+
+
+def _label_models(inp: RoundInput):
+    """``(candidates, extra_candidates, covered, info)``: the unsupervised label models' pool
+    probabilities by name (the project's kind first; with ``auto`` majority vote as well), the
+    same for the held-out items (or None), and the coverage."""
     m = inp.votes.shape[1]
     if m == 0 or not inp.use_weak:
-        return None, {"kind": "none", "reason": "no labeling functions" if m == 0 else "weak labels off"}
-    eval_mask = inp.is_eval & (inp.human >= 0)
-    # a handful of evaluation labels would swap models on noise: compare from MIN_EVAL_LABELS on
-    judge = eval_mask.sum() >= MIN_EVAL_LABELS
-    lm = LabelModel(inp.n_classes, seed=inp.seed, kind=inp.label_model)
-    lm.fit(
-        inp.votes,
-        eval_votes=inp.votes[eval_mask] if judge else None,
-        eval_labels=inp.human[eval_mask] if judge else None,
-    )
-    info = {"kind": lm.kind_, "reason": lm.reason_, "eval_accuracy": lm.eval_accuracy_, "n_lfs": m}
-    return lm, info
+        return {}, None, None, {"kind": "none",
+                                "reason": "no labeling functions" if m == 0 else "weak labels off"}
+    extra = inp.extra_votes
+    if inp.lm_cached is not None and extra is None:  # same votes as last round: same fit
+        probs, covered, info = inp.lm_cached
+        candidates = {info.get("kind", "snorkel"): probs}
+        info = {**info, "reused": True}
+        extra_candidates = None
+    else:
+        lm = _fit_label_model(inp.votes, inp.n_classes, inp.label_model)
+        candidates = {lm.kind_: lm.predict_proba(inp.votes)}
+        covered = lm.coverage(inp.votes)
+        extra_candidates = {lm.kind_: lm.predict_proba(extra)} if extra is not None else None
+        info = {"kind": lm.kind_, "reason": lm.reason_, "n_lfs": m}
+    if inp.label_model == "auto" and "majority" not in candidates:
+        candidates["majority"] = majority_proba(inp.votes, inp.n_classes)
+        if extra_candidates is not None:
+            extra_candidates["majority"] = majority_proba(extra, inp.n_classes)
+    return candidates, extra_candidates, np.asarray(covered, dtype=bool), info
+
+
+def _chosen_lm(name: str | None, candidates: dict, extra_candidates: dict | None,
+               inp: RoundInput):
+    """The chosen label model's probabilities on the pool and on the held-out items."""
+    if name is None:
+        return None, None
+    if name != LEARNED:
+        return candidates[name], (extra_candidates or {}).get(name)
+    rows = (inp.human >= 0) & ~inp.is_eval  # the evaluation slice stays unseen, as for the end model
+    fit = AccuracyLabelModel(inp.n_classes).fit(inp.votes[rows], inp.human[rows])
+    extra = fit.predict_proba(inp.extra_votes) if inp.extra_votes is not None else None
+    return fit.predict_proba(inp.votes), extra
 
 
 def _assertions(inp: RoundInput, probs: np.ndarray, lm_probs: np.ndarray | None, rescore,
@@ -151,44 +203,66 @@ def _limited_runs(specs: list[AssertionSpec], batch: AssertionBatch) -> list[Ass
     return runs
 
 
+def _weak_scale(covered: np.ndarray, human: np.ndarray, n_weak: int, decided: int) -> float:
+    """Factor on the final fit's weak weights so their total equals that of the cross-fitted
+    fits, which saw at most ``CV_WEAK_ROWS`` of the unlabeled covered items (a weight's meaning
+    must not change with the pool size)."""
+    pool = int((covered & (human < 0)).sum())
+    if n_weak == 0 or pool == 0:
+        return 1.0
+    return min(1.0, CV_WEAK_ROWS / pool) * decided / n_weak
+
+
 def fit_round(inp: RoundInput) -> RoundOutput:
     n, k = len(inp.frame), inp.n_classes
     rng = np.random.default_rng(inp.seed)
-    if inp.lm_cached is not None:  # same votes and evaluation labels as last round: same fit
-        lm = None
-        lm_probs, covered, lm_info = inp.lm_cached
-        lm_info = {**lm_info, "reused": True}
-    else:
-        lm, lm_info = _fit_label_model(inp)
-        lm_probs = lm.predict_proba(inp.votes) if lm is not None else None
-        covered = lm.coverage(inp.votes) if lm is not None else None
+    candidates, extra_candidates, covered, lm_info = _label_models(inp)
+    base_lm = next(iter(candidates.values()), None)  # the unsupervised label model, stored
     if covered is not None:
         lm_info["coverage"] = float(covered.mean()) if n else 0.0
 
-    train_labels = np.where(inp.is_eval, -1, inp.human)
-    idx, y, w = training_set(
-        n, train_labels, lm_probs, covered, weak_weight=inp.weak_weight, seed=inp.seed
-    )
-    probs = extra_probs = None
-    features = None
-    n_train = {"human": int((train_labels >= 0).sum()), "weak": int(len(idx) - (train_labels >= 0).sum())}
     featurizer, features, extra_features = featurize_pool(inp.frame, inp.extra_frame)
+    weak_on = bool(candidates)
+    trust = choose_trust(features, inp.human, k, votes=inp.votes if weak_on else None,
+                         label_models=candidates, covered=covered, seed=inp.seed,
+                         learned=weak_on and inp.label_model == "auto",
+                         default_weak=inp.weak_weight,
+                         decide_on=decision_rows(inp.human, inp.is_eval, inp.strategy))
+    lm_probs, extra_lm_chosen = _chosen_lm(trust.label_model, candidates, extra_candidates, inp)
+    lm_info["chosen"] = trust.label_model
+
+    train_labels = np.where(inp.is_eval, -1, inp.human)
+    idx, y, w = training_set(n, train_labels, lm_probs, covered, weak_weight=trust.weak_weight,
+                             max_weak=MAX_WEAK_ROWS, seed=inp.seed)
+    n_human = int((train_labels >= 0).sum())
+    if len(idx) > n_human:
+        decided = len(training_set(n, train_labels, lm_probs, covered, weak_weight=1.0,
+                                   max_weak=n, seed=inp.seed)[0]) - n_human
+        w[n_human:] *= _weak_scale(covered, inp.human, len(idx) - n_human, decided)
+    probs = extra_probs = end_probs = None
+    n_train = {"human": n_human, "weak": int(len(idx) - n_human)}
     model = None
     if len(idx):
-        model = EndModel(k, seed=inp.seed).fit(features[idx], y, sample_weight=w)
-        probs = model.predict_proba(features)
+        model = EndModel(k, C=trust.C, seed=inp.seed).fit(features[idx], y, sample_weight=w)
+        end_probs = model.predict_proba(features)
+        probs = served_probs(end_probs, lm_probs, covered, trust.blend)
         if extra_features is not None:
-            extra_probs = model.predict_proba(extra_features)
+            extra_cov = (inp.extra_votes >= 0).any(axis=1) if inp.extra_votes is not None else None
+            extra_probs = served_probs(model.predict_proba(extra_features), extra_lm_chosen,
+                                       extra_cov, trust.blend)
     extra_lm = extra_covered = None
-    if lm is not None and inp.extra_votes is not None:
-        extra_lm, extra_covered = lm.predict_proba(inp.extra_votes), lm.coverage(inp.extra_votes)
+    if extra_candidates:
+        extra_lm = next(iter(extra_candidates.values()))
+        extra_covered = (inp.extra_votes >= 0).any(axis=1)
 
-    metrics: dict[str, Any] = {"n_eval_labeled": int((inp.is_eval & (inp.human >= 0)).sum())}
     eval_mask = inp.is_eval & (inp.human >= 0)
+    metrics: dict[str, Any] = {"n_eval_labeled": int(eval_mask.sum()), "trust": trust.as_dict()}
+    # evaluation-slice figures rest on few items early on: each says how many, with an interval
     if eval_mask.any() and probs is not None:
-        metrics["end_model"] = evaluate(inp.human[eval_mask], probs[eval_mask])
-    if eval_mask.any() and lm_probs is not None:
-        metrics["label_model"] = evaluate(inp.human[eval_mask], lm_probs[eval_mask])
+        metrics["served"] = evaluate_with_interval(inp.human[eval_mask], probs[eval_mask])
+        metrics["end_model"] = evaluate_with_interval(inp.human[eval_mask], end_probs[eval_mask])
+    if eval_mask.any() and base_lm is not None:
+        metrics["label_model"] = evaluate_with_interval(inp.human[eval_mask], base_lm[eval_mask])
 
     assertions, weak, weak_names = None, None, []
     if model is not None:
@@ -214,7 +288,7 @@ def fit_round(inp: RoundInput) -> RoundOutput:
         np.ascontiguousarray(probs).tobytes() if probs is not None else b"no-model"
     ).hexdigest()[:10]
     return RoundOutput(
-        probs=probs, lm_probs=lm_probs, lm_covered=covered, label_model=lm_info, metrics=metrics,
+        probs=probs, lm_probs=base_lm, lm_covered=covered, label_model=lm_info, metrics=metrics,
         queue=sel.indices, scores=sel.scores, reasons=sel.reasons, strategy_state=sel.state,
         model_version=digest, extra_probs=extra_probs, extra_lm_probs=extra_lm,
         extra_lm_covered=extra_covered, n_train=n_train, assertion_votes=weak,

@@ -70,11 +70,13 @@ def test_numeric_features_are_standardised():
     frame = pd.DataFrame({"id": list("abcd"), "x": [1.0, 2.0, 3.0, np.nan], "y": [10, 10, 30, 30],
                           "flag": [True, False, True, False]})
     feat = Featurizer().fit(frame)
-    assert feat.numeric_ == ["x", "y"] and not feat.text_
+    assert feat.numeric_ == ["x", "y"] and feat.one_hot_ == ["flag"] and not feat.text_
     out = feat.transform(frame)
-    assert isinstance(out, np.ndarray) and out.dtype == np.float32
-    assert np.allclose(out[:3, 0], [-1.2247449, 0.0, 1.2247449]) and out[3, 0] == 0.0  # NaN -> mean
+    assert isinstance(out, np.ndarray) and out.dtype == np.float32 and out.shape == (4, 5)
+    assert np.allclose(out[:, 0], [-1.4142135, 0.0, 1.4142135, 0.0])  # NaN -> the median, 2
     assert np.allclose(out[:, 1], [-1, -1, 1, 1])
+    assert np.allclose(out[:, 2], [-0.57735, -0.57735, -0.57735, 1.7320508])  # x was missing
+    assert out[:, 3:].tolist() == [[0, 1], [1, 0], [0, 1], [1, 0]]  # flag one-hot: False, True
     mixed = pd.DataFrame({"id": ["a", "b"], "text": ["spam now", None], "x": [1.0, 3.0]})
     both = Featurizer(n_features=64).fit(mixed).transform(mixed)
     assert sp.issparse(both) and both.shape == (2, 129)

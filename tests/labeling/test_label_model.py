@@ -196,3 +196,32 @@ def test_lean_fit_is_snorkels_fit(name, monkeypatch):
 
 def torch_equal(a, b) -> bool:
     return bool((a.detach() == b.detach()).all())
+
+
+def test_accuracy_label_model_learns_lf_accuracies_from_labels(youtube):
+    from labeling.label_model import AccuracyLabelModel
+
+    votes, gold, k = youtube
+    fit = AccuracyLabelModel(k).fit(votes["valid"], gold["valid"])  # 120 human labels
+    test_acc = (predict(fit.predict_proba(votes["test"])) == gold["test"]).mean()
+    mv_acc = (predict(majority_proba(votes["test"], k)) == gold["test"]).mean()
+    assert test_acc >= mv_acc - 0.02, (test_acc, mv_acc)
+    flipped = np.where(votes["valid"] >= 0, 1 - votes["valid"], -1).astype(np.int8)
+    inv = AccuracyLabelModel(k).fit(flipped, gold["valid"])
+    seen = inv.votes_seen_ >= 10
+    assert (inv.accuracy_[seen] < 0.5).all() and (fit.accuracy_[seen] > 0.5).all()
+    flipped_test = np.where(votes["test"] >= 0, 1 - votes["test"], -1).astype(np.int8)
+    assert (predict(inv.predict_proba(flipped_test)) == gold["test"]).mean() >= mv_acc - 0.02
+    none = np.full((2, votes["test"].shape[1]), -1, dtype=np.int8)
+    assert np.allclose(fit.predict_proba(none), fit.class_prior_)  # no vote: the class prior
+
+
+def test_accuracy_label_model_errors():
+    from labeling.label_model import AccuracyLabelModel
+
+    with pytest.raises(NotFittedError):
+        AccuracyLabelModel(2).predict_proba(np.zeros((1, 2), dtype=np.int8))
+    with pytest.raises(InvalidInput, match="labels must be"):
+        AccuracyLabelModel(2).fit(np.zeros((2, 2), dtype=np.int8), np.array([0, 2]))
+    with pytest.raises(InvalidInput, match="prior_accuracy"):
+        AccuracyLabelModel(2, prior_accuracy=1.5).fit(np.zeros((1, 1), dtype=np.int8), np.array([0]))

@@ -1,0 +1,231 @@
+"""How much to trust the labeling functions, chosen each round from the human labels in hand.
+
+Cross-fitting: the labeled items that are a random sample of the pool (every human label under the
+``random`` strategy, else the evaluation slice: :func:`decision_rows`) are split into K folds; each candidate is trained without a fold and scored on it, so every human label scores
+every candidate once, on a model that never saw it. Chosen in turn, each by cross-fitted accuracy
+(ties: the lower log-loss), and only when it beats the step's default (trust the LFs: the
+project's weak weight, an even blend) by more than one standard error of the paired difference:
+
+1. the label model: the unsupervised ones given (Snorkel, majority vote; they never see a label,
+   so they are scored on the labels directly) and :class:`~labeling.label_model.AccuracyLabelModel`,
+   which learns LF accuracies from the fold's labels; scored on the labeled items some LF covers;
+2. the end model's ``C``, on human labels alone;
+3. the weak weight, 0 included: the end model trained on the fold's human labels plus weak labels
+   of up to :data:`CV_WEAK_ROWS` unlabeled covered items;
+4. what the round serves on covered items: the end model, the label model, or a blend of the two
+   (items no LF covers always get the end model).
+
+So the served model is never worse, on the cross-fitted labels, than the best of its parts.
+With fewer than :data:`MIN_LABELS` labels the defaults hold. Pure: arrays in, a choice out.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+
+import numpy as np
+from sklearn.model_selection import KFold, StratifiedKFold
+
+from labeling.end_model import EndModel, training_set
+from labeling.errors import InvalidInput
+from labeling.label_model import AccuracyLabelModel
+
+__all__ = ["BLENDS", "C_GRID", "LEARNED", "MIN_LABELS", "WEAK_GRID", "Trust", "choose_trust",
+           "decision_rows", "served_probs"]
+
+MIN_LABELS = 10  # fewer human labels: the defaults below, no cross-fitting
+FOLDS = 5
+CV_WEAK_ROWS = 2000  # weak rows in each cross-fitted fit; the final fit keeps their total weight
+C_GRID = (1.0, 10.0, 100.0)
+WEAK_GRID = (0.0, 0.03, 0.1, 0.3, 1.0)
+BLENDS = (1.0, 0.75, 0.5, 0.25, 0.0)  # end model's share of the served probabilities
+LEARNED = "learned"  # name of the label model that learns LF accuracies from human labels
+DEFAULT_C, DEFAULT_WEAK, DEFAULT_BLEND = 1.0, 0.5, 1.0  # as before cross-fitting
+Z_SWITCH = 1.0  # a candidate replaces the default when it wins by more than this many std errors
+
+
+@dataclass
+class Trust:
+    """The choice of one round. ``weak_weight`` is per weak row at :data:`CV_WEAK_ROWS` rows;
+    ``scores`` holds the cross-fitted accuracy of every candidate, per step."""
+
+    label_model: str | None
+    C: float
+    weak_weight: float
+    blend: float
+    n_labels: int
+    reason: str
+    scores: dict[str, dict[str, float]] = field(default_factory=dict)
+
+    def as_dict(self) -> dict:
+        return {"label_model": self.label_model, "C": self.C, "weak_weight": self.weak_weight,
+                "blend": self.blend, "n_labels": self.n_labels, "reason": self.reason,
+                "cross_fitted_accuracy": self.scores}
+
+
+def _folds(y: np.ndarray, seed: int) -> list[tuple[np.ndarray, np.ndarray]]:
+    k = int(min(FOLDS, max(2, len(y) // 5)))
+    counts = np.bincount(y)
+    counts = counts[counts > 0]
+    splitter = (StratifiedKFold(k, shuffle=True, random_state=seed) if counts.min() >= k
+                else KFold(k, shuffle=True, random_state=seed))
+    return list(splitter.split(np.zeros(len(y)), y))
+
+
+def _score(y: np.ndarray, probs: np.ndarray, w: np.ndarray) -> tuple[float, float]:
+    """(accuracy, -log-loss), weighted by ``w``: larger is better, compared in that order."""
+    if len(y) == 0:
+        return 0.0, 0.0
+    p = np.clip(probs[np.arange(len(y)), y], 1e-6, 1.0)
+    return (float(np.average(probs.argmax(axis=1) == y, weights=w)),
+            float(np.average(np.log(p), weights=w)))
+
+
+def _best(scored: Mapping, y: np.ndarray, default, w: np.ndarray) -> tuple[object, dict[str, float]]:
+    """The candidate with the best score, if it beats ``default`` by more than ``Z_SWITCH``
+    standard errors of the paired per-item difference in accuracy, else ``default``; and every
+    candidate's accuracy.
+
+    Labels an active-learning strategy picked are the items the current model finds hard, not a
+    sample of the pool: on them every candidate may score alike (e.g. all predict the class most
+    hard items have), and a choice on noise could throw away LFs that help on the rest of the
+    pool. The default (trust the LFs) stands until the labels say otherwise."""
+    results = {key: _score(y, probs, w) for key, probs in scored.items()}
+    best = max(results, key=lambda key: (round(results[key][0], 9), results[key][1]))
+    if best != default and default in scored and len(y) > 1:
+        right = {k: scored[k].argmax(axis=1) == y for k in (best, default)}
+        diff = right[best].astype(np.float64) - right[default]
+        mean = np.average(diff, weights=w)
+        n_eff = w.sum() ** 2 / (w**2).sum()
+        sd = np.sqrt(np.average((diff - mean) ** 2, weights=w) * n_eff / max(n_eff - 1, 1))
+        if mean <= Z_SWITCH * sd / np.sqrt(n_eff):
+            best = default
+    return best, {str(key): round(acc, 4) for key, (acc, _) in results.items()}
+
+
+def served_probs(end: np.ndarray, lm: np.ndarray | None, covered: np.ndarray | None,
+                 blend: float) -> np.ndarray:
+    """``blend`` x end model + (1 - blend) x label model on covered rows; the end model elsewhere."""
+    if lm is None or blend >= 1.0:
+        return end
+    out = np.array(end, dtype=np.float32, copy=True)
+    rows = np.flatnonzero(covered) if covered is not None else np.arange(len(end))
+    out[rows] = blend * end[rows] + (1.0 - blend) * lm[rows]
+    return out
+
+
+def decision_rows(human: np.ndarray, is_eval: np.ndarray, strategy: str) -> np.ndarray:
+    """(n,) bool: the labels that may decide how much to trust the LFs. Under ``random`` every
+    label is a random sample of the pool. Under any other strategy the labels outside the
+    evaluation slice are the items the model found hard, where LFs are wrong far more often than
+    on the pool, and cross-fitting on them throws away LFs that help: on WRENCH YouTube with
+    ``entropy`` it chose weak weight 0 on 100 picked labels (cross-fitted 0.90 against 0.75 with
+    LFs) and served 0.748 on the test split, against 0.95 trusting them. There only the
+    evaluation slice (a random sample) decides, and without one the defaults hold."""
+    labeled = np.asarray(human) >= 0
+    return labeled if strategy == "random" else labeled & np.asarray(is_eval, dtype=bool)
+
+
+def choose_trust(
+    X, human: np.ndarray, n_classes: int, *, votes: np.ndarray | None = None,
+    label_models: Mapping[str, np.ndarray] | None = None, covered: np.ndarray | None = None,
+    seed: int = 0, learned: bool = True, default_weak: float = DEFAULT_WEAK,
+    decide_on: np.ndarray | None = None,
+) -> Trust:
+    """Choose the label model, ``C``, weak weight and blend from the human labels.
+
+    Parameters
+    ----------
+    X : (n, d) features of the pool
+    human : (n,) int, -1 = no human label (every label counts, the evaluation slice's too)
+    n_classes : K
+    votes : (n, m) LF votes, for the learned label model; None = no LFs
+    label_models : {name: (n, K) probabilities} of unsupervised label models, the default first
+    covered : (n,) bool, items some LF votes on
+    seed : of the folds and the weak-row sample
+    learned : offer :class:`AccuracyLabelModel` as a candidate
+    default_weak : the weak weight while there are fewer than :data:`MIN_LABELS` labels (the
+        project's ``weak_weight`` setting)
+    decide_on : (n,) bool, the labeled items whose labels may decide (None = all): a random sample
+        of the pool, not items an active-learning strategy picked (see :func:`decision_rows`)
+    """
+    human = np.asarray(human)
+    n = len(human)
+    label_models = dict(label_models or {})
+    weak = bool(label_models) or (learned and votes is not None and votes.shape[1] > 0)
+    if covered is None:
+        covered = np.zeros(n, bool) if votes is None else (np.asarray(votes) >= 0).any(axis=1)
+    if covered.shape != (n,) or X.shape[0] != n:
+        raise InvalidInput(f"X, human and covered must have {n} rows")
+    rows = np.flatnonzero((human >= 0) if decide_on is None else (human >= 0) & decide_on)
+    default_lm = next(iter(label_models), LEARNED if weak else None)
+    if len(rows) < MIN_LABELS or len(np.unique(human[rows])) < 2:
+        return Trust(default_lm, DEFAULT_C, default_weak if weak else 0.0,
+                     DEFAULT_BLEND if weak else 1.0, len(rows),
+                     f"defaults: fewer than {MIN_LABELS} human labels of two classes or more")
+    y = human[rows]
+    folds = _folds(y, seed)
+    wt = np.ones(len(y))  # every labeled item counts once
+    scores: dict[str, dict[str, float]] = {}
+
+    # 1. label model, scored on labeled items some LF covers
+    lm_oof: dict[str, np.ndarray] = {name: np.asarray(p)[rows] for name, p in label_models.items()}
+    learned_fits: list[AccuracyLabelModel] = []
+    if weak and learned and votes is not None and votes.shape[1]:
+        oof = np.empty((len(rows), n_classes), dtype=np.float32)
+        for train, test in folds:
+            fit = AccuracyLabelModel(n_classes).fit(votes[rows[train]], y[train])
+            learned_fits.append(fit)
+            oof[test] = fit.predict_proba(votes[rows[test]])
+        lm_oof[LEARNED] = oof
+    lm_name = None
+    if lm_oof:
+        cov = covered[rows]
+        lm_name, scores["label_model"] = _best({k: v[cov] for k, v in lm_oof.items()}, y[cov],
+                                               default_lm, wt[cov])
+
+    # 2. C, human labels alone
+    Xl = X[rows]
+    end_oof: dict[object, np.ndarray] = {}
+    for C in C_GRID:
+        oof = np.empty((len(rows), n_classes), dtype=np.float32)
+        for train, test in folds:
+            oof[test] = EndModel(n_classes, C=C, seed=seed).fit(Xl[train], y[train]).predict_proba(Xl[test])
+        end_oof[C] = oof
+    C, scores["C"] = _best(end_oof, y, DEFAULT_C, wt)
+    if lm_name is None:
+        return Trust(None, C, 0.0, 1.0, len(rows), "no labeling functions: C by cross-fitting",
+                     scores)
+
+    # 3. weak weight, with the chosen label model's labels on a sample of unlabeled covered items
+    pool = np.flatnonzero(covered & (human < 0))
+    rng = np.random.default_rng(seed)
+    sample = np.sort(rng.choice(pool, min(len(pool), CV_WEAK_ROWS), replace=False))
+    universe = np.concatenate([rows, sample])
+    Xu, u = X[universe], len(universe)
+    weak_oof: dict[object, np.ndarray] = {0.0: end_oof[C]}
+    for w in sorted(set(WEAK_GRID[1:]) | {float(default_weak)} - {0.0}):
+        oof = np.empty((len(rows), n_classes), dtype=np.float32)
+        for f, (train, test) in enumerate(folds):
+            if lm_name == LEARNED:
+                lm_u = np.vstack([np.zeros((len(rows), n_classes), np.float32),
+                                  learned_fits[f].predict_proba(votes[sample])])
+            else:
+                lm_u = np.asarray(label_models[lm_name])[universe]
+            fold_human = np.full(u, -1, dtype=np.int64)
+            fold_human[train] = y[train]
+            fold_cov = np.zeros(u, dtype=bool)
+            fold_cov[len(rows):] = True  # held-out labeled items never become weak rows
+            idx, yy, ww = training_set(u, fold_human, lm_u, fold_cov, weak_weight=w, max_weak=u)
+            model = EndModel(n_classes, C=C, seed=seed).fit(Xu[idx], yy, sample_weight=ww)
+            oof[test] = model.predict_proba(Xl[test])
+        weak_oof[w] = oof
+    weak_weight, scores["weak_weight"] = _best(weak_oof, y, float(default_weak), wt)
+
+    # 4. served: end model, label model or a blend, on covered items
+    cov = covered[rows]
+    blends = {b: served_probs(weak_oof[weak_weight], lm_oof[lm_name], cov, b) for b in BLENDS}
+    blend, scores["blend"] = _best(blends, y, DEFAULT_BLEND, wt)
+    return Trust(lm_name, float(C), float(weak_weight), float(blend), len(rows),
+                 f"cross-fitted on {len(rows)} human labels in {len(folds)} folds", scores)

@@ -1,0 +1,114 @@
+"""Trust in the LFs, chosen by cross-fitting on WRENCH YouTube: useful LFs are used, harmful ones
+are not allowed to hurt, and the served model mixes end and label model only where LFs vote."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from labeling.end_model import EndModel, training_set
+from labeling.features import Featurizer
+from labeling.frame import items_frame
+from labeling.ingest import read_wrench
+from labeling.label_model import LabelModel
+from labeling.trust import LEARNED, MIN_LABELS, choose_trust, served_probs
+from tests.server import DATASETS
+
+
+class _Item:
+    def __init__(self, r):
+        self.id, self.text, self.features, self.meta, self.votes = r.id, r.text, {}, {}, r.votes
+
+
+@pytest.fixture(scope="module")
+def youtube():
+    ds = read_wrench(DATASETS / "wrench_youtube")
+    train, test = ds.splits["train"], ds.splits["test"]
+    feat = Featurizer()
+    X = feat.fit_transform(items_frame([_Item(r) for r in train]))
+    X_test = feat.transform(items_frame([_Item(r) for r in test]))
+    votes = np.array([r.votes for r in train], dtype=np.int8)
+    votes_test = np.array([r.votes for r in test], dtype=np.int8)
+    return X, X_test, votes, votes_test, np.array([r.gold for r in train]), np.array([r.gold for r in test])
+
+
+def _human(gold: np.ndarray, n_labels: int, seed: int) -> np.ndarray:
+    human = np.full(len(gold), -1, dtype=np.int64)
+    rows = np.random.default_rng(seed).choice(len(gold), n_labels, replace=False)
+    human[rows] = gold[rows]
+    return human
+
+
+def _served_accuracy(youtube, votes, votes_test, human, trust, lm: LabelModel | None) -> float:
+    """Train and serve as a round does with ``trust``; test accuracy."""
+    X, X_test, _, _, _, y_test = youtube
+    covered = (votes >= 0).any(axis=1)
+    lm_probs = lm.predict_proba(votes) if lm is not None and trust.label_model != LEARNED else None
+    if trust.label_model == LEARNED:
+        from labeling.label_model import AccuracyLabelModel
+
+        fit = AccuracyLabelModel(2).fit(votes[human >= 0], human[human >= 0])
+        lm_probs, lm_test = fit.predict_proba(votes), fit.predict_proba(votes_test)
+    else:
+        lm_test = lm.predict_proba(votes_test) if lm is not None else None
+    idx, y, w = training_set(len(human), human, lm_probs, covered, weak_weight=trust.weak_weight)
+    model = EndModel(2, C=trust.C).fit(X[idx], y, sample_weight=w)
+    probs = served_probs(model.predict_proba(X_test), lm_test, (votes_test >= 0).any(axis=1),
+                         trust.blend)
+    return float((probs.argmax(axis=1) == y_test).mean())
+
+
+def test_useful_lfs_are_trusted_and_the_served_model_beats_humans_alone(youtube):
+    X, _, votes, votes_test, gold, _ = youtube
+    human = _human(gold, 60, seed=1)
+    lm = LabelModel(2, kind="snorkel").fit(votes)
+    trust = choose_trust(X, human, 2, votes=votes, label_models={"snorkel": lm.predict_proba(votes)},
+                         seed=0)
+    assert trust.n_labels == 60 and set(trust.scores) == {"label_model", "C", "weak_weight", "blend"}
+    assert trust.weak_weight > 0 or trust.blend < 1  # the LFs help here: they must be used
+    with_lfs = _served_accuracy(youtube, votes, votes_test, human, trust, lm)
+    alone = choose_trust(X, human, 2)
+    assert alone.label_model is None and alone.weak_weight == 0 and alone.blend == 1
+    without = _served_accuracy(youtube, votes, votes_test, human, alone, None)
+    assert with_lfs >= without, (with_lfs, without)
+
+
+def test_harmful_lfs_are_not_allowed_to_hurt(youtube):
+    """Every LF inverted: Snorkel's labels are mostly wrong. Cross-fitting must notice it, by
+    learning the inversion (the learned label model) or by leaving the weak labels out."""
+    X, _, votes, votes_test, gold, _ = youtube
+    bad, bad_test = np.where(votes >= 0, 1 - votes, -1), np.where(votes_test >= 0, 1 - votes_test, -1)
+    bad, bad_test = bad.astype(np.int8), bad_test.astype(np.int8)
+    human = _human(gold, 80, seed=2)
+    lm = LabelModel(2, kind="snorkel").fit(bad)
+    trust = choose_trust(X, human, 2, votes=bad, label_models={"snorkel": lm.predict_proba(bad)},
+                         seed=0)
+    assert trust.scores["label_model"][LEARNED] > trust.scores["label_model"]["snorkel"]
+    served = _served_accuracy(youtube, bad, bad_test, human, trust, lm)
+    without = _served_accuracy(youtube, bad, bad_test, human, choose_trust(X, human, 2), None)
+    # one split, 80 labels: within 2 points (the benchmark's goal, 1 point, is on 5-seed means)
+    assert served >= without - 0.02, (served, without, trust)
+    naive = choose_trust(X, np.full(len(gold), -1), 2, votes=bad,
+                         label_models={"snorkel": lm.predict_proba(bad)})
+    naive.weak_weight, naive.blend, naive.label_model = 0.5, 1.0, "snorkel"
+    naive_human = _served_accuracy(youtube, bad, bad_test, human, naive, lm)
+    assert served > naive_human + 0.05  # trusting inverted LFs as before would have cost points
+
+
+def test_few_labels_keep_the_defaults(youtube):
+    X, _, votes, _, gold, _ = youtube
+    human = _human(gold, MIN_LABELS - 1, seed=0)
+    trust = choose_trust(X, human, 2, votes=votes, label_models={"snorkel": np.full((len(gold), 2), 0.5)})
+    assert trust.label_model == "snorkel" and trust.scores == {} and "defaults" in trust.reason
+    none = choose_trust(X, np.full(len(gold), -1), 2)
+    assert none.label_model is None and none.weak_weight == 0.0 and none.blend == 1.0
+
+
+def test_served_probs_mix_only_covered_rows():
+    end = np.array([[0.9, 0.1], [0.2, 0.8], [0.6, 0.4]], dtype=np.float32)
+    lm = np.array([[0.1, 0.9], [0.5, 0.5], [0.0, 1.0]], dtype=np.float32)
+    covered = np.array([True, False, True])
+    out = served_probs(end, lm, covered, 0.25)
+    assert np.allclose(out, [[0.3, 0.7], [0.2, 0.8], [0.15, 0.85]])
+    assert served_probs(end, lm, covered, 1.0) is end and served_probs(end, None, None, 0.0) is end
+    assert np.allclose(end[0], [0.9, 0.1])  # the input is not modified
