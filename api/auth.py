@@ -18,6 +18,8 @@ on a loopback address, wherever it is bound.
 
 from __future__ import annotations
 
+import base64
+import binascii
 import hashlib
 import ipaddress
 import json
@@ -35,7 +37,9 @@ __all__ = ["PUBLIC_PATHS", "ROLES", "Admin", "Annotator", "AuthGate", "Engineer"
 
 ROLES = {"annotator": 1, "engineer": 2, "admin": 3}
 PUBLIC_PATHS = frozenset({"/health", "/ready", "/docs", "/docs/oauth2-redirect", "/redoc",
-                          "/openapi.json"})
+                          "/openapi.json", "/", "/ui", "/label"})
+# the labeling page's and the docs' static files: the page asks for a token once it has loaded
+PUBLIC_PREFIXES = ("/static/", "/docs-assets/")
 PLACEHOLDER = "change-me"  # the k8s/secret.yaml placeholders all start with it
 
 
@@ -121,17 +125,32 @@ class TokenRegistry:
         return self._by_digest.get(_digest(token))  # keyed by SHA-256: no secret-dependent timing
 
 
+def bearer_or_basic(header: str) -> str | None:
+    """The token an ``Authorization`` header carries: ``Bearer <token>``, or HTTP basic auth
+    with the token as the password (any user name; what Label Studio sends an ML backend)."""
+    scheme, _, cred = header.partition(" ")
+    cred = cred.strip()
+    if scheme.lower() == "bearer":
+        return cred or None
+    if scheme.lower() == "basic":
+        try:
+            token = base64.b64decode(cred, validate=True).decode().partition(":")[2]
+        except (binascii.Error, UnicodeDecodeError):
+            return None
+        return token or None
+    return None
+
+
 def authorize(request: Request, role: str) -> Principal:
     """The request's principal if its token has ``role`` (and the path's project, if any);
     401 or 403 otherwise."""
     registry: TokenRegistry = request.app.state.tokens
     if not registry.enabled:
         return OPEN
-    header = request.headers.get("authorization", "")
-    scheme, _, token = header.partition(" ")
-    if scheme.lower() != "bearer" or not token:
+    token = bearer_or_basic(request.headers.get("authorization", ""))
+    if token is None:
         raise HTTPException(401, "missing bearer token", headers={"WWW-Authenticate": "Bearer"})
-    principal = registry.lookup(token.strip())
+    principal = registry.lookup(token)
     if principal is None:
         raise HTTPException(401, "unknown token", headers={"WWW-Authenticate": "Bearer"})
     if not principal.can(role):
@@ -168,17 +187,17 @@ class AuthGate:
                 return await _refuse(send, 403, "this server runs without tokens and answers on "
                                                 "loopback only", b"")
             return await self.app(scope, receive, send)
-        if scope["path"] in PUBLIC_PATHS:
+        if scope["path"] in PUBLIC_PATHS or scope["path"].startswith(PUBLIC_PREFIXES):
             return await self.app(scope, receive, send)
         header = b""
         for key, value in scope.get("headers") or ():
             if key == b"authorization":
                 header = value
                 break
-        scheme, _, token = header.decode("latin-1").partition(" ")
-        if scheme.lower() != "bearer" or not token.strip():
+        token = bearer_or_basic(header.decode("latin-1"))
+        if token is None:
             return await _refuse(send, 401, "missing bearer token", b"Bearer")
-        if self.tokens.lookup(token.strip()) is None:
+        if self.tokens.lookup(token) is None:
             return await _refuse(send, 401, "unknown token", b"Bearer")
         return await self.app(scope, receive, send)
 

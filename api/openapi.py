@@ -51,6 +51,7 @@ ERRORS = {
 PUBLIC_ERRORS = ("503",)
 FILE_MEDIA = ("application/x-ndjson", "text/csv", "application/vnd.apache.parquet")
 FILE_ROUTES = ("/projects/{project_id}/export", "/jobs/{job_id}/file")
+TEXT_ROUTES = {"/metrics": "text/plain"}  # Prometheus' text format
 
 
 def describe(app: FastAPI) -> dict[str, Any]:
@@ -74,5 +75,7 @@ def describe(app: FastAPI) -> dict[str, Any]:
                 ok = next(c for c in responses if c.startswith("2"))
                 responses[ok]["content"] = {m: {"schema": {"type": "string", "format": "binary"}}
                                             for m in FILE_MEDIA}
+            if path in TEXT_ROUTES:
+                responses["200"]["content"] = {TEXT_ROUTES[path]: {"schema": {"type": "string"}}}
     app.openapi_schema = doc
     return doc

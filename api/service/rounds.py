@@ -169,7 +169,7 @@ def run_round(
         class_names=tuple(project.class_names),
     )
     out: RoundOutput = executor.call(fit_round, inp)
-    report(n + 2, total, "rank label errors, store")
+    report(n + 2, total, "label-errors ranked, store")
     # which human labels look wrong (cross-validated), for the review queue and export
     ranked = executor.call(label_error_arrays, pool.frame, human, project.n_classes, seed=inp.seed,
                            exclude=gold >= 0, lm_probs=out.lm_probs, lm_covered=out.lm_covered,

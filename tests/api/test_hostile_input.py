@@ -112,7 +112,7 @@ def test_a_broken_import_line_stores_nothing_and_says_so(admin):
     lines = [json.dumps({"id": f"imp{k}", "text": f"t {k}"}) for k in range(12_000)]
     lines[7_000] = hostile({"id": "imp7000", "text": f"bad {MARK}"})
     r = admin.post("/projects/p/import?format=jsonl", content="\n".join(lines).encode())
-    assert_422(r, "record 7001", "nothing was stored", "surrogate")
+    assert_422(r, "line 7001", "nothing was stored", "surrogate")
     assert admin.get("/projects/p/stats").json()["queue"]["total"] == TOTAL
     lines[7_000] = '{"id": "imp7000", "x": 1e999}'  # no text: its numbers are features
     r = admin.post("/projects/p/import?format=jsonl", content="\n".join(lines).encode())

@@ -80,7 +80,7 @@ def test_metrics_count_a_scripted_session(server):
     assert value("labelloop_jobs", kind="round", state="succeeded") == 1
     assert value("labelloop_jobs", kind="apply_lfs", state="running") == 0
     stages = {dict(k[1])["stage"] for k in got if k[0] == "labelloop_round_stage_duration_seconds_count"}
-    assert stages == {"apply_lfs", "fit", "store"}
+    assert stages == {"apply_lfs", "fit", "label-errors"}
     assert got[("labelloop_round_duration_seconds_count", ())] == 1
     assert got[("labelloop_store_up", ())] == 1
     build = [k for k in got if k[0] == "labelloop_build_info"]
