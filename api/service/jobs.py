@@ -100,9 +100,10 @@ class JobRunner:
         self._beat = threading.Thread(target=self._heartbeat, name="labelloop-job-lock", daemon=True)
         self._beat.start()
 
-    def submit(self, project_id: str, kind: str, fn: Callable[[JobContext], dict[str, Any]]) -> Job:
+    def submit(self, project_id: str, kind: str, fn: Callable[[JobContext], dict[str, Any]],
+               *, then: Callable[[], None] | None = None) -> Job:
         """Take the kind's lock, create the job record (``Conflict`` if one of this kind runs on
-        any replica) and start it."""
+        any replica) and start it; ``then`` runs once the job has ended and its lock is free."""
         if kind not in JOB_KINDS:
             raise InvalidInput(f"job kind must be one of {list(JOB_KINDS)}, got {kind!r}")
         name = lock_name(project_id, kind)
@@ -121,7 +122,7 @@ class JobRunner:
         cancel, lost = threading.Event(), threading.Event()
         self._cancel[job.id] = cancel
         self._held[job.id] = (name, token, lost)
-        self._futures[job.id] = self._pool.submit(self._run, job, fn, cancel)
+        self._futures[job.id] = self._pool.submit(self._run, job, fn, cancel, then)
         return job
 
     def try_submit(self, project_id: str, kind: str, fn) -> Job | None:
@@ -181,7 +182,7 @@ class JobRunner:
                                 "progress report and its writes are refused", job_id, name, token)
                     lost.set()
 
-    def _run(self, job: Job, fn, cancel: threading.Event) -> None:
+    def _run(self, job: Job, fn, cancel: threading.Event, then=None) -> None:
         name, token, lost = self._held[job.id]
         fence = (name, token)
         final: dict[str, Any] | None = None
@@ -211,6 +212,11 @@ class JobRunner:
                 self.store.release_lock(name, self.owner)
             except LabelloopError:
                 log.exception("releasing the lock of job %s failed (it expires by itself)", job.id)
+            if then is not None and not self._stop.is_set():
+                try:
+                    then()
+                except LabelloopError:
+                    log.exception("what follows job %s (%s) failed", job.id, job.kind)
 
     def _pick_up_cancel(self, job_id: str) -> None:
         event = self._cancel.get(job_id)

@@ -282,10 +282,10 @@ def webhook(services: Services, project_id: str, body: Mapping[str, Any]) -> dic
         return {"status": "ok", "action": action, "retracted": sum(not r.duplicate for r in got),
                 "unknown": len(ids) - len(known)}
     if action == "START_TRAINING":
-        try:
-            job = services.start_round(project_id)
-        except Conflict as exc:
-            return {"status": "ok", "action": action, "job": None, "note": str(exc)}
+        job = services.request_round(project_id)
+        if job is None:
+            return {"status": "ok", "action": action, "job": None,
+                    "note": "a round is running; another follows it"}
         return {"status": "ok", "action": action, "job": job.id}
     return {"status": "ignored", "action": action}
 

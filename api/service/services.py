@@ -35,6 +35,7 @@ class Services:
         self.jobs = JobRunner(self.store, workers=self.settings.job_workers, clock=self.clock,
                               lock_ttl_s=self.settings.job_lock_ttl_s)
         self._rng = np.random.default_rng()
+        self._rounds_wanted: set[str] = set()  # projects that asked for a round while one ran
 
     def rng(self) -> np.random.Generator:
         """Randomness for leases (evaluation-slice mixing) and ingest (slice membership)."""
@@ -63,7 +64,25 @@ class Services:
                 result["label_studio"] = pushed
             return result
 
-        return self.jobs.submit(project_id, "round", job)
+        return self.jobs.submit(project_id, "round", job,
+                                then=lambda: self._after_round(project_id))
+
+    def request_round(self, project_id: str) -> Job | None:
+        """A round now, or, while one runs in this process, right after it (``None`` then)."""
+        try:
+            return self.start_round(project_id)
+        except Conflict:
+            self._rounds_wanted.add(project_id)
+            return None
+
+    def _after_round(self, project_id: str) -> None:
+        """Once a round has ended: another when one was asked for meanwhile, or when
+        ``retrain_every`` labels arrived while it ran."""
+        if project_id in self._rounds_wanted:
+            self._rounds_wanted.discard(project_id)
+            self.request_round(project_id)
+        else:
+            self.maybe_retrain(project_id)
 
     def start_apply_lfs(self, project_id: str) -> Job:
         """Apply the active LFs to the pool as a job: only the (LF version, item) pairs not yet
