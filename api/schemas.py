@@ -175,11 +175,6 @@ class LeaseOut(BaseModel):
     show_suggestions: bool = False
 
 
-def lease_bodies(got: list[Lease | Exception]) -> list[bytes | Exception]:
-    """``lease_many``'s answers as the lease route sends them: each lease's body, or its error."""
-    return [g if isinstance(g, Exception) else lease_json(g) for g in got]
-
-
 def lease_json(lease: Lease) -> bytes:
     """The ``LeaseOut`` body of a lease (see :func:`lease_body`)."""
     return lease_body(lease.id, lease.project_id, lease.annotator, lease.expires_at, lease.exhausted,

@@ -19,7 +19,7 @@ from api.schemas import (
     lease_json,
 )
 from api.service import annotate as svc
-from api.storage.records import Lease
+from api.storage.records import Lease, Project
 from labeling.errors import LabelloopError
 
 router = APIRouter(tags=["annotation"])
@@ -41,11 +41,15 @@ async def lease(project_id: str, body: LeaseIn, request: Request) -> Response:
     (No dependencies: FastAPI's solving of them was half of this route's own time.)"""
     authorize(request, "annotator").check_annotator(body.annotator)
     s = request.app.state.services
-    got = await lease_batcher(request).lease(lambda now: svc.lease_batch(
-        s.store, project_id, body.annotator, body.size, now=now, rng=s.rng))
+
+    def take(now: float) -> tuple[Lease, Project]:  # on the batcher's thread
+        project = s.store.get_project(project_id)
+        return svc.lease_batch(s.store, project_id, body.annotator, body.size, now=now,
+                               rng=s.rng, project=project), project
+
+    got, project = await lease_batcher(request).lease(take)
     if got.items:
         s.metrics.lease_granted(project_id)
-    project = await asyncio.to_thread(s.store.get_project, project_id)
     out = await request.app.state.renderer.render(lease_json(got), project, s.store,
                                                   asyncio.to_thread)  # api.service.render
     return Response(out, 201, media_type="application/json")

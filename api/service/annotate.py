@@ -61,10 +61,11 @@ def new_lease_id() -> str:
 
 def lease_batch(
     store: Store, project_id: str, annotator: str, size: int | None, *, now: float,
-    rng: np.random.Generator | Callable[[], np.random.Generator],
+    rng: np.random.Generator | Callable[[], np.random.Generator], project: Project | None = None,
 ) -> Lease:
-    """Lease the next batch for one annotator (see :func:`lease_request`)."""
-    r = lease_request(store.get_project(project_id), annotator, size, rng=rng)
+    """Lease the next batch for one annotator (see :func:`lease_request`); ``project``: the
+    project as the caller already read it."""
+    r = lease_request(project or store.get_project(project_id), annotator, size, rng=rng)
     return store.lease(r.project_id, r.annotator, r.n, n_eval=r.n_eval, now=now, ttl=r.ttl, lease_id=r.lease_id)
 
 

@@ -14,9 +14,6 @@ from labeling.validation import PROJECT_ID, check_project_id, check_text, quote
 
 __all__ = ["PROJECT_ID", "create_project", "update_settings", "validate_settings"]
 
-LABEL_MODELS = ("auto", "snorkel", "majority")
-
-
 def validate_settings(base: ProjectSettings, changes: dict[str, Any]) -> ProjectSettings:
     """``base`` with ``changes``, checked by the one typed model of settings
     (:class:`api.schemas.SettingsIn`: types and ranges); ``InvalidInput`` names the setting."""
