@@ -172,6 +172,11 @@ class Client:
     def update_settings(self, project_id: str, **changes: Any) -> dict[str, Any]:
         return self._call("PATCH", f"/projects/{project_id}/settings", json=changes)
 
+    def update_guidelines(self, project_id: str, guidelines: str, **settings: Any) -> dict[str, Any]:
+        """New guidelines text; ``guidelines_version`` goes up by one unless given."""
+        return self._call("PATCH", f"/projects/{project_id}",
+                          json={"guidelines": guidelines, "settings": settings})
+
     def stats(self, project_id: str) -> dict[str, Any]:
         return self._call("GET", f"/projects/{project_id}/stats")
 

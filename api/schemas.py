@@ -64,6 +64,7 @@ class SettingsIn(Body):
     redundancy_k: StrictInt = Field(None, ge=2, le=50)
     show_suggestions: StrictBool = None
     guidelines_version: StrictInt = Field(None, ge=1, le=1_000_000)
+    gold_rate: float = Field(None, ge=0.0, le=0.5, strict=True)
 
 
 class ClassIn(BaseModel):
@@ -77,6 +78,14 @@ class ProjectIn(Body):
     classes: list[Annotated[str, Field(min_length=1, max_length=200)] | ClassIn] = Field(
         min_length=2, max_length=1000)
     guidelines: str = Field("", max_length=100_000)
+    settings: SettingsIn = Field(default_factory=SettingsIn)
+
+
+class ProjectPatchIn(Body):
+    """New guidelines text (raises ``guidelines_version`` by one unless ``settings`` sets it)
+    and/or settings, changed together."""
+
+    guidelines: str | None = Field(None, max_length=100_000)
     settings: SettingsIn = Field(default_factory=SettingsIn)
 
 
@@ -315,6 +324,14 @@ class ClassAgreementOut(BaseModel):
     fleiss_kappa: FleissOut
 
 
+class VersionAgreementOut(BaseModel):
+    guidelines_version: int
+    n_items: int = Field(description="items with two or more labels given under this version")
+    krippendorff_alpha: FigureOut
+    fleiss_kappa: FleissOut
+    pairs: list[PairOut]
+
+
 class AgreementOut(BaseModel):
     project_id: str
     n_items: int = Field(description="items with two or more labels")
@@ -322,6 +339,9 @@ class AgreementOut(BaseModel):
     fleiss_kappa: FleissOut
     pairs: list[PairOut]
     classes: list[ClassAgreementOut] | None = Field(None, description="with ?by=class")
+    versions: list[VersionAgreementOut] | None = Field(
+        None, description="with ?by=guidelines_version: the figures over the answers given "
+        "under each version of the guidelines, oldest first")
 
 
 class AnnotatorOut(BaseModel):

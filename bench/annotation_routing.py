@@ -13,14 +13,16 @@ redundancy (every item needs ``redundancy_k`` distinct annotators):
 * ``unrouted``: the same crowd with routing off (``min_agreement`` 0).
 
 Annotators lease in a random order each pass, ten items a lease, until nothing is left for
-anyone. Final-label accuracy: the export's label against the gold label over the sample (an
-item without a label counts as wrong). Cost: the answers in the log (``label`` and ``review``
+anyone; then one round runs (its CROWDLAB annotator quality weighs the consensus vote, and its
+end model labels an item without a human label). Final-label accuracy: the export's label against
+the gold label over the sample (an item without a label counts as wrong). Cost: the answers in the log (``label`` and ``review``
 events; skips and flags never happen here).
 """
 
 from __future__ import annotations
 
 import json
+import time
 from collections import Counter
 
 import httpx
@@ -49,6 +51,18 @@ def _submit(c: httpx.Client, pid: str, who: str, lease: dict, answers: list[dict
     for a in answers:
         a["lease_id"] = lease["lease_id"]
     _ok(c.post(f"/projects/{pid}/annotations", json={"annotator": who, "annotations": answers}))
+
+
+def _round(c: httpx.Client, pid: str, timeout: float = 600.0) -> None:
+    job = _ok(c.post(f"/projects/{pid}/jobs", json={"kind": "round"}), 202)
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        job = _ok(c.get(f"/jobs/{job['id']}"))
+        if job["status"] not in ("queued", "running"):
+            break
+        time.sleep(0.2)
+    if job["status"] != "succeeded":
+        raise RuntimeError(f"round of {pid}: {job['status']} {job.get('error')}")
 
 
 def labeling_run(c: httpx.Client, pid: str, records: list, class_names: list[str],
@@ -84,6 +98,7 @@ def labeling_run(c: httpx.Client, pid: str, records: list, class_names: list[str
         if not moved:
             break
     queue = _ok(c.get(f"/projects/{pid}/stats"))["queue"]
+    _round(c, pid)  # the consensus weighs each annotator by the round's quality estimate
     export = c.get(f"/projects/{pid}/export", params={"include_text": "false"})
     rows = [json.loads(line) for line in export.text.splitlines()]
     right = sum(row["label"] == class_names[gold[row["id"]]] for row in rows)

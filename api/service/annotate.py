@@ -40,17 +40,19 @@ def _anyone(lease: Lease) -> None:
 def lease_request(project: Project, annotator: str, size: int | None, *,
                   rng: np.random.Generator | Callable[[], np.random.Generator]) -> LeaseRequest:
     """Check a lease request against the project's settings. ``rng``: a generator, or a function
-    making one (called only when the evaluation slice is mixed in, so the hot path draws
-    nothing)."""
+    making one (called only when the evaluation slice or gold items are mixed in, so the hot path
+    draws nothing). ``n_gold`` ~ Binomial(n, gold_rate), then ``n_eval`` ~ Binomial(n - n_gold,
+    eval_fraction)."""
     n = project.settings.batch_size if size is None else size
     if not isinstance(n, int) or not 1 <= n <= MAX_BATCH:
         raise InvalidInput(f"size must be an integer in 1..{MAX_BATCH}, got {n!r}")
-    frac = project.settings.eval_fraction
-    if frac and callable(rng):
+    frac, gold_rate = project.settings.eval_fraction, project.settings.gold_rate
+    if (frac or gold_rate) and callable(rng):
         rng = rng()
-    n_eval = int(rng.binomial(n, frac)) if frac else 0
+    n_gold = int(rng.binomial(n, gold_rate)) if gold_rate else 0
+    n_eval = int(rng.binomial(n - n_gold, frac)) if frac else 0
     return LeaseRequest(project.id, _annotator(annotator), n, n_eval, project.settings.lease_ttl_s,
-                        new_lease_id())
+                        new_lease_id(), n_gold)
 
 
 def new_lease_id() -> str:
@@ -64,9 +66,11 @@ def lease_batch(
     rng: np.random.Generator | Callable[[], np.random.Generator], project: Project | None = None,
 ) -> Lease:
     """Lease the next batch for one annotator (see :func:`lease_request`); ``project``: the
-    project as the caller already read it."""
+    project as the caller already read it. The store places the gold items among the pool-order
+    items, with their reasons."""
     r = lease_request(project or store.get_project(project_id), annotator, size, rng=rng)
-    return store.lease(r.project_id, r.annotator, r.n, n_eval=r.n_eval, now=now, ttl=r.ttl, lease_id=r.lease_id)
+    return store.lease(r.project_id, r.annotator, r.n, n_eval=r.n_eval, now=now, ttl=r.ttl,
+                       lease_id=r.lease_id, n_gold=r.n_gold)
 
 
 def get_lease(store: Store, lease_id: str, *, allowed: Callable[[Lease], None] = _anyone) -> Lease:
@@ -170,7 +174,8 @@ def _append(store: Store, project_id: str, answers: Sequence[tuple[str, Annotati
             raise InvalidInput(f"item {a.item_id!r}: a {a.kind!r} annotation carries no label")
         events.append(
             Annotation(project_id, a.item_id, annotator, a.kind, label, a.comment, a.lease_id,
-                       a.idempotency_key, a.time_spent_s)
+                       a.idempotency_key, a.time_spent_s,
+                       guidelines_version=project.settings.guidelines_version)
         )
     keys = [e.idempotency_key for e in events if e.idempotency_key is not None]
     if len(set(keys)) != len(keys):

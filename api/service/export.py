@@ -55,7 +55,13 @@ def export_rows(
         raise InvalidInput(f"prefer must be 'end_model' or 'label_model', got {prefer!r}")
     pool = load_pool(store, project_id)
     project, n, k = pool.project, len(pool.items), pool.project.n_classes
-    human, agreement, n_ann = human_labels(pool, store.annotations(project_id))
+    annotations = store.annotations(project_id)
+    human, agreement, n_ann = human_labels(pool, annotations)
+    version = np.full(n, -1, dtype=np.int64)  # the newest guidelines version of an answer
+    for a in annotations:
+        if a.guidelines_version is not None and a.item_id in pool.index:
+            i = pool.index[a.item_id]
+            version[i] = max(version[i], a.guidelines_version)
     gold = gold_labels(store, project_id, n)  # a gold item's known answer is its label
     human = np.where(gold >= 0, gold, human)
     quality = np.full(n, np.nan, dtype=np.float32)  # the latest round's label-quality scores
@@ -89,6 +95,7 @@ def export_rows(
             "agreement": round(float(agreement[i]), 6),
             "label_quality": None if np.isnan(quality[i]) else round(float(quality[i]), 6),
             "gold": bool(gold[i] >= 0),
+            "guidelines_version": int(version[i]) if version[i] >= 0 else None,
             "model_version": model_version,
             "lf_set_version": lf_set,
             "eval_slice": item.is_eval,

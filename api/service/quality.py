@@ -42,12 +42,24 @@ def _load(store: Store, project_id: str) -> tuple[PoolView, AnswerLog]:
     return pool, answer_log(pool, store.annotations(project_id))
 
 
-def agreement(store: Store, project_id: str, *, by_class: bool = False) -> dict:
+def agreement(store: Store, project_id: str, *, by_class: bool = False,
+              by_version: bool = False) -> dict:
     """Krippendorff's alpha, Fleiss' kappa and Cohen's kappa per pair of annotators over the items
-    with two or more labels (each annotator's latest label); per class with ``by_class``."""
-    pool, log = _load(store, project_id)
-    out = agreement_report(log.ratings(), list(log.names), pool.project.class_names,
-                           by_class=by_class)
+    with two or more labels (each annotator's latest label); per class with ``by_class``; with
+    ``by_version``, ``versions``: the same over the answers given under each guidelines version."""
+    pool = load_pool(store, project_id)
+    annotations = store.annotations(project_id)
+    log = answer_log(pool, annotations)
+    names = pool.project.class_names
+    out = agreement_report(log.ratings(), list(log.names), names, by_class=by_class)
+    if by_version:
+        versions = sorted({a.guidelines_version for a in annotations
+                           if a.guidelines_version is not None})
+        out["versions"] = []
+        for v in versions:
+            part = answer_log(pool, [a for a in annotations if a.guidelines_version == v])
+            out["versions"].append({"guidelines_version": v, **agreement_report(
+                part.ratings(), list(part.names), names)})
     return {"project_id": project_id, **out}
 
 

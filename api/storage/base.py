@@ -103,8 +103,10 @@ class Store(abc.ABC):
     def list_projects(self) -> list[Project]: ...
 
     @abc.abstractmethod
-    def update_settings(self, project_id: str, settings: ProjectSettings) -> Project:
-        """Replace the settings; a change of redundancy draws every item's ``required`` again."""
+    def update_settings(self, project_id: str, settings: ProjectSettings, *,
+                        guidelines: str | None = None) -> Project:
+        """Replace the settings (and the guidelines text, unless ``guidelines`` is None); a
+        change of redundancy draws every item's ``required`` again."""
 
     # -- items ----------------------------------------------------------------------------
     @abc.abstractmethod

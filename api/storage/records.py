@@ -66,6 +66,8 @@ class ProjectSettings:
     # default: suggestions anchor annotators), and which version of the guidelines is in force
     show_suggestions: bool = False
     guidelines_version: int = 1
+    # this share of each lease is drawn from the gold items (each annotator gets one at most once)
+    gold_rate: float = 0.0
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -155,6 +157,7 @@ class LeaseRequest:
     n_eval: int
     ttl: float
     lease_id: str
+    n_gold: int = 0
 
 
 @dataclass(frozen=True)

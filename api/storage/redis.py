@@ -183,14 +183,17 @@ class RedisStore(RedisLeaseOps, DurabilityCheck, Store):
         return sorted((project_from_json(d) for d in docs.values()), key=lambda p: p.id)
 
     @_guarded
-    def update_settings(self, project_id: str, settings: ProjectSettings) -> Project:
+    def update_settings(self, project_id: str, settings: ProjectSettings, *,
+                        guidelines: str | None = None) -> Project:
         key = self.k.projects()
 
         def apply(pipe: Any) -> Project:
             doc = pipe.hget(key, project_id)
             if doc is None:
                 raise NotFound(f"unknown project {project_id!r}")
-            project = replace(project_from_json(doc), settings=settings)
+            before = project_from_json(doc)
+            project = replace(before, settings=settings, guidelines=before.guidelines
+                              if guidelines is None else guidelines)
             pipe.multi()
             pipe.hset(key, project_id, project_to_json(project))
             return project

@@ -133,10 +133,12 @@ class SQLiteStore(LeaseOps, Store):
             rows = db.execute("SELECT doc FROM projects ORDER BY id").fetchall()
         return [project_from_json(r[0]) for r in rows]
 
-    def update_settings(self, project_id: str, settings: ProjectSettings) -> Project:
+    def update_settings(self, project_id: str, settings: ProjectSettings, *,
+                        guidelines: str | None = None) -> Project:
         with self._tx() as db:
             before = self._project(db, project_id)
-            project = replace(before, settings=settings)
+            project = replace(before, settings=settings, guidelines=before.guidelines
+                              if guidelines is None else guidelines)
             db.execute("UPDATE projects SET doc=? WHERE id=?", (project_to_json(project), project_id))
             old, new = before.settings, settings
             if (new.redundancy_fraction, new.redundancy_k) != (old.redundancy_fraction, old.redundancy_k):
