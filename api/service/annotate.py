@@ -11,7 +11,6 @@ import numpy as np
 
 from api.storage.base import Store
 from api.storage.records import (
-    ANNOTATION_KINDS,
     Annotation,
     Lease,
     LeaseRequest,
@@ -113,7 +112,8 @@ class AnnotationIn:
 
 def _label_index(project: Project, label: int | str | None, item_id: str) -> int:
     if label is None:
-        raise InvalidInput(f"item {item_id!r}: a 'label' annotation needs a label")
+        raise InvalidInput(f"item {item_id!r}: a label, review or correct annotation needs a "
+                           "label")
     if isinstance(label, bool):
         raise SchemaError(f"item {item_id!r}: label must be a class index or name, got {label!r}")
     if isinstance(label, int):
@@ -147,7 +147,13 @@ def submit_external(
     return _append(store, project_id, answers, now=now, external=True)
 
 
-NATIVE_KINDS = ("label", "skip", "flag")  # what a lease holder submits; "retract" is external only
+# what a lease holder submits ("review": a reviewer's decision on an item of the review queue);
+# "correct" (an annotator's new label for an item they answered) comes without a lease;
+# "retract" is external only
+NATIVE_KINDS = ("label", "skip", "flag", "review", "correct")
+LABELED_KINDS = ("label", "review", "correct")  # the kinds that carry a label
+NO_LEASE = ("correct",)  # native kinds submitted without a lease
+EXTERNAL_KINDS = ("label", "skip", "flag", "retract")  # what an external tool's answer may be
 
 
 def _append(store: Store, project_id: str, answers: Sequence[tuple[str, AnnotationIn]], *,
@@ -155,22 +161,25 @@ def _append(store: Store, project_id: str, answers: Sequence[tuple[str, Annotati
     project = store.get_project(project_id)
     if not 1 <= len(answers) <= MAX_BATCH:
         raise InvalidInput(f"submit 1..{MAX_BATCH} annotations at a time, got {len(answers)}")
-    kinds = ANNOTATION_KINDS if external else NATIVE_KINDS
+    kinds = EXTERNAL_KINDS if external else NATIVE_KINDS
     events = []
     for annotator, a in answers:
         annotator = _annotator(annotator)
         if a.kind not in kinds:
             raise InvalidInput(f"item {a.item_id!r}: kind must be one of {list(kinds)}, got {a.kind!r}")
-        if external != (a.lease_id is None):
-            raise InvalidInput(f"item {a.item_id!r}: lease_id must be "
-                               f"{'None for an external answer' if external else 'a lease id'}, "
-                               f"got {a.lease_id!r}")
+        leaseless = external or a.kind in NO_LEASE
+        if leaseless != (a.lease_id is None):
+            what = ("None for an external answer" if external else
+                    f"None for a {a.kind!r} annotation" if leaseless else "a lease id")
+            raise InvalidInput(f"item {a.item_id!r}: lease_id must be {what}, got {a.lease_id!r}")
+        if a.kind == "review" and not a.comment.strip():
+            raise InvalidInput(f"item {a.item_id!r}: a 'review' decision needs a comment saying why")
         if len(a.comment) > MAX_COMMENT:
             raise InvalidInput(f"item {a.item_id!r}: comment longer than {MAX_COMMENT} characters")
         if a.time_spent_s is not None and not 0 <= a.time_spent_s < 86400:
             raise InvalidInput(f"item {a.item_id!r}: time_spent_s must be in [0, 86400), got {a.time_spent_s}")
-        label = _label_index(project, a.label, a.item_id) if a.kind == "label" else None
-        if a.kind != "label" and a.label is not None:
+        label = _label_index(project, a.label, a.item_id) if a.kind in LABELED_KINDS else None
+        if a.kind not in LABELED_KINDS and a.label is not None:
             raise InvalidInput(f"item {a.item_id!r}: a {a.kind!r} annotation carries no label")
         events.append(
             Annotation(project_id, a.item_id, annotator, a.kind, label, a.comment, a.lease_id,

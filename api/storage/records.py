@@ -66,7 +66,14 @@ class ProjectSettings:
     # default: suggestions anchor annotators), and which version of the guidelines is in force
     show_suggestions: bool = False
     guidelines_version: int = 1
-    # this share of each lease is drawn from the gold items (each annotator gets one at most once)
+    # annotation quality: an item whose answers agree less than ``min_agreement`` (share of the
+    # most-answered class; 0 = never) once its required answers are in asks for one more distinct
+    # annotator at a time up to ``max_required``, then goes to the review pool; each round sends
+    # the top ``review_top_k`` of the label-error ranking not yet reviewed there; ``gold_rate`` of
+    # each lease is drawn from gold items
+    max_required: int = 3
+    min_agreement: float = 1.0
+    review_top_k: int = 0
     gold_rate: float = 0.0
 
     def to_dict(self) -> dict[str, Any]:
