@@ -176,17 +176,18 @@ def flip_run(data, seed: int, budget: int, flip: float) -> dict:
             "recall_at_2x": len(top & flipped) / max(1, len(flipped))}
 
 
-def _routing(args, data, seed: int, client) -> dict:
+def _routing(args, data, seed: int, client, stream: int) -> dict:
     from bench.annotation_routing import routing_figures
 
     rng = np.random.default_rng(2000 + seed)
     pick = rng.choice(len(data.pool), size=min(args.routing_items, len(data.pool)), replace=False)
     routing = {k: v for k, v in (("min_agreement", args.min_agreement),
-                                 ("max_required", args.max_required)) if v is not None}
+                                 ("max_required", args.max_required),
+                                 ("review_top_k", args.review_top_k)) if v is not None}
     return routing_figures(
         client, f"{data.name.replace('_', '-')}-{seed}", [data.pool[i] for i in sorted(pick)],
         data.class_names, CROWD, seed=seed, routing=routing, reviewer_error=args.reviewer_error,
-        settings={"redundancy_fraction": 1.0, "redundancy_k": args.redundancy_k})
+        settings={"redundancy_fraction": 1.0, "redundancy_k": args.redundancy_k}, stream=stream)
 
 
 def _pooled(runs: list[dict], variant: str) -> tuple[float, float]:
@@ -212,6 +213,8 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--redundancy-k", type=int, default=2, help="annotators every item needs")
     p.add_argument("--min-agreement", type=float, default=None, help="default: the project's")
     p.add_argument("--max-required", type=int, default=None, help="default: the project's")
+    p.add_argument("--review-top-k", type=int, default=None,
+                   help="label-error review after the round (default: the project's)")
     p.add_argument("--reviewer-error", type=float, default=0.02)
     p.add_argument("--json", action="store_true", help="print the JSON summary last")
     args = p.parse_args(argv)
@@ -231,7 +234,7 @@ def main(argv: list[str] | None = None) -> int:
             srv = Server(Path(tmp) / "data").start()
             stack.callback(srv.stop)
             client = stack.enter_context(httpx.Client(base_url=srv.url, timeout=120))
-        for name in args.datasets.split(","):
+        for stream, name in enumerate(args.datasets.split(",")):
             path = Path(name) if Path(name).exists() else DATASETS / name
             data = load_dataset(path)
             runs = []
@@ -251,11 +254,11 @@ def main(argv: list[str] | None = None) -> int:
                           f"{flipped['recall_at_2x']:.3f} ({flipped['flipped']} flipped)",
                           file=sys.stderr)
                 if "routing" in parts:
-                    run["routing"] = r = _routing(args, data, seed, client)
+                    run["routing"] = r = _routing(args, data, seed, client, stream)
                     routed.append(r)
                     print(f"{name} seed={seed}: accuracy gap {r['accuracy_gap']:.4f} (no routing "
-                          f"{r['accuracy_gap_no_routing']:.4f}), cost ratio {r['cost_ratio']:.3f}",
-                          file=sys.stderr)
+                          f"{r['accuracy_gap_no_routing']:.4f}), cost ratio {r['cost_ratio']:.3f}"
+                          f", wrong {r['routed']['wrong']}", file=sys.stderr)
                 runs.append(run)
             per_dataset[data.name] = runs
     summary: dict = {"benchmark": "annotation_quality", "args": vars(args),

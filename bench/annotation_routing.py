@@ -65,21 +65,14 @@ def _round(c: httpx.Client, pid: str, timeout: float = 600.0) -> None:
         raise RuntimeError(f"round of {pid}: {job['status']} {job.get('error')}")
 
 
-def labeling_run(c: httpx.Client, pid: str, records: list, class_names: list[str],
-                 crowd: dict[str, float], *, settings: dict, reviewer_error: float,
-                 rng: np.random.Generator) -> dict:
-    """Label ``records`` (with gold labels) in a new project ``pid`` until nothing is left;
-    returns accuracy, cost and how many items were routed and adjudicated."""
-    k = len(class_names)
-    gold = {r.id: int(r.gold) for r in records}
-    _ok(c.post("/projects", json={"id": pid, "classes": class_names, "settings": {
-        "eval_fraction": 0.0, "retrain_every": 10**6, "lease_ttl_s": 3600.0, **settings}}), 201)
-    _ok(c.post(f"/projects/{pid}/items", json={"items": [
-        {"id": r.id, "text": r.text} for r in records]}), 201)
-    names = list(crowd)
+def _label_to_end(c: httpx.Client, pid: str, crowd: dict[str, float], gold: dict[str, int],
+                  k: int, reviewer_error: float, rng: np.random.Generator) -> int:
+    """Annotators (in a random order each pass) and the reviewer lease and answer until a pass
+    finds nothing for anyone; how many answers were given."""
+    total = 0
     for _ in range(MAX_PASSES):
         moved = 0
-        for who in rng.permutation(names).tolist():
+        for who in rng.permutation(list(crowd)).tolist():
             lease = _ok(c.post(f"/projects/{pid}/leases", json={"annotator": who, "size": BATCH}),
                         201)
             if lease["items"]:
@@ -97,30 +90,53 @@ def labeling_run(c: httpx.Client, pid: str, records: list, class_names: list[str
             moved += len(review["items"])
         if not moved:
             break
+        total += moved
+    return total
+
+
+def labeling_run(c: httpx.Client, pid: str, records: list, class_names: list[str],
+                 crowd: dict[str, float], *, settings: dict, reviewer_error: float,
+                 rng: np.random.Generator) -> dict:
+    """Label ``records`` (with gold labels) in a new project ``pid`` until nothing is left, run
+    a round, answer what it sent to the review queue (``review_top_k``); returns accuracy, cost,
+    how many items were routed and adjudicated, and where the wrong final labels came from."""
+    k = len(class_names)
+    gold = {r.id: int(r.gold) for r in records}
+    _ok(c.post("/projects", json={"id": pid, "classes": class_names, "settings": {
+        "eval_fraction": 0.0, "retrain_every": 10**6, "lease_ttl_s": 3600.0, **settings}}), 201)
+    _ok(c.post(f"/projects/{pid}/items", json={"items": [
+        {"id": r.id, "text": r.text} for r in records]}), 201)
+    _label_to_end(c, pid, crowd, gold, k, reviewer_error, rng)
+    _round(c, pid)  # its CROWDLAB annotator quality weighs the vote; review_top_k fills the queue
+    after_round = _label_to_end(c, pid, crowd, gold, k, reviewer_error, rng)
     queue = _ok(c.get(f"/projects/{pid}/stats"))["queue"]
-    _round(c, pid)  # the consensus weighs each annotator by the round's quality estimate
     export = c.get(f"/projects/{pid}/export", params={"include_text": "false"})
     rows = [json.loads(line) for line in export.text.splitlines()]
-    right = sum(row["label"] == class_names[gold[row["id"]]] for row in rows)
+    wrong = [row for row in rows if row["label"] != class_names[gold[row["id"]]]]
     events = _ok(c.get(f"/projects/{pid}/annotations"))
     kinds = Counter(e["kind"] for e in events)
     per_item = Counter(e["item_id"] for e in events if e["kind"] == "label")
     base = settings.get("redundancy_k", 1) if settings.get("redundancy_fraction") else 1
     return {
-        "items": len(rows), "accuracy": right / len(rows),
+        "items": len(rows), "accuracy": 1 - len(wrong) / len(rows),
         "no_label": sum(row["label"] is None for row in rows),
         "cost": kinds["label"] + kinds["review"], "labels": kinds["label"],
-        "reviews": kinds["review"],
+        "reviews": kinds["review"], "answers_after_round": after_round,
         "routed": sum(n > base for n in per_item.values()),
         "adjudicated": len({e["item_id"] for e in events if e["kind"] == "review"}),
+        # wrong final labels: a reviewer's decision, or the annotators' unanimous / split vote
+        "wrong": {"adjudicated": sum(r["adjudicated"] for r in wrong),
+                  "unanimous": sum(not r["adjudicated"] and r["agreement"] == 1.0 for r in wrong),
+                  "split": sum(not r["adjudicated"] and r["agreement"] < 1.0 for r in wrong)},
         "left_open": {x: queue.get(x, 0) for x in ("open", "leased", "review")},
     }
 
 
 def routing_figures(c: httpx.Client, tag: str, records: list, class_names: list[str],
                     crowd: dict[str, float], *, seed: int, settings: dict,
-                    routing: dict, reviewer_error: float) -> dict:
-    """The clean, routed and unrouted runs on the same items, and the gaps and cost ratios."""
+                    routing: dict, reviewer_error: float, stream: int = 0) -> dict:
+    """The clean, routed and unrouted runs on the same items, and the gaps and cost ratios;
+    ``stream`` keeps the answers' random draws of different datasets apart."""
     runs = {}
     for variant, crowd_of, extra in (
             ("clean", dict.fromkeys(crowd, 0.0), routing),
@@ -129,7 +145,7 @@ def routing_figures(c: httpx.Client, tag: str, records: list, class_names: list[
         runs[variant] = labeling_run(
             c, f"{tag}-{variant}", records, class_names, crowd_of,
             settings={**settings, **extra}, reviewer_error=reviewer_error,
-            rng=np.random.default_rng([seed, len(runs)]))
+            rng=np.random.default_rng([seed, stream, len(runs)]))
     clean = runs["clean"]
     return {
         **runs,
