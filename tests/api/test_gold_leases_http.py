@@ -110,8 +110,12 @@ def test_gold_items_come_at_the_rate_once_per_annotator_and_unmarked(client):
     r = c.post("/projects/p/gold", json={"unmark": back})
     assert r.status_code == 200 and r.json() == {"gold": 77, "marked": 0, "unmarked": 3}
     assert c.get("/projects/p/stats").json()["queue"]["gold"] == 77
-    r = c.patch("/projects/p/settings", json={"gold_rate": 0.0})
-    assert r.status_code == 200
+    # new redundancy settings draw every item's answers again; gold items stay open to everyone
+    for fraction in (0.5, 0.0):
+        r = c.patch("/projects/p/settings", json={"gold_rate": 0.0,
+                                                  "redundancy_fraction": fraction})
+        assert r.status_code == 200
+        assert c.get("/projects/p/stats").json()["queue"]["gold"] == 77
     later: list[str] = []
     while True:
         body = lease(c, "ann3").json()
