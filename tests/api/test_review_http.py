@@ -90,7 +90,7 @@ def test_disagreement_goes_to_a_third_annotator_then_to_review_and_the_decision_
                                {"name": "pos", "description": ""}]
     assert lease(c, "sam", review=True)["items"] == []  # rita holds it
     r = submit(c, "rita", rita, {"it1": "pos"}, kind="review")
-    assert r.status_code == 400 and "comment" in r.text  # a decision says why
+    assert r.status_code == 422 and "comment" in r.text  # a decision says why
     r = submit(c, "rita", rita, {"it1": "pos"}, kind="review", comment="the guidelines: pos")
     assert r.status_code == 200, r.text
     rows = export(c)
@@ -114,7 +114,7 @@ def test_a_correction_replaces_the_answer_and_can_reopen_the_item(client):
     r = submit(c, "carol", None, {"it0": "neg"}, kind="correct")
     assert r.status_code == 409  # carol never answered it0
     r = submit(c, "bob", bob, {"it0": "neg"}, kind="correct")
-    assert r.status_code == 400 and "lease_id" in r.text
+    assert r.status_code == 422 and "lease_id" in r.text
     r = submit(c, "bob", None, {"it0": "neg"}, kind="correct")
     assert r.status_code == 200, r.text
     assert export(c)["it0"]["agreement"] == 0.5  # bob's answer is now "neg"
@@ -226,7 +226,7 @@ def test_the_review_queue_and_decisions_need_the_reviewer_role(tmp_path):
         with as_("alice") as c:
             r = c.post("/projects/p/review/leases", json={"annotator": "alice"})
             assert r.status_code == 403 and "reviewer" in r.text
-            mine = lease(c, "alice")
+            mine = lease(c, "alice", 1)
             r = submit(c, "alice", mine, {"it0": "pos"}, kind="review", comment="mine")
             assert r.status_code == 403 and "reviewer" in r.text
             assert submit(c, "alice", mine, {"it0": "pos"}).status_code == 200
