@@ -6,25 +6,31 @@ reads the clock, so tests can expire leases without sleeping.
 
 The lease model, the same in both stores:
 
-* every item has ``required``: how many distinct annotators must label it. It is set when the item
+* every item is in one *pool* (:data:`~api.storage.records.POOLS`): ``main``, ``eval`` (the
+  evaluation slice), ``gold`` (honeypot items with known answers) or ``review`` (the adjudication
+  and label-error queue). A pool keeps its order: ``rand_key`` for the first three, arrival for
+  ``review`` (first in, first out);
+* every item has ``required``: how many distinct annotators must answer it. It is set when the item
   is added (or the redundancy settings change) by :func:`~api.storage.records.required_answers`,
-  and changed afterwards by :meth:`Store.require`;
+  and changed afterwards by :meth:`Store.require`, which can also move the item to another pool;
 * a *hold* is (item, annotator, lease); a lease has one expiry for all its holds and is indexed by
   it for the sweep. An annotator holds an item at most once, and never one they answered;
-* an item is in its *pool* (the evaluation slice has its own) while it is not flagged and its
-  labels plus live holds are short of ``required``. A pool keeps its order (``rand_key``);
-  a lease takes the evaluation items it asks for, then the ranked queue, then pool order;
-* a hold ends on submit, release or expiry; the item then goes back to its pool if it still needs
+* an item is *open* while it is not flagged and its answers (``label`` and ``review`` events) plus
+  live holds are short of ``required``. A lease from the main pools takes open gold items (as many
+  as asked, mixed in among the pool-order items and given their reasons), then the evaluation items
+  it asks for, then the ranked queue, then ``main`` in order, then ``eval``; a lease from
+  ``review`` takes that pool only, oldest first;
+* a hold ends on submit, release or expiry; the item is then open again if it still needs
   answers. A late holder's submission is refused;
+* a ``correct`` event supersedes its annotator's earlier answer and changes no count;
 * an idempotency key belongs to (project, annotator): seen before with the same payload, the
   first annotation comes back and nothing changes; with another payload it is a ``Conflict``.
-
-A second leased queue (a review queue) is a further pool beside the two, leased the same way.
 """
 
 from __future__ import annotations
 
 import abc
+import hashlib
 from collections.abc import Mapping, Sequence
 from contextlib import AbstractContextManager, nullcontext
 from typing import Any, NamedTuple
@@ -33,6 +39,7 @@ import numpy as np
 
 from api.storage.codec import array_to_bytes, dumps, round_to_json
 from api.storage.records import (
+    POOLS,
     Annotation,
     AssertionRecord,
     Item,
@@ -53,6 +60,58 @@ class StoreUnavailable(LabelloopError):
 
 
 __all__ = ["Store", "StoreUnavailable"]
+
+# what a lease says about an item taken in pool order (gold items look like main ones)
+REASONS = {"main": '{"strategy":"pool_order"}', "eval": '{"strategy":"evaluation_slice"}',
+           "gold": '{"strategy":"pool_order"}', "review": '{"strategy":"review"}'}
+
+
+def check_pool(pool: str, allowed: Sequence[str] = POOLS) -> str:
+    if pool not in allowed:
+        raise InvalidInput(f"pool must be one of {', '.join(allowed)}, got {pool!r}")
+    return pool
+
+
+def check_lease(n: int, n_eval: int, n_gold: int, pool: str) -> None:
+    """Refuse a bad lease request before any transaction opens."""
+    if n < 0 or n_eval < 0 or n_gold < 0:
+        raise InvalidInput(f"lease size must be >= 0, got n={n}, n_eval={n_eval}, n_gold={n_gold}")
+    check_pool(pool, ("main", "review"))
+
+
+def check_required(required: Mapping[str, int], pool: str | None) -> None:
+    for item_id, k in required.items():
+        if isinstance(k, bool) or not isinstance(k, int) or not 1 <= k <= 1000:
+            raise InvalidInput(f"required answers of item {item_id!r} must be an integer in "
+                               f"1..1000, got {k!r}")
+    if pool is not None:
+        check_pool(pool)
+
+
+def entry_pool(item: Item) -> str:
+    """The pool a new item enters: its own, ``eval`` for the evaluation slice. Items enter
+    ``review`` through :meth:`Store.require` only."""
+    check_pool(item.pool, ("main", "eval", "gold"))
+    return "eval" if item.pool == "main" and item.is_eval else item.pool
+
+
+def check_submission(annotations: Sequence[Annotation]) -> None:
+    for a in annotations:
+        if a.kind == "correct" and a.lease_id is not None:
+            raise InvalidInput(f"a correction names no lease, got lease {a.lease_id!r} for item "
+                               f"{a.item_id!r}")
+
+
+def mix_gold(order: list[str], gold: list[str], start: int, end: int, lease_id: str) -> list[str]:
+    """Place ``gold`` items among ``order[start:end]`` (the pool-order items), each at a place drawn
+    by a hash of the lease and item ids, so a lease does not show which items are gold. The Redis
+    lease script does the same."""
+    out = list(order)
+    for g in gold:
+        h = int(hashlib.sha1(f"{lease_id}\x1f{g}".encode()).hexdigest()[:8], 16)
+        out.insert(start + h % (end - start + 1), g)
+        end += 1
+    return out
 
 
 class EncodedRound(NamedTuple):
@@ -190,19 +249,23 @@ class Store(abc.ABC):
     # -- queue ----------------------------------------------------------------------------
     @abc.abstractmethod
     def queue_depth(self, project_id: str, now: float) -> dict[str, int]:
-        """Counts: total, open (still needing answers), leased (live holds; an item that needs
-        several annotators may be held several times), done, flagged, eval."""
+        """Counts: total, open (main and eval items still needing answers), leased (live holds; an
+        item that needs several annotators may be held several times), done, flagged, eval (the
+        evaluation slice), gold and review (their items still needing answers)."""
 
     # -- leases ---------------------------------------------------------------------------
     @abc.abstractmethod
     def lease(
         self, project_id: str, annotator: str, n: int, *, n_eval: int, now: float, ttl: float,
-        lease_id: str,
+        lease_id: str, n_gold: int = 0, pool: str = "main",
     ) -> Lease:
-        """Atomically lease up to ``n`` items (``n_eval`` of them from the evaluation slice when
-        available, the rest from the ranked queue, then pool order). An empty lease means nothing
-        is available to this annotator right now; its ``exhausted`` is true only when nothing
-        will be (no item still needs this annotator's answer, held or not).
+        """Atomically lease up to ``n`` items. ``pool="main"``: up to ``n_gold`` gold items,
+        ``n_eval`` from the evaluation slice when available, the rest from the ranked queue, then
+        pool order; gold items come only with at least one other item, placed among the
+        pool-order items with their reasons. ``pool="review"``: the review pool, oldest first.
+        An empty lease means nothing is available to this annotator right now; its ``exhausted``
+        is true only when nothing will be (no item of the main and evaluation pools, or of the
+        review pool, still needs this annotator's answer, held or not).
 
         Leases and sweeps (:meth:`expire`) run at ``now`` or at the latest time one of them ran
         at, whichever is later (callers' clocks differ, and a call may wait after reading its
@@ -238,12 +301,17 @@ class Store(abc.ABC):
         sweep (a lease ends its project's expired holds first)."""
 
     @abc.abstractmethod
-    def require(self, project_id: str, required: Mapping[str, int], *, now: float) -> int:
+    def require(
+        self, project_id: str, required: Mapping[str, int], *, now: float, pool: str | None = None
+    ) -> int:
         """Set how many distinct answers each item of ``required`` (item id -> k >= 1) needs,
-        atomically with leases and submissions: raised, an answered item goes back to its pool
-        for annotators who have not answered it; lowered, an item whose answers suffice leaves
-        it (its live holds may still be answered). All or nothing: ``NotFound`` for an unknown
-        item, ``InvalidInput`` for a bad k. Returns how many items it changed."""
+        atomically with leases and submissions: raised, an answered item is open again for
+        annotators who have not answered it; lowered, an item whose answers suffice closes (its
+        live holds may still be answered). With ``pool``, each item also moves to that pool
+        (``"main"``: back to main, or to eval for an item of the evaluation slice; an item
+        entering ``review`` joins the end of its queue, one already there keeps its place).
+        All or nothing: ``NotFound`` for an unknown item, ``InvalidInput`` for a bad k or pool.
+        Returns how many items it changed."""
 
     # -- annotations ----------------------------------------------------------------------
     @abc.abstractmethod
@@ -253,7 +321,9 @@ class Store(abc.ABC):
         with the same payload (then it is a duplicate with no effect); the same key with
         another payload is a ``Conflict`` naming the key.
         One with ``lease_id=None`` is an answer from an external tool (Label Studio): appended
-        with no hold to end, counted like any other; the service validates it first."""
+        with no hold to end, counted like any other; the service validates it first.
+        A ``correct`` event (``lease_id=None``) needs an earlier answer of its annotator on the
+        item (else ``Conflict``) and changes no count."""
 
     @abc.abstractmethod
     def annotations(self, project_id: str, *, since: int = 0) -> list[Annotation]:
@@ -261,7 +331,7 @@ class Store(abc.ABC):
 
     @abc.abstractmethod
     def count_labels(self, project_id: str) -> int:
-        """Number of ``label`` events in the log."""
+        """Number of answers (``label`` and ``review`` events) in the log."""
 
     # -- rounds ---------------------------------------------------------------------------
     @abc.abstractmethod

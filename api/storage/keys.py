@@ -15,11 +15,11 @@ SEP = "\x1f"  # joins fields in set members and values; refused inside item ids 
 
 # The per-project keys the lease scripts use, in the order they are passed (KEYS[1], ...):
 #   items     hash id -> item JSON (text, features, meta, votes, gold)
-#   pos       hash id -> ``seq SEP is_eval SEP rand_key``
+#   pos       hash id -> ``seq SEP is_eval SEP rand_key SEP pool SEP pool_key`` (its place there)
 #   required  hash id -> answers the item needs, where that is not 1
 #   nlabels   hash id -> label answers;  nholds: hash id -> live holds;  flagged: set of ids
-#   pool      zset of non-evaluation ids with room for another answer, by rand_key
-#   evalpool  the same for the evaluation slice (a review queue would be one more such pool)
+#   pool      zset of the open ids of the main pool, by pool_key (rand_key);  evalpool, goldpool,
+#             reviewpool: the same for the other pools (review by arrival: reviewseq counts them)
 #   queue     zset id -> rank (best first);  reasons: hash id -> reasons JSON
 #   holds     hash ``id SEP annotator`` -> lease id: the live holds (at most one per pair)
 #   leasing   zset lease id -> expires_at, until that expiry (or a sweep) ends its holds
@@ -27,8 +27,9 @@ SEP = "\x1f"  # joins fields in set members and values; refused inside item ids 
 #   log       list of annotation JSON; position (1-based) = the annotation's seq
 #   idem      hash ``annotator SEP key`` -> ``log position SEP payload``;  labels: counter
 #   seq       list of ids (index = the item's seq);  evalset: set of evaluation ids
-PROJECT = ("items", "pos", "required", "nlabels", "nholds", "flagged", "pool", "evalpool", "queue",
-           "reasons", "holds", "leasing", "answered", "log", "idem", "labels", "seq", "evalset")
+PROJECT = ("items", "pos", "required", "nlabels", "nholds", "flagged", "pool", "evalpool",
+           "goldpool", "reviewpool", "reviewseq", "queue", "reasons", "holds", "leasing",
+           "answered", "log", "idem", "labels", "seq", "evalset")
 
 
 class Keys:

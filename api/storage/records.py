@@ -14,7 +14,9 @@ from typing import Any
 __all__ = [
     "ACTIVE_JOB_STATES",
     "ANNOTATION_KINDS",
+    "ANSWER_KINDS",
     "JOB_STATES",
+    "POOLS",
     "Annotation",
     "AssertionRecord",
     "ClassSpec",
@@ -32,8 +34,14 @@ __all__ = [
     "required_answers",
 ]
 
+# "review": a reviewer's decision (a label with the reason in its comment), an answer like a label;
+# "correct": an annotator's correction of their own earlier answer (supersedes it, adds nothing);
 # "retract" withdraws the annotator's earlier answer on the item (Label Studio deleted it)
-ANNOTATION_KINDS = ("label", "skip", "flag", "retract")
+ANNOTATION_KINDS = ("label", "skip", "flag", "retract", "review", "correct")
+ANSWER_KINDS = ("label", "review")  # the kinds that count towards an item's ``required``
+# every item is in one pool: the labeling pool, the evaluation slice, honeypot items with known
+# answers, and the review (adjudication, label-error) queue
+POOLS = ("main", "eval", "gold", "review")
 JOB_STATES = ("queued", "running", "succeeded", "failed", "cancelled")
 ACTIVE_JOB_STATES = ("queued", "running")  # a job in these has not ended
 
@@ -121,6 +129,7 @@ class Item:
     votes: tuple[int, ...] | None = None
     gold: int | None = None
     is_eval: bool = False
+    pool: str = "main"  # one of POOLS; an item of the evaluation slice is in "eval" unless moved
 
 
 @dataclass(frozen=True)
@@ -151,7 +160,8 @@ class AssertionRecord:
 class LeasedItem:
     item: Item
     reasons: dict[str, Any]
-    eval: bool
+    eval: bool  # from the evaluation slice (``pool == "eval"``)
+    pool: str = "main"
 
 
 @dataclass(frozen=True)
@@ -165,6 +175,7 @@ class LeaseRequest:
     ttl: float
     lease_id: str
     n_gold: int = 0
+    pool: str = "main"
 
 
 @dataclass(frozen=True)
@@ -195,6 +206,7 @@ class Annotation:
     time_spent_s: float | None = None
     created_at: float = 0.0
     seq: int = -1  # position in the log, set by the store
+    guidelines_version: int | None = None  # the project's guidelines the answer was given under
 
 
 @dataclass(frozen=True)

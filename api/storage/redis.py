@@ -34,7 +34,7 @@ import redis
 from redis.backoff import NoBackoff
 from redis.retry import Retry
 
-from api.storage.base import Store
+from api.storage.base import Store, entry_pool
 from api.storage.codec import (
     array_to_bytes,
     bytes_to_array,
@@ -226,6 +226,7 @@ class RedisStore(RedisLeaseOps, DurabilityCheck, Store):
             raise Conflict(f"item id {dup!r} appears twice in one upload")
         for item_id in ids:
             _plain("item id", item_id)
+        pools = {it.id: entry_pool(it) for it in items}
         keys = [float(k) for k in rand_keys]
         if len(keys) != len(items):
             raise InvalidInput(f"need one rand_key per item, got {len(keys)} for {len(items)} items")
@@ -250,14 +251,15 @@ class RedisStore(RedisLeaseOps, DurabilityCheck, Store):
             for start in range(0, len(new), 5000):
                 part = new[start:start + 5000]
                 pipe.hset(k.p(project_id, "pos"), mapping={
-                    it.id: f"{seq + start + j}{SEP}{int(it.is_eval)}{SEP}{key!r}"
+                    it.id: f"{seq + start + j}{SEP}{int(it.is_eval or pools[it.id] == 'eval')}"
+                           f"{SEP}{key!r}{SEP}{pools[it.id]}{SEP}{key!r}"
                     for j, (it, key) in enumerate(part)})
                 pipe.rpush(k.p(project_id, "seq"), *(it.id for it, _ in part))
-                for what, is_eval in (("pool", False), ("evalpool", True)):
-                    members = {it.id: key for it, key in part if it.is_eval == is_eval}
+                for pool, what in (("main", "pool"), ("eval", "evalpool"), ("gold", "goldpool")):
+                    members = {it.id: key for it, key in part if pools[it.id] == pool}
                     if members:
                         pipe.zadd(k.p(project_id, what), members)
-                evals = [it.id for it, _ in part if it.is_eval]
+                evals = [it.id for it, _ in part if it.is_eval or pools[it.id] == "eval"]
                 if evals:
                     pipe.sadd(k.p(project_id, "evalset"), *evals)
                 need = {it.id: n for it, _ in part

@@ -58,10 +58,10 @@ _SEP_BYTES = SEP.encode()
 def _item(item_id: str, doc: bytes, pos: bytes) -> Item:
     """An item from its stored document and its position record (seq, is_eval, ...)."""
     d = loads(doc)
-    seq, is_eval, _ = pos.split(_SEP_BYTES)
+    seq, is_eval, _, pool, _ = pos.split(_SEP_BYTES)
     votes = d["votes"]
     return Item(item_id, int(seq), d["text"], d["features"], d["meta"],
-                None if votes is None else tuple(votes), d["gold"], is_eval == b"1")
+                None if votes is None else tuple(votes), d["gold"], is_eval == b"1", pool.decode())
 
 
 log = logging.getLogger("api.storage.redis")

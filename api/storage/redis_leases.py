@@ -9,12 +9,18 @@ from collections.abc import Callable, Mapping
 from dataclasses import asdict, replace
 from typing import Any
 
-from api.storage.base import encode_round
+from api.storage.base import (
+    check_lease,
+    check_required,
+    check_submission,
+    encode_round,
+)
 from api.storage.codec import dumps, job_from_json, job_to_json, loads, round_from_json
 from api.storage.keys import SEP
 from api.storage.records import (
     ACTIVE_JOB_STATES,
     Annotation,
+    Item,
     Job,
     Lease,
     LeasedItem,
@@ -25,6 +31,10 @@ from api.storage.redis_common import _guarded, _item, _plain, _stale
 from labeling.errors import InvalidInput, NotFound
 
 __all__ = ["RedisLeaseOps"]
+
+
+def _leased(item: Item, reasons: bytes | str) -> LeasedItem:
+    return LeasedItem(item, loads(reasons), item.pool == "eval", item.pool)
 
 _KEEP_S = 86400  # a lease's hash outlives its expiry by this long (get_lease still answers)
 
@@ -46,22 +56,21 @@ class RedisLeaseOps:
     def queue_depth(self, project_id: str, now: float) -> dict[str, int]:
         self._project_doc(project_id)
         got = self._lease_script("queue_depth", project_id, repr(float(now)))
-        return dict(zip(("total", "open", "leased", "done", "flagged", "eval"), map(int, got),
-                        strict=True))
+        names = ("total", "open", "leased", "done", "flagged", "eval", "gold", "review")
+        return dict(zip(names, map(int, got), strict=True))
 
     # -- leases ---------------------------------------------------------------------------
     @_guarded
-    def lease(self, project_id, annotator, n, *, n_eval, now, ttl, lease_id):
-        if n < 0 or n_eval < 0:
-            raise InvalidInput(f"lease size must be >= 0, got n={n}, n_eval={n_eval}")
+    def lease(self, project_id, annotator, n, *, n_eval, now, ttl, lease_id, n_gold=0,
+              pool="main"):
+        check_lease(n, n_eval, n_gold, pool)
         _plain("annotator", annotator)
         _plain("lease id", lease_id)
         out = self._lease_script("lease", project_id, repr(float(now)), annotator, n, n_eval,
-                                 repr(float(ttl)), lease_id, project_id)
+                                 repr(float(ttl)), lease_id, project_id, n_gold, pool)
         items = []
         for i in range(2, len(out), 4):  # item, reasons, document, position per item
-            item = _item(out[i].decode(), out[i + 2], out[i + 3])
-            items.append(LeasedItem(item, loads(out[i + 1]), item.is_eval))
+            items.append(_leased(_item(out[i].decode(), out[i + 2], out[i + 3]), out[i + 1]))
         return Lease(lease_id, project_id, annotator, float(out[1]), tuple(li.item.id for li in items),
                      tuple(items), exhausted=out[0] == b"1")
 
@@ -111,7 +120,7 @@ class RedisLeaseOps:
             items = self._items(project_id, picked)
             out.append((float(meta[b"created_at"]), lid.decode(), Lease(
                 lid.decode(), project_id, annotator, expires, tuple(picked),
-                tuple(LeasedItem(it, loads(reasons[j]), it.is_eval) for it, j in zip(items, open_at, strict=True)))))
+                tuple(_leased(it, reasons[j]) for it, j in zip(items, open_at, strict=True)))))
         return [lease for _, _, lease in sorted(out, key=lambda t: t[:2])]
 
     def _project_of(self, lease_id: str) -> str:
@@ -145,18 +154,16 @@ class RedisLeaseOps:
         return ended
 
     @_guarded
-    def require(self, project_id: str, required: Mapping[str, int], *, now: float) -> int:
-        for item_id, k in required.items():
-            if isinstance(k, bool) or not isinstance(k, int) or not 1 <= k <= 1000:
-                raise InvalidInput(f"required answers of item {item_id!r} must be an integer in "
-                                   f"1..1000, got {k!r}")
+    def require(self, project_id: str, required: Mapping[str, int], *, now: float,
+                pool: str | None = None) -> int:
+        check_required(required, pool)
         self._project_doc(project_id)
-        return self._require(project_id, required)
+        return self._require(project_id, required, pool)
 
-    def _require(self, project_id: str, required: Mapping[str, int]) -> int:
+    def _require(self, project_id: str, required: Mapping[str, int], pool: str | None = None) -> int:
         args = [x for item_id, k in required.items() for x in (item_id, str(k))]
         try:
-            return int(self._lease_script("require", project_id, *args))
+            return int(self._lease_script("require", project_id, pool or "", *args))
         except NotFound as e:
             raise NotFound(f"{e} in project {project_id!r}") from None
 
@@ -168,6 +175,7 @@ class RedisLeaseOps:
             raise InvalidInput(f"one submission carries annotations of one project, got {sorted(pids)}")
         if not annotations:
             return []
+        check_submission(annotations)
         args: list[Any] = [repr(float(now))]
         for a in annotations:
             _plain("annotator", a.annotator)

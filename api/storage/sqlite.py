@@ -17,7 +17,7 @@ from pathlib import Path
 
 import numpy as np
 
-from api.storage.base import Store, encode_round
+from api.storage.base import Store, encode_round, entry_pool
 from api.storage.codec import (
     array_to_bytes,
     bytes_to_array,
@@ -115,7 +115,8 @@ class SQLiteStore(LeaseOps, Store):
         with self._tx() as db:
             if db.execute("SELECT 1 FROM projects WHERE id=?", (project.id,)).fetchone():
                 raise Conflict(f"project {project.id!r} already exists")
-            db.execute("INSERT INTO projects VALUES (?, ?)", (project.id, project_to_json(project)))
+            db.execute("INSERT INTO projects (id, doc) VALUES (?, ?)",
+                       (project.id, project_to_json(project)))
         return project
 
     def _project(self, db: sqlite3.Connection, project_id: str) -> Project:
@@ -146,7 +147,6 @@ class SQLiteStore(LeaseOps, Store):
                 db.executemany("UPDATE items SET required=? WHERE project_id=? AND id=?",
                                [(required_answers(i, new.redundancy_fraction, new.redundancy_k),
                                  project_id, i) for i in ids])
-                self._refill(db, project_id)
         return project
 
     # -- items ----------------------------------------------------------------------------
@@ -188,17 +188,15 @@ class SQLiteStore(LeaseOps, Store):
                     upd_rows.append((*payload, project_id, it.id))
                 else:
                     need = required_answers(it.id, redundancy.redundancy_fraction, redundancy.redundancy_k)
-                    new_rows.append(
-                        (project_id, it.id, next_seq, *payload, int(it.is_eval), float(key), need)
-                    )
+                    pool = entry_pool(it)
+                    new_rows.append((project_id, it.id, next_seq, *payload, int(pool == "eval"
+                                     or it.is_eval), pool, float(key), float(key), need))
                     next_seq += 1
             db.executemany(
                 "INSERT INTO items (project_id, id, seq, text, features, meta, votes, gold,"
-                " is_eval, rand_key, required) VALUES (?,?,?,?,?,?,?,?,?,?,?)",
+                " is_eval, pool, rand_key, pool_key, required) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?)",
                 new_rows,
             )
-            db.executemany("INSERT INTO pool VALUES (?,?,?,?)",
-                           [(r[0], r[8], r[9], r[1]) for r in new_rows])
             db.executemany(
                 "UPDATE items SET text=?, features=?, meta=?, votes=?, gold=?"
                 " WHERE project_id=? AND id=?",
@@ -317,22 +315,20 @@ class SQLiteStore(LeaseOps, Store):
 
     # -- queue ----------------------------------------------------------------------------
     def queue_depth(self, project_id: str, now: float) -> dict[str, int]:
+        open_ = "flagged=0 AND n_labels<required AND pool"
         with self._tx(write=False) as db:
             self._project(db, project_id)
-            total, done, flagged, evals = db.execute(
-                "SELECT COUNT(*), COALESCE(SUM(n_labels >= required AND flagged=0), 0),"
-                " COALESCE(SUM(flagged), 0), COALESCE(SUM(is_eval), 0) FROM items WHERE project_id=?",
-                (project_id,),
-            ).fetchone()
+            row = db.execute(
+                "SELECT COUNT(*), TOTAL(flagged), TOTAL(is_eval), TOTAL(flagged=0 AND"
+                f" n_labels>=required), TOTAL({open_} IN ('main','eval')),"
+                f" TOTAL({open_}='gold'), TOTAL({open_}='review') FROM items WHERE project_id=?",
+                (project_id,)).fetchone()
             (leased,) = db.execute(  # live holds (a redundant item may have several)
                 "SELECT COUNT(*) FROM leases l JOIN holds h ON h.lease_id=l.id"
                 " WHERE l.open=1 AND l.expires_at>? AND l.project_id=?", (now, project_id),
             ).fetchone()
-            open_ = total - done - flagged
-        return {
-            "total": total, "open": open_, "leased": leased,
-            "done": done, "flagged": flagged, "eval": evals,
-        }
+        names = ("total", "flagged", "eval", "done", "open", "gold", "review")
+        return {"leased": leased, **{k: int(v) for k, v in zip(names, row, strict=True)}}
 
     # -- rounds ---------------------------------------------------------------------------
     def commit_round(self, project_id, *, arrays, queue, rnd, fence=None):

@@ -18,20 +18,21 @@ __all__ = ["ANNOTATION_COLS", "ITEM_COLS", "MIGRATIONS", "annotation_from_row", 
            "migrate"]
 
 SCHEMA_1 = """
-CREATE TABLE projects (id TEXT PRIMARY KEY, doc TEXT NOT NULL);
--- required: distinct answers the item needs (see Store.require), n_labels: label answers so far
+CREATE TABLE projects (id TEXT PRIMARY KEY, doc TEXT NOT NULL,
+    review_seq INTEGER NOT NULL DEFAULT 0);
+-- pool: one of records.POOLS, pool_key: the item's place in it (rand_key, or its arrival in
+-- review). required: distinct answers the item needs (see Store.require), n_labels: answers so
+-- far, n_holds: live holds
 CREATE TABLE items (
     project_id TEXT NOT NULL, id TEXT NOT NULL, seq INTEGER NOT NULL,
     text TEXT, features TEXT NOT NULL, meta TEXT NOT NULL, votes TEXT, gold INTEGER,
-    is_eval INTEGER NOT NULL, rand_key REAL NOT NULL,
+    is_eval INTEGER NOT NULL, pool TEXT NOT NULL, rand_key REAL NOT NULL, pool_key REAL NOT NULL,
     required INTEGER NOT NULL DEFAULT 1, n_labels INTEGER NOT NULL DEFAULT 0,
-    flagged INTEGER NOT NULL DEFAULT 0,
+    n_holds INTEGER NOT NULL DEFAULT 0, flagged INTEGER NOT NULL DEFAULT 0,
     PRIMARY KEY (project_id, id), UNIQUE (project_id, seq));
--- the items a lease may hand out, in hand-out order: not flagged, labels plus live holds short of
--- required. ``is_eval`` splits the evaluation slice off (a review queue would be one more value).
-CREATE TABLE pool (
-    project_id TEXT NOT NULL, is_eval INTEGER NOT NULL, rand_key REAL NOT NULL, item_id TEXT NOT NULL,
-    PRIMARY KEY (project_id, is_eval, rand_key, item_id)) WITHOUT ROWID;
+-- the open items of each pool in hand-out order: SQLite keeps this index exact on every write
+CREATE INDEX items_open ON items (project_id, pool, pool_key)
+    WHERE flagged=0 AND required>n_labels+n_holds;
 CREATE TABLE queue (
     project_id TEXT NOT NULL, item_id TEXT NOT NULL, rank INTEGER NOT NULL,
     score REAL NOT NULL, reasons TEXT NOT NULL, PRIMARY KEY (project_id, item_id));
@@ -56,7 +57,8 @@ CREATE TABLE answered (
 CREATE TABLE annotations (
     seq INTEGER PRIMARY KEY AUTOINCREMENT, project_id TEXT NOT NULL, item_id TEXT NOT NULL,
     annotator TEXT NOT NULL, kind TEXT NOT NULL, label INTEGER, comment TEXT NOT NULL,
-    lease_id TEXT, idem_key TEXT, time_spent REAL, created_at REAL NOT NULL);
+    lease_id TEXT, idem_key TEXT, time_spent REAL, created_at REAL NOT NULL,
+    guidelines_version INTEGER);
 CREATE UNIQUE INDEX annotations_idem ON annotations (project_id, annotator, idem_key)
     WHERE idem_key IS NOT NULL;
 CREATE INDEX annotations_project ON annotations (project_id, seq);
@@ -87,9 +89,9 @@ CREATE TABLE locks (
 #: schema scripts by version (no semicolons inside their comments: they run statement by statement): ``MIGRATIONS[v - 1]`` brings a file from version v - 1 to v
 MIGRATIONS: list[str] = [SCHEMA_1]
 
-ITEM_COLS = "id, seq, text, features, meta, votes, gold, is_eval"
+ITEM_COLS = "id, seq, text, features, meta, votes, gold, is_eval, pool"
 ANNOTATION_COLS = ("seq, project_id, item_id, annotator, kind, label, comment, lease_id, idem_key,"
-                   " time_spent, created_at")
+                   " time_spent, created_at, guidelines_version")
 
 
 def migrate(db: sqlite3.Connection, migrations: Sequence[str] = MIGRATIONS) -> int:
@@ -121,12 +123,12 @@ def _mapping(text: str) -> dict[str, Any]:
 
 def item_from_row(row: Sequence[Any]) -> Item:
     return Item(row[0], row[1], row[2], _mapping(row[3]), _mapping(row[4]),
-                tuple(loads(row[5])) if row[5] is not None else None, row[6], bool(row[7]))
+                tuple(loads(row[5])) if row[5] is not None else None, row[6], bool(row[7]), row[8])
 
 
 def annotation_from_row(row: Sequence[Any]) -> Annotation:
     return Annotation(
         seq=row[0], project_id=row[1], item_id=row[2], annotator=row[3], kind=row[4],
         label=row[5], comment=row[6], lease_id=row[7], idempotency_key=row[8],
-        time_spent_s=row[9], created_at=row[10],
+        time_spent_s=row[9], created_at=row[10], guidelines_version=row[11],
     )

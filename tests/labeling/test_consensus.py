@@ -12,7 +12,7 @@ from labeling.consensus import adjudicate, consensus, quality_weights
 def test_weights_break_ties_and_can_outvote_but_agreement_stays_a_head_count():
     events = [(0, "good", 1), (0, "bad", 0),  # a 1-1 tie without weights
               (1, "good", 1), (1, "bad", 0), (1, "meh", 0)]
-    labels, agreement, n = consensus(events, 2, 2)
+    labels, agreement, _ = consensus(events, 2, 2)
     assert labels.tolist() == [-1, 0]
     labels, agreement2, _ = consensus(events, 2, 2, weights={"good": 0.95, "bad": 0.4, "meh": 0.5})
     assert labels.tolist() == [1, 1]  # 0.95 > 0.4 + 0.5

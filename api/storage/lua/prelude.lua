@@ -26,6 +26,9 @@ local function lease_clock(t)
   redis.call('SET', K.clock, t)
   return tonumber(t), t
 end
+-- each pool's sorted set of open items, by the pool's name in an item's position record
+local POOL = {main = K.pool, eval = K.evalpool, gold = K.goldpool, review = K.reviewpool}
+local function pool_of(item) return split(redis.call('HGET', K.pos, item))[4] end
 -- put each of `items` in its pool while it has room for another answer, else take it out
 local function settle_all(items)
   for from = 1, #items, 1000 do  -- one call takes a few thousand values at most
@@ -35,13 +38,14 @@ local function settle_all(items)
     local labels = redis.call('HMGET', K.nlabels, unpack(part))
     local holds = redis.call('HMGET', K.nholds, unpack(part))
     local flagged = redis.call('SMISMEMBER', K.flagged, unpack(part))
-    local add, drop = {[K.pool] = {}, [K.evalpool] = {}}, {[K.pool] = {}, [K.evalpool] = {}}
+    local add, drop = {}, {}
     for i, item in ipairs(part) do
       if pos[i] then
-        local f = split(pos[i])  -- seq, is_eval, rand_key
-        local pool = f[2] == '1' and K.evalpool or K.pool
+        local f = split(pos[i])  -- seq, is_eval, rand_key, pool, pool_key
+        local pool = POOL[f[4]]
+        add[pool], drop[pool] = add[pool] or {}, drop[pool] or {}
         if flagged[i] == 0 and tonumber(labels[i] or '0') + tonumber(holds[i] or '0') < tonumber(need[i] or '1') then
-          table.insert(add[pool], f[3])
+          table.insert(add[pool], f[5])
           table.insert(add[pool], item)
         else
           table.insert(drop[pool], item)
