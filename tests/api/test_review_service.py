@@ -23,7 +23,7 @@ def decide(store, who, lease, labels, comment="checked"):
 def test_a_round_sends_the_top_label_errors_to_review_and_decisions_stick(either_store):
     store = either_store
     setup(store, wrong={"it3", "it4"})
-    update_settings(store, "p", {"review_top_k": 3})
+    update_settings(store, "p", {"review_top_k": 3}, now=3.5)
     run_round(store, "p", InProcessExecutor(), now=4.0)
     assert store.queue_depth("p", 5.0)["review"] == 3
     assert lease_batch(store, "p", "carol", 50, now=5.0, rng=np.random.default_rng(0)).items == ()
