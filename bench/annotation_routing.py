@@ -10,7 +10,8 @@ redundancy (every item needs ``redundancy_k`` distinct annotators):
   (``min_agreement``, ``max_required``) and a reviewer who leases the review queue
   (``POST /projects/{p}/review/leases``) and decides from the gold labels, wrong
   ``reviewer_error`` of the time;
-* ``unrouted``: the same crowd with routing off (``min_agreement`` 0).
+* ``unrouted``: the same crowd with routing off (``min_agreement`` 0; label-error review, if
+  ``review_top_k`` asks for it, stays on).
 
 Annotators lease in a random order each pass, ten items a lease, until nothing is left for
 anyone; then one round runs (its CROWDLAB annotator quality weighs the consensus vote, and its
@@ -141,7 +142,7 @@ def routing_figures(c: httpx.Client, tag: str, records: list, class_names: list[
     for variant, crowd_of, extra in (
             ("clean", dict.fromkeys(crowd, 0.0), routing),
             ("routed", crowd, routing),
-            ("unrouted", crowd, {"min_agreement": 0.0})):
+            ("unrouted", crowd, {**routing, "min_agreement": 0.0})):
         runs[variant] = labeling_run(
             c, f"{tag}-{variant}", records, class_names, crowd_of,
             settings={**settings, **extra}, reviewer_error=reviewer_error,
