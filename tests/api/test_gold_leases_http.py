@@ -4,12 +4,14 @@ real ``labelloop serve`` process on each store."""
 from __future__ import annotations
 
 import json
+import subprocess
+import sys
 
 import httpx
 import pytest
 
 from tests.redis_server import PrivateRedis
-from tests.server import Server
+from tests.server import ROOT, Server
 
 CLASSES = ["neg", "pos"]
 ITEM_KEYS = {"id", "text", "features", "meta", "reasons"}
@@ -23,6 +25,8 @@ def client(request, tmp_path):
     srv = Server(tmp_path / "data", store_url=redis_srv.url if redis_srv else None).start()
     try:
         with httpx.Client(base_url=srv.url, timeout=60) as c:
+            c.cli_args = ["--data-dir", str(srv.data_dir)] + (  # for the CLI on the same store
+                ["--store", srv.store_url] if srv.store_url else [])
             yield c
     finally:
         srv.stop()
@@ -174,3 +178,8 @@ def test_answers_record_the_guidelines_version_and_agreement_shows_each(client):
     rows = {json.loads(x)["id"]: json.loads(x) for x in c.get("/projects/p/export").text.splitlines()}
     assert {rows[i]["guidelines_version"] for i in rows if i.startswith("new")} == {7}
     assert {rows[f"it{k}"]["guidelines_version"] for k in range(10)} == {2}
+    out = subprocess.run([sys.executable, "-m", "api.cli", "quality", "--project", "p",
+                          "--by-version", *c.cli_args], cwd=ROOT, capture_output=True, text=True,
+                         timeout=120, check=False)
+    assert out.returncode == 0, out.stderr
+    assert json.loads(out.stdout)["agreement"]["versions"] == versions
