@@ -5,7 +5,7 @@ from __future__ import annotations
 import secrets
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import numpy as np
 
@@ -13,6 +13,7 @@ from api.storage.base import Store
 from api.storage.records import (
     Annotation,
     Lease,
+    LeasedItem,
     LeaseRequest,
     Project,
     SubmitResult,
@@ -65,11 +66,32 @@ def lease_batch(
     rng: np.random.Generator | Callable[[], np.random.Generator], project: Project | None = None,
 ) -> Lease:
     """Lease the next batch for one annotator (see :func:`lease_request`); ``project``: the
-    project as the caller already read it. The store places the gold items among the pool-order
-    items, with their reasons."""
-    r = lease_request(project or store.get_project(project_id), annotator, size, rng=rng)
-    return store.lease(r.project_id, r.annotator, r.n, n_eval=r.n_eval, now=now, ttl=r.ttl,
-                       lease_id=r.lease_id, n_gold=r.n_gold)
+    project as the caller already read it. Gold items are disguised (:func:`_gold_disguised`)."""
+    project = project or store.get_project(project_id)
+    if project.settings.gold_rate and callable(rng):
+        rng = rng()  # one generator for the draws and the disguise
+    r = lease_request(project, annotator, size, rng=rng)
+    lease = store.lease(r.project_id, r.annotator, r.n, n_eval=r.n_eval, now=now, ttl=r.ttl,
+                        lease_id=r.lease_id, n_gold=r.n_gold)
+    return _gold_disguised(lease, rng) if r.n_gold else lease
+
+
+def _gold_disguised(lease: Lease, rng: np.random.Generator) -> Lease:
+    """Each gold item with the reasons of another item of the lease, drawn at random, and placed
+    just before or after it: once a round has ranked the queue the other items carry the
+    strategy's reasons (and come best first), where a gold item would otherwise say "pool order",
+    last."""
+    others = [li for li in lease.items if li.pool != "gold"]
+    if not others or len(others) == len(lease.items):
+        return lease
+    beside: dict[tuple[int, int], list[LeasedItem]] = {}  # (neighbour, 0 before / 1 after)
+    for li in lease.items:
+        if li.pool == "gold":
+            j, side = int(rng.integers(len(others))), int(rng.integers(2))
+            beside.setdefault((j, side), []).append(replace(li, reasons=dict(others[j].reasons)))
+    items = tuple(x for j, li in enumerate(others)
+                  for x in (*beside.get((j, 0), ()), li, *beside.get((j, 1), ())))
+    return replace(lease, items=items, item_ids=tuple(li.item.id for li in items))
 
 
 def get_lease(store: Store, lease_id: str, *, allowed: Callable[[Lease], None] = _anyone) -> Lease:
