@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import secrets
 import time
 from collections.abc import Callable, Sequence
@@ -67,23 +68,21 @@ def lease_batch(
 ) -> Lease:
     """Lease the next batch for one annotator (see :func:`lease_request`); ``project``: the
     project as the caller already read it. Gold items are disguised (:func:`_gold_disguised`)."""
-    project = project or store.get_project(project_id)
-    if project.settings.gold_rate and callable(rng):
-        rng = rng()  # one generator for the draws and the disguise
-    r = lease_request(project, annotator, size, rng=rng)
+    r = lease_request(project or store.get_project(project_id), annotator, size, rng=rng)
     lease = store.lease(r.project_id, r.annotator, r.n, n_eval=r.n_eval, now=now, ttl=r.ttl,
                         lease_id=r.lease_id, n_gold=r.n_gold)
-    return _gold_disguised(lease, rng) if r.n_gold else lease
+    return _gold_disguised(lease) if r.n_gold else lease
 
 
-def _gold_disguised(lease: Lease, rng: np.random.Generator) -> Lease:
+def _gold_disguised(lease: Lease) -> Lease:
     """Each gold item with the reasons of another item of the lease, drawn at random, and placed
     just before or after it: once a round has ranked the queue the other items carry the
     strategy's reasons (and come best first), where a gold item would otherwise say "pool order",
-    last."""
+    last. The draws are seeded by the lease id, so a lease reads the same each time."""
     others = [li for li in lease.items if li.pool != "gold"]
     if not others or len(others) == len(lease.items):
         return lease
+    rng = np.random.default_rng(int(hashlib.sha1(lease.id.encode()).hexdigest()[:16], 16))
     beside: dict[tuple[int, int], list[LeasedItem]] = {}  # (neighbour, 0 before / 1 after)
     for li in lease.items:
         if li.pool == "gold":
@@ -118,7 +117,7 @@ def release_lease(store: Store, lease_id: str, annotator: str, item_ids: Sequenc
 
 def live_leases(store: Store, project_id: str, annotator: str, *, now: float) -> list[Lease]:
     """The annotator's live leases with their open items, oldest first (resume after a crash)."""
-    return store.leases(project_id, _annotator(annotator), now=now)
+    return [_gold_disguised(x) for x in store.leases(project_id, _annotator(annotator), now=now)]
 
 
 @dataclass(frozen=True)

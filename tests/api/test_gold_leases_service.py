@@ -1,5 +1,6 @@
 """Gold items in leases once a round has ranked the queue, on both stores (SQLite and a real
-Redis): they carry the strategy's reasons like the items beside them and sit anywhere."""
+Redis): they carry the strategy's reasons like the items beside them and sit anywhere, also
+when a tool resumes its leases."""
 
 from __future__ import annotations
 
@@ -7,7 +8,7 @@ import json
 
 import numpy as np
 
-from api.service.annotate import AnnotationIn, lease_batch, submit_annotations
+from api.service.annotate import AnnotationIn, lease_batch, live_leases, submit_annotations
 from api.service.gold import mark_gold
 from api.service.ingest import ingest_records
 from api.service.projects import create_project
@@ -48,3 +49,8 @@ def test_gold_items_look_like_the_ranked_items_beside_them(either_store):
         seen += sum(li.item.id in gold for li in lease.items)
     assert 15 <= seen <= 80  # 150 items at 0.3: 45 +- 6
     assert min(places) == 0 and max(places) == 9 and len(set(places)) >= 6
+    resumed = live_leases(store, "p", "bob", now=30.0)  # what a restarted tool gets back
+    assert len(resumed) == 15
+    for lease in resumed:
+        assert {json.dumps(sorted(li.reasons)) for li in lease.items} == {
+            '["predicted", "scorer", "strategy", "value"]'}
