@@ -32,6 +32,7 @@ from api.service.assertions import assertion_specs
 from api.service.gold import gold_labels
 from api.service.lfs import lf_set_version, specs, vote_matrix
 from api.service.review import queue_label_errors
+from api.service.routing import route_all
 from api.storage.base import Store
 from api.storage.records import Annotation, AssertionRecord, Item, Project, Round
 from labeling.annotator_quality import crowdlab_quality
@@ -248,7 +249,9 @@ def run_round(
     )
     store.commit_round(project_id, arrays=arrays, queue=(ids, out.scores.tolist(), out.reasons),
                        rnd=rnd, fence=fence)
-    if settings.review_top_k and len(ranked["label_errors"]):  # after the fence let it commit
+    # after the fence let the round commit: answers a stopped replica never routed, then review
+    route_all(store, project_id, annotations, now=now)
+    if settings.review_top_k and len(ranked["label_errors"]):
         queue_label_errors(store, project_id, ranked["label_errors"], settings.review_top_k,
                            items=pool.items, annotations=annotations, now=now)
     report(total, total, "done")
