@@ -34,7 +34,7 @@ from api.service.lfs import lf_set_version, specs, vote_matrix
 from api.service.review import queue_label_errors
 from api.service.routing import route_all
 from api.storage.base import Store
-from api.storage.records import Annotation, AssertionRecord, Item, Project, Round
+from api.storage.records import ANSWER_KINDS, Annotation, AssertionRecord, Item, Project, Round
 from labeling.annotator_quality import crowdlab_quality
 from labeling.consensus import adjudicate, consensus, quality_weights
 from labeling.frame import items_frame
@@ -243,7 +243,7 @@ def run_round(
                "cache_key": lm_key}
     rnd = Round(
         project_id=project_id, number=number, model_version=f"r{number}-{out.model_version}",
-        created_at=now, n_labels=sum(a.kind == "label" for a in annotations),
+        created_at=now, n_labels=sum(a.kind in ANSWER_KINDS for a in annotations),
         metrics={**metrics, "n_train": out.n_train, "n_items": n},
         label_model=lm_info, strategy=settings.strategy, strategy_state=out.strategy_state,
     )
