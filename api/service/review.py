@@ -35,12 +35,13 @@ def _answers(events: Sequence[Annotation], names: list[str]) -> list[dict]:
              "guidelines_version": a.guidelines_version} for a in events]
 
 
-def _ranked_row(store: Store, project_id: str, seq: int) -> np.ndarray | None:
+def _ranked_rows(store: Store, project_id: str, seqs: set[int]) -> dict[int, np.ndarray]:
+    """The latest label-error ranking's rows of the items at pool positions ``seqs``."""
     table = store.get_array(project_id, "label_errors")
     if table is None or not len(table):
-        return None
-    hit = np.flatnonzero(table[:, COLUMNS.index("item")].astype(np.int64) == seq)
-    return table[hit[0]] if len(hit) else None
+        return {}
+    col = table[:, COLUMNS.index("item")].astype(np.int64)
+    return {int(s): row for s, row in zip(col, table, strict=True) if int(s) in seqs}
 
 
 def why(project: Project, events: Sequence[Annotation], row: np.ndarray | None) -> dict:
@@ -65,8 +66,9 @@ def review_items(store: Store, project: Project, items: Sequence[Item]) -> list[
         if a.item_id in wanted:
             by_item[a.item_id].append(a)
     names = project.class_names
+    rows = _ranked_rows(store, project.id, {it.seq for it in items})
     return [{"answers": _answers(by_item[it.id], names),
-             "review": why(project, by_item[it.id], _ranked_row(store, project.id, it.seq))}
+             "review": why(project, by_item[it.id], rows.get(it.seq))}
             for it in items]
 
 

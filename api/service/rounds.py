@@ -32,8 +32,9 @@ from api.service.assertions import assertion_specs
 from api.service.gold import gold_labels
 from api.service.lfs import lf_set_version, specs, vote_matrix
 from api.service.review import queue_label_errors
+from api.service.routing import route_all
 from api.storage.base import Store
-from api.storage.records import Annotation, AssertionRecord, Item, Project, Round
+from api.storage.records import ANSWER_KINDS, Annotation, AssertionRecord, Item, Project, Round
 from labeling.annotator_quality import crowdlab_quality
 from labeling.consensus import adjudicate, consensus, quality_weights
 from labeling.frame import items_frame
@@ -242,13 +243,15 @@ def run_round(
                "cache_key": lm_key}
     rnd = Round(
         project_id=project_id, number=number, model_version=f"r{number}-{out.model_version}",
-        created_at=now, n_labels=sum(a.kind == "label" for a in annotations),
+        created_at=now, n_labels=sum(a.kind in ANSWER_KINDS for a in annotations),
         metrics={**metrics, "n_train": out.n_train, "n_items": n},
         label_model=lm_info, strategy=settings.strategy, strategy_state=out.strategy_state,
     )
     store.commit_round(project_id, arrays=arrays, queue=(ids, out.scores.tolist(), out.reasons),
                        rnd=rnd, fence=fence)
-    if settings.review_top_k and len(ranked["label_errors"]):  # after the fence let it commit
+    # after the fence let the round commit: answers a stopped replica never routed, then review
+    route_all(store, project_id, annotations, now=now)
+    if settings.review_top_k and len(ranked["label_errors"]):
         queue_label_errors(store, project_id, ranked["label_errors"], settings.review_top_k,
                            items=pool.items, annotations=annotations, now=now)
     report(total, total, "done")

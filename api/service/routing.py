@@ -9,7 +9,9 @@ again and, if it moved meanwhile, the items are decided again (a few passes at m
 writer has always decided on the log as it stood after its write.
 
 The log's events are read incrementally through :class:`AnswerIndex` (the log only grows), so a
-submit reads only the events appended since the previous one on this process.
+submit reads only the events appended since the previous one on this process. Each round routes
+every item once more (:func:`api.service.rounds.run_round`), for answers whose routing was never
+applied (a replica that stopped between storing them and routing them).
 """
 
 from __future__ import annotations
@@ -21,10 +23,11 @@ import numpy as np
 
 from api.service.gold import GOLD_ARRAY
 from api.storage.base import Store
-from api.storage.records import SubmitResult, required_answers
+from api.storage.records import Annotation, SubmitResult, required_answers
 from labeling.routing import VOTE_KINDS, ItemAnswers, Route, route
 
-__all__ = ["MAX_PASSES", "ROUTED_KINDS", "AnswerIndex", "route_items", "route_submitted"]
+__all__ = ["MAX_PASSES", "ROUTED_KINDS", "AnswerIndex", "route_all", "route_items",
+           "route_submitted"]
 
 MAX_PASSES = 4
 ROUTED_KINDS = VOTE_KINDS  # a submit of these may change an item's dispute
@@ -40,6 +43,16 @@ class AnswerIndex:
         self._lock = threading.Lock()
         self._seen: dict[str, int] = {}  # project -> last log position read
         self._events: dict[str, dict[str, list[Event]]] = {}
+
+    @classmethod
+    def of(cls, project_id: str, annotations: Sequence[Annotation]) -> AnswerIndex:
+        """An index that starts from ``annotations``, a project's log as the caller read it."""
+        index = cls()
+        by_item = index._events.setdefault(project_id, {})
+        for a in annotations:
+            by_item.setdefault(a.item_id, []).append((a.annotator, a.kind, a.label))
+        index._seen[project_id] = annotations[-1].seq if annotations else 0
+        return index
 
     def events(self, store: Store, project_id: str,
                item_ids: Iterable[str]) -> dict[str, tuple[Event, ...]]:
@@ -101,7 +114,16 @@ def route_items(store: Store, index: AnswerIndex, project_id: str, item_ids: Ite
 
 def route_submitted(store: Store, index: AnswerIndex, project_id: str,
                     results: Sequence[SubmitResult], *, now: float) -> list[Route]:
-    """Route the items a submit's new (not duplicate) votes touched."""
-    touched = {r.annotation.item_id for r in results
-               if not r.duplicate and r.annotation.kind in ROUTED_KINDS}
+    """Route the items a submit's votes touched. Duplicates too: a client that retries a submit
+    whose routing failed (the answers were stored) routes them then."""
+    touched = {r.annotation.item_id for r in results if r.annotation.kind in ROUTED_KINDS}
     return route_items(store, index, project_id, touched, now=now) if touched else []
+
+
+def route_all(store: Store, project_id: str, annotations: Sequence[Annotation], *,
+              now: float) -> list[Route]:
+    """Route every item with a vote in ``annotations`` (the log as the caller read it; what was
+    appended since is read here)."""
+    touched = {a.item_id for a in annotations if a.kind in ROUTED_KINDS}
+    return route_items(store, AnswerIndex.of(project_id, annotations), project_id, touched,
+                       now=now)

@@ -227,15 +227,38 @@ def test_the_review_queue_and_decisions_need_the_reviewer_role(tmp_path):
             r = c.post("/projects/p/review/leases", json={"annotator": "alice"})
             assert r.status_code == 403 and "reviewer" in r.text
             mine = lease(c, "alice", 1)
-            r = submit(c, "alice", mine, {"it0": "pos"}, kind="review", comment="mine")
+            [first] = ids(mine)
+            r = submit(c, "alice", mine, {first: "pos"}, kind="review", comment="mine")
             assert r.status_code == 403 and "reviewer" in r.text
-            assert submit(c, "alice", mine, {"it0": "pos"}).status_code == 200
+            assert submit(c, "alice", mine, {first: "pos"}).status_code == 200
         with as_("rita") as c:
             assert lease(c, "rita", review=True)["items"] == []  # nothing is under review
             r = c.post("/projects/p/review/leases", json={"annotator": "sam"})
             assert r.status_code == 403  # a reviewer acts only as themselves
             got = lease(c, "rita")  # and can annotate like anyone
-            assert ids(got) == ["it1"]
+            assert ids(got) == sorted({"it0", "it1"} - {first})
             assert c.get("/projects/p/export").status_code == 403  # not an engineer
     finally:
         srv.stop()
+
+
+def test_the_python_client_corrects_and_reviews(client):
+    from api.client import Client, Conflict
+
+    make_project(client, 1)
+    with Client(str(client.base_url)) as api:
+        for who, label in (("alice", "pos"), ("bob", "pos")):
+            with api.lease("p", who) as got:
+                api.submit("p", who, [got.answer(got.items[0], label=label)])
+        with pytest.raises(Conflict):
+            api.correct("p", "carol", "it0", "neg")  # carol never answered it0
+        api.correct("p", "bob", "it0", "neg")
+        with api.lease("p", "carol") as got:
+            api.submit("p", "carol", [got.answer("it0", label="neg")])
+        with api.review_lease("p", "rita") as got:
+            [item] = got.items
+            assert [a["label"] for a in item["answers"]] == ["pos", "pos", "neg", "neg"]
+            assert [a["kind"] for a in item["answers"]] == ["label", "label", "correct", "label"]
+            api.submit("p", "rita", [got.answer(item, label="neg", kind="review",
+                                                comment="bob's correction is right")])
+    assert export(client)["it0"]["adjudicated"] is True

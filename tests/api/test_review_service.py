@@ -86,3 +86,24 @@ def test_a_decision_made_on_an_older_log_is_decided_again(either_store):
     lease, _, extra = review.lease_review(store, "p", "rita", 5, now=7.0)
     assert [li.item.id for li in lease.items] == ["it0"]
     assert extra[0]["review"]["why"] == "disagreement"
+
+
+def test_a_round_routes_answers_whose_routing_never_ran(either_store):
+    store = either_store
+    setup(store)
+    # stored without routing, as by a replica that stopped before it routed them
+    submit_annotations(store, "p", "bob", [AnnotationIn("it1", None, "correct", 0)], now=3.0)
+    rng = np.random.default_rng(0)
+    assert lease_batch(store, "p", "carol", 5, now=4.0, rng=rng).items == ()
+    run_round(store, "p", InProcessExecutor(), now=5.0)
+    carol = lease_batch(store, "p", "carol", 5, now=6.0, rng=rng)
+    assert [li.item.id for li in carol.items] == ["it1"]
+    # a retried submit (a duplicate of one stored before) routes again, to the same decision
+    fix = [AnnotationIn("it2", None, "correct", 1, idempotency_key="k")]
+    submit_annotations(store, "p", "bob", fix, now=7.0)
+    again = submit_annotations(store, "p", "bob", fix, now=8.0)
+    assert again[0].duplicate
+    [r] = routing.route_submitted(store, routing.AnswerIndex(), "p", again, now=8.0)
+    assert (r.item_id, r.required, r.pool) == ("it2", 3, None)
+    dave = lease_batch(store, "p", "dave", 5, now=9.0, rng=rng)
+    assert [li.item.id for li in dave.items] == ["it2"]  # carol holds it1
