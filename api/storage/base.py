@@ -51,7 +51,7 @@ from api.storage.records import (
     Round,
     SubmitResult,
 )
-from labeling.errors import InvalidInput, LabelloopError
+from labeling.errors import Conflict, InvalidInput, LabelloopError
 
 
 class StoreUnavailable(LabelloopError):
@@ -88,11 +88,20 @@ def check_required(required: Mapping[str, int], pool: str | None) -> None:
         check_pool(pool)
 
 
-def entry_pool(item: Item) -> str:
-    """The pool a new item enters: its own, ``eval`` for the evaluation slice. Items enter
-    ``review`` through :meth:`Store.require` only."""
-    check_pool(item.pool, ("main", "eval", "gold"))
-    return "eval" if item.pool == "main" and item.is_eval else item.pool
+def check_upload(items: Sequence[Item], on_conflict: str, rand_keys: np.ndarray) -> list[str]:
+    """Refuse a bad :meth:`Store.add_items` call; the pool each item enters if it is new: its
+    own, ``eval`` for the evaluation slice (items enter ``review`` through ``require`` only)."""
+    if on_conflict not in ("reject", "upsert"):
+        raise InvalidInput(f"on_conflict must be 'reject' or 'upsert', got {on_conflict!r}")
+    if len(rand_keys) != len(items):
+        raise InvalidInput(f"need one rand_key per item, got {len(rand_keys)} for {len(items)} items")
+    seen: set[str] = set()
+    for it in items:
+        if it.id in seen:
+            raise Conflict(f"item id {it.id!r} appears twice in one upload")
+        seen.add(it.id)
+    return ["eval" if it.is_eval and it.pool == "main" else check_pool(it.pool, POOLS[:3])
+            for it in items]
 
 
 def check_submission(annotations: Sequence[Annotation]) -> None:
@@ -195,21 +204,41 @@ class Store(abc.ABC):
     def iter_items(self, project_id: str, *, start: int = 0, chunk: int = 10_000):
         """Yield lists of items in ``seq`` order from ``start``."""
 
-    # -- labeling functions and their cached votes ----------------------------------------
-    @abc.abstractmethod
+    # -- labeling functions and model assertions: kept by name in first-registration order --
     def put_lfs(self, project_id: str, lfs: Sequence[LFRecord]) -> None:
         """Register LFs; a name already present gets the new version and source."""
+        self._register("lfs", project_id, lfs)
+
+    def list_lfs(self, project_id: str) -> list[LFRecord]:
+        return self._registered("lfs", project_id, LFRecord)
+
+    def deactivate_lf(self, project_id: str, name: str) -> None:
+        self._deactivate("lfs", project_id, name, "labeling function")
+
+    def put_assertions(self, project_id: str, assertions: Sequence[AssertionRecord]) -> None:
+        """Register assertions atomically (all or none); a name already present gets the new
+        version and source and becomes active again."""
+        self._register("assertions", project_id, assertions)
+
+    def list_assertions(self, project_id: str) -> list[AssertionRecord]:
+        return self._registered("assertions", project_id, AssertionRecord)
+
+    def deactivate_assertion(self, project_id: str, name: str) -> None:
+        """``NotFound`` for a name never registered."""
+        self._deactivate("assertions", project_id, name, "assertion")
 
     @abc.abstractmethod
-    def list_lfs(self, project_id: str) -> list[LFRecord]: ...
+    def _register(self, kind: str, project_id: str, records: Sequence[Any]) -> None: ...
 
     @abc.abstractmethod
-    def deactivate_lf(self, project_id: str, name: str) -> None: ...
+    def _registered(self, kind: str, project_id: str, cls: type) -> list: ...
+
+    @abc.abstractmethod
+    def _deactivate(self, kind: str, project_id: str, name: str, noun: str) -> None: ...
 
     @abc.abstractmethod
     def get_votes(self, project_id: str, version: str) -> tuple[np.ndarray, int, str | None]:
         """Cached votes of one LF version for items ``seq`` 0..len-1, with (faults, first_error).
-
         An LF version never applied returns an empty int8 array."""
 
     @abc.abstractmethod
@@ -220,19 +249,6 @@ class Store(abc.ABC):
         """Replace the cached votes of ``version`` (covering ``seq`` 0..len(votes)-1). With
         ``fence`` (a job's lock name and token) they are written only while that token is the
         lock's latest, else ``StaleToken`` and nothing changes."""
-
-    # -- registered model assertions (user code or consistency specs) ---------------------
-    @abc.abstractmethod
-    def put_assertions(self, project_id: str, assertions: Sequence[AssertionRecord]) -> None:
-        """Register assertions atomically (all or none); a name already present gets the new
-        version and source and becomes active again. Order is first registration."""
-
-    @abc.abstractmethod
-    def list_assertions(self, project_id: str) -> list[AssertionRecord]: ...
-
-    @abc.abstractmethod
-    def deactivate_assertion(self, project_id: str, name: str) -> None:
-        """``NotFound`` for a name never registered."""
 
     # -- arrays (probabilities, model artifacts) ------------------------------------------
     @abc.abstractmethod

@@ -34,7 +34,7 @@ import redis
 from redis.backoff import NoBackoff
 from redis.retry import Retry
 
-from api.storage.base import Store, entry_pool
+from api.storage.base import Store, check_upload
 from api.storage.codec import (
     array_to_bytes,
     bytes_to_array,
@@ -62,7 +62,7 @@ from api.storage.redis_common import (
 )
 from api.storage.redis_leases import RedisLeaseOps
 from api.storage.redis_scripts import LEASE_SCRIPTS, OTHER_SCRIPTS, source
-from labeling.errors import Conflict, InvalidInput, NotFound
+from labeling.errors import Conflict, NotFound
 
 __all__ = ["RedisStore", "StoreUnavailable"]
 
@@ -214,19 +214,11 @@ class RedisStore(RedisLeaseOps, DurabilityCheck, Store):
         """One MULTI/EXEC for the whole upload, under WATCH of the project's items: Redis runs
         all of it or, if the client dies before EXEC, none (and an AOF cut inside a MULTI block
         is dropped whole on load)."""
-        if on_conflict not in ("reject", "upsert"):
-            raise InvalidInput(f"on_conflict must be 'reject' or 'upsert', got {on_conflict!r}")
-        ids = [it.id for it in items]
-        if len(set(ids)) != len(ids):
-            seen: set[str] = set()
-            dup = next(i for i in ids if i in seen or seen.add(i))
-            raise Conflict(f"item id {dup!r} appears twice in one upload")
+        pools = dict(zip((it.id for it in items), check_upload(items, on_conflict, rand_keys)))
+        ids = list(pools)
         for item_id in ids:
             _plain("item id", item_id)
-        pools = {it.id: entry_pool(it) for it in items}
         keys = [float(k) for k in rand_keys]
-        if len(keys) != len(items):
-            raise InvalidInput(f"need one rand_key per item, got {len(keys)} for {len(items)} items")
         k = self.k
 
         def apply(pipe: Any) -> tuple[int, int]:
@@ -303,6 +295,7 @@ class RedisStore(RedisLeaseOps, DurabilityCheck, Store):
             pos += len(items)
 
     # -- registered LFs and assertions: a hash name -> record JSON with its registration order --
+    @_guarded
     def _register(self, what: str, project_id: str, records: Sequence[LFRecord | AssertionRecord]) -> None:
         self._project_doc(project_id)
         key = self.k.p(project_id, what)
@@ -318,12 +311,14 @@ class RedisStore(RedisLeaseOps, DurabilityCheck, Store):
 
         self._watched([key], apply)
 
+    @_guarded
     def _registered(self, what: str, project_id: str, cls: type) -> list:
         self._project_doc(project_id)
         docs = [json.loads(v) for v in self.r.hgetall(self.k.p(project_id, what)).values()]
         docs.sort(key=lambda d: d.pop("ord"))
         return [cls(**d) for d in docs]
 
+    @_guarded
     def _deactivate(self, what: str, project_id: str, name: str, noun: str) -> None:
         self._project_doc(project_id)
         key = self.k.p(project_id, what)
@@ -336,30 +331,6 @@ class RedisStore(RedisLeaseOps, DurabilityCheck, Store):
             pipe.hset(key, name, dumps({**json.loads(doc), "active": False}))
 
         self._watched([key], apply)
-
-    @_guarded
-    def put_lfs(self, project_id: str, lfs: Sequence[LFRecord]) -> None:
-        self._register("lfs", project_id, lfs)
-
-    @_guarded
-    def list_lfs(self, project_id: str) -> list[LFRecord]:
-        return self._registered("lfs", project_id, LFRecord)
-
-    @_guarded
-    def deactivate_lf(self, project_id: str, name: str) -> None:
-        self._deactivate("lfs", project_id, name, "labeling function")
-
-    @_guarded
-    def put_assertions(self, project_id: str, assertions: Sequence[AssertionRecord]) -> None:
-        self._register("assertions", project_id, assertions)
-
-    @_guarded
-    def list_assertions(self, project_id: str) -> list[AssertionRecord]:
-        return self._registered("assertions", project_id, AssertionRecord)
-
-    @_guarded
-    def deactivate_assertion(self, project_id: str, name: str) -> None:
-        self._deactivate("assertions", project_id, name, "assertion")
 
     @_guarded
     def get_votes(self, project_id, version):
@@ -379,7 +350,6 @@ class RedisStore(RedisLeaseOps, DurabilityCheck, Store):
 
         self._fenced(fence, writes)
 
-    @_guarded
     @_guarded
     def put_array(self, project_id: str, name: str, array: np.ndarray) -> None:
         self._project_doc(project_id)
