@@ -226,7 +226,7 @@ class RedisStore(RedisLeaseOps, DurabilityCheck, Store):
             known: set[str] = set()
             for start in range(0, len(ids), 10_000):
                 chunk = ids[start:start + 10_000]
-                got = pipe.hmget(k.p(project_id, "pos"), chunk)
+                got = pipe.hmget(k.p(project_id, "state"), chunk)
                 known.update(i for i, pos in zip(chunk, got, strict=True) if pos is not None)
             if known and on_conflict == "reject":
                 raise Conflict(f"{len(known)} item id(s) already exist (first: {min(known)!r}); "
@@ -238,26 +238,20 @@ class RedisStore(RedisLeaseOps, DurabilityCheck, Store):
                 pipe.hset(k.p(project_id, "items"),
                           mapping={it.id: _item_doc(it) for it in items[start:start + 5000]})
             for start in range(0, len(new), 5000):
-                part = new[start:start + 5000]
-                pipe.hset(k.p(project_id, "pos"), mapping={
-                    it.id: f"{seq + start + j}{SEP}{int(it.is_eval or pools[it.id] == 'eval')}"
-                           f"{SEP}{key!r}{SEP}{pools[it.id]}{SEP}{key!r}"
-                    for j, (it, key) in enumerate(part)})
-                pipe.rpush(k.p(project_id, "seq"), *(it.id for it, _ in part))
+                part = [(it, key, pools[it.id]) for it, key in new[start:start + 5000]]
+                pipe.hset(k.p(project_id, "state"), mapping={it.id: SEP.join(map(str, (
+                    seq + start + j, int(it.is_eval or pool == "eval"), repr(key), pool, repr(key),
+                    required_answers(it.id, s.redundancy_fraction, s.redundancy_k), 0, 0)))
+                    for j, (it, key, pool) in enumerate(part)})
+                pipe.rpush(k.p(project_id, "seq"), *(it.id for it, _, _ in part))
                 for pool, what in (("main", "pool"), ("eval", "evalpool"), ("gold", "goldpool")):
-                    members = {it.id: key for it, key in part if pools[it.id] == pool}
-                    if members:
+                    if members := {it.id: key for it, key, p in part if p == pool}:
                         pipe.zadd(k.p(project_id, what), members)
-                evals = [it.id for it, _ in part if it.is_eval or pools[it.id] == "eval"]
-                if evals:
+                if evals := [it.id for it, _, p in part if it.is_eval or p == "eval"]:
                     pipe.sadd(k.p(project_id, "evalset"), *evals)
-                need = {it.id: n for it, _ in part
-                        if (n := required_answers(it.id, s.redundancy_fraction, s.redundancy_k)) != 1}
-                if need:
-                    pipe.hset(k.p(project_id, "required"), mapping=need)
             return len(new), len(items) - len(new)
 
-        return self._watched([k.p(project_id, "pos"), k.projects()], apply)[0]
+        return self._watched([k.p(project_id, "state"), k.projects()], apply)[0]
 
     @_guarded
     def count_items(self, project_id: str) -> int:
@@ -269,7 +263,7 @@ class RedisStore(RedisLeaseOps, DurabilityCheck, Store):
             return []
         pipe = self.r.pipeline(transaction=False)
         pipe.hmget(self.k.p(project_id, "items"), ids)
-        pipe.hmget(self.k.p(project_id, "pos"), ids)
+        pipe.hmget(self.k.p(project_id, "state"), ids)
         docs, pos = pipe.execute()
         return [_item(item_id.decode() if isinstance(item_id, bytes) else item_id, doc, p)
                 for item_id, doc, p in zip(ids, docs, pos, strict=True)]

@@ -55,10 +55,10 @@ def _plain(what: str, value: str | None) -> None:
 _SEP_BYTES = SEP.encode()
 
 
-def _item(item_id: str, doc: bytes, pos: bytes) -> Item:
-    """An item from its stored document and its position record (seq, is_eval, ...)."""
+def _item(item_id: str, doc: bytes, state: bytes) -> Item:
+    """An item from its stored document and its state (seq, is_eval, rand_key, pool, ...)."""
     d = loads(doc)
-    seq, is_eval, _, pool, _ = pos.split(_SEP_BYTES)
+    seq, is_eval, _, pool = state.split(_SEP_BYTES, 4)[:4]
     votes = d["votes"]
     return Item(item_id, int(seq), d["text"], d["features"], d["meta"],
                 None if votes is None else tuple(votes), d["gold"], is_eval == b"1", pool.decode())
