@@ -37,7 +37,7 @@ from typing import Any, NamedTuple
 
 import numpy as np
 
-from api.storage.codec import array_to_bytes, dumps, round_to_json
+from api.storage.codec import array_to_bytes, dumps, to_json
 from api.storage.records import (
     POOLS,
     Annotation,
@@ -151,7 +151,7 @@ def encode_round(
     return EncodedRound(
         {name: array_to_bytes(np.asarray(a)) for name, a in arrays.items()},
         [(str(i), float(s), dumps(r)) for i, s, r in zip(ids, scores, reasons, strict=True)],
-        round_to_json(rnd),
+        to_json(rnd),
     )
 
 
@@ -200,9 +200,16 @@ class Store(abc.ABC):
     @abc.abstractmethod
     def get_item(self, project_id: str, item_id: str) -> Item: ...
 
-    @abc.abstractmethod
     def iter_items(self, project_id: str, *, start: int = 0, chunk: int = 10_000):
         """Yield lists of items in ``seq`` order from ``start``."""
+        self.get_project(project_id)
+        while items := self._item_chunk(project_id, start, chunk):
+            yield items
+            start += len(items)
+
+    @abc.abstractmethod
+    def _item_chunk(self, project_id: str, start: int, n: int) -> list[Item]:
+        """The items of ``seq`` start .. start + n - 1."""
 
     # -- labeling functions and model assertions: kept by name in first-registration order --
     def put_lfs(self, project_id: str, lfs: Sequence[LFRecord]) -> None:

@@ -4,7 +4,7 @@
 ``{ns}:*`` removes everything a store wrote. Per-project keys put the project id in a hash tag
 (``{pid}``). The Lua scripts never build a key: they get the project's keys (:data:`PROJECT`, in
 that order, named ``K.<name>`` in the scripts), the lease clock and the lease key prefix as
-arguments (see :mod:`api.storage.redis_scripts`).
+arguments (see :mod:`api.storage.redis_common`).
 """
 
 from __future__ import annotations

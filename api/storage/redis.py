@@ -1,7 +1,7 @@
 """Redis store: shared state for several coordinator replicas.
 
 Leases, submissions, renewals, releases, sweeps, ``require`` and job creation are Lua scripts
-(:mod:`api.storage.redis_scripts`, the lease model of :mod:`api.storage.base`), each atomic across
+(:mod:`api.storage.redis_common`, the lease model of :mod:`api.storage.base`), each atomic across
 replicas; adding items is one MULTI/EXEC (all of an upload or none of it, also when the client
 dies midway); the other read-modify-write methods use WATCH/MULTI. Key names live in
 :mod:`api.storage.keys` only. Time is always passed in (``now``); the Redis clock is never read for
@@ -39,8 +39,8 @@ from api.storage.codec import (
     array_to_bytes,
     bytes_to_array,
     dumps,
-    project_from_json,
-    project_to_json,
+    from_json,
+    to_json,
 )
 from api.storage.keys import SEP, Keys
 from api.storage.records import (
@@ -54,14 +54,16 @@ from api.storage.records import (
 from api.storage.redis_common import (
     _CLIENT_OPTIONS,
     _UNAVAILABLE,
+    LEASE_SCRIPTS,
+    OTHER_SCRIPTS,
     DurabilityCheck,
     StoreUnavailable,
-    _guarded,
     _item,
     _plain,
+    guard_all,
+    source,
 )
 from api.storage.redis_leases import RedisLeaseOps
-from api.storage.redis_scripts import LEASE_SCRIPTS, OTHER_SCRIPTS, source
 from labeling.errors import Conflict, NotFound
 
 __all__ = ["RedisStore", "StoreUnavailable"]
@@ -81,6 +83,7 @@ def _item_doc(it: Item) -> str:
                   "votes": list(it.votes) if it.votes is not None else None, "gold": it.gold})
 
 
+@guard_all
 class RedisStore(RedisLeaseOps, DurabilityCheck, Store):
     """Store on one Redis server (or a primary with replicas; not Redis Cluster).
 
@@ -119,7 +122,7 @@ class RedisStore(RedisLeaseOps, DurabilityCheck, Store):
             raise self._refusal(exc) from None
 
     def _lease_script(self, name: str, project_id: str, *args: Any) -> Any:
-        """Run a lease script (:data:`~api.storage.redis_scripts.LEASE_SCRIPTS`) on a project."""
+        """Run a lease script (:data:`~api.storage.redis_common.LEASE_SCRIPTS`) on a project."""
         return self._run(name, keys=[*self.k.project(project_id), self.k.clock(), self.k.projects()],
                          args=[self.k.lease_prefix(), *args])
 
@@ -167,22 +170,18 @@ class RedisStore(RedisLeaseOps, DurabilityCheck, Store):
         return doc
 
     # -- projects -------------------------------------------------------------------------
-    @_guarded
     def create_project(self, project: Project) -> Project:
-        if not self.r.hsetnx(self.k.projects(), project.id, project_to_json(project)):
+        if not self.r.hsetnx(self.k.projects(), project.id, to_json(project)):
             raise Conflict(f"project {project.id!r} already exists")
         return project
 
-    @_guarded
     def get_project(self, project_id: str) -> Project:
-        return project_from_json(self._project_doc(project_id))
+        return from_json(Project, self._project_doc(project_id))
 
-    @_guarded
     def list_projects(self) -> list[Project]:
         docs = self.r.hgetall(self.k.projects())
-        return sorted((project_from_json(d) for d in docs.values()), key=lambda p: p.id)
+        return sorted((from_json(Project, d) for d in docs.values()), key=lambda p: p.id)
 
-    @_guarded
     def update_settings(self, project_id: str, settings: ProjectSettings) -> Project:
         key = self.k.projects()
 
@@ -190,9 +189,9 @@ class RedisStore(RedisLeaseOps, DurabilityCheck, Store):
             doc = pipe.hget(key, project_id)
             if doc is None:
                 raise NotFound(f"unknown project {project_id!r}")
-            project = replace(project_from_json(doc), settings=settings)
+            project = replace(from_json(Project, doc), settings=settings)
             pipe.multi()
-            pipe.hset(key, project_id, project_to_json(project))
+            pipe.hset(key, project_id, to_json(project))
             return project
 
         project = self._watched([key], apply)[0]
@@ -209,7 +208,6 @@ class RedisStore(RedisLeaseOps, DurabilityCheck, Store):
                                        for i in ids})
 
     # -- items ----------------------------------------------------------------------------
-    @_guarded
     def add_items(self, project_id, items, *, on_conflict, rand_keys):
         """One MULTI/EXEC for the whole upload, under WATCH of the project's items: Redis runs
         all of it or, if the client dies before EXEC, none (and an AOF cut inside a MULTI block
@@ -222,7 +220,7 @@ class RedisStore(RedisLeaseOps, DurabilityCheck, Store):
         k = self.k
 
         def apply(pipe: Any) -> tuple[int, int]:
-            s = project_from_json(self._project_doc(project_id)).settings
+            s = from_json(Project, self._project_doc(project_id)).settings
             known: set[str] = set()
             for start in range(0, len(ids), 10_000):
                 chunk = ids[start:start + 10_000]
@@ -253,7 +251,6 @@ class RedisStore(RedisLeaseOps, DurabilityCheck, Store):
 
         return self._watched([k.p(project_id, "state"), k.projects()], apply)[0]
 
-    @_guarded
     def count_items(self, project_id: str) -> int:
         self._project_doc(project_id)
         return int(self.r.llen(self.k.p(project_id, "seq")))
@@ -268,28 +265,16 @@ class RedisStore(RedisLeaseOps, DurabilityCheck, Store):
         return [_item(item_id.decode() if isinstance(item_id, bytes) else item_id, doc, p)
                 for item_id, doc, p in zip(ids, docs, pos, strict=True)]
 
-    @_guarded
     def get_item(self, project_id: str, item_id: str) -> Item:
         self._project_doc(project_id)
         if not self.r.hexists(self.k.p(project_id, "items"), item_id):
             raise NotFound(f"unknown item {item_id!r} in project {project_id!r}")
         return self._items(project_id, [item_id])[0]
 
-    def iter_items(self, project_id: str, *, start: int = 0, chunk: int = 10_000):
-        with self._unavailable():
-            self._project_doc(project_id)
-        pos = start
-        while True:
-            with self._unavailable():
-                ids = self.r.lrange(self.k.p(project_id, "seq"), pos, pos + chunk - 1)
-                items = self._items(project_id, ids)
-            if not items:
-                return
-            yield items
-            pos += len(items)
+    def _item_chunk(self, project_id: str, start: int, n: int) -> list[Item]:
+        return self._items(project_id, self.r.lrange(self.k.p(project_id, "seq"), start, start + n - 1))
 
     # -- registered LFs and assertions: a hash name -> record JSON with its registration order --
-    @_guarded
     def _register(self, what: str, project_id: str, records: Sequence[LFRecord | AssertionRecord]) -> None:
         self._project_doc(project_id)
         key = self.k.p(project_id, what)
@@ -305,14 +290,12 @@ class RedisStore(RedisLeaseOps, DurabilityCheck, Store):
 
         self._watched([key], apply)
 
-    @_guarded
     def _registered(self, what: str, project_id: str, cls: type) -> list:
         self._project_doc(project_id)
         docs = [json.loads(v) for v in self.r.hgetall(self.k.p(project_id, what)).values()]
         docs.sort(key=lambda d: d.pop("ord"))
         return [cls(**d) for d in docs]
 
-    @_guarded
     def _deactivate(self, what: str, project_id: str, name: str, noun: str) -> None:
         self._project_doc(project_id)
         key = self.k.p(project_id, what)
@@ -326,14 +309,12 @@ class RedisStore(RedisLeaseOps, DurabilityCheck, Store):
 
         self._watched([key], apply)
 
-    @_guarded
     def get_votes(self, project_id, version):
         data, faults, first = self.r.hmget(self.k.votes(project_id, version), "data", "faults", "first_error")
         if data is None:
             return np.empty(0, dtype=np.int8), 0, None
         return bytes_to_array(data), int(faults), first.decode() if first else None
 
-    @_guarded
     def put_votes(self, project_id, version, votes, faults, first_error, *, fence=None):
         mapping = {"data": array_to_bytes(np.asarray(votes, dtype=np.int8)), "faults": int(faults),
                    "first_error": first_error or ""}
@@ -344,7 +325,6 @@ class RedisStore(RedisLeaseOps, DurabilityCheck, Store):
 
         self._fenced(fence, writes)
 
-    @_guarded
     def put_array(self, project_id: str, name: str, array: np.ndarray) -> None:
         self._project_doc(project_id)
         self.r.set(self.k.array(project_id, name), array_to_bytes(array))

@@ -22,9 +22,8 @@ from api.storage.codec import (
     array_to_bytes,
     bytes_to_array,
     dumps,
-    project_from_json,
-    project_to_json,
-    round_from_json,
+    from_json,
+    to_json,
 )
 from api.storage.records import (
     AssertionRecord,
@@ -113,14 +112,14 @@ class SQLiteStore(LeaseOps, Store):
             if db.execute("SELECT 1 FROM projects WHERE id=?", (project.id,)).fetchone():
                 raise Conflict(f"project {project.id!r} already exists")
             db.execute("INSERT INTO projects (id, doc) VALUES (?, ?)",
-                       (project.id, project_to_json(project)))
+                       (project.id, to_json(project)))
         return project
 
     def _project(self, db: sqlite3.Connection, project_id: str) -> Project:
         row = db.execute("SELECT doc FROM projects WHERE id=?", (project_id,)).fetchone()
         if row is None:
             raise NotFound(f"unknown project {project_id!r}")
-        return project_from_json(row[0])
+        return from_json(Project, row[0])
 
     def get_project(self, project_id: str) -> Project:
         with self._lock:  # one statement: its own transaction
@@ -129,13 +128,13 @@ class SQLiteStore(LeaseOps, Store):
     def list_projects(self) -> list[Project]:
         with self._tx(write=False) as db:
             rows = db.execute("SELECT doc FROM projects ORDER BY id").fetchall()
-        return [project_from_json(r[0]) for r in rows]
+        return [from_json(Project, r[0]) for r in rows]
 
     def update_settings(self, project_id: str, settings: ProjectSettings) -> Project:
         with self._tx() as db:
             before = self._project(db, project_id)
             project = replace(before, settings=settings)
-            db.execute("UPDATE projects SET doc=? WHERE id=?", (project_to_json(project), project_id))
+            db.execute("UPDATE projects SET doc=? WHERE id=?", (to_json(project), project_id))
             old, new = before.settings, settings
             if (new.redundancy_fraction, new.redundancy_k) != (old.redundancy_fraction, old.redundancy_k):
                 ids = [r[0] for r in db.execute("SELECT id FROM items WHERE project_id=?", (project_id,))]
@@ -195,20 +194,11 @@ class SQLiteStore(LeaseOps, Store):
                 raise NotFound(f"unknown item {item_id!r} in project {project_id!r}")
         return item_from_row(row)
 
-    def iter_items(self, project_id: str, *, start: int = 0, chunk: int = 10_000):
-        self.get_project(project_id)
-        seq = start
-        while True:
-            with self._tx(write=False) as db:
-                rows = db.execute(
-                    f"SELECT {ITEM_COLS} FROM {ITEMS} WHERE i.project_id=? AND i.seq>=? ORDER BY i.seq"
-                    " LIMIT ?",
-                    (project_id, seq, chunk),
-                ).fetchall()
-            if not rows:
-                return
-            yield [item_from_row(r) for r in rows]
-            seq = rows[-1][1] + 1
+    def _item_chunk(self, project_id: str, start: int, n: int) -> list[Item]:
+        with self._lock:
+            rows = self._db.execute(f"SELECT {ITEM_COLS} FROM {ITEMS} WHERE i.project_id=? AND"
+                                    " i.seq>=? ORDER BY i.seq LIMIT ?", (project_id, start, n))
+            return [item_from_row(r) for r in rows]
 
     # -- registered LFs and assertions: same shape, own tables, kept in first-registration order
     def _register(self, table: str, project_id: str, records: Sequence[LFRecord | AssertionRecord]) -> None:
@@ -315,4 +305,4 @@ class SQLiteStore(LeaseOps, Store):
             rows = db.execute(
                 "SELECT doc FROM rounds WHERE project_id=? ORDER BY number", (project_id,)
             ).fetchall()
-        return [round_from_json(r[0]) for r in rows]
+        return [from_json(Round, r[0]) for r in rows]

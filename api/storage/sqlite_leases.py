@@ -16,7 +16,7 @@ from dataclasses import replace
 from typing import Any
 
 from api.storage.base import REASONS, check_lease, check_required, check_submission, mix_gold
-from api.storage.codec import job_from_json, job_to_json, loads
+from api.storage.codec import from_json, loads, to_json
 from api.storage.records import ANSWER_KINDS, Annotation, Job, Lease, LeasedItem, SubmitResult
 from api.storage.sqlite_schema import (
     ANNOTATION_COLS,
@@ -292,7 +292,7 @@ class LeaseOps:
                 raise Conflict(f"a {job.kind!r} job is already running for this project: {row[0]}")
             db.execute(
                 "INSERT INTO jobs VALUES (?,?,?,?,?)",
-                (job.id, job.project_id, job.kind, job.status, job_to_json(job)),
+                (job.id, job.project_id, job.kind, job.status, to_json(job)),
             )
         return job
 
@@ -302,7 +302,7 @@ class LeaseOps:
                 self._check_fence(db, *fence)
             job = replace(self._job(db, job_id), **fields)
             db.execute(
-                "UPDATE jobs SET status=?, doc=? WHERE id=?", (job.status, job_to_json(job), job_id)
+                "UPDATE jobs SET status=?, doc=? WHERE id=?", (job.status, to_json(job), job_id)
             )
         return job
 
@@ -310,7 +310,7 @@ class LeaseOps:
         row = db.execute("SELECT doc FROM jobs WHERE id=?", (job_id,)).fetchone()
         if row is None:
             raise NotFound(f"unknown job {job_id!r}")
-        return job_from_json(row[0])
+        return from_json(Job, row[0])
 
     def get_job(self, job_id: str) -> Job:
         with self._tx(write=False) as db:
@@ -322,7 +322,7 @@ class LeaseOps:
             rows = db.execute(
                 "SELECT doc FROM jobs WHERE project_id=? ORDER BY rowid", (project_id,)
             ).fetchall()
-        return [job_from_json(r[0]) for r in rows]
+        return [from_json(Job, r[0]) for r in rows]
 
     # -- locks with fencing tokens ----------------------------------------------------------
     def acquire_lock(self, name: str, owner: str, ttl_s: float, now: float) -> int | None:

@@ -145,7 +145,7 @@ def test_scripts_are_short_lua_files_that_build_no_key_names():
     from importlib.resources import files
 
     from api.storage.keys import PROJECT
-    from api.storage.redis_scripts import LEASE_SCRIPTS, OTHER_SCRIPTS, source
+    from api.storage.redis_common import LEASE_SCRIPTS, OTHER_SCRIPTS, source
 
     folder = files("api.storage").joinpath("lua")
     names = sorted(p.name for p in folder.iterdir() if p.name.endswith(".lua"))
