@@ -29,7 +29,7 @@ from labeling.errors import InvalidInput, StaleToken
 __all__ = ["LEASE_SCRIPTS", "OTHER_SCRIPTS", "StoreUnavailable", "source"]
 
 LEASE_SCRIPTS = ("lease", "submit", "renew", "release", "reclaim", "require", "queue_depth")
-OTHER_SCRIPTS = ("create_job", "release_lock", "renew_lock")
+OTHER_SCRIPTS = ("job", "lock")
 
 
 def _read(name: str) -> str:

@@ -232,7 +232,7 @@ class RedisLeaseOps:
     # -- jobs -----------------------------------------------------------------------------
     def create_job(self, job: Job) -> Job:
         self._project_doc(job.project_id)
-        self._run("create_job", keys=[self.k.job_active(job.project_id, job.kind), self.k.job(job.id),
+        self._run("job", keys=[self.k.job_active(job.project_id, job.kind), self.k.job(job.id),
                                       self.k.p(job.project_id, "jobs")],
                   args=[job.id, to_json(job)])
         return job
@@ -257,7 +257,8 @@ class RedisLeaseOps:
             pipe.multi()
             pipe.set(key, to_json(job))
             if job.status not in ACTIVE_JOB_STATES:
-                self._run("release_lock", keys=[self.k.job_active(job.project_id, job.kind)], args=[job_id], client=pipe)
+                self._run("job", keys=[self.k.job_active(job.project_id, job.kind)],
+                          args=["end", job_id], client=pipe)
             return job
 
         return self._watched(watched, apply)[0]
@@ -276,48 +277,19 @@ class RedisLeaseOps:
 
     # -- locks with fencing tokens ----------------------------------------------------------
     def acquire_lock(self, name: str, owner: str, ttl_s: float, now: float) -> int | None:
-        """Take lock ``name`` for ``owner`` until ``now + ttl_s``.
-
-        Returns a fencing token, larger than every token handed out for ``name`` before (a
-        writer that records the largest token it has seen refuses a stale holder), or None while
-        the lock is held, by another owner or by ``owner`` itself. The lock is free again once a
-        caller's ``now`` reaches its expiry, or once Redis drops the key (``SET NX PX``: the
-        server's clock, a backstop so a lock whose holders all died never outlives ``ttl_s``).
-        Taking the lock and drawing the token (``INCR``) are one transaction.
-        """
-        if not ttl_s > 0:
-            raise InvalidInput(f"ttl_s must be > 0, got {ttl_s!r}")
-        key, fence = self.k.lock(name), self.k.fence(name)
-
-        def apply(pipe: Any) -> None:
-            held = pipe.get(key)
-            if held is not None and float(held.decode().rpartition(SEP)[2]) > now:
-                return
-            pipe.multi()
-            pipe.set(key, f"{owner}{SEP}{now + ttl_s!r}", px=max(1, round(ttl_s * 1000)))
-            pipe.incr(fence)
-
-        replies = self._watched([key], apply)[1]
-        return int(replies[1]) if replies else None
+        """See :meth:`Store.acquire_lock`. Redis also drops the key after ``ttl_s`` by its own
+        clock: a backstop, so a lock whose holders all died never outlives it."""
+        return self._lock("acquire", name, owner, 0, ttl_s, now) or None
 
     def renew_lock(self, name: str, owner: str, token: int, ttl_s: float, now: float) -> bool:
-        """Extend ``owner``'s hold while ``token`` is the latest of ``name``; one Lua script."""
-        if not ttl_s > 0:
-            raise InvalidInput(f"ttl_s must be > 0, got {ttl_s!r}")
-        return bool(self._run("renew_lock", keys=[self.k.lock(name), self.k.fence(name)],
-                              args=[owner, int(token), repr(float(now + ttl_s)),
-                                    max(1, round(ttl_s * 1000))]))
+        return bool(self._lock("renew", name, owner, token, ttl_s, now))
 
     def release_lock(self, name: str, owner: str) -> bool:
-        """Drop lock ``name`` if ``owner`` holds it (compare-and-delete); False otherwise."""
-        key = self.k.lock(name)
+        return bool(self._lock("release", name, owner, 0, 1.0, 0.0))
 
-        def apply(pipe: Any) -> bool:
-            held = pipe.get(key)
-            if held is None or held.decode().rpartition(SEP)[0] != owner:
-                return False
-            pipe.multi()
-            pipe.delete(key)
-            return True
-
-        return self._watched([key], apply)[0]
+    def _lock(self, op: str, name: str, owner: str, token: int, ttl_s: float, now: float) -> int:
+        if not ttl_s > 0:
+            raise InvalidInput(f"ttl_s must be > 0, got {ttl_s!r}")
+        return int(self._run("lock", keys=[self.k.lock(name), self.k.fence(name)], args=[
+            op, owner, int(token), repr(float(now)), repr(float(now + ttl_s)),
+            max(1, round(ttl_s * 1000))]))
