@@ -34,7 +34,7 @@ import redis
 from redis.backoff import NoBackoff
 from redis.retry import Retry
 
-from api.storage.base import Store, check_upload
+from api.storage.base import Store
 from api.storage.codec import (
     array_to_bytes,
     bytes_to_array,
@@ -64,6 +64,7 @@ from api.storage.redis_common import (
     source,
 )
 from api.storage.redis_leases import RedisLeaseOps
+from api.storage.rules import check_upload
 from labeling.errors import Conflict, NotFound
 
 __all__ = ["RedisStore", "StoreUnavailable"]

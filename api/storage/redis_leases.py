@@ -9,12 +9,6 @@ from collections.abc import Callable, Mapping
 from dataclasses import asdict, replace
 from typing import Any
 
-from api.storage.base import (
-    check_lease,
-    check_required,
-    check_submission,
-    encode_round,
-)
 from api.storage.codec import dumps, from_json, loads, to_json
 from api.storage.keys import SEP
 from api.storage.records import (
@@ -28,6 +22,12 @@ from api.storage.records import (
     SubmitResult,
 )
 from api.storage.redis_common import _item, _plain, _stale
+from api.storage.rules import (
+    check_lease,
+    check_required,
+    check_submission,
+    encode_round,
+)
 from labeling.errors import InvalidInput, NotFound
 
 __all__ = ["RedisLeaseOps"]

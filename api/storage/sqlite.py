@@ -17,7 +17,7 @@ from pathlib import Path
 
 import numpy as np
 
-from api.storage.base import Store, check_upload, encode_round
+from api.storage.base import Store
 from api.storage.codec import (
     array_to_bytes,
     bytes_to_array,
@@ -34,6 +34,7 @@ from api.storage.records import (
     Round,
     required_answers,
 )
+from api.storage.rules import check_upload, encode_round
 from api.storage.sqlite_leases import LeaseOps
 from api.storage.sqlite_schema import ITEM_COLS, ITEMS, item_from_row, migrate
 from labeling.errors import Conflict, NotFound

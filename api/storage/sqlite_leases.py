@@ -15,9 +15,9 @@ from collections.abc import Mapping
 from dataclasses import replace
 from typing import Any
 
-from api.storage.base import REASONS, check_lease, check_required, check_submission, mix_gold
 from api.storage.codec import from_json, loads, to_json
 from api.storage.records import ANSWER_KINDS, Annotation, Job, Lease, LeasedItem, SubmitResult
+from api.storage.rules import REASONS, check_lease, check_required, check_submission, mix_gold
 from api.storage.sqlite_schema import (
     ANNOTATION_COLS,
     ITEM_COLS,
