@@ -30,12 +30,14 @@ The lease model, the same in both stores:
 from __future__ import annotations
 
 import abc
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from contextlib import AbstractContextManager, nullcontext
+from dataclasses import asdict
 from typing import Any
 
 import numpy as np
 
+from api.storage.codec import dumps, loads
 from api.storage.records import (
     Annotation,
     AssertionRecord,
@@ -48,7 +50,7 @@ from api.storage.records import (
     Round,
     SubmitResult,
 )
-from labeling.errors import LabelloopError
+from labeling.errors import LabelloopError, NotFound
 
 
 class StoreUnavailable(LabelloopError):
@@ -138,14 +140,36 @@ class Store(abc.ABC):
         """``NotFound`` for a name never registered."""
         self._deactivate("assertions", project_id, name, "assertion")
 
-    @abc.abstractmethod
-    def _register(self, kind: str, project_id: str, records: Sequence[Any]) -> None: ...
+    def _register(self, kind: str, project_id: str, records: Sequence[Any]) -> None:
+        def change(doc: str | bytes | None) -> str:
+            current = {d["name"]: d for d in loads(doc or "[]")}  # a new version keeps its place
+            current.update((r.name, asdict(r)) for r in records)
+            return dumps(list(current.values()))
+
+        self._edit_doc(project_id, kind, change)
+
+    def _registered(self, kind: str, project_id: str, cls: type) -> list:
+        return [cls(**d) for d in loads(self._doc(project_id, kind) or "[]")]
+
+    def _deactivate(self, kind: str, project_id: str, name: str, noun: str) -> None:
+        def change(doc: str | bytes | None) -> str:
+            docs = loads(doc or "[]")
+            if name not in {d["name"] for d in docs}:
+                raise NotFound(f"unknown {noun} {name!r}")
+            return dumps([{**d, "active": d["active"] and d["name"] != name} for d in docs])
+
+        self._edit_doc(project_id, kind, change)
 
     @abc.abstractmethod
-    def _registered(self, kind: str, project_id: str, cls: type) -> list: ...
+    def _doc(self, project_id: str, name: str) -> str | bytes | None:
+        """The project's document ``name`` (JSON), None if never written; ``NotFound`` for an
+        unknown project."""
 
     @abc.abstractmethod
-    def _deactivate(self, kind: str, project_id: str, name: str, noun: str) -> None: ...
+    def _edit_doc(self, project_id: str, name: str,
+                  change: Callable[[str | bytes | None], str]) -> None:
+        """Replace document ``name`` by ``change(current)`` atomically (``change`` may raise, and
+        then nothing is written)."""
 
     @abc.abstractmethod
     def get_votes(self, project_id: str, version: str) -> tuple[np.ndarray, int, str | None]:

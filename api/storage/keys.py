@@ -40,8 +40,8 @@ class Keys:
         return f"{self.ns}:projects"  # hash: project id -> project JSON
 
     def p(self, pid: str, what: str) -> str:
-        """A per-project key: one of :data:`PROJECT`, or ``lfs`` (hash name -> LF JSON),
-        ``assertions`` (likewise), ``rounds`` (list of round JSON), ``jobs`` (list of job ids)."""
+        """A per-project key: one of :data:`PROJECT`, or ``lfs`` and ``assertions`` (a JSON list
+        of the registered records), ``rounds`` (list of round JSON), ``jobs`` (list of job ids)."""
         return f"{self.ns}:p:{{{pid}}}:{what}"
 
     def project(self, pid: str) -> list[str]:

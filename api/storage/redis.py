@@ -22,11 +22,10 @@ The queue, lease, annotation, job and lock operations live in :mod:`api.storage.
 
 from __future__ import annotations
 
-import json
 import logging
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
-from dataclasses import asdict, replace
+from dataclasses import replace
 from typing import Any
 
 import numpy as np
@@ -44,9 +43,7 @@ from api.storage.codec import (
 )
 from api.storage.keys import SEP, Keys
 from api.storage.records import (
-    AssertionRecord,
     Item,
-    LFRecord,
     Project,
     ProjectSettings,
     required_answers,
@@ -275,40 +272,22 @@ class RedisStore(RedisLeaseOps, DurabilityCheck, Store):
     def _item_chunk(self, project_id: str, start: int, n: int) -> list[Item]:
         return self._items(project_id, self.r.lrange(self.k.p(project_id, "seq"), start, start + n - 1))
 
-    # -- registered LFs and assertions: a hash name -> record JSON with its registration order --
-    def _register(self, what: str, project_id: str, records: Sequence[LFRecord | AssertionRecord]) -> None:
+    # -- project documents (the registered LFs, the assertions) ---------------------------------
+    def _doc(self, project_id: str, name: str) -> bytes | None:
         self._project_doc(project_id)
-        key = self.k.p(project_id, what)
+        return self.r.get(self.k.p(project_id, name))
+
+    def _edit_doc(self, project_id: str, name: str, change: Callable[[bytes | None], str]) -> None:
+        key = self.k.p(project_id, name)
 
         def apply(pipe: Any) -> None:
-            current = {k.decode(): json.loads(v) for k, v in pipe.hgetall(key).items()}
-            nxt = max((d["ord"] for d in current.values()), default=-1) + 1
+            if pipe.hget(self.k.projects(), project_id) is None:
+                raise NotFound(f"unknown project {project_id!r}")
+            doc = change(pipe.get(key))
             pipe.multi()
-            for r in records:
-                ordinal = current[r.name]["ord"] if r.name in current else nxt
-                nxt += r.name not in current
-                pipe.hset(key, r.name, dumps({**asdict(r), "ord": ordinal}))
+            pipe.set(key, doc)
 
-        self._watched([key], apply)
-
-    def _registered(self, what: str, project_id: str, cls: type) -> list:
-        self._project_doc(project_id)
-        docs = [json.loads(v) for v in self.r.hgetall(self.k.p(project_id, what)).values()]
-        docs.sort(key=lambda d: d.pop("ord"))
-        return [cls(**d) for d in docs]
-
-    def _deactivate(self, what: str, project_id: str, name: str, noun: str) -> None:
-        self._project_doc(project_id)
-        key = self.k.p(project_id, what)
-
-        def apply(pipe: Any) -> None:
-            doc = pipe.hget(key, name)
-            if doc is None:
-                raise NotFound(f"unknown {noun} {name!r}")
-            pipe.multi()
-            pipe.hset(key, name, dumps({**json.loads(doc), "active": False}))
-
-        self._watched([key], apply)
+        self._watched([key, self.k.projects()], apply)
 
     def get_votes(self, project_id, version):
         data, faults, first = self.r.hmget(self.k.votes(project_id, version), "data", "faults", "first_error")

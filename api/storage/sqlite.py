@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import sqlite3
 import threading
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import replace
 from pathlib import Path
@@ -26,9 +26,7 @@ from api.storage.codec import (
     to_json,
 )
 from api.storage.records import (
-    AssertionRecord,
     Item,
-    LFRecord,
     Project,
     ProjectSettings,
     Round,
@@ -201,33 +199,21 @@ class SQLiteStore(LeaseOps, Store):
                                     " i.seq>=? ORDER BY i.seq LIMIT ?", (project_id, start, n))
             return [item_from_row(r) for r in rows]
 
-    # -- registered LFs and assertions: same shape, own tables, kept in first-registration order
-    def _register(self, table: str, project_id: str, records: Sequence[LFRecord | AssertionRecord]) -> None:
-        with self._tx() as db:
-            self._project(db, project_id)
-            (next_ord,) = db.execute(f"SELECT COALESCE(MAX(ord) + 1, 0) FROM {table} WHERE project_id=?",
-                                     (project_id,)).fetchone()
-            for r in records:
-                row = db.execute(f"SELECT ord FROM {table} WHERE project_id=? AND name=?",
-                                 (project_id, r.name)).fetchone()
-                db.execute(f"INSERT OR REPLACE INTO {table} VALUES (?,?,?,?,?,?,?,?)",
-                           (project_id, r.name, r.version, r.kind, r.source, int(r.active),
-                            r.created_at, row[0] if row else next_ord))
-                next_ord += 0 if row else 1
-
-    def _registered(self, table: str, project_id: str, cls: type) -> list:
+    # -- project documents (the registered LFs, the assertions) ---------------------------------
+    def _doc(self, project_id: str, name: str) -> str | None:
         with self._tx(write=False) as db:
             self._project(db, project_id)
-            rows = db.execute(f"SELECT name, version, kind, source, active, created_at FROM {table}"
-                              " WHERE project_id=? ORDER BY ord", (project_id,)).fetchall()
-        return [cls(r[0], r[1], r[2], r[3], bool(r[4]), r[5]) for r in rows]
+            row = db.execute("SELECT doc FROM docs WHERE project_id=? AND name=?",
+                             (project_id, name)).fetchone()
+        return row and row[0]
 
-    def _deactivate(self, table: str, project_id: str, name: str, what: str) -> None:
+    def _edit_doc(self, project_id: str, name: str, change: Callable[[str | None], str]) -> None:
         with self._tx() as db:
-            cur = db.execute(f"UPDATE {table} SET active=0 WHERE project_id=? AND name=?", (project_id, name))
-            if cur.rowcount == 0:
-                self._project(db, project_id)
-                raise NotFound(f"unknown {what} {name!r}")
+            self._project(db, project_id)
+            row = db.execute("SELECT doc FROM docs WHERE project_id=? AND name=?",
+                             (project_id, name)).fetchone()
+            db.execute("INSERT OR REPLACE INTO docs VALUES (?,?,?)",
+                       (project_id, name, change(row and row[0])))
 
     def get_votes(self, project_id, version):
         with self._tx(write=False) as db:

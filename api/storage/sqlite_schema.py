@@ -66,14 +66,9 @@ CREATE TABLE annotations (
 CREATE UNIQUE INDEX annotations_idem ON annotations (project_id, annotator, idem_key)
     WHERE idem_key IS NOT NULL;
 CREATE INDEX annotations_project ON annotations (project_id, seq);
-CREATE TABLE lfs (
-    project_id TEXT NOT NULL, name TEXT NOT NULL, version TEXT NOT NULL, kind TEXT NOT NULL,
-    source TEXT NOT NULL, active INTEGER NOT NULL, created_at REAL NOT NULL, ord INTEGER NOT NULL,
-    PRIMARY KEY (project_id, name));
-CREATE TABLE assertions (
-    project_id TEXT NOT NULL, name TEXT NOT NULL, version TEXT NOT NULL, kind TEXT NOT NULL,
-    source TEXT NOT NULL, active INTEGER NOT NULL, created_at REAL NOT NULL, ord INTEGER NOT NULL,
-    PRIMARY KEY (project_id, name));
+-- a project's documents by name (the registered LFs, the assertions: JSON lists)
+CREATE TABLE docs (
+    project_id TEXT NOT NULL, name TEXT NOT NULL, doc TEXT NOT NULL, PRIMARY KEY (project_id, name));
 CREATE TABLE votes (
     project_id TEXT NOT NULL, version TEXT NOT NULL, data BLOB NOT NULL,
     faults INTEGER NOT NULL, first_error TEXT, PRIMARY KEY (project_id, version));
