@@ -594,7 +594,7 @@ class StoreContract:
             "total": 11, "open": 8, "gold": 3, "review": 0, "eval": 2, "done": 0}
 
     def test_gold_items_mixed_in_look_like_pool_order(self, store):
-        from api.storage.base import mix_gold
+        from api.storage.rules import mix_gold
 
         self._pools(store)
         set_queue(store, "p1", ["m5"], [{"strategy": "s"}])

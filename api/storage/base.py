@@ -30,16 +30,15 @@ The lease model, the same in both stores:
 from __future__ import annotations
 
 import abc
-import hashlib
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from contextlib import AbstractContextManager, nullcontext
-from typing import Any, NamedTuple
+from dataclasses import asdict
+from typing import Any
 
 import numpy as np
 
-from api.storage.codec import array_to_bytes, dumps, round_to_json
+from api.storage.codec import dumps, loads
 from api.storage.records import (
-    POOLS,
     Annotation,
     AssertionRecord,
     Item,
@@ -51,7 +50,7 @@ from api.storage.records import (
     Round,
     SubmitResult,
 )
-from labeling.errors import InvalidInput, LabelloopError
+from labeling.errors import LabelloopError, NotFound
 
 
 class StoreUnavailable(LabelloopError):
@@ -60,90 +59,6 @@ class StoreUnavailable(LabelloopError):
 
 
 __all__ = ["Store", "StoreUnavailable"]
-
-# what a lease says about an item taken in pool order (gold items look like main ones)
-REASONS = {"main": '{"strategy":"pool_order"}', "eval": '{"strategy":"evaluation_slice"}',
-           "gold": '{"strategy":"pool_order"}', "review": '{"strategy":"review"}'}
-
-
-def check_pool(pool: str, allowed: Sequence[str] = POOLS) -> str:
-    if pool not in allowed:
-        raise InvalidInput(f"pool must be one of {', '.join(allowed)}, got {pool!r}")
-    return pool
-
-
-def check_lease(n: int, n_eval: int, n_gold: int, pool: str) -> None:
-    """Refuse a bad lease request before any transaction opens."""
-    if n < 0 or n_eval < 0 or n_gold < 0:
-        raise InvalidInput(f"lease size must be >= 0, got n={n}, n_eval={n_eval}, n_gold={n_gold}")
-    check_pool(pool, ("main", "review"))
-
-
-def check_required(required: Mapping[str, int], pool: str | None) -> None:
-    for item_id, k in required.items():
-        if isinstance(k, bool) or not isinstance(k, int) or not 1 <= k <= 1000:
-            raise InvalidInput(f"required answers of item {item_id!r} must be an integer in "
-                               f"1..1000, got {k!r}")
-    if pool is not None:
-        check_pool(pool)
-
-
-def entry_pool(item: Item) -> str:
-    """The pool a new item enters: its own, ``eval`` for the evaluation slice. Items enter
-    ``review`` through :meth:`Store.require` only."""
-    check_pool(item.pool, ("main", "eval", "gold"))
-    return "eval" if item.pool == "main" and item.is_eval else item.pool
-
-
-def check_submission(annotations: Sequence[Annotation]) -> None:
-    for a in annotations:
-        if a.kind == "correct" and a.lease_id is not None:
-            raise InvalidInput(f"a correction names no lease, got lease {a.lease_id!r} for item "
-                               f"{a.item_id!r}")
-
-
-def mix_gold(order: list[str], gold: list[str], start: int, end: int, lease_id: str) -> list[str]:
-    """Place ``gold`` items among ``order[start:end]`` (the pool-order items), each at a place drawn
-    by a hash of the lease and item ids, so a lease does not show which items are gold. The Redis
-    lease script does the same."""
-    out = list(order)
-    for g in gold:
-        h = int(hashlib.sha1(f"{lease_id}\x1f{g}".encode()).hexdigest()[:8], 16)
-        out.insert(start + h % (end - start + 1), g)
-        end += 1
-    return out
-
-
-class EncodedRound(NamedTuple):
-    """A round's outputs as both backends store them (see :meth:`Store.commit_round`)."""
-
-    arrays: dict[str, bytes]  # name -> ``array_to_bytes``
-    queue: list[tuple[str, float, str]]  # (item id, score, reasons JSON), best first
-    round_json: str
-
-
-def encode_round(
-    project_id: str,
-    arrays: Mapping[str, np.ndarray],
-    queue: tuple[Sequence[str], Sequence[float], Sequence[dict]],
-    rnd: Round,
-) -> EncodedRound:
-    """Check and encode :meth:`Store.commit_round`'s arguments, before any transaction opens."""
-    if rnd.project_id != project_id:
-        raise InvalidInput(f"round of project {rnd.project_id!r} committed to project "
-                           f"{project_id!r}")
-    ids, scores, reasons = queue
-    if not len(ids) == len(scores) == len(reasons):
-        raise InvalidInput(f"queue needs as many scores and reasons as item ids, got "
-                           f"{len(ids)} ids, {len(scores)} scores, {len(reasons)} reasons")
-    for name in arrays:
-        if not isinstance(name, str) or not name:
-            raise InvalidInput(f"array names must be non-empty strings, got {name!r}")
-    return EncodedRound(
-        {name: array_to_bytes(np.asarray(a)) for name, a in arrays.items()},
-        [(str(i), float(s), dumps(r)) for i, s, r in zip(ids, scores, reasons, strict=True)],
-        round_to_json(rnd),
-    )
 
 
 class Store(abc.ABC):
@@ -193,25 +108,74 @@ class Store(abc.ABC):
     @abc.abstractmethod
     def get_item(self, project_id: str, item_id: str) -> Item: ...
 
-    @abc.abstractmethod
     def iter_items(self, project_id: str, *, start: int = 0, chunk: int = 10_000):
         """Yield lists of items in ``seq`` order from ``start``."""
+        self.get_project(project_id)
+        while items := self._item_chunk(project_id, start, chunk):
+            yield items
+            start += len(items)
 
-    # -- labeling functions and their cached votes ----------------------------------------
     @abc.abstractmethod
+    def _item_chunk(self, project_id: str, start: int, n: int) -> list[Item]:
+        """The items of ``seq`` start .. start + n - 1."""
+
+    # -- labeling functions and model assertions: kept by name in first-registration order --
     def put_lfs(self, project_id: str, lfs: Sequence[LFRecord]) -> None:
         """Register LFs; a name already present gets the new version and source."""
+        self._register("lfs", project_id, lfs)
+
+    def list_lfs(self, project_id: str) -> list[LFRecord]:
+        return self._registered("lfs", project_id, LFRecord)
+
+    def deactivate_lf(self, project_id: str, name: str) -> None:
+        self._deactivate("lfs", project_id, name, "labeling function")
+
+    def put_assertions(self, project_id: str, assertions: Sequence[AssertionRecord]) -> None:
+        """Register assertions atomically (all or none); a name already present gets the new
+        version and source and becomes active again."""
+        self._register("assertions", project_id, assertions)
+
+    def list_assertions(self, project_id: str) -> list[AssertionRecord]:
+        return self._registered("assertions", project_id, AssertionRecord)
+
+    def deactivate_assertion(self, project_id: str, name: str) -> None:
+        """``NotFound`` for a name never registered."""
+        self._deactivate("assertions", project_id, name, "assertion")
+
+    def _register(self, kind: str, project_id: str, records: Sequence[Any]) -> None:
+        def change(doc: str | bytes | None) -> str:
+            current = {d["name"]: d for d in loads(doc or "[]")}  # a new version keeps its place
+            current.update((r.name, asdict(r)) for r in records)
+            return dumps(list(current.values()))
+
+        self._edit_doc(project_id, kind, change)
+
+    def _registered(self, kind: str, project_id: str, cls: type) -> list:
+        return [cls(**d) for d in loads(self._doc(project_id, kind) or "[]")]
+
+    def _deactivate(self, kind: str, project_id: str, name: str, noun: str) -> None:
+        def change(doc: str | bytes | None) -> str:
+            docs = loads(doc or "[]")
+            if name not in {d["name"] for d in docs}:
+                raise NotFound(f"unknown {noun} {name!r}")
+            return dumps([{**d, "active": d["active"] and d["name"] != name} for d in docs])
+
+        self._edit_doc(project_id, kind, change)
 
     @abc.abstractmethod
-    def list_lfs(self, project_id: str) -> list[LFRecord]: ...
+    def _doc(self, project_id: str, name: str) -> str | bytes | None:
+        """The project's document ``name`` (JSON), None if never written; ``NotFound`` for an
+        unknown project."""
 
     @abc.abstractmethod
-    def deactivate_lf(self, project_id: str, name: str) -> None: ...
+    def _edit_doc(self, project_id: str, name: str,
+                  change: Callable[[str | bytes | None], str]) -> None:
+        """Replace document ``name`` by ``change(current)`` atomically (``change`` may raise, and
+        then nothing is written)."""
 
     @abc.abstractmethod
     def get_votes(self, project_id: str, version: str) -> tuple[np.ndarray, int, str | None]:
         """Cached votes of one LF version for items ``seq`` 0..len-1, with (faults, first_error).
-
         An LF version never applied returns an empty int8 array."""
 
     @abc.abstractmethod
@@ -222,19 +186,6 @@ class Store(abc.ABC):
         """Replace the cached votes of ``version`` (covering ``seq`` 0..len(votes)-1). With
         ``fence`` (a job's lock name and token) they are written only while that token is the
         lock's latest, else ``StaleToken`` and nothing changes."""
-
-    # -- registered model assertions (user code or consistency specs) ---------------------
-    @abc.abstractmethod
-    def put_assertions(self, project_id: str, assertions: Sequence[AssertionRecord]) -> None:
-        """Register assertions atomically (all or none); a name already present gets the new
-        version and source and becomes active again. Order is first registration."""
-
-    @abc.abstractmethod
-    def list_assertions(self, project_id: str) -> list[AssertionRecord]: ...
-
-    @abc.abstractmethod
-    def deactivate_assertion(self, project_id: str, name: str) -> None:
-        """``NotFound`` for a name never registered."""
 
     # -- arrays (probabilities, model artifacts) ------------------------------------------
     @abc.abstractmethod

@@ -2,9 +2,10 @@
 :class:`api.storage.sqlite.SQLiteStore`).
 
 The model is the one :mod:`api.storage.base` describes. ``holds`` has a row per live hold; a
-lease's row carries the expiry of all its holds. Each item counts its answers (``n_labels``) and
-live holds (``n_holds``); the partial index ``items_open`` holds exactly the open items of each
-pool in order, so a writer only keeps those two counts right and SQLite keeps the pools.
+lease's row carries the expiry of all its holds. ``pool`` has a row per item in hand-out order
+with its answers (``n_labels``) and live holds (``n_holds``); its partial index ``pool_open`` holds
+exactly the open items of each pool, so a writer keeps those two counts right and SQLite keeps
+the pools.
 """
 
 from __future__ import annotations
@@ -14,27 +15,37 @@ from collections.abc import Mapping
 from dataclasses import replace
 from typing import Any
 
-from api.storage.base import REASONS, check_lease, check_required, check_submission, mix_gold
-from api.storage.codec import job_from_json, job_to_json, loads
+from api.storage.codec import from_json, loads, to_json
 from api.storage.records import ANSWER_KINDS, Annotation, Job, Lease, LeasedItem, SubmitResult
-from api.storage.sqlite_schema import ANNOTATION_COLS, ITEM_COLS, annotation_from_row, item_from_row
+from api.storage.rules import REASONS, check_lease, check_required, check_submission, mix_gold
+from api.storage.sqlite_schema import (
+    ANNOTATION_COLS,
+    ITEM_COLS,
+    ITEMS,
+    annotation_from_row,
+    item_from_row,
+)
 from labeling.errors import Conflict, InvalidInput, NotFound, StaleToken
 
 __all__ = ["LeaseOps"]
 
-_COLS = ", ".join(f"i.{c.strip()}" for c in ITEM_COLS.split(","))
-_OPEN = "i.flagged=0 AND i.required>i.n_labels+i.n_holds"  # as ``items_open`` has it
-_NOT_THEIRS = (" AND NOT EXISTS (SELECT 1 FROM answered a WHERE a.project_id=i.project_id"
-               " AND a.item_id=i.id AND a.annotator=:who)"
-               " AND NOT EXISTS (SELECT 1 FROM holds h WHERE h.project_id=i.project_id"
-               " AND h.item_id=i.id AND h.annotator=:who)")
+_OPEN = "p.flagged=0 AND p.required>p.n_labels+p.n_holds"  # as ``pool_open`` has it
+# not answered by this annotator, nor held in one of their open leases
+_NOT_THEIRS = (" AND NOT EXISTS (SELECT 1 FROM answered a WHERE a.project_id=p.project_id"
+               " AND a.item_id=p.item_id AND a.annotator=:who) AND p.item_id NOT IN (SELECT"
+               " h.item_id FROM leases l JOIN holds h ON h.lease_id=l.id WHERE l.project_id=:p"
+               " AND l.annotator=:who AND l.open=1)")
+_JOIN = "CROSS JOIN items i ON i.project_id=p.project_id AND i.id=p.item_id"
 # what a lease may take, in hand-out order: a pool, or the ranked queue's items open in main
-_FROM_POOL = (f"SELECT {_COLS}, NULL FROM items i INDEXED BY items_open WHERE i.project_id=:p"
-              f" AND i.pool=:pool AND {_OPEN}{_NOT_THEIRS} ORDER BY i.pool_key LIMIT :n")
-_FROM_QUEUE = (f"SELECT {_COLS}, q.reasons FROM queue q INDEXED BY queue_rank CROSS JOIN items i"
-               " ON i.project_id=q.project_id AND i.id=q.item_id WHERE q.project_id=:p"
-               f" AND i.pool='main' AND {_OPEN}{_NOT_THEIRS} ORDER BY q.rank LIMIT :n")
-_HOLDS = "UPDATE items SET n_holds=n_holds+? WHERE project_id=? AND id=?"
+_FROM_POOL = (f"SELECT {ITEM_COLS}, NULL FROM pool p INDEXED BY pool_open {_JOIN} WHERE"
+              f" p.project_id=:p AND p.pool=:pool AND {_OPEN}{_NOT_THEIRS} ORDER BY p.pool_key"
+              " LIMIT :n")
+_FROM_QUEUE = (f"SELECT {ITEM_COLS}, q.reasons FROM queue q INDEXED BY queue_rank CROSS JOIN pool p"
+               f" ON p.project_id=q.project_id AND p.item_id=q.item_id {_JOIN} WHERE"
+               f" q.project_id=:p AND p.pool='main' AND {_OPEN}{_NOT_THEIRS} ORDER BY q.rank LIMIT :n")
+_HOLDS = "UPDATE pool SET n_holds=n_holds+? WHERE project_id=? AND item_id=?"
+_ENDED = " RETURNING -1, project_id, item_id"  # rows for ``_HOLDS``
+_DEFAULT = {pool: loads(why) for pool, why in REASONS.items()}
 
 
 def _payload(ann: Annotation) -> tuple:
@@ -42,46 +53,39 @@ def _payload(ann: Annotation) -> tuple:
     return (ann.item_id, ann.kind, ann.label, ann.comment, ann.lease_id)
 
 
+def _leased(row: tuple) -> LeasedItem:
+    """A leased item from its row (:data:`ITEM_COLS`, then its queue reasons or None)."""
+    item = item_from_row(row)
+    why = loads(row[-1]) if row[-1] else dict(_DEFAULT[item.pool])
+    return LeasedItem(item, why, item.pool == "eval", item.pool)
+
+
 class LeaseOps:
     """Needs ``self._tx`` and ``self._project`` from the store."""
 
     @staticmethod
-    def _lease_clock(db: sqlite3.Connection, now: float) -> float:
-        """The time a lease or a sweep runs at: ``now``, or the latest time one ran at if that
-        is later (callers read their clocks before they wait for the write lock)."""
-        row = db.execute("SELECT now FROM lease_clock").fetchone()
-        if row is not None and row[0] >= now:
-            return row[0]
-        db.execute("INSERT OR REPLACE INTO lease_clock VALUES (0, ?)", (now,))
-        return now
-
-    @staticmethod
-    def _reclaim(db: sqlite3.Connection, now: float, project_id: str | None = None) -> int:
-        """End the holds of the open leases whose expiry passed (of one project, or all)."""
-        where, params = "open=1 AND expires_at<=?", [now]
-        if project_id is not None:
-            where, params = where + " AND project_id=?", params + [project_id]
-        leases = [r[0] for r in db.execute(f"SELECT id FROM leases WHERE {where}", params)]
-        ended = []
-        for start in range(0, len(leases), 500):
-            chunk = leases[start:start + 500]
-            marks = ",".join("?" * len(chunk))
-            ended += db.execute(f"DELETE FROM holds WHERE lease_id IN ({marks})"
-                                " RETURNING -1, project_id, item_id", chunk).fetchall()
-            db.execute(f"UPDATE leases SET open=0 WHERE id IN ({marks})", chunk)
+    def _reclaim(db: sqlite3.Connection, now: float, project_id: str | None = None,
+                 ) -> tuple[float, int]:
+        """End the holds of the open leases whose expiry passed (of one project, or all) at the
+        lease clock: ``now``, or the latest time a lease or a sweep ran at if that is later
+        (callers read their clocks before they wait for the write lock). Returns (that time,
+        holds ended)."""
+        (now,) = db.execute("UPDATE lease_clock SET now=MAX(now, ?) RETURNING now", (now,)).fetchone()
+        where = "open=1 AND expires_at<=?1" + (" AND project_id=?2" if project_id else "")
+        args = (now, project_id) if project_id else (now,)
+        ended = db.execute(f"DELETE FROM holds WHERE lease_id IN (SELECT id FROM leases INDEXED BY"
+                           f" leases_open WHERE {where}){_ENDED}", args).fetchall()
+        db.execute(f"UPDATE leases INDEXED BY leases_open SET open=0 WHERE {where}", args)
         db.executemany(_HOLDS, ended)
-        return len(ended)
+        return now, len(ended)
 
     # -- leases ---------------------------------------------------------------------------
     def lease(self, project_id, annotator, n, *, n_eval, now, ttl, lease_id, n_gold=0,
               pool="main"):
         check_lease(n, n_eval, n_gold, pool)
         with self._tx(durable=False) as db:  # a crash may forget a lease harmlessly
-            if db.execute("SELECT 1 FROM projects WHERE id=?", (project_id,)).fetchone() is None:
-                raise NotFound(f"unknown project {project_id!r}")
-            now = self._lease_clock(db, now)
-            self._reclaim(db, now, project_id)
-            picked: dict[str, tuple] = {}  # item id -> (item row, reasons JSON or None)
+            now = self._reclaim(db, now, project_id)[0]
+            picked: dict[str, tuple] = {}  # item id -> (item row..., reasons JSON or None)
 
             def take(sql: str, where: str, limit: int) -> list[str]:
                 if limit <= 0:
@@ -108,20 +112,20 @@ class LeaseOps:
             if order:
                 db.execute("INSERT INTO leases (id, project_id, annotator, created_at, expires_at)"
                            " VALUES (?,?,?,?,?)", (lease_id, project_id, annotator, now, expires))
-                db.executemany("INSERT INTO holds VALUES (?,?,?,?,?)",
-                               [(project_id, i, annotator, lease_id, picked[i][-1]) for i in order])
+                db.executemany("INSERT INTO holds VALUES (?,?,?,?)",
+                               [(lease_id, i, project_id, picked[i][-1]) for i in order])
                 db.executemany(_HOLDS, [(1, project_id, i) for i in order])
                 exhausted = False
             else:  # nothing open is left for them; only a live hold may still come back
+                self._project(db, project_id)
                 exhausted = db.execute(
-                    "SELECT 1 FROM holds h JOIN items i ON i.project_id=h.project_id AND"
-                    " i.id=h.item_id WHERE h.project_id=?1 AND (i.pool='review')=?3 AND NOT EXISTS"
-                    " (SELECT 1 FROM answered a WHERE a.project_id=?1 AND a.item_id=h.item_id AND"
-                    " a.annotator=?2) LIMIT 1", (project_id, annotator, pool == "review")
-                ).fetchone() is None
-        items = [_leased(picked[i], picked[i][-1]) for i in order]
-        return Lease(lease_id, project_id, annotator, expires, tuple(order), tuple(items),
-                     exhausted=exhausted)
+                    "SELECT 1 FROM leases l JOIN holds h ON h.lease_id=l.id JOIN pool p ON"
+                    " p.project_id=?1 AND p.item_id=h.item_id WHERE l.project_id=?1 AND l.open=1"
+                    " AND (p.pool='review')=?3 AND NOT EXISTS (SELECT 1 FROM answered a WHERE"
+                    " a.project_id=?1 AND a.item_id=h.item_id AND a.annotator=?2) LIMIT 1",
+                    (project_id, annotator, pool == "review")).fetchone() is None
+        return Lease(lease_id, project_id, annotator, expires, tuple(order),
+                     tuple(_leased(picked[i]) for i in order), exhausted=exhausted)
 
     @staticmethod
     def _lease_row(db: sqlite3.Connection, lease_id: str) -> tuple[str, str, float, int]:
@@ -143,13 +147,13 @@ class LeaseOps:
         with self._tx(write=False) as db:
             self._project(db, project_id)
             rows = db.execute(
-                f"SELECT l.id, l.expires_at, {_COLS}, h.reasons FROM leases l JOIN holds h ON"
-                " h.lease_id=l.id JOIN items i ON i.project_id=h.project_id AND i.id=h.item_id"
+                f"SELECT l.id, l.expires_at, {ITEM_COLS}, h.reasons FROM leases l JOIN holds h ON"
+                f" h.lease_id=l.id JOIN {ITEMS} AND i.project_id=h.project_id AND i.id=h.item_id"
                 " WHERE l.project_id=? AND l.annotator=? AND l.open=1 AND l.expires_at>?"
                 " ORDER BY l.created_at, l.id, i.seq", (project_id, annotator, now)).fetchall()
         by_lease: dict[str, tuple[float, list[LeasedItem]]] = {}
         for lease_id, expires, *row in rows:
-            by_lease.setdefault(lease_id, (expires, []))[1].append(_leased(row, row[-1]))
+            by_lease.setdefault(lease_id, (expires, []))[1].append(_leased(row))
         return [Lease(lid, project_id, annotator, exp, tuple(li.item.id for li in items), tuple(items))
                 for lid, (exp, items) in by_lease.items()]
 
@@ -172,18 +176,16 @@ class LeaseOps:
         with self._tx() as db:
             self._own_lease(db, lease_id, annotator)
             if item_ids is None:
-                ended = db.execute("DELETE FROM holds WHERE lease_id=? RETURNING -1, project_id,"
-                                   " item_id", (lease_id,)).fetchall()
+                ended = db.execute(f"DELETE FROM holds WHERE lease_id=?{_ENDED}", (lease_id,)).fetchall()
             else:
                 ended = [r for i in dict.fromkeys(item_ids) for r in db.execute(
-                    "DELETE FROM holds WHERE lease_id=? AND item_id=? RETURNING -1, project_id,"
-                    " item_id", (lease_id, i))]
+                    f"DELETE FROM holds WHERE lease_id=? AND item_id=?{_ENDED}", (lease_id, i))]
             db.executemany(_HOLDS, ended)
             return len(ended)
 
     def expire(self, now: float) -> int:
         with self._tx() as db:
-            return self._reclaim(db, self._lease_clock(db, now))
+            return self._reclaim(db, now)[1]
 
     def require(self, project_id: str, required: Mapping[str, int], *, now: float,
                 pool: str | None = None) -> int:
@@ -195,13 +197,13 @@ class LeaseOps:
             for start in range(0, len(ids), 500):
                 chunk = ids[start:start + 500]
                 rows.update((r[0], r) for r in db.execute(
-                    "SELECT id, pool, pool_key, rand_key, is_eval FROM items WHERE project_id=? AND"
-                    f" id IN ({','.join('?' * len(chunk))})", (project_id, *chunk)))
+                    f"SELECT i.id, p.pool, p.pool_key, i.rand_key, i.is_eval FROM {ITEMS} WHERE"
+                    f" i.project_id=? AND i.id IN ({','.join('?' * len(chunk))})", (project_id, *chunk)))
             missing = [i for i in ids if i not in rows]
             if missing:
                 raise NotFound(f"unknown item {missing[0]!r} in project {project_id!r}")
-            (last,) = db.execute("UPDATE projects SET review_seq=review_seq+? WHERE id=? RETURNING"
-                                 " review_seq", (len(ids), project_id)).fetchone()
+            last = db.execute("UPDATE projects SET review_seq=review_seq+? WHERE id=? RETURNING"
+                              " review_seq", (len(ids), project_id)).fetchone()[0] if pool == "review" else 0
             updates = []
             for n, (item_id, _, key, rand_key, is_eval) in enumerate(rows[i] for i in ids):
                 to = rows[item_id][1] if pool is None else (
@@ -209,8 +211,8 @@ class LeaseOps:
                 if to != rows[item_id][1]:  # review keeps arrival order, the others rand_key
                     key = last - len(ids) + n + 1 if to == "review" else rand_key
                 updates.append((required[item_id], to, key, project_id, item_id))
-            db.executemany("UPDATE items SET required=?, pool=?, pool_key=? WHERE project_id=?"
-                           " AND id=?", updates)
+            db.executemany("UPDATE pool SET required=?, pool=?, pool_key=? WHERE project_id=?"
+                           " AND item_id=?", updates)
         return len(required)
 
     # -- annotations ----------------------------------------------------------------------
@@ -238,9 +240,9 @@ class LeaseOps:
                         raise Conflict(f"item {ann.item_id!r} has no answer of annotator "
                                        f"{ann.annotator!r} to correct")
                 elif ann.lease_id is not None and db.execute(  # None: an external tool's answer
-                        "DELETE FROM holds WHERE project_id=? AND item_id=? AND annotator=? AND"
-                        " lease_id=? AND EXISTS (SELECT 1 FROM leases l WHERE l.id=holds.lease_id"
-                        " AND l.open=1 AND l.expires_at>?) RETURNING 1",
+                        "DELETE FROM holds WHERE lease_id=?4 AND item_id=?2 AND EXISTS (SELECT 1"
+                        " FROM leases l WHERE l.id=?4 AND l.project_id=?1 AND l.annotator=?3 AND"
+                        " l.open=1 AND l.expires_at>?5) RETURNING 1",
                         (*key, ann.lease_id, now)).fetchone() is None:
                     raise Conflict(
                         f"item {ann.item_id!r} is not open in lease {ann.lease_id!r} of annotator "
@@ -255,8 +257,8 @@ class LeaseOps:
                      ann.guidelines_version))
                 if ann.kind != "correct":  # a skip leaves the item open for the others
                     db.execute("INSERT OR IGNORE INTO answered VALUES (?,?,?)", key)
-                    db.execute("UPDATE items SET n_labels=n_labels+?, n_holds=n_holds-?,"
-                               " flagged=(flagged OR ?) WHERE project_id=? AND id=?",
+                    db.execute("UPDATE pool SET n_labels=n_labels+?, n_holds=n_holds-?,"
+                               " flagged=(flagged OR ?) WHERE project_id=? AND item_id=?",
                                (ann.kind in ANSWER_KINDS, ann.lease_id is not None,
                                 ann.kind == "flag", ann.project_id, ann.item_id))
                 results.append(SubmitResult(replace(ann, seq=cur.lastrowid, created_at=now), duplicate=False))
@@ -290,7 +292,7 @@ class LeaseOps:
                 raise Conflict(f"a {job.kind!r} job is already running for this project: {row[0]}")
             db.execute(
                 "INSERT INTO jobs VALUES (?,?,?,?,?)",
-                (job.id, job.project_id, job.kind, job.status, job_to_json(job)),
+                (job.id, job.project_id, job.kind, job.status, to_json(job)),
             )
         return job
 
@@ -300,7 +302,7 @@ class LeaseOps:
                 self._check_fence(db, *fence)
             job = replace(self._job(db, job_id), **fields)
             db.execute(
-                "UPDATE jobs SET status=?, doc=? WHERE id=?", (job.status, job_to_json(job), job_id)
+                "UPDATE jobs SET status=?, doc=? WHERE id=?", (job.status, to_json(job), job_id)
             )
         return job
 
@@ -308,7 +310,7 @@ class LeaseOps:
         row = db.execute("SELECT doc FROM jobs WHERE id=?", (job_id,)).fetchone()
         if row is None:
             raise NotFound(f"unknown job {job_id!r}")
-        return job_from_json(row[0])
+        return from_json(Job, row[0])
 
     def get_job(self, job_id: str) -> Job:
         with self._tx(write=False) as db:
@@ -320,7 +322,7 @@ class LeaseOps:
             rows = db.execute(
                 "SELECT doc FROM jobs WHERE project_id=? ORDER BY rowid", (project_id,)
             ).fetchall()
-        return [job_from_json(r[0]) for r in rows]
+        return [from_json(Job, r[0]) for r in rows]
 
     # -- locks with fencing tokens ----------------------------------------------------------
     def acquire_lock(self, name: str, owner: str, ttl_s: float, now: float) -> int | None:
@@ -352,8 +354,3 @@ class LeaseOps:
             raise StaleToken(f"stale fencing token {token} for lock {name!r} (latest: "
                              f"{row[0] if row else None}): its holder lost the lock, write refused")
 
-
-def _leased(row: tuple, reasons: str | None) -> LeasedItem:
-    """A leased item from its row (:data:`ITEM_COLS`) and its queue reasons (None: pool order)."""
-    item = item_from_row(row)
-    return LeasedItem(item, loads(reasons or REASONS[item.pool]), item.pool == "eval", item.pool)

@@ -4,8 +4,8 @@
 -- evaluation pool, then the ranked queue's items still in the pool, then pool order, then the
 -- evaluation pool; gold items are placed among the pool-order ones (base.mix_gold). Pool
 -- 'review': the review pool in order. Returns exhausted ('1': nothing taken and nothing left for
--- this annotator), the expiry, then item id, reasons, item document and position record per item.
-if redis.call('HEXISTS', K.projects, ARGV[8]) == 0 then
+-- this annotator), the expiry, then item id, reasons, item document and state per item.
+if redis.call('HEXISTS', K.projects, ARGV[8]) == 0 then  -- before anything is written
   return redis.error_reply('NOTFOUND unknown project ' .. ARGV[8])
 end
 local now, now_text = lease_clock(ARGV[2])
@@ -64,7 +64,7 @@ if #order == 0 then
   for _, m in ipairs(redis.call('HKEYS', K.holds)) do
     local item = head(m)
     if redis.call('SISMEMBER', K.answered, item .. SEP .. who) == 0
-        and (pool_of(item) == 'review') == review then
+        and (split(redis.call('HGET', K.state, item))[4] == 'review') == review then
       return {'0', expires}
     end
   end
@@ -72,18 +72,17 @@ if #order == 0 then
 end
 local reasons = {}
 for i, item in ipairs(order) do reasons[i] = picked[item] end
-change_holds(order, who, 1, lid)
+local states = change_holds(order, who, 1, lid)
 redis.call('HSET', lkey(lid), 'project', ARGV[8], 'annotator', who, 'created_at', now_text,
            'items', table.concat(order, SEP), 'reasons', table.concat(reasons, SEP))
 redis.call('EXPIRE', lkey(lid), math.ceil(tonumber(ARGV[6])) + 86400)
 redis.call('ZADD', K.leasing, expires, lid)
 local docs = redis.call('HMGET', K.items, unpack(order))
-local pos = redis.call('HMGET', K.pos, unpack(order))
 local out = {'0', expires}
 for i, item in ipairs(order) do
   out[#out + 1] = item
   out[#out + 1] = picked[item]
   out[#out + 1] = docs[i]
-  out[#out + 1] = pos[i]
+  out[#out + 1] = states[i]
 end
 return out

@@ -38,18 +38,15 @@ for i = 3, #ARGV, 7 do
     local pos = redis.call('RPUSH', K.log, doc)
     if key ~= '' then redis.call('HSET', K.idem, who .. SEP .. key, pos .. SEP .. payload) end
     if kind ~= 'correct' then  -- a correction supersedes an answer and changes no count
-      redis.call('SADD', K.answered, item .. SEP .. who)
-      if kind == 'label' or kind == 'review' then
-        redis.call('INCR', K.labels)
-        redis.call('HINCRBY', K.nlabels, item, 1)
-      elseif kind == 'flag' then
-        redis.call('SADD', K.flagged, item)
-      end
-      if lid == '' then
-        settle_all({item})
-      else
-        change_holds({item}, who, -1)  -- open again while it still needs answers (a skip: for others)
-      end
+      local m, answer = item .. SEP .. who, kind == 'label' or kind == 'review'
+      redis.call('SADD', K.answered, m)
+      if answer then redis.call('INCR', K.labels) end
+      if kind == 'flag' then redis.call('SADD', K.flagged, item) end
+      if lid ~= '' then redis.call('HDEL', K.holds, m) end  -- '': no hold to end
+      update({item}, function(f)  -- open again while it still needs answers (a skip: for others)
+        if answer then f[7] = tonumber(f[7]) + 1 end
+        if lid ~= '' then f[8] = tonumber(f[8]) - 1 end
+      end)
     end
     out[#out + 1] = 0; out[#out + 1] = pos; out[#out + 1] = doc
   end
