@@ -10,6 +10,7 @@ import sys
 import httpx
 import pytest
 
+from api.client import Client
 from tests.redis_server import PrivateRedis
 from tests.server import ROOT, Server
 
@@ -152,9 +153,9 @@ def test_answers_record_the_guidelines_version_and_agreement_shows_each(client):
         r = c.patch("/projects/p", json=bad)
         assert r.status_code == 422 and name in r.text, r.text
     assert c.get("/projects/p").json()["guidelines"] == "Spam sells something."  # nothing stored
-    r = c.patch("/projects/p", json={"guidelines": "Spam sells or links.",
-                                     "settings": {"guidelines_version": 7}})
-    assert r.json()["settings"]["guidelines_version"] == 7
+    with Client(str(c.base_url)) as api:  # the Python client's way, the version given
+        got = api.update_guidelines("p", "Spam sells or links.", guidelines_version=7)
+    assert got["settings"]["guidelines_version"] == 7
     more = [{"id": f"new{k}", "text": f"another item {k}"} for k in range(10)]
     assert c.post("/projects/p/items", json={"items": more}).status_code == 201
     for who in ("carol", "dave"):  # under version 7 dave says "pos" to everything
