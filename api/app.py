@@ -24,6 +24,7 @@ from api.routes import (
     lfs,
     projects,
     quality,
+    review,
 )
 from api.routes.ui import add_ui
 from api.service.render import LeaseRenderer
@@ -163,7 +164,8 @@ def create_app(settings: Settings | None = None, services: Services | None = Non
         ok = request.app.state.services.store.ping()
         return JSONResponse({"store": "ok" if ok else "down"}, status_code=200 if ok else 503)
 
-    for module in (annotate, projects, items, lfs, assertions, jobs, export, label_studio, quality):
+    for module in (annotate, projects, items, lfs, assertions, jobs, export, label_studio, quality,
+                   review):
         app.include_router(module.router)
     add_ui(app)
     app.openapi = lambda: describe(app)

@@ -1,8 +1,9 @@
 """Tokens and roles.
 
-Roles nest: ``annotator`` (lease, submit, skip in their projects) < ``engineer`` (register LFs and
-assertions, which runs code; trigger jobs; read analysis; ingest; export) < ``admin`` (projects,
-settings). Tokens come from a JSON file (a Kubernetes Secret) and/or ``LABELLOOP_ADMIN_TOKEN``:
+Roles nest: ``annotator`` (lease, submit, skip, correct their answers in their projects) <
+``reviewer`` (also lease the review queue and submit ``review`` decisions) < ``engineer`` (register
+LFs and assertions, which runs code; trigger jobs; read analysis; ingest; export) < ``admin``
+(projects, settings). Tokens come from a JSON file (a Kubernetes Secret) and/or ``LABELLOOP_ADMIN_TOKEN``:
 
     [{"token": "...", "name": "alice", "role": "annotator", "projects": ["spam"]}, ...]
 
@@ -33,9 +34,10 @@ from labeling.errors import InvalidInput
 from labeling.validation import PROJECT_ID
 
 __all__ = ["PUBLIC_PATHS", "ROLES", "Admin", "Annotator", "AuthGate", "Engineer", "Principal",
-           "TokenRegistry", "authorize", "require"]
+           "Reviewer", "TokenRegistry", "authorize", "require"]
 
-ROLES = {"annotator": 1, "engineer": 2, "admin": 3}
+ROLES = {"annotator": 1, "reviewer": 2, "engineer": 3, "admin": 4}
+ACTS_AS_SELF = ("annotator", "reviewer")  # roles that may act only under their own name
 PUBLIC_PATHS = frozenset({"/health", "/ready", "/docs", "/docs/oauth2-redirect", "/redoc",
                           "/openapi.json", "/", "/ui", "/label"})
 # the labeling page's and the docs' static files: the page asks for a token once it has loaded
@@ -57,8 +59,9 @@ class Principal:
             raise HTTPException(403, f"token {self.name!r} has no access to project {project_id!r}")
 
     def check_annotator(self, annotator: str) -> None:
-        """Annotators act only as themselves; engineers and admins may act for anyone."""
-        if self.role == "annotator" and annotator != self.name:
+        """Annotators and reviewers act only as themselves; engineers and admins may act for
+        anyone."""
+        if self.role in ACTS_AS_SELF and annotator != self.name:
             raise HTTPException(403, f"token {self.name!r} cannot act as annotator {annotator!r}")
 
 
@@ -219,5 +222,6 @@ def require(role: str):
 
 
 Annotator = Annotated[Principal, Depends(require("annotator"))]
+Reviewer = Annotated[Principal, Depends(require("reviewer"))]
 Engineer = Annotated[Principal, Depends(require("engineer"))]
 Admin = Annotated[Principal, Depends(require("admin"))]

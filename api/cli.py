@@ -257,7 +257,8 @@ def cmd_quality(args: argparse.Namespace) -> int:
 
     services = _services(args)
     try:
-        out = {"agreement": quality.agreement(services.store, args.project, by_class=args.by_class),
+        out = {"agreement": quality.agreement(services.store, args.project, by_class=args.by_class,
+                                              by_version=args.by_version),
                "annotators": quality.annotators(services.store, args.project)}
         if args.label_errors:
             out["label_errors"] = quality.label_errors(services.store, args.project,
@@ -520,6 +521,8 @@ def build_parser() -> argparse.ArgumentParser:
     store_opts(sp)
     sp.add_argument("--project", required=True)
     sp.add_argument("--by-class", action="store_true", help="agreement per class, one vs rest")
+    sp.add_argument("--by-version", action="store_true",
+                    help="agreement over the answers given under each guidelines version")
     sp.add_argument("--label-errors", type=int, metavar="N",
                     help="also the latest round's N labels most likely wrong")
     sp.set_defaults(fn=cmd_quality)

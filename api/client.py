@@ -172,6 +172,11 @@ class Client:
     def update_settings(self, project_id: str, **changes: Any) -> dict[str, Any]:
         return self._call("PATCH", f"/projects/{project_id}/settings", json=changes)
 
+    def update_guidelines(self, project_id: str, guidelines: str, **settings: Any) -> dict[str, Any]:
+        """New guidelines text; ``guidelines_version`` goes up by one unless given."""
+        return self._call("PATCH", f"/projects/{project_id}",
+                          json={"guidelines": guidelines, "settings": settings})
+
     def stats(self, project_id: str) -> dict[str, Any]:
         return self._call("GET", f"/projects/{project_id}/stats")
 
@@ -212,10 +217,25 @@ class Client:
 
     # -- annotation ---------------------------------------------------------------------
     def lease(self, project_id: str, annotator: str, size: int | None = None) -> Lease:
+        return self._lease(f"/projects/{project_id}/leases", annotator, size)
+
+    def review_lease(self, project_id: str, reviewer: str, size: int | None = None) -> Lease:
+        """Lease items of the review queue (reviewer role); each item carries its earlier
+        ``answers`` and ``review`` (why it is there). Decide with ``lease.answer(item,
+        label=..., kind="review", comment=why)``."""
+        return self._lease(f"/projects/{project_id}/review/leases", reviewer, size)
+
+    def correct(self, project_id: str, annotator: str, item_id: str,
+                label: int | str) -> dict[str, Any]:
+        """Replace this annotator's earlier answer on ``item_id`` with ``label``."""
+        return self.submit(project_id, annotator, [{"item_id": item_id, "lease_id": None,
+                                                    "kind": "correct", "label": label}])
+
+    def _lease(self, path: str, annotator: str, size: int | None) -> Lease:
         body: dict[str, Any] = {"annotator": annotator}
         if size is not None:
             body["size"] = size
-        got = self._call("POST", f"/projects/{project_id}/leases", json=body)
+        got = self._call("POST", path, json=body)
         lease = Lease(self, got["lease_id"], got["project_id"], got["annotator"], got["expires_at"],
                       got["items"], got["exhausted"], got.get("classes", []),
                       got.get("guidelines_version", 1), got)

@@ -64,6 +64,10 @@ class SettingsIn(Body):
     redundancy_k: StrictInt = Field(None, ge=2, le=50)
     show_suggestions: StrictBool = None
     guidelines_version: StrictInt = Field(None, ge=1, le=1_000_000)
+    max_required: StrictInt = Field(None, ge=1, le=50)
+    min_agreement: Fraction = None
+    review_top_k: StrictInt = Field(None, ge=0, le=10_000)
+    gold_rate: float = Field(None, ge=0.0, le=0.5, strict=True)
 
 
 class ClassIn(BaseModel):
@@ -77,6 +81,14 @@ class ProjectIn(Body):
     classes: list[Annotated[str, Field(min_length=1, max_length=200)] | ClassIn] = Field(
         min_length=2, max_length=1000)
     guidelines: str = Field("", max_length=100_000)
+    settings: SettingsIn = Field(default_factory=SettingsIn)
+
+
+class ProjectPatchIn(Body):
+    """New guidelines text (raises ``guidelines_version`` by one unless ``settings`` sets it)
+    and/or settings, changed together."""
+
+    guidelines: str | None = Field(None, max_length=100_000)
     settings: SettingsIn = Field(default_factory=SettingsIn)
 
 
@@ -204,8 +216,12 @@ class LeaseActionIn(Body):
 class AnnotationIn(BaseModel):
     model_config = Strict
     item_id: ItemId = Field(min_length=1, max_length=512)
-    lease_id: str = Field(min_length=1, max_length=200)
-    kind: Literal["label", "skip", "flag"] = "label"
+    lease_id: str | None = Field(min_length=1, max_length=200, description=(
+        "the lease holding the item; null for a 'correct' annotation (a new label for an item "
+        "this annotator answered before)"))
+    kind: Literal["label", "skip", "flag", "review", "correct"] = Field("label", description=(
+        "'review' is a reviewer's decision on an item of the review queue (label and comment "
+        "saying why; reviewer role)"))
     label: int | str | None = None
     comment: str = Field("", max_length=4000)
     idempotency_key: str | None = Field(None, min_length=1, max_length=200)
@@ -315,6 +331,14 @@ class ClassAgreementOut(BaseModel):
     fleiss_kappa: FleissOut
 
 
+class VersionAgreementOut(BaseModel):
+    guidelines_version: int
+    n_items: int = Field(description="items with two or more labels given under this version")
+    krippendorff_alpha: FigureOut
+    fleiss_kappa: FleissOut
+    pairs: list[PairOut]
+
+
 class AgreementOut(BaseModel):
     project_id: str
     n_items: int = Field(description="items with two or more labels")
@@ -322,6 +346,9 @@ class AgreementOut(BaseModel):
     fleiss_kappa: FleissOut
     pairs: list[PairOut]
     classes: list[ClassAgreementOut] | None = Field(None, description="with ?by=class")
+    versions: list[VersionAgreementOut] | None = Field(
+        None, description="with ?by=guidelines_version: the figures over the answers given "
+        "under each version of the guidelines, oldest first")
 
 
 class AnnotatorOut(BaseModel):
@@ -378,3 +405,32 @@ class GoldOut(BaseModel):
 class GoldItemOut(BaseModel):
     id: str
     label: str
+
+
+class ReviewAnswerOut(BaseModel):
+    annotator: str
+    kind: str
+    label: str | None = Field(description="class name, for the kinds that carry one")
+    comment: str
+    created_at: float
+    guidelines_version: int | None
+
+
+class ReviewWhyOut(BaseModel):
+    why: Literal["disagreement", "label_error"]
+    annotators: int = Field(description="annotators whose answer stands")
+    agreement: float = Field(description="share of them giving the most-answered class")
+    label: str | None = Field(None, description="label_error: the label under review")
+    suggested: str | None = Field(None, description="label_error: the class the models suggest")
+    label_quality: float | None = None
+    issue: bool | None = None
+    reasons: list[str] | None = None
+
+
+class ReviewItemOut(LeasedItemOut):
+    answers: list[ReviewAnswerOut] = Field(description="the item's earlier answers, log order")
+    review: ReviewWhyOut
+
+
+class ReviewLeaseOut(LeaseOut):
+    items: list[ReviewItemOut]

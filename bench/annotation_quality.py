@@ -1,6 +1,7 @@
 """Annotation quality: does the service find the careless annotator and the wrong labels?
 
     python -m bench.annotation_quality --datasets wrench_youtube,wrench_sms --seeds 3 --json
+    python -m bench.annotation_quality --parts routing --json     # the routing figures only
 
 The real service in-process (SQLite store, the same use cases the HTTP routes call) on a WRENCH
 train split with its precomputed LF votes:
@@ -17,14 +18,19 @@ train split with its precomputed LF votes:
   log with ``sklearn.metrics.cohen_kappa_score`` and ``statsmodels``' ``fleiss_kappa``; the
   largest absolute difference (goal 0).
 
-``final_label_accuracy_gap`` and ``label_cost_ratio`` need disagreement routing and adjudication,
-which need the per-item ``required`` answers of the new lease store; they are printed as null with
-the reason until then.
+* ``final_label_accuracy_gap`` and ``label_cost_ratio`` (:mod:`bench.annotation_routing`, over
+  real HTTP): a sample of ``--routing-items`` items labeled to the end by noise-free annotators,
+  by the noisy crowd with disagreement routing and a reviewer (``--reviewer-error``), and by the
+  noisy crowd without routing; every item needs ``--redundancy-k`` annotators. The gap is the
+  noise-free run's final-label accuracy minus the noisy run's, the ratio the noisy run's answers
+  (labels and review decisions) over the noise-free run's; both pooled over the seeds and
+  datasets (goals: gap <= 0.01, ratio <= 1.3), and the same two without routing.
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import os
 import sys
@@ -170,53 +176,113 @@ def flip_run(data, seed: int, budget: int, flip: float) -> dict:
             "recall_at_2x": len(top & flipped) / max(1, len(flipped))}
 
 
+def _routing(args, data, seed: int, client, stream: int) -> dict:
+    from bench.annotation_routing import routing_figures
+
+    rng = np.random.default_rng(2000 + seed)
+    pick = rng.choice(len(data.pool), size=min(args.routing_items, len(data.pool)), replace=False)
+    routing = {k: v for k, v in (("min_agreement", args.min_agreement),
+                                 ("max_required", args.max_required),
+                                 ("review_top_k", args.review_top_k)) if v is not None}
+    return routing_figures(
+        client, f"{data.name.replace('_', '-')}-{seed}", [data.pool[i] for i in sorted(pick)],
+        data.class_names, CROWD, seed=seed, routing=routing, reviewer_error=args.reviewer_error,
+        settings={"redundancy_fraction": 1.0, "redundancy_k": args.redundancy_k}, stream=stream)
+
+
+def _pooled(runs: list[dict], variant: str) -> tuple[float, float]:
+    """Accuracy gap and cost ratio of ``variant`` against the clean runs, pooled over runs."""
+    items = sum(r["clean"]["items"] for r in runs)
+    gap = (sum(r["clean"]["accuracy"] * r["clean"]["items"] for r in runs)
+           - sum(r[variant]["accuracy"] * r[variant]["items"] for r in runs)) / items
+    return gap, sum(r[variant]["cost"] for r in runs) / sum(r["clean"]["cost"] for r in runs)
+
+
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__,
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--datasets", default="wrench_youtube,wrench_sms")
     p.add_argument("--seeds", type=int, default=3)
+    p.add_argument("--parts", default="crowd,flip,routing",
+                   help="which parts to run: crowd (ranking, agreement), flip (label errors), "
+                        "routing (final-label accuracy and cost)")
     p.add_argument("--crowd-labels", type=int, default=600, help="answers the crowd gives")
     p.add_argument("--flip-labels", type=int, default=300, help="labels in the flipped run")
     p.add_argument("--flip", type=float, default=0.1, help="share of those flipped")
+    p.add_argument("--routing-items", type=int, default=400, help="items labeled to the end")
+    p.add_argument("--redundancy-k", type=int, default=2, help="annotators every item needs")
+    p.add_argument("--min-agreement", type=float, default=None, help="default: the project's")
+    p.add_argument("--max-required", type=int, default=None, help="default: the project's")
+    p.add_argument("--review-top-k", type=int, default=None,
+                   help="label-error review after the round (default: the project's)")
+    p.add_argument("--reviewer-error", type=float, default=0.02)
     p.add_argument("--json", action="store_true", help="print the JSON summary last")
     args = p.parse_args(argv)
+    parts = set(args.parts.split(","))
     from api.service.simulate import load_dataset
 
     started = time.perf_counter()
-    per_dataset, ranks, recalls, diffs = {}, [], [], []
-    for name in args.datasets.split(","):
-        path = Path(name) if Path(name).exists() else DATASETS / name
-        data = load_dataset(path)
-        runs = []
-        for seed in range(args.seeds):
-            crowd = crowd_run(data, seed, args.crowd_labels)
-            flipped = flip_run(data, seed, args.flip_labels, args.flip)
-            runs.append({"seed": seed, "crowd": crowd, "flipped": flipped})
-            ranks.append(crowd["noisy_rank"])
-            recalls.append(flipped["recall_at_2x"])
-            diffs.append(crowd["agreement_max_abs_diff"])
-            print(f"{name} seed={seed}: noisy annotator rank {crowd['noisy_rank']}/{len(CROWD)}, "
-                  f"flipped-label recall@2x {flipped['recall_at_2x']:.3f} "
-                  f"({flipped['flipped']} flipped), alpha "
-                  f"{crowd['krippendorff_alpha']['value']:.3f}", file=sys.stderr)
-        per_dataset[data.name] = runs
-    routing = ("needs disagreement routing and adjudication, which build on the per-item "
-               "`required` answers of the new lease store (a later change)")
-    summary = {
-        "benchmark": "annotation_quality", "args": vars(args),
-        "n_annotators": len(CROWD),
-        "noisy_annotator_rank": max(ranks),
-        "noisy_annotator_rank_goal_met": max(ranks) == len(CROWD),
-        "injected_error_recall": min(recalls),
-        "injected_error_recall_mean": float(np.mean(recalls)),
-        "injected_error_recall_goal_met": min(recalls) >= 0.7,
-        "agreement_max_abs_diff_vs_sklearn_statsmodels": max(diffs),
-        "final_label_accuracy_gap": None, "label_cost_ratio": None,
-        "final_label_accuracy_gap_no_routing": None, "label_cost_ratio_no_routing": None,
-        "not_measured": {"final_label_accuracy_gap": routing, "label_cost_ratio": routing},
-        "seconds": round(time.perf_counter() - started, 1),
-        "datasets": per_dataset,
-    }
+    per_dataset, ranks, recalls, diffs, routed = {}, [], [], [], []
+    with contextlib.ExitStack() as stack:
+        client = None
+        if "routing" in parts:
+            import httpx
+
+            from tests.server import Server
+
+            tmp = stack.enter_context(tempfile.TemporaryDirectory())
+            srv = Server(Path(tmp) / "data").start()
+            stack.callback(srv.stop)
+            client = stack.enter_context(httpx.Client(base_url=srv.url, timeout=120))
+        for stream, name in enumerate(args.datasets.split(",")):
+            path = Path(name) if Path(name).exists() else DATASETS / name
+            data = load_dataset(path)
+            runs = []
+            for seed in range(args.seeds):
+                run: dict = {"seed": seed}
+                if "crowd" in parts:
+                    run["crowd"] = crowd = crowd_run(data, seed, args.crowd_labels)
+                    ranks.append(crowd["noisy_rank"])
+                    diffs.append(crowd["agreement_max_abs_diff"])
+                    print(f"{name} seed={seed}: noisy annotator rank {crowd['noisy_rank']}/"
+                          f"{len(CROWD)}, alpha {crowd['krippendorff_alpha']['value']:.3f}",
+                          file=sys.stderr)
+                if "flip" in parts:
+                    run["flipped"] = flipped = flip_run(data, seed, args.flip_labels, args.flip)
+                    recalls.append(flipped["recall_at_2x"])
+                    print(f"{name} seed={seed}: flipped-label recall@2x "
+                          f"{flipped['recall_at_2x']:.3f} ({flipped['flipped']} flipped)",
+                          file=sys.stderr)
+                if "routing" in parts:
+                    run["routing"] = r = _routing(args, data, seed, client, stream)
+                    routed.append(r)
+                    print(f"{name} seed={seed}: accuracy gap {r['accuracy_gap']:.4f} (no routing "
+                          f"{r['accuracy_gap_no_routing']:.4f}), cost ratio {r['cost_ratio']:.3f}"
+                          f", wrong {r['routed']['wrong']}", file=sys.stderr)
+                runs.append(run)
+            per_dataset[data.name] = runs
+    summary: dict = {"benchmark": "annotation_quality", "args": vars(args),
+                     "n_annotators": len(CROWD)}
+    if ranks:
+        summary.update(noisy_annotator_rank=max(ranks),
+                       noisy_annotator_rank_goal_met=max(ranks) == len(CROWD),
+                       agreement_max_abs_diff_vs_sklearn_statsmodels=max(diffs))
+    if recalls:
+        summary.update(injected_error_recall=min(recalls),
+                       injected_error_recall_mean=float(np.mean(recalls)),
+                       injected_error_recall_goal_met=min(recalls) >= 0.7)
+    if routed:
+        gap, ratio = _pooled(routed, "routed")
+        gap0, ratio0 = _pooled(routed, "unrouted")
+        summary.update(
+            final_label_accuracy_gap=round(gap, 6), label_cost_ratio=round(ratio, 4),
+            final_label_accuracy_gap_no_routing=round(gap0, 6),
+            label_cost_ratio_no_routing=round(ratio0, 4),
+            final_label_accuracy_gap_worst_run=round(max(r["accuracy_gap"] for r in routed), 6),
+            label_cost_ratio_worst_run=round(max(r["cost_ratio"] for r in routed), 4),
+            final_label_accuracy_gap_goal_met=gap <= 0.01, label_cost_ratio_goal_met=ratio <= 1.3)
+    summary["seconds"] = round(time.perf_counter() - started, 1)
+    summary["datasets"] = per_dataset
     if args.json:
         print(json.dumps(summary))
     else:

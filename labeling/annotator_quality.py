@@ -15,7 +15,8 @@ import numpy as np
 
 from labeling.errors import InvalidInput
 
-__all__ = ["KINDS", "MARGIN", "MIN_ITEMS", "AnswerLog", "annotator_report", "far_below"]
+__all__ = ["KINDS", "MARGIN", "MIN_ITEMS", "AnswerLog", "annotator_report", "crowdlab_quality",
+           "far_below"]
 
 KINDS = ("label", "skip", "flag")  # codes 0, 1, 2 of AnswerLog.kind
 MIN_ITEMS = 10  # items a figure needs before it may mark an annotator
@@ -95,8 +96,8 @@ def _gold_accuracy(ratings: np.ndarray, gold: np.ndarray) -> list[dict]:
     return out
 
 
-def _crowdlab(ratings: np.ndarray, names: tuple[str, ...],
-              pred_probs: np.ndarray | None) -> tuple[list[dict], str | None]:
+def crowdlab_quality(ratings: np.ndarray, names: tuple[str, ...],
+                     pred_probs: np.ndarray | None) -> tuple[list[dict], str | None]:
     """CROWDLAB annotator quality per annotator, or Nones and the reason it could not run."""
     none = [{"value": None, "n_items": 0} for _ in names]
     if pred_probs is None:
@@ -180,7 +181,7 @@ def annotator_report(log: AnswerLog, n_classes: int, *, gold: np.ndarray | None 
         "agreement_with_consensus": _loo_agreement(ratings, n_classes),
         "gold_accuracy": _gold_accuracy(ratings, gold),
     }
-    figures["quality"], note = _crowdlab(ratings, log.names, pred_probs)
+    figures["quality"], note = crowdlab_quality(ratings, log.names, pred_probs)
     reasons: dict[int, list[str]] = {}
     for what, values in figures.items():
         for j, why in far_below(values, what.replace("_", " "),

@@ -25,7 +25,7 @@ import pandas as pd
 
 from labeling.errors import InvalidInput
 
-__all__ = ["COLUMNS", "CONFIDENT", "MIN_LABELS", "cross_val_probs", "label_error_arrays",
+__all__ = ["COLUMNS", "CONFIDENT", "MIN_LABELS", "cross_val_probs", "entry", "label_error_arrays",
            "rank_label_errors", "reasons"]
 
 CONFIDENT = 0.8  # a model "confidently disagrees" when it gives another class at least this
@@ -215,3 +215,15 @@ def reasons(row: np.ndarray, class_names: list[str], *, confident: float = CONFI
         if pred >= 0 and pred != given and prob >= confident:
             out.append(f"{who} says {name(pred)!r} with probability {prob:.2f}")
     return out
+
+
+def entry(row: np.ndarray, class_names: list[str]) -> dict:
+    """One ranked row as served: the given label and the suggested class by name (the class of
+    the more confident of the two models independent of the label), its quality score, whether
+    confident learning flags it, and :func:`reasons`."""
+    c = dict(zip(COLUMNS, row.tolist(), strict=True))
+    lm_wins = c["lm_pred"] >= 0 and c["lm_prob"] > c["cv_prob"]
+    suggested = int(c["lm_pred"] if lm_wins else c["cv_pred"])
+    return {"label": class_names[int(c["given"])], "suggested": class_names[suggested],
+            "label_quality": round(float(c["quality"]), 6), "issue": bool(c["issue"]),
+            "reasons": reasons(row, class_names)}

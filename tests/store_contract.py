@@ -6,6 +6,8 @@ yields an empty store.
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 import numpy as np
 import pytest
 
@@ -565,6 +567,232 @@ class StoreContract:
         store.submit([label("p1", "i1", "b", "Lb2")], now=T0)
         assert store.lease("p1", "a", 2, n_eval=0, now=T0, ttl=60, lease_id="La3").exhausted
         assert a.exhausted is False
+
+    # -- pools: gold items mixed in, the review queue, moves between pools --------------
+    def _pools(self, store, n_main=6, n_gold=3, n_eval=2):
+        """Items m0.. (main), g0.. (gold), e0.. (evaluation slice), pool order as numbered."""
+        store.create_project(Project("p1", (ClassSpec("neg"), ClassSpec("pos")), ProjectSettings()))
+        items = ([Item(f"m{k}", text=f"m{k}") for k in range(n_main)]
+                 + [Item(f"g{k}", text=f"g{k}", gold=1, pool="gold") for k in range(n_gold)]
+                 + [Item(f"e{k}", text=f"e{k}", is_eval=True) for k in range(n_eval)])
+        keys = np.concatenate([np.arange(n) / 10 for n in (n_main, n_gold, n_eval)])
+        store.add_items("p1", items, on_conflict="reject", rand_keys=keys)
+
+    def test_items_enter_their_pool(self, store):
+        self._pools(store)
+        assert [(store.get_item("p1", i).pool, store.get_item("p1", i).is_eval)
+                for i in ("m0", "g0", "e0")] == [("main", False), ("gold", False), ("eval", True)]
+        with pytest.raises(InvalidInput, match="'review'"):  # review is entered by require
+            store.add_items("p1", [Item("r", pool="review")], on_conflict="reject",
+                            rand_keys=np.zeros(1))
+        with pytest.raises(InvalidInput, match="'nope'"):
+            store.add_items("p1", [Item("x"), Item("r", pool="nope")], on_conflict="reject",
+                            rand_keys=np.zeros(2))
+        assert store.count_items("p1") == 11
+        depth = store.queue_depth("p1", now=T0)
+        assert {k: depth[k] for k in ("total", "open", "gold", "review", "eval", "done")} == {
+            "total": 11, "open": 8, "gold": 3, "review": 0, "eval": 2, "done": 0}
+
+    def test_gold_items_mixed_in_look_like_pool_order(self, store):
+        from api.storage.rules import mix_gold
+
+        self._pools(store)
+        set_queue(store, "p1", ["m5"], [{"strategy": "s"}])
+        lease = store.lease("p1", "a", 6, n_eval=1, n_gold=2, now=T0, ttl=60, lease_id="L1")
+        ordinary = ["e0", "m5", "m0", "m1"]  # eval first, the queue, pool order
+        assert list(lease.item_ids) == mix_gold(ordinary, ["g0", "g1"], 2, 4, "L1")
+        by_id = {li.item.id: li for li in lease.items}
+        assert by_id["g0"].reasons == by_id["m0"].reasons == {"strategy": "pool_order"}
+        assert (by_id["g0"].pool, by_id["g0"].eval, by_id["e0"].pool, by_id["e0"].eval) == (
+            "gold", False, "eval", True)
+        assert set(store.lease("p1", "a", 2, n_eval=0, n_gold=5, now=T0, ttl=60,
+                               lease_id="L2").item_ids) == {"g2", "m2"}  # a holds g0, g1
+        # without n_gold no gold item is handed out; gold items already answered are skipped
+        assert not {"g0", "g1", "g2"} & set(store.lease("p1", "b", 9, n_eval=0, now=T0, ttl=60,
+                                                        lease_id="L3").item_ids)
+        store.submit([label("p1", "g0", "a", "L1")], now=T0)
+        store.release("L1", "a", now=T0)
+        store.release("L2", "a", now=T0)
+        got = store.lease("p1", "a", 3, n_eval=0, n_gold=3, now=T0, ttl=60, lease_id="L4")
+        assert set(got.item_ids) == {"g1", "g2", "m5"}  # a answered g0
+
+    def test_gold_comes_only_beside_other_items_and_exhausted_ignores_it(self, store):
+        self._pools(store, n_main=1, n_gold=2, n_eval=0)
+        assert store.lease("p1", "a", 1, n_eval=0, n_gold=1, now=T0, ttl=60,
+                           lease_id="La").item_ids == ("g0",)  # m0 is left for a: gold may fill
+        lease = store.lease("p1", "b", 1, n_eval=0, now=T0, ttl=60, lease_id="Lb")
+        store.submit([label("p1", "m0", "b", "Lb")], now=T0)
+        store.release("La", "a", now=T0)
+        left = store.lease("p1", "a", 3, n_eval=0, n_gold=2, now=T0, ttl=60, lease_id="La2")
+        assert left.item_ids == () and left.exhausted  # only gold items left for a
+        assert store.queue_depth("p1", now=T0)["gold"] == 2 and lease.item_ids == ("m0",)
+
+    def test_review_pool_is_first_in_first_out_and_skips_what_the_reviewer_answered(self, store):
+        self._pools(store, n_main=4, n_gold=1, n_eval=1)
+        store.lease("p1", "a", 4, n_eval=0, now=T0, ttl=60, lease_id="La")
+        store.submit([label("p1", f"m{k}", "a", "La") for k in range(4)], now=T0)
+        empty = store.lease("p1", "r", 5, n_eval=0, now=T0, ttl=60, lease_id="Lr0", pool="review")
+        assert empty.item_ids == () and empty.exhausted
+        store.require("p1", {"m3": 2, "m1": 2}, now=T0, pool="review")
+        store.require("p1", {"e0": 1, "m0": 2}, now=T0, pool="review")
+        depth = store.queue_depth("p1", now=T0)
+        assert (depth["review"], depth["open"], depth["done"]) == (4, 0, 1)
+        mine = store.lease("p1", "a", 5, n_eval=0, now=T0, ttl=60, lease_id="La2", pool="review")
+        assert mine.item_ids == ("e0",) and mine.items[0].pool == "review"  # a answered the others
+        assert mine.items[0].reasons == {"strategy": "review"} and not mine.items[0].eval
+        assert store.lease("p1", "a", 5, n_eval=0, now=T0, ttl=60, lease_id="La3",
+                           pool="review").exhausted is False  # a holds e0
+        got = store.lease("p1", "r", 2, n_eval=0, now=T0, ttl=60, lease_id="Lr", pool="review")
+        assert got.item_ids == ("m3", "m1")
+        store.require("p1", {"m3": 3}, now=T0, pool="review")  # already there: keeps its place
+        assert store.lease("p1", "s", 9, n_eval=0, now=T0, ttl=60, lease_id="Ls",
+                           pool="review").item_ids == ("m3", "m0")  # m1 and e0 are full
+        # the main pools know nothing of review items: only gold is left there
+        left = store.lease("p1", "t", 9, n_eval=5, n_gold=5, now=T0, ttl=60, lease_id="Lt")
+        assert left.item_ids == () and left.exhausted
+        with pytest.raises(InvalidInput, match="gold"):
+            store.lease("p1", "a", 1, n_eval=0, now=T0, ttl=60, lease_id="Lx", pool="gold")
+
+    def test_main_pool_leases_never_take_review_items(self, store):
+        self._pools(store, n_main=2, n_gold=0, n_eval=0)
+        store.require("p1", {"m0": 1}, now=T0, pool="review")
+        got = store.lease("p1", "a", 5, n_eval=0, now=T0, ttl=60, lease_id="La")
+        assert got.item_ids == ("m1",)
+        store.submit([label("p1", "m1", "a", "La")], now=T0)
+        assert store.lease("p1", "a", 5, n_eval=0, now=T0, ttl=60, lease_id="La2").exhausted
+        review = store.lease("p1", "a", 5, n_eval=0, now=T0, ttl=60, lease_id="La3", pool="review")
+        assert review.item_ids == ("m0",)
+
+    def test_require_moves_items_between_pools_all_or_nothing(self, store):
+        self._pools(store, n_main=3, n_gold=1, n_eval=1)
+        with pytest.raises(InvalidInput, match="'archive'"):
+            store.require("p1", {"m0": 2}, now=T0, pool="archive")
+        with pytest.raises(NotFound, match="nope"):
+            store.require("p1", {"m0": 2, "nope": 1}, now=T0, pool="review")
+        assert store.get_item("p1", "m0").pool == "main"
+        assert store.queue_depth("p1", now=T0)["review"] == 0
+        assert store.require("p1", {"m0": 1, "e0": 1, "g0": 1}, now=T0, pool="review") == 3
+        assert {i: store.get_item("p1", i).pool for i in ("m0", "e0", "g0")} == dict.fromkeys(
+            ("m0", "e0", "g0"), "review")
+        store.require("p1", {"m0": 1, "e0": 1}, now=T0, pool="main")  # home again
+        store.require("p1", {"m1": 1}, now=T0, pool="gold")
+        assert [store.get_item("p1", i).pool for i in ("m0", "e0", "m1", "g0")] == [
+            "main", "eval", "gold", "review"]
+        got = store.lease("p1", "a", 9, n_eval=0, now=T0, ttl=60, lease_id="La")
+        assert got.item_ids == ("m0", "m2", "e0")  # in pool order again, eval last
+        assert store.lease("p1", "b", 1, n_eval=0, n_gold=1, now=T0, ttl=60,
+                           lease_id="Lb").item_ids == ()  # m1 is gold now, and nothing else left
+        depth = store.queue_depth("p1", now=T0)
+        assert (depth["open"], depth["gold"], depth["review"]) == (3, 1, 1)
+
+    def test_review_answers_count_like_labels(self, store):
+        self._pools(store, n_main=1, n_gold=0, n_eval=0)
+        store.lease("p1", "a", 1, n_eval=0, now=T0, ttl=60, lease_id="La")
+        store.submit([label("p1", "m0", "a", "La", value=0)], now=T0)
+        store.require("p1", {"m0": 2}, now=T0, pool="review")
+        store.lease("p1", "r", 1, n_eval=0, now=T0, ttl=60, lease_id="Lr", pool="review")
+        decision = Annotation("p1", "m0", "r", "review", label=1, comment="the text says so")
+        with pytest.raises(Conflict):  # a review needs a live hold, as a label does
+            store.submit([replace(decision, lease_id="La")], now=T0)
+        got = store.submit([replace(decision, lease_id="Lr")], now=T0)[0].annotation
+        assert (got.kind, got.label, got.comment) == ("review", 1, "the text says so")
+        assert store.count_labels("p1") == 2
+        depth = store.queue_depth("p1", now=T0)
+        assert (depth["done"], depth["review"]) == (1, 0)
+        assert store.lease("p1", "s", 1, n_eval=0, now=T0, ttl=60, lease_id="Ls",
+                           pool="review").exhausted
+
+    def test_a_correction_supersedes_its_annotators_answer_and_changes_no_count(self, store):
+        make_project(store, n_items=2)
+        store.lease("p1", "a", 1, n_eval=0, now=T0, ttl=60, lease_id="La")
+        store.submit([label("p1", "i0", "a", "La", value=0)], now=T0)
+        fix = Annotation("p1", "i0", "a", "correct", label=1, comment="misread", idempotency_key="c1")
+        for wrong in (replace(fix, annotator="b"), replace(fix, item_id="i1")):
+            with pytest.raises(Conflict, match=f"{wrong.item_id}.*{wrong.annotator}"):
+                store.submit([wrong], now=T0 + 1)
+        with pytest.raises(InvalidInput, match="lease"):
+            store.submit([replace(fix, lease_id="La")], now=T0 + 1)
+        assert len(store.annotations("p1")) == 1  # nothing stored
+        before = store.queue_depth("p1", now=T0 + 1)
+        first = store.submit([fix], now=T0 + 1)[0]
+        again = store.submit([fix], now=T0 + 2)[0]
+        assert not first.duplicate and again.duplicate and again.annotation.seq == first.annotation.seq
+        assert [(x.kind, x.label) for x in store.annotations("p1")] == [("label", 0), ("correct", 1)]
+        assert store.queue_depth("p1", now=T0 + 2) == before and store.count_labels("p1") == 1
+        store.lease("p1", "b", 1, n_eval=0, now=T0, ttl=60, lease_id="Lb")  # holds i1
+        with pytest.raises(Conflict, match="i1"):  # a hold is not an answer
+            store.submit([Annotation("p1", "i1", "b", "correct", label=0)], now=T0 + 3)
+        # an answer and its correction in one submission
+        both = store.submit([label("p1", "i1", "b", "Lb", value=0),
+                             Annotation("p1", "i1", "b", "correct", label=1)], now=T0 + 3)
+        assert [r.annotation.kind for r in both] == ["label", "correct"]
+        assert store.queue_depth("p1", now=T0 + 3)["done"] == 2
+
+    def test_guidelines_version_is_stored_with_each_answer(self, store):
+        make_project(store, n_items=2)
+        store.lease("p1", "a", 2, n_eval=0, now=T0, ttl=60, lease_id="La")
+        got = store.submit([replace(label("p1", "i0", "a", "La"), guidelines_version=3),
+                            label("p1", "i1", "a", "La")], now=T0)
+        assert [r.annotation.guidelines_version for r in got] == [3, None]
+        assert [a.guidelines_version for a in store.annotations("p1")] == [3, None]
+
+    def test_main_and_review_leases_at_once(self, store):
+        """Annotators lease the main pool and reviewers the review pool while another thread
+        moves a third of the items back and forth between them: nobody answers an item twice,
+        and no item gets more answers than it requires."""
+        import threading
+        import time
+
+        make_project(store, n_items=30)
+        moved = {f"i{j}": 2 for j in range(0, 30, 3)}
+        store.require("p1", moved, now=T0)
+        errors: list[BaseException] = []
+        settled = threading.Event()
+
+        def work(who: str, pool: str, kind: str) -> None:
+            try:
+                for n in range(3000):
+                    lease = store.lease("p1", who, 2, n_eval=0, now=T0, ttl=1e6,
+                                        lease_id=f"L{who}-{n}", pool=pool)
+                    if lease.item_ids:
+                        store.submit([label("p1", i, who, lease.id, kind=kind)
+                                      for i in lease.item_ids], now=T0)
+                    elif lease.exhausted and settled.is_set():
+                        return
+                    else:
+                        time.sleep(0.001)
+                raise AssertionError(f"{who} never ran out of items")
+            except BaseException as exc:  # noqa: BLE001 - reported below
+                errors.append(exc)
+
+        def mover() -> None:
+            try:
+                for k in range(20):
+                    store.require("p1", moved, now=T0, pool="review" if k % 2 else "main")
+                    time.sleep(0.002)
+                store.require("p1", moved, now=T0, pool="review")
+            except BaseException as exc:  # noqa: BLE001 - reported below
+                errors.append(exc)
+            finally:
+                settled.set()
+
+        threads = [threading.Thread(target=mover)] + [
+            threading.Thread(target=work, args=(who, pool, kind)) for who, pool, kind in (
+                ("a", "main", "label"), ("b", "main", "label"), ("c", "main", "label"),
+                ("r1", "review", "review"), ("r2", "review", "review"))]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join(timeout=120)
+        assert not errors and not any(t.is_alive() for t in threads)
+        by_item: dict[str, list[str]] = {}
+        for a in store.annotations("p1"):
+            by_item.setdefault(a.item_id, []).append(a.annotator)
+        assert all(len(set(w)) == len(w) for w in by_item.values())
+        assert {i: len(w) for i, w in by_item.items()} == {
+            f"i{j}": moved.get(f"i{j}", 1) for j in range(30)}
+        depth = store.queue_depth("p1", now=T0)
+        assert (depth["done"], depth["open"], depth["review"], depth["leased"]) == (30, 0, 0, 0)
 
     # -- locks with fencing tokens -----------------------------------------------------
     def test_lock_expiry_renewal_and_fenced_job_writes(self, store):

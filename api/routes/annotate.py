@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 from typing import Annotated
 
-from fastapi import APIRouter, Query, Request, Response
+from fastapi import APIRouter, HTTPException, Query, Request, Response
 
 from api.auth import Annotator, Engineer, Principal, authorize
 from api.deps import Now, ServicesDep, lease_batcher
@@ -19,6 +19,7 @@ from api.schemas import (
     lease_json,
 )
 from api.service import annotate as svc
+from api.service import routing
 from api.storage.records import Lease, Project
 from labeling.errors import LabelloopError
 
@@ -87,10 +88,16 @@ def release(lease_id: str, body: LeaseActionIn, s: ServicesDep, now: Now, who: A
 
 @router.post("/projects/{project_id}/annotations")
 def submit(project_id: str, body: SubmitIn, s: ServicesDep, now: Now, who: Annotator) -> SubmitOut:
-    """Append annotations (label, skip or flag). A repeated idempotency key of this annotator
-    with the same payload has no second effect; with another payload it is a 409 naming the key.
-    The response is sent only after the annotations are durably stored."""
+    """Append annotations (label, skip or flag; ``review``: a reviewer's decision, which needs
+    the ``reviewer`` role; ``correct``: a new label for an item this annotator answered, with no
+    lease). A repeated idempotency key of this annotator with the same payload has no second
+    effect; with another payload it is a 409 naming the key. The response is sent only after the
+    annotations are durably stored; items whose answers now disagree are routed to more
+    annotators or to the review queue (:mod:`api.service.routing`)."""
     who.check_annotator(body.annotator)
+    if not who.can("reviewer") and any(a.kind == "review" for a in body.annotations):
+        raise HTTPException(403, f"a 'review' annotation needs the 'reviewer' role; token "
+                                 f"{who.name!r} is {who.role!r}")
     annotations = [svc.AnnotationIn(**a.model_dump()) for a in body.annotations]
     try:
         results = svc.submit_annotations(s.store, project_id, body.annotator, annotations, now=now)
@@ -98,6 +105,7 @@ def submit(project_id: str, body: SubmitIn, s: ServicesDep, now: Now, who: Annot
         s.metrics.rejected(project_id, len(body.annotations))
         raise
     s.metrics.submitted(project_id, results)
+    routing.route_submitted(s.store, s.answers, project_id, results, now=now)
     job = s.maybe_retrain(project_id)
     return SubmitOut(
         results=[

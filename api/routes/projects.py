@@ -7,7 +7,7 @@ from fastapi import APIRouter
 
 from api.auth import Admin, Annotator, Engineer
 from api.deps import Now, ServicesDep
-from api.schemas import ProjectIn, ProjectOut, RoundOut, SettingsIn
+from api.schemas import ProjectIn, ProjectOut, ProjectPatchIn, RoundOut, SettingsIn
 from api.service import projects as svc
 from api.storage.records import Project
 
@@ -41,8 +41,20 @@ def get_project(project_id: str, s: ServicesDep, who: Annotator) -> ProjectOut:
 
 
 @router.patch("/{project_id}/settings")
-def update_settings(project_id: str, body: SettingsIn, s: ServicesDep, who: Admin) -> ProjectOut:
-    return project_out(svc.update_settings(s.store, project_id, body.model_dump(exclude_unset=True)))
+def update_settings(project_id: str, body: SettingsIn, s: ServicesDep, now: Now,
+                    who: Admin) -> ProjectOut:
+    return project_out(svc.update_settings(s.store, project_id, body.model_dump(exclude_unset=True),
+                                           now=now))
+
+
+@router.patch("/{project_id}")
+def update_project(project_id: str, body: ProjectPatchIn, s: ServicesDep, now: Now,
+                   who: Admin) -> ProjectOut:
+    """Change the guidelines (their version goes up by one unless ``settings`` sets it) and/or
+    settings; answers record the version in force when they were given."""
+    return project_out(svc.update_project(s.store, project_id, guidelines=body.guidelines,
+                                          settings=body.settings.model_dump(exclude_unset=True),
+                                          now=now))
 
 
 @router.get("/{project_id}/stats")

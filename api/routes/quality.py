@@ -17,11 +17,12 @@ router = APIRouter(prefix="/projects/{project_id}", tags=["quality"])
 
 @router.get("/agreement")
 def agreement(project_id: str, s: ServicesDep, who: Engineer,
-              by: Literal["class"] | None = None) -> AgreementOut:
+              by: Literal["class", "guidelines_version"] | None = None) -> AgreementOut:
     """Krippendorff's alpha, Fleiss' kappa and Cohen's kappa per pair of annotators over the items
     with two or more labels, each with the number of items it rests on; ``?by=class`` adds each
-    class against the rest."""
-    return AgreementOut.model_validate(svc.agreement(s.store, project_id, by_class=by == "class"))
+    class against the rest, ``?by=guidelines_version`` the figures under each guidelines version."""
+    return AgreementOut.model_validate(svc.agreement(
+        s.store, project_id, by_class=by == "class", by_version=by == "guidelines_version"))
 
 
 @router.get("/annotators")

@@ -2,18 +2,19 @@
 
 from __future__ import annotations
 
+import hashlib
 import secrets
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import numpy as np
 
 from api.storage.base import Store
 from api.storage.records import (
-    ANNOTATION_KINDS,
     Annotation,
     Lease,
+    LeasedItem,
     LeaseRequest,
     Project,
     SubmitResult,
@@ -40,17 +41,19 @@ def _anyone(lease: Lease) -> None:
 def lease_request(project: Project, annotator: str, size: int | None, *,
                   rng: np.random.Generator | Callable[[], np.random.Generator]) -> LeaseRequest:
     """Check a lease request against the project's settings. ``rng``: a generator, or a function
-    making one (called only when the evaluation slice is mixed in, so the hot path draws
-    nothing)."""
+    making one (called only when the evaluation slice or gold items are mixed in, so the hot path
+    draws nothing). ``n_gold`` ~ Binomial(n, gold_rate), then ``n_eval`` ~ Binomial(n - n_gold,
+    eval_fraction)."""
     n = project.settings.batch_size if size is None else size
     if not isinstance(n, int) or not 1 <= n <= MAX_BATCH:
         raise InvalidInput(f"size must be an integer in 1..{MAX_BATCH}, got {n!r}")
-    frac = project.settings.eval_fraction
-    if frac and callable(rng):
+    frac, gold_rate = project.settings.eval_fraction, project.settings.gold_rate
+    if (frac or gold_rate) and callable(rng):
         rng = rng()
-    n_eval = int(rng.binomial(n, frac)) if frac else 0
+    n_gold = int(rng.binomial(n, gold_rate)) if gold_rate else 0
+    n_eval = int(rng.binomial(n - n_gold, frac)) if frac else 0
     return LeaseRequest(project.id, _annotator(annotator), n, n_eval, project.settings.lease_ttl_s,
-                        new_lease_id())
+                        new_lease_id(), n_gold)
 
 
 def new_lease_id() -> str:
@@ -64,9 +67,30 @@ def lease_batch(
     rng: np.random.Generator | Callable[[], np.random.Generator], project: Project | None = None,
 ) -> Lease:
     """Lease the next batch for one annotator (see :func:`lease_request`); ``project``: the
-    project as the caller already read it."""
+    project as the caller already read it. Gold items are disguised (:func:`_gold_disguised`)."""
     r = lease_request(project or store.get_project(project_id), annotator, size, rng=rng)
-    return store.lease(r.project_id, r.annotator, r.n, n_eval=r.n_eval, now=now, ttl=r.ttl, lease_id=r.lease_id)
+    lease = store.lease(r.project_id, r.annotator, r.n, n_eval=r.n_eval, now=now, ttl=r.ttl,
+                        lease_id=r.lease_id, n_gold=r.n_gold)
+    return _gold_disguised(lease) if r.n_gold else lease
+
+
+def _gold_disguised(lease: Lease) -> Lease:
+    """Each gold item with the reasons of another item of the lease, drawn at random, and placed
+    just before or after it: once a round has ranked the queue the other items carry the
+    strategy's reasons (and come best first), where a gold item would otherwise say "pool order",
+    last. The draws are seeded by the lease id, so a lease reads the same each time."""
+    others = [li for li in lease.items if li.pool != "gold"]
+    if not others or len(others) == len(lease.items):
+        return lease
+    rng = np.random.default_rng(int(hashlib.sha1(lease.id.encode()).hexdigest()[:16], 16))
+    beside: dict[tuple[int, int], list[LeasedItem]] = {}  # (neighbour, 0 before / 1 after)
+    for li in lease.items:
+        if li.pool == "gold":
+            j, side = int(rng.integers(len(others))), int(rng.integers(2))
+            beside.setdefault((j, side), []).append(replace(li, reasons=dict(others[j].reasons)))
+    items = tuple(x for j, li in enumerate(others)
+                  for x in (*beside.get((j, 0), ()), li, *beside.get((j, 1), ())))
+    return replace(lease, items=items, item_ids=tuple(li.item.id for li in items))
 
 
 def get_lease(store: Store, lease_id: str, *, allowed: Callable[[Lease], None] = _anyone) -> Lease:
@@ -93,7 +117,7 @@ def release_lease(store: Store, lease_id: str, annotator: str, item_ids: Sequenc
 
 def live_leases(store: Store, project_id: str, annotator: str, *, now: float) -> list[Lease]:
     """The annotator's live leases with their open items, oldest first (resume after a crash)."""
-    return store.leases(project_id, _annotator(annotator), now=now)
+    return [_gold_disguised(x) for x in store.leases(project_id, _annotator(annotator), now=now)]
 
 
 @dataclass(frozen=True)
@@ -109,7 +133,8 @@ class AnnotationIn:
 
 def _label_index(project: Project, label: int | str | None, item_id: str) -> int:
     if label is None:
-        raise InvalidInput(f"item {item_id!r}: a 'label' annotation needs a label")
+        raise InvalidInput(f"item {item_id!r}: a label, review or correct annotation needs a "
+                           "label")
     if isinstance(label, bool):
         raise SchemaError(f"item {item_id!r}: label must be a class index or name, got {label!r}")
     if isinstance(label, int):
@@ -143,7 +168,13 @@ def submit_external(
     return _append(store, project_id, answers, now=now, external=True)
 
 
-NATIVE_KINDS = ("label", "skip", "flag")  # what a lease holder submits; "retract" is external only
+# what a lease holder submits ("review": a reviewer's decision on an item of the review queue);
+# "correct" (an annotator's new label for an item they answered) comes without a lease;
+# "retract" is external only
+NATIVE_KINDS = ("label", "skip", "flag", "review", "correct")
+LABELED_KINDS = ("label", "review", "correct")  # the kinds that carry a label
+NO_LEASE = ("correct",)  # native kinds submitted without a lease
+EXTERNAL_KINDS = ("label", "skip", "flag", "retract")  # what an external tool's answer may be
 
 
 def _append(store: Store, project_id: str, answers: Sequence[tuple[str, AnnotationIn]], *,
@@ -151,26 +182,30 @@ def _append(store: Store, project_id: str, answers: Sequence[tuple[str, Annotati
     project = store.get_project(project_id)
     if not 1 <= len(answers) <= MAX_BATCH:
         raise InvalidInput(f"submit 1..{MAX_BATCH} annotations at a time, got {len(answers)}")
-    kinds = ANNOTATION_KINDS if external else NATIVE_KINDS
+    kinds = EXTERNAL_KINDS if external else NATIVE_KINDS
     events = []
     for annotator, a in answers:
         annotator = _annotator(annotator)
         if a.kind not in kinds:
             raise InvalidInput(f"item {a.item_id!r}: kind must be one of {list(kinds)}, got {a.kind!r}")
-        if external != (a.lease_id is None):
-            raise InvalidInput(f"item {a.item_id!r}: lease_id must be "
-                               f"{'None for an external answer' if external else 'a lease id'}, "
-                               f"got {a.lease_id!r}")
+        leaseless = external or a.kind in NO_LEASE
+        if leaseless != (a.lease_id is None):
+            what = ("None for an external answer" if external else
+                    f"None for a {a.kind!r} annotation" if leaseless else "a lease id")
+            raise InvalidInput(f"item {a.item_id!r}: lease_id must be {what}, got {a.lease_id!r}")
+        if a.kind == "review" and not a.comment.strip():
+            raise InvalidInput(f"item {a.item_id!r}: a 'review' decision needs a comment saying why")
         if len(a.comment) > MAX_COMMENT:
             raise InvalidInput(f"item {a.item_id!r}: comment longer than {MAX_COMMENT} characters")
         if a.time_spent_s is not None and not 0 <= a.time_spent_s < 86400:
             raise InvalidInput(f"item {a.item_id!r}: time_spent_s must be in [0, 86400), got {a.time_spent_s}")
-        label = _label_index(project, a.label, a.item_id) if a.kind == "label" else None
-        if a.kind != "label" and a.label is not None:
+        label = _label_index(project, a.label, a.item_id) if a.kind in LABELED_KINDS else None
+        if a.kind not in LABELED_KINDS and a.label is not None:
             raise InvalidInput(f"item {a.item_id!r}: a {a.kind!r} annotation carries no label")
         events.append(
             Annotation(project_id, a.item_id, annotator, a.kind, label, a.comment, a.lease_id,
-                       a.idempotency_key, a.time_spent_s)
+                       a.idempotency_key, a.time_spent_s,
+                       guidelines_version=project.settings.guidelines_version)
         )
     keys = [e.idempotency_key for e in events if e.idempotency_key is not None]
     if len(set(keys)) != len(keys):

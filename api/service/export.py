@@ -13,7 +13,7 @@ from pathlib import Path
 import numpy as np
 
 from api.service.gold import gold_labels
-from api.service.rounds import human_labels, load_pool
+from api.service.rounds import annotator_weights, human_consensus, load_pool
 from api.storage.base import Store
 from labeling.errors import InvalidInput
 from labeling.export import assign_labels, write_rows
@@ -41,7 +41,10 @@ def export_rows(
     include_text: bool = True, sources: tuple[str, ...] = SOURCES, prefer: str = "end_model",
     executor: Executor | None = None, progress: Callable[[int, int], None] | None = None,
 ) -> Iterator[dict]:
-    """One row per item: label, source, confidence, versions. ``min_confidence`` filters:
+    """One row per item: label, source, confidence, versions, and the human answers' figures
+    (annotators, agreement, whether a reviewer decided, the label-quality score). The human label
+    is the consensus (:func:`api.service.rounds.human_consensus`); a reviewer's decision has
+    confidence 1, like a gold item's known answer. ``min_confidence`` filters:
     rows whose confidence is below it are left out. ``blank_below`` keeps every row and blanks
     the labels below it instead (label None, source "none"). ``sources`` keeps only rows whose
     source is among them."""
@@ -55,7 +58,15 @@ def export_rows(
         raise InvalidInput(f"prefer must be 'end_model' or 'label_model', got {prefer!r}")
     pool = load_pool(store, project_id)
     project, n, k = pool.project, len(pool.items), pool.project.n_classes
-    human, agreement, n_ann = human_labels(pool, store.annotations(project_id))
+    rnd = store.latest_round(project_id)
+    annotations = store.annotations(project_id)
+    human, agreement, n_ann, adjudicated = human_consensus(
+        pool, annotations, weights=annotator_weights(rnd))
+    version = np.full(n, -1, dtype=np.int64)  # the newest guidelines version of an answer
+    for a in annotations:
+        if a.guidelines_version is not None and a.item_id in pool.index:
+            i = pool.index[a.item_id]
+            version[i] = max(version[i], a.guidelines_version)
     gold = gold_labels(store, project_id, n)  # a gold item's known answer is its label
     human = np.where(gold >= 0, gold, human)
     quality = np.full(n, np.nan, dtype=np.float32)  # the latest round's label-quality scores
@@ -64,13 +75,12 @@ def export_rows(
         quality[: min(n, len(scored))] = scored[:n]
     covered = store.get_array(project_id, "lm_covered")
     labels, source, confidence = (executor or InProcessExecutor()).call(
-        assign_labels, human, np.where(gold >= 0, 1.0, agreement),
+        assign_labels, human, np.where((gold >= 0) | adjudicated, 1.0, agreement),
         _fit(store.get_array(project_id, "lm_probs"), n, k),
         None if covered is None else _fit(covered, n, k).astype(bool),
         _fit(store.get_array(project_id, "probs"), n, k),
         min_confidence=blank_below, prefer=prefer,
     )
-    rnd = store.latest_round(project_id)
     model_version = rnd.model_version if rnd else None
     lf_set = rnd.label_model.get("lf_set_version") if rnd else None
     names = project.class_names
@@ -87,8 +97,10 @@ def export_rows(
             "confidence": round(float(confidence[i]), 6),
             "n_annotators": int(n_ann[i]),
             "agreement": round(float(agreement[i]), 6),
+            "adjudicated": bool(adjudicated[i]),
             "label_quality": None if np.isnan(quality[i]) else round(float(quality[i]), 6),
             "gold": bool(gold[i] >= 0),
+            "guidelines_version": int(version[i]) if version[i] >= 0 else None,
             "model_version": model_version,
             "lf_set_version": lf_set,
             "eval_slice": item.is_eval,

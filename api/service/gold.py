@@ -7,8 +7,10 @@ array per project (``gold``: the known class per pool position, -1 where the ite
 so every replica sees the same. Changes take a short per-project lock, so two engineers marking
 at once cannot lose one another's marks.
 
-Mixing gold items into batches at a configured rate is a lease change and comes with it; for now
-a gold item is leased like any other item that still needs answers.
+A gold item lives in the store's gold pool with ``required`` set to :data:`GOLD_REQUIRED`, so
+every annotator can get it once; leases draw from that pool at the project's ``gold_rate``
+(:func:`api.service.annotate.lease_request`), and only there. Unmarked, an item goes back to its
+pool with the answers its redundancy draw asks for.
 """
 
 from __future__ import annotations
@@ -18,11 +20,13 @@ from collections.abc import Mapping, Sequence
 import numpy as np
 
 from api.storage.base import Store
+from api.storage.records import required_answers
 from labeling.errors import Conflict, InvalidInput, SchemaError
 
-__all__ = ["GOLD_ARRAY", "gold_labels", "list_gold", "mark_gold"]
+__all__ = ["GOLD_ARRAY", "GOLD_REQUIRED", "gold_labels", "keep_gold", "list_gold", "mark_gold"]
 
 GOLD_ARRAY = "gold"
+GOLD_REQUIRED = 1000  # the store's largest ``required``: every annotator can answer a gold item
 LOCK_TTL_S = 60.0
 
 
@@ -64,7 +68,9 @@ def mark_gold(
     unmark : item ids to make ordinary items again
     now, owner : for the per-project lock (``Conflict`` while another change holds it)
 
-    Returns ``{"gold": items now gold, "marked": n, "unmarked": n}``.
+    Returns ``{"gold": items now gold, "marked": n, "unmarked": n}``. Everything is checked
+    before anything is written; the pool moves and the marks are then written one after the
+    other under the lock (a change cut short between them is completed by sending it again).
     """
     project = store.get_project(project_id)
     labels = dict(labels or {})
@@ -82,9 +88,10 @@ def mark_gold(
         n = store.count_items(project_id)
         gold = gold_labels(store, project_id, n)
         chosen: dict[int, int] = {}
+        ids_of: dict[int, str] = {}
         for item_id, label in labels.items():
-            chosen[store.get_item(project_id, item_id).seq] = _class_index(
-                label, project.class_names, item_id)
+            seq = store.get_item(project_id, item_id).seq
+            chosen[seq], ids_of[seq] = _class_index(label, project.class_names, item_id), item_id
         if from_file:
             wanted = None if ids is None else set(ids)
             for chunk in store.iter_items(project_id):
@@ -97,10 +104,20 @@ def mark_gold(
                                                "it gold with")
                         continue
                     chosen.setdefault(it.seq, it.gold)
+                    ids_of.setdefault(it.seq, it.id)
             if wanted is not None:
                 for item_id in wanted:  # NotFound for ids the pool does not have
                     store.get_item(project_id, item_id)
-        dropped = [store.get_item(project_id, item_id).seq for item_id in unmark]
+        unmarked = {store.get_item(project_id, item_id).seq: item_id for item_id in unmark}
+        dropped = [seq for seq in unmarked if gold[seq] >= 0]  # only gold items change pool
+        if chosen:
+            store.require(project_id, {ids_of[seq]: GOLD_REQUIRED for seq in chosen}, now=now,
+                          pool="gold")
+        if dropped:
+            s = project.settings
+            store.require(project_id, {unmarked[seq]: required_answers(
+                unmarked[seq], s.redundancy_fraction, s.redundancy_k) for seq in dropped},
+                now=now, pool="main")
         for seq, label in chosen.items():
             gold[seq] = label
         gold[dropped] = -1
@@ -108,6 +125,16 @@ def mark_gold(
     finally:
         store.release_lock(lock, owner)
     return {"gold": int((gold >= 0).sum()), "marked": len(chosen), "unmarked": len(dropped)}
+
+
+def keep_gold(store: Store, project_id: str, *, now: float) -> int:
+    """Give the gold items :data:`GOLD_REQUIRED` again (after a change of the redundancy
+    settings drew every item's ``required`` afresh); how many there are."""
+    gold = gold_labels(store, project_id, store.count_items(project_id))
+    if not (gold >= 0).any():
+        return 0
+    ids = [it.id for chunk in store.iter_items(project_id) for it in chunk if gold[it.seq] >= 0]
+    return store.require(project_id, dict.fromkeys(ids, GOLD_REQUIRED), now=now, pool="gold")
 
 
 def list_gold(store: Store, project_id: str) -> list[dict]:

@@ -7,12 +7,13 @@ from typing import Any
 
 from pydantic import ValidationError
 
+from api.service.gold import keep_gold
 from api.storage.base import Store
 from api.storage.records import ClassSpec, Project, ProjectSettings
 from labeling.errors import InvalidInput
 from labeling.validation import PROJECT_ID, check_project_id, check_text, quote
 
-__all__ = ["PROJECT_ID", "create_project", "update_settings", "validate_settings"]
+__all__ = ["PROJECT_ID", "create_project", "update_project", "update_settings", "validate_settings"]
 
 def validate_settings(base: ProjectSettings, changes: dict[str, Any]) -> ProjectSettings:
     """``base`` with ``changes``, checked by the one typed model of settings
@@ -66,6 +67,25 @@ def create_project(
     return store.create_project(project)
 
 
-def update_settings(store: Store, project_id: str, changes: dict[str, Any]) -> Project:
+def update_settings(store: Store, project_id: str, changes: dict[str, Any], *,
+                    now: float) -> Project:
+    return update_project(store, project_id, settings=changes, now=now)
+
+
+def update_project(store: Store, project_id: str, *, guidelines: str | None = None,
+                   settings: dict[str, Any] | None = None, now: float) -> Project:
+    """Change the guidelines text and/or settings together. New guidelines text raises
+    ``guidelines_version`` by one unless ``settings`` sets it: answers record the version they
+    were given under, so agreement per version shows what the change did."""
     project = store.get_project(project_id)
-    return store.update_settings(project_id, validate_settings(project.settings, changes))
+    changes = dict(settings or {})
+    if guidelines is not None:
+        check_text(guidelines, "guidelines")
+        if guidelines != project.guidelines:
+            changes.setdefault("guidelines_version", project.settings.guidelines_version + 1)
+    new = validate_settings(project.settings, changes)
+    out = store.update_settings(project_id, new, guidelines=guidelines)
+    old = project.settings
+    if (new.redundancy_fraction, new.redundancy_k) != (old.redundancy_fraction, old.redundancy_k):
+        keep_gold(store, project_id, now=now)  # the store drew every item's answers again
+    return out

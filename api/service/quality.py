@@ -17,20 +17,21 @@ from api.storage.records import Annotation
 from labeling.agreement import agreement_report
 from labeling.annotator_quality import KINDS, AnswerLog, annotator_report
 from labeling.errors import InvalidInput
-from labeling.label_errors import COLUMNS, reasons
+from labeling.label_errors import COLUMNS, entry
 
 __all__ = ["MAX_LIMIT", "agreement", "annotators", "answer_log", "label_errors"]
 
 MAX_LIMIT = 10_000
+_AS = {"label": "label", "correct": "label"}  # a correction is the annotator's label from then on
 
 
 def answer_log(pool: PoolView, annotations: list[Annotation]) -> AnswerLog:
     """The log's events on pool items as arrays (annotators in order of first answer)."""
     codes: dict[str, int] = {}
     rows = [(pool.index[a.item_id], codes.setdefault(a.annotator, len(codes)),
-             KINDS.index(a.kind), a.label if a.kind == "label" else -1,
+             KINDS.index(_AS.get(a.kind, a.kind)), a.label if a.kind in _AS else -1,
              np.nan if a.time_spent_s is None else a.time_spent_s)
-            for a in annotations if a.item_id in pool.index and a.kind in KINDS]
+            for a in annotations if a.item_id in pool.index and _AS.get(a.kind, a.kind) in KINDS]
     cols = list(zip(*rows)) if rows else [(), (), (), (), ()]
     return AnswerLog(np.array(cols[0], dtype=np.int64), np.array(cols[1], dtype=np.int64),
                      np.array(cols[2], dtype=np.int64), np.array(cols[3], dtype=np.int64),
@@ -42,12 +43,24 @@ def _load(store: Store, project_id: str) -> tuple[PoolView, AnswerLog]:
     return pool, answer_log(pool, store.annotations(project_id))
 
 
-def agreement(store: Store, project_id: str, *, by_class: bool = False) -> dict:
+def agreement(store: Store, project_id: str, *, by_class: bool = False,
+              by_version: bool = False) -> dict:
     """Krippendorff's alpha, Fleiss' kappa and Cohen's kappa per pair of annotators over the items
-    with two or more labels (each annotator's latest label); per class with ``by_class``."""
-    pool, log = _load(store, project_id)
-    out = agreement_report(log.ratings(), list(log.names), pool.project.class_names,
-                           by_class=by_class)
+    with two or more labels (each annotator's latest label); per class with ``by_class``; with
+    ``by_version``, ``versions``: the same over the answers given under each guidelines version."""
+    pool = load_pool(store, project_id)
+    annotations = store.annotations(project_id)
+    log = answer_log(pool, annotations)
+    names = pool.project.class_names
+    out = agreement_report(log.ratings(), list(log.names), names, by_class=by_class)
+    if by_version:
+        versions = sorted({a.guidelines_version for a in annotations
+                           if a.guidelines_version is not None})
+        out["versions"] = []
+        for v in versions:
+            part = answer_log(pool, [a for a in annotations if a.guidelines_version == v])
+            out["versions"].append({"guidelines_version": v, **agreement_report(
+                part.ratings(), list(part.names), names)})
     return {"project_id": project_id, **out}
 
 
@@ -89,15 +102,7 @@ def label_errors(store: Store, project_id: str, *, limit: int = 50) -> dict:
     seqs = table[:limit, COLUMNS.index("item")].astype(np.int64)
     ids = _ids_at(store, project_id, seqs)
     for row, item_id in zip(table[:limit], ids, strict=True):
-        c = dict(zip(COLUMNS, row.tolist(), strict=True))
-        # the class of the more confident of the two models independent of this label
-        lm_wins = c["lm_pred"] >= 0 and c["lm_prob"] > c["cv_prob"]
-        suggested = int(c["lm_pred"] if lm_wins else c["cv_pred"])
-        out["items"].append({
-            "id": item_id, "label": names[int(c["given"])], "suggested": names[suggested],
-            "label_quality": round(float(c["quality"]), 6), "issue": bool(c["issue"]),
-            "reasons": reasons(row, names),
-        })
+        out["items"].append({"id": item_id, **entry(row, names)})
     return out
 
 

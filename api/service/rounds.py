@@ -13,7 +13,10 @@ version).
 Gold items (:mod:`api.service.gold`) train on their known answer, not on their answers. Each
 round also ranks the human labels by how likely they are wrong
 (:func:`labeling.label_errors.label_error_arrays`, on the executor): arrays ``label_errors`` and
-``label_quality``, served by ``GET /projects/{p}/label-errors`` and the export.
+``label_quality``, served by ``GET /projects/{p}/label-errors`` and the export; the top
+``review_top_k`` not yet reviewed enter the review queue (:mod:`api.service.review`). Human labels
+are the consensus (:func:`human_consensus`: a reviewer's decision, else a vote weighted by the
+previous round's CROWDLAB annotator quality, kept in ``metrics["annotator_quality"]``).
 """
 
 from __future__ import annotations
@@ -28,19 +31,24 @@ import pandas as pd
 from api.service.assertions import assertion_specs
 from api.service.gold import gold_labels
 from api.service.lfs import lf_set_version, specs, vote_matrix
+from api.service.review import queue_label_errors
+from api.service.routing import route_all
 from api.storage.base import Store
-from api.storage.records import Annotation, AssertionRecord, Item, Project, Round
-from labeling.consensus import consensus
+from api.storage.records import ANSWER_KINDS, Annotation, AssertionRecord, Item, Project, Round
+from labeling.annotator_quality import crowdlab_quality
+from labeling.consensus import adjudicate, consensus, quality_weights
 from labeling.frame import items_frame
 from labeling.label_errors import label_error_arrays
 from workers import sandbox, user_code
 from workers.executor import Executor
 from workers.tasks import RoundInput, RoundOutput, fit_round
 
-__all__ = ["PoolView", "human_labels", "load_pool", "run_round"]
+__all__ = ["PoolView", "annotator_weights", "human_consensus", "human_labels", "load_pool",
+           "run_round"]
 
 Progress = Callable[[int, int, str], None]
-CONSENSUS_KINDS = ("label", "skip", "retract")  # the kinds that set or withdraw an annotator's label
+# the kinds that set or withdraw an annotator's label (a reviewer's "review" decides instead)
+CONSENSUS_KINDS = ("label", "correct", "skip", "retract")
 
 
 @dataclass
@@ -59,16 +67,47 @@ def load_pool(store: Store, project_id: str) -> PoolView:
 
 
 def human_labels(
-    pool: PoolView, annotations: list[Annotation]
+    pool: PoolView, annotations: list[Annotation], *, weights: dict[str, float] | None = None,
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Consensus labels, agreement and annotator counts per pool position. A skip or a
-    retraction after an annotator's label withdraws that label (Label Studio sends both)."""
+    """Consensus labels, agreement and annotator counts per pool position (see
+    :func:`human_consensus`)."""
+    labels, agreement, n_ann, _ = human_consensus(pool, annotations, weights=weights)
+    return labels, agreement, n_ann
+
+
+def human_consensus(
+    pool: PoolView, annotations: list[Annotation], *, weights: dict[str, float] | None = None,
+) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """Per pool position: the label (a reviewer's latest decision, else the vote of each
+    annotator's latest answer weighted by ``weights``), the annotators' agreement, their count and
+    whether a reviewer decided. A correction replaces the annotator's answer; a skip or a
+    retraction after a label withdraws it (Label Studio sends both)."""
     events = [
-        (pool.index[a.item_id], a.annotator, a.label if a.kind == "label" else -1)
+        (pool.index[a.item_id], a.annotator, a.label if a.kind in ("label", "correct") else -1)
         for a in annotations
         if a.kind in CONSENSUS_KINDS and a.item_id in pool.index
     ]
-    return consensus(events, len(pool.items), pool.project.n_classes)
+    labels, agreement, n_ann = consensus(events, len(pool.items), pool.project.n_classes,
+                                         weights=weights)
+    decisions = [(pool.index[a.item_id], a.label) for a in annotations
+                 if a.kind == "review" and a.item_id in pool.index and a.label is not None]
+    labels, adjudicated = adjudicate(labels, decisions)
+    return labels, agreement, n_ann, adjudicated
+
+
+def annotator_weights(rnd: Round | None) -> dict[str, float] | None:
+    """Vote weights from a round's annotator quality estimates (None: equal weights)."""
+    return quality_weights(rnd.metrics.get("annotator_quality", {})) if rnd is not None else None
+
+
+def _annotator_quality(pool: PoolView, annotations: list[Annotation], probs: np.ndarray | None,
+                       executor: Executor) -> dict[str, float | None]:
+    """CROWDLAB's quality estimate per annotator against this round's probabilities."""
+    from api.service.quality import answer_log  # it reads pools through this module
+
+    log = answer_log(pool, annotations)
+    values, _ = executor.call(crowdlab_quality, log.ratings(), log.names, probs)
+    return {name: v["value"] for name, v in zip(log.names, values, strict=True)}
 
 
 def _label_model_key(records, n: int, human: np.ndarray, is_eval: np.ndarray, kind: str,
@@ -135,7 +174,7 @@ def run_round(
     weak, weak_info = _assertion_votes(store, project_id, previous, assertion_records, n)
     votes, lf_info = np.hstack([votes, weak]), lf_info + weak_info
     annotations = store.annotations(project_id)
-    human, _, _ = human_labels(pool, annotations)
+    human, _, _ = human_labels(pool, annotations, weights=annotator_weights(previous))
     gold = gold_labels(store, project_id, n)  # gold items train on their known answer
     human = np.where(gold >= 0, gold, human)
     is_eval = np.fromiter((it.is_eval for it in pool.items), dtype=bool, count=n)
@@ -182,6 +221,7 @@ def run_round(
         arrays["lm_covered"] = out.lm_covered.astype(np.bool_)
     arrays.update(ranked)
     metrics = dict(out.metrics)
+    metrics["annotator_quality"] = _annotator_quality(pool, annotations, out.probs, executor)
     if len(ranked["label_errors"]):
         metrics["label_errors"] = {"ranked": len(ranked["label_errors"]),
                                    "issues": int(ranked["label_errors"][:, 3].sum())}
@@ -203,11 +243,16 @@ def run_round(
                "cache_key": lm_key}
     rnd = Round(
         project_id=project_id, number=number, model_version=f"r{number}-{out.model_version}",
-        created_at=now, n_labels=sum(a.kind == "label" for a in annotations),
+        created_at=now, n_labels=sum(a.kind in ANSWER_KINDS for a in annotations),
         metrics={**metrics, "n_train": out.n_train, "n_items": n},
         label_model=lm_info, strategy=settings.strategy, strategy_state=out.strategy_state,
     )
     store.commit_round(project_id, arrays=arrays, queue=(ids, out.scores.tolist(), out.reasons),
                        rnd=rnd, fence=fence)
+    # after the fence let the round commit: answers a stopped replica never routed, then review
+    route_all(store, project_id, annotations, now=now)
+    if settings.review_top_k and len(ranked["label_errors"]):
+        queue_label_errors(store, project_id, ranked["label_errors"], settings.review_top_k,
+                           items=pool.items, annotations=annotations, now=now)
     report(total, total, "done")
     return rnd, out

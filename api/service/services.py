@@ -12,6 +12,7 @@ import numpy as np
 from api.metrics import Metrics
 from api.service import label_studio_sync
 from api.service.jobs import JobContext, JobRunner
+from api.service.routing import AnswerIndex
 from api.settings import Settings
 from api.storage.base import Store
 from api.storage.records import Job
@@ -29,6 +30,7 @@ class Services:
     clock: Callable[[], float] = time.time
     jobs: JobRunner = field(init=False)
     metrics: Metrics = field(init=False)
+    answers: AnswerIndex = field(default_factory=AnswerIndex)  # the log by item, for routing
 
     def __post_init__(self) -> None:
         self.metrics = Metrics(self.store, self.clock)

@@ -6,32 +6,38 @@ reads the clock, so tests can expire leases without sleeping.
 
 The lease model, the same in both stores:
 
-* every item has ``required``: how many distinct annotators must label it. It is set when the item
+* every item is in one *pool* (:data:`~api.storage.records.POOLS`): ``main``, ``eval`` (the
+  evaluation slice), ``gold`` (honeypot items with known answers) or ``review`` (the adjudication
+  and label-error queue). A pool keeps its order: ``rand_key`` for the first three, arrival for
+  ``review`` (first in, first out);
+* every item has ``required``: how many distinct annotators must answer it. It is set when the item
   is added (or the redundancy settings change) by :func:`~api.storage.records.required_answers`,
-  and changed afterwards by :meth:`Store.require`;
+  and changed afterwards by :meth:`Store.require`, which can also move the item to another pool;
 * a *hold* is (item, annotator, lease); a lease has one expiry for all its holds and is indexed by
   it for the sweep. An annotator holds an item at most once, and never one they answered;
-* an item is in its *pool* (the evaluation slice has its own) while it is not flagged and its
-  labels plus live holds are short of ``required``. A pool keeps its order (``rand_key``);
-  a lease takes the evaluation items it asks for, then the ranked queue, then pool order;
-* a hold ends on submit, release or expiry; the item then goes back to its pool if it still needs
+* an item is *open* while it is not flagged and its answers (``label`` and ``review`` events) plus
+  live holds are short of ``required``. A lease from the main pools takes open gold items (as many
+  as asked, mixed in among the pool-order items and given their reasons), then the evaluation items
+  it asks for, then the ranked queue, then ``main`` in order, then ``eval``; a lease from
+  ``review`` takes that pool only, oldest first;
+* a hold ends on submit, release or expiry; the item is then open again if it still needs
   answers. A late holder's submission is refused;
+* a ``correct`` event supersedes its annotator's earlier answer and changes no count;
 * an idempotency key belongs to (project, annotator): seen before with the same payload, the
   first annotation comes back and nothing changes; with another payload it is a ``Conflict``.
-
-A second leased queue (a review queue) is a further pool beside the two, leased the same way.
 """
 
 from __future__ import annotations
 
 import abc
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from contextlib import AbstractContextManager, nullcontext
-from typing import Any, NamedTuple
+from dataclasses import asdict
+from typing import Any
 
 import numpy as np
 
-from api.storage.codec import array_to_bytes, dumps, round_to_json
+from api.storage.codec import dumps, loads
 from api.storage.records import (
     Annotation,
     AssertionRecord,
@@ -44,7 +50,7 @@ from api.storage.records import (
     Round,
     SubmitResult,
 )
-from labeling.errors import InvalidInput, LabelloopError
+from labeling.errors import LabelloopError, NotFound
 
 
 class StoreUnavailable(LabelloopError):
@@ -53,38 +59,6 @@ class StoreUnavailable(LabelloopError):
 
 
 __all__ = ["Store", "StoreUnavailable"]
-
-
-class EncodedRound(NamedTuple):
-    """A round's outputs as both backends store them (see :meth:`Store.commit_round`)."""
-
-    arrays: dict[str, bytes]  # name -> ``array_to_bytes``
-    queue: list[tuple[str, float, str]]  # (item id, score, reasons JSON), best first
-    round_json: str
-
-
-def encode_round(
-    project_id: str,
-    arrays: Mapping[str, np.ndarray],
-    queue: tuple[Sequence[str], Sequence[float], Sequence[dict]],
-    rnd: Round,
-) -> EncodedRound:
-    """Check and encode :meth:`Store.commit_round`'s arguments, before any transaction opens."""
-    if rnd.project_id != project_id:
-        raise InvalidInput(f"round of project {rnd.project_id!r} committed to project "
-                           f"{project_id!r}")
-    ids, scores, reasons = queue
-    if not len(ids) == len(scores) == len(reasons):
-        raise InvalidInput(f"queue needs as many scores and reasons as item ids, got "
-                           f"{len(ids)} ids, {len(scores)} scores, {len(reasons)} reasons")
-    for name in arrays:
-        if not isinstance(name, str) or not name:
-            raise InvalidInput(f"array names must be non-empty strings, got {name!r}")
-    return EncodedRound(
-        {name: array_to_bytes(np.asarray(a)) for name, a in arrays.items()},
-        [(str(i), float(s), dumps(r)) for i, s, r in zip(ids, scores, reasons, strict=True)],
-        round_to_json(rnd),
-    )
 
 
 class Store(abc.ABC):
@@ -103,8 +77,10 @@ class Store(abc.ABC):
     def list_projects(self) -> list[Project]: ...
 
     @abc.abstractmethod
-    def update_settings(self, project_id: str, settings: ProjectSettings) -> Project:
-        """Replace the settings; a change of redundancy draws every item's ``required`` again."""
+    def update_settings(self, project_id: str, settings: ProjectSettings, *,
+                        guidelines: str | None = None) -> Project:
+        """Replace the settings (and the guidelines text, unless ``guidelines`` is None); a
+        change of redundancy draws every item's ``required`` again."""
 
     # -- items ----------------------------------------------------------------------------
     @abc.abstractmethod
@@ -132,25 +108,74 @@ class Store(abc.ABC):
     @abc.abstractmethod
     def get_item(self, project_id: str, item_id: str) -> Item: ...
 
-    @abc.abstractmethod
     def iter_items(self, project_id: str, *, start: int = 0, chunk: int = 10_000):
         """Yield lists of items in ``seq`` order from ``start``."""
+        self.get_project(project_id)
+        while items := self._item_chunk(project_id, start, chunk):
+            yield items
+            start += len(items)
 
-    # -- labeling functions and their cached votes ----------------------------------------
     @abc.abstractmethod
+    def _item_chunk(self, project_id: str, start: int, n: int) -> list[Item]:
+        """The items of ``seq`` start .. start + n - 1."""
+
+    # -- labeling functions and model assertions: kept by name in first-registration order --
     def put_lfs(self, project_id: str, lfs: Sequence[LFRecord]) -> None:
         """Register LFs; a name already present gets the new version and source."""
+        self._register("lfs", project_id, lfs)
+
+    def list_lfs(self, project_id: str) -> list[LFRecord]:
+        return self._registered("lfs", project_id, LFRecord)
+
+    def deactivate_lf(self, project_id: str, name: str) -> None:
+        self._deactivate("lfs", project_id, name, "labeling function")
+
+    def put_assertions(self, project_id: str, assertions: Sequence[AssertionRecord]) -> None:
+        """Register assertions atomically (all or none); a name already present gets the new
+        version and source and becomes active again."""
+        self._register("assertions", project_id, assertions)
+
+    def list_assertions(self, project_id: str) -> list[AssertionRecord]:
+        return self._registered("assertions", project_id, AssertionRecord)
+
+    def deactivate_assertion(self, project_id: str, name: str) -> None:
+        """``NotFound`` for a name never registered."""
+        self._deactivate("assertions", project_id, name, "assertion")
+
+    def _register(self, kind: str, project_id: str, records: Sequence[Any]) -> None:
+        def change(doc: str | bytes | None) -> str:
+            current = {d["name"]: d for d in loads(doc or "[]")}  # a new version keeps its place
+            current.update((r.name, asdict(r)) for r in records)
+            return dumps(list(current.values()))
+
+        self._edit_doc(project_id, kind, change)
+
+    def _registered(self, kind: str, project_id: str, cls: type) -> list:
+        return [cls(**d) for d in loads(self._doc(project_id, kind) or "[]")]
+
+    def _deactivate(self, kind: str, project_id: str, name: str, noun: str) -> None:
+        def change(doc: str | bytes | None) -> str:
+            docs = loads(doc or "[]")
+            if name not in {d["name"] for d in docs}:
+                raise NotFound(f"unknown {noun} {name!r}")
+            return dumps([{**d, "active": d["active"] and d["name"] != name} for d in docs])
+
+        self._edit_doc(project_id, kind, change)
 
     @abc.abstractmethod
-    def list_lfs(self, project_id: str) -> list[LFRecord]: ...
+    def _doc(self, project_id: str, name: str) -> str | bytes | None:
+        """The project's document ``name`` (JSON), None if never written; ``NotFound`` for an
+        unknown project."""
 
     @abc.abstractmethod
-    def deactivate_lf(self, project_id: str, name: str) -> None: ...
+    def _edit_doc(self, project_id: str, name: str,
+                  change: Callable[[str | bytes | None], str]) -> None:
+        """Replace document ``name`` by ``change(current)`` atomically (``change`` may raise, and
+        then nothing is written)."""
 
     @abc.abstractmethod
     def get_votes(self, project_id: str, version: str) -> tuple[np.ndarray, int, str | None]:
         """Cached votes of one LF version for items ``seq`` 0..len-1, with (faults, first_error).
-
         An LF version never applied returns an empty int8 array."""
 
     @abc.abstractmethod
@@ -161,19 +186,6 @@ class Store(abc.ABC):
         """Replace the cached votes of ``version`` (covering ``seq`` 0..len(votes)-1). With
         ``fence`` (a job's lock name and token) they are written only while that token is the
         lock's latest, else ``StaleToken`` and nothing changes."""
-
-    # -- registered model assertions (user code or consistency specs) ---------------------
-    @abc.abstractmethod
-    def put_assertions(self, project_id: str, assertions: Sequence[AssertionRecord]) -> None:
-        """Register assertions atomically (all or none); a name already present gets the new
-        version and source and becomes active again. Order is first registration."""
-
-    @abc.abstractmethod
-    def list_assertions(self, project_id: str) -> list[AssertionRecord]: ...
-
-    @abc.abstractmethod
-    def deactivate_assertion(self, project_id: str, name: str) -> None:
-        """``NotFound`` for a name never registered."""
 
     # -- arrays (probabilities, model artifacts) ------------------------------------------
     @abc.abstractmethod
@@ -188,19 +200,23 @@ class Store(abc.ABC):
     # -- queue ----------------------------------------------------------------------------
     @abc.abstractmethod
     def queue_depth(self, project_id: str, now: float) -> dict[str, int]:
-        """Counts: total, open (still needing answers), leased (live holds; an item that needs
-        several annotators may be held several times), done, flagged, eval."""
+        """Counts: total, open (main and eval items still needing answers), leased (live holds; an
+        item that needs several annotators may be held several times), done, flagged, eval (the
+        evaluation slice), gold and review (their items still needing answers)."""
 
     # -- leases ---------------------------------------------------------------------------
     @abc.abstractmethod
     def lease(
         self, project_id: str, annotator: str, n: int, *, n_eval: int, now: float, ttl: float,
-        lease_id: str,
+        lease_id: str, n_gold: int = 0, pool: str = "main",
     ) -> Lease:
-        """Atomically lease up to ``n`` items (``n_eval`` of them from the evaluation slice when
-        available, the rest from the ranked queue, then pool order). An empty lease means nothing
-        is available to this annotator right now; its ``exhausted`` is true only when nothing
-        will be (no item still needs this annotator's answer, held or not).
+        """Atomically lease up to ``n`` items. ``pool="main"``: up to ``n_gold`` gold items,
+        ``n_eval`` from the evaluation slice when available, the rest from the ranked queue, then
+        pool order; gold items come only with at least one other item, placed among the
+        pool-order items with their reasons. ``pool="review"``: the review pool, oldest first.
+        An empty lease means nothing is available to this annotator right now; its ``exhausted``
+        is true only when nothing will be (no item of the main and evaluation pools, or of the
+        review pool, still needs this annotator's answer, held or not).
 
         Leases and sweeps (:meth:`expire`) run at ``now`` or at the latest time one of them ran
         at, whichever is later (callers' clocks differ, and a call may wait after reading its
@@ -236,12 +252,17 @@ class Store(abc.ABC):
         sweep (a lease ends its project's expired holds first)."""
 
     @abc.abstractmethod
-    def require(self, project_id: str, required: Mapping[str, int], *, now: float) -> int:
+    def require(
+        self, project_id: str, required: Mapping[str, int], *, now: float, pool: str | None = None
+    ) -> int:
         """Set how many distinct answers each item of ``required`` (item id -> k >= 1) needs,
-        atomically with leases and submissions: raised, an answered item goes back to its pool
-        for annotators who have not answered it; lowered, an item whose answers suffice leaves
-        it (its live holds may still be answered). All or nothing: ``NotFound`` for an unknown
-        item, ``InvalidInput`` for a bad k. Returns how many items it changed."""
+        atomically with leases and submissions: raised, an answered item is open again for
+        annotators who have not answered it; lowered, an item whose answers suffice closes (its
+        live holds may still be answered). With ``pool``, each item also moves to that pool
+        (``"main"``: back to main, or to eval for an item of the evaluation slice; an item
+        entering ``review`` joins the end of its queue, one already there keeps its place).
+        All or nothing: ``NotFound`` for an unknown item, ``InvalidInput`` for a bad k or pool.
+        Returns how many items it changed."""
 
     # -- annotations ----------------------------------------------------------------------
     @abc.abstractmethod
@@ -251,7 +272,9 @@ class Store(abc.ABC):
         with the same payload (then it is a duplicate with no effect); the same key with
         another payload is a ``Conflict`` naming the key.
         One with ``lease_id=None`` is an answer from an external tool (Label Studio): appended
-        with no hold to end, counted like any other; the service validates it first."""
+        with no hold to end, counted like any other; the service validates it first.
+        A ``correct`` event (``lease_id=None``) needs an earlier answer of its annotator on the
+        item (else ``Conflict``) and changes no count."""
 
     @abc.abstractmethod
     def annotations(self, project_id: str, *, since: int = 0) -> list[Annotation]:
@@ -259,7 +282,7 @@ class Store(abc.ABC):
 
     @abc.abstractmethod
     def count_labels(self, project_id: str) -> int:
-        """Number of ``label`` events in the log."""
+        """Number of answers (``label`` and ``review`` events) in the log."""
 
     # -- rounds ---------------------------------------------------------------------------
     @abc.abstractmethod

@@ -9,20 +9,10 @@ from typing import Any
 
 import numpy as np
 
-from api.storage.records import ClassSpec, Job, Project, ProjectSettings, Round
+from api.storage.records import ClassSpec, Project, ProjectSettings
 
-__all__ = [
-    "array_to_bytes",
-    "bytes_to_array",
-    "dumps",
-    "job_from_json",
-    "job_to_json",
-    "loads",
-    "project_from_json",
-    "project_to_json",
-    "round_from_json",
-    "round_to_json",
-]
+__all__ = ["array_to_bytes", "bytes_to_array", "dumps", "from_json", "loads", "to_json"]
+
 
 def dumps(value: Any) -> str:
     return json.dumps(value, separators=(",", ":"), sort_keys=True)
@@ -30,6 +20,20 @@ def dumps(value: Any) -> str:
 
 def loads(data: bytes | str) -> Any:
     return json.loads(data)
+
+
+def to_json(record: Any) -> str:
+    """A record (a :class:`Project`, a :class:`~api.storage.records.Round`, a job ...) as JSON."""
+    return dumps(asdict(record))
+
+
+def from_json(cls: type, text: bytes | str) -> Any:
+    """The record of type ``cls`` that :func:`to_json` wrote."""
+    doc = json.loads(text)
+    if cls is Project:
+        doc.update(classes=tuple(ClassSpec(**c) for c in doc["classes"]),
+                   settings=ProjectSettings(**doc["settings"]))
+    return cls(**doc)
 
 
 def array_to_bytes(array: np.ndarray) -> bytes:
@@ -40,34 +44,3 @@ def array_to_bytes(array: np.ndarray) -> bytes:
 
 def bytes_to_array(data: bytes) -> np.ndarray:
     return np.load(io.BytesIO(data), allow_pickle=False)
-
-
-def project_to_json(project: Project) -> str:
-    return dumps(asdict(project))
-
-
-def project_from_json(text: str) -> Project:
-    doc = json.loads(text)
-    return Project(
-        id=doc["id"],
-        classes=tuple(ClassSpec(**c) for c in doc["classes"]),
-        settings=ProjectSettings(**doc["settings"]),
-        guidelines=doc.get("guidelines", ""),
-        created_at=doc.get("created_at", 0.0),
-    )
-
-
-def round_to_json(rnd: Round) -> str:
-    return dumps(asdict(rnd))
-
-
-def round_from_json(text: str) -> Round:
-    return Round(**json.loads(text))
-
-
-def job_to_json(job: Job) -> str:
-    return dumps(asdict(job))
-
-
-def job_from_json(text: str) -> Job:
-    return Job(**json.loads(text))

@@ -4,7 +4,7 @@
 ``{ns}:*`` removes everything a store wrote. Per-project keys put the project id in a hash tag
 (``{pid}``). The Lua scripts never build a key: they get the project's keys (:data:`PROJECT`, in
 that order, named ``K.<name>`` in the scripts), the lease clock and the lease key prefix as
-arguments (see :mod:`api.storage.redis_scripts`).
+arguments (see :mod:`api.storage.redis_common`).
 """
 
 from __future__ import annotations
@@ -15,20 +15,21 @@ SEP = "\x1f"  # joins fields in set members and values; refused inside item ids 
 
 # The per-project keys the lease scripts use, in the order they are passed (KEYS[1], ...):
 #   items     hash id -> item JSON (text, features, meta, votes, gold)
-#   pos       hash id -> ``seq SEP is_eval SEP rand_key``
-#   required  hash id -> answers the item needs, where that is not 1
-#   nlabels   hash id -> label answers;  nholds: hash id -> live holds;  flagged: set of ids
-#   pool      zset of non-evaluation ids with room for another answer, by rand_key
-#   evalpool  the same for the evaluation slice (a review queue would be one more such pool)
+#   state     hash id -> ``seq SEP is_eval SEP rand_key SEP pool SEP pool_key SEP required SEP
+#             answers SEP holds``: where the item is and how many answers it needs and has
+#   flagged   set of flagged ids
+#   pool      zset of the open ids of the main pool, by pool_key (rand_key);  evalpool, goldpool,
+#             reviewpool: the same for the other pools (review by arrival: reviewseq counts them)
 #   queue     zset id -> rank (best first);  reasons: hash id -> reasons JSON
 #   holds     hash ``id SEP annotator`` -> lease id: the live holds (at most one per pair)
 #   leasing   zset lease id -> expires_at, until that expiry (or a sweep) ends its holds
 #   answered  set of ``id SEP annotator``
 #   log       list of annotation JSON; position (1-based) = the annotation's seq
-#   idem      hash ``annotator SEP key`` -> ``log position SEP payload``;  labels: counter
+#   idem      hash ``annotator SEP key`` -> ``log position SEP payload``;  labels: answer counter
 #   seq       list of ids (index = the item's seq);  evalset: set of evaluation ids
-PROJECT = ("items", "pos", "required", "nlabels", "nholds", "flagged", "pool", "evalpool", "queue",
-           "reasons", "holds", "leasing", "answered", "log", "idem", "labels", "seq", "evalset")
+PROJECT = ("items", "state", "flagged", "pool", "evalpool", "goldpool", "reviewpool", "reviewseq",
+           "queue", "reasons", "holds", "leasing", "answered", "log", "idem", "labels", "seq",
+           "evalset")
 
 
 class Keys:
@@ -39,8 +40,8 @@ class Keys:
         return f"{self.ns}:projects"  # hash: project id -> project JSON
 
     def p(self, pid: str, what: str) -> str:
-        """A per-project key: one of :data:`PROJECT`, or ``lfs`` (hash name -> LF JSON),
-        ``assertions`` (likewise), ``rounds`` (list of round JSON), ``jobs`` (list of job ids)."""
+        """A per-project key: one of :data:`PROJECT`, or ``lfs`` and ``assertions`` (a JSON list
+        of the registered records), ``rounds`` (list of round JSON), ``jobs`` (list of job ids)."""
         return f"{self.ns}:p:{{{pid}}}:{what}"
 
     def project(self, pid: str) -> list[str]:

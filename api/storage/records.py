@@ -14,7 +14,9 @@ from typing import Any
 __all__ = [
     "ACTIVE_JOB_STATES",
     "ANNOTATION_KINDS",
+    "ANSWER_KINDS",
     "JOB_STATES",
+    "POOLS",
     "Annotation",
     "AssertionRecord",
     "ClassSpec",
@@ -32,8 +34,14 @@ __all__ = [
     "required_answers",
 ]
 
+# "review": a reviewer's decision (a label with the reason in its comment), an answer like a label;
+# "correct": an annotator's correction of their own earlier answer (supersedes it, adds nothing);
 # "retract" withdraws the annotator's earlier answer on the item (Label Studio deleted it)
-ANNOTATION_KINDS = ("label", "skip", "flag", "retract")
+ANNOTATION_KINDS = ("label", "skip", "flag", "retract", "review", "correct")
+ANSWER_KINDS = ("label", "review")  # the kinds that count towards an item's ``required``
+# every item is in one pool: the labeling pool, the evaluation slice, honeypot items with known
+# answers, and the review (adjudication, label-error) queue
+POOLS = ("main", "eval", "gold", "review")
 JOB_STATES = ("queued", "running", "succeeded", "failed", "cancelled")
 ACTIVE_JOB_STATES = ("queued", "running")  # a job in these has not ended
 
@@ -66,6 +74,15 @@ class ProjectSettings:
     # default: suggestions anchor annotators), and which version of the guidelines is in force
     show_suggestions: bool = False
     guidelines_version: int = 1
+    # annotation quality: an item whose answers agree less than ``min_agreement`` (share of the
+    # most-answered class; 0 = never) once its required answers are in asks for one more distinct
+    # annotator at a time up to ``max_required``, then goes to the review pool; each round sends
+    # the top ``review_top_k`` of the label-error ranking not yet reviewed there; ``gold_rate`` of
+    # each lease is drawn from gold items
+    max_required: int = 3
+    min_agreement: float = 1.0
+    review_top_k: int = 0
+    gold_rate: float = 0.0
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -112,6 +129,7 @@ class Item:
     votes: tuple[int, ...] | None = None
     gold: int | None = None
     is_eval: bool = False
+    pool: str = "main"  # one of POOLS; an item of the evaluation slice is in "eval" unless moved
 
 
 @dataclass(frozen=True)
@@ -142,7 +160,8 @@ class AssertionRecord:
 class LeasedItem:
     item: Item
     reasons: dict[str, Any]
-    eval: bool
+    eval: bool  # from the evaluation slice (``pool == "eval"``)
+    pool: str = "main"
 
 
 @dataclass(frozen=True)
@@ -155,6 +174,8 @@ class LeaseRequest:
     n_eval: int
     ttl: float
     lease_id: str
+    n_gold: int = 0
+    pool: str = "main"
 
 
 @dataclass(frozen=True)
@@ -185,6 +206,7 @@ class Annotation:
     time_spent_s: float | None = None
     created_at: float = 0.0
     seq: int = -1  # position in the log, set by the store
+    guidelines_version: int | None = None  # the project's guidelines the answer was given under
 
 
 @dataclass(frozen=True)

@@ -1,7 +1,7 @@
 """Redis store: shared state for several coordinator replicas.
 
 Leases, submissions, renewals, releases, sweeps, ``require`` and job creation are Lua scripts
-(:mod:`api.storage.redis_scripts`, the lease model of :mod:`api.storage.base`), each atomic across
+(:mod:`api.storage.redis_common`, the lease model of :mod:`api.storage.base`), each atomic across
 replicas; adding items is one MULTI/EXEC (all of an upload or none of it, also when the client
 dies midway); the other read-modify-write methods use WATCH/MULTI. Key names live in
 :mod:`api.storage.keys` only. Time is always passed in (``now``); the Redis clock is never read for
@@ -22,11 +22,10 @@ The queue, lease, annotation, job and lock operations live in :mod:`api.storage.
 
 from __future__ import annotations
 
-import json
 import logging
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
-from dataclasses import asdict, replace
+from dataclasses import replace
 from typing import Any
 
 import numpy as np
@@ -39,14 +38,12 @@ from api.storage.codec import (
     array_to_bytes,
     bytes_to_array,
     dumps,
-    project_from_json,
-    project_to_json,
+    from_json,
+    to_json,
 )
 from api.storage.keys import SEP, Keys
 from api.storage.records import (
-    AssertionRecord,
     Item,
-    LFRecord,
     Project,
     ProjectSettings,
     required_answers,
@@ -54,15 +51,18 @@ from api.storage.records import (
 from api.storage.redis_common import (
     _CLIENT_OPTIONS,
     _UNAVAILABLE,
+    LEASE_SCRIPTS,
+    OTHER_SCRIPTS,
     DurabilityCheck,
     StoreUnavailable,
-    _guarded,
     _item,
     _plain,
+    guard_all,
+    source,
 )
 from api.storage.redis_leases import RedisLeaseOps
-from api.storage.redis_scripts import LEASE_SCRIPTS, OTHER_SCRIPTS, source
-from labeling.errors import Conflict, InvalidInput, NotFound
+from api.storage.rules import check_upload
+from labeling.errors import Conflict, NotFound
 
 __all__ = ["RedisStore", "StoreUnavailable"]
 
@@ -81,6 +81,7 @@ def _item_doc(it: Item) -> str:
                   "votes": list(it.votes) if it.votes is not None else None, "gold": it.gold})
 
 
+@guard_all
 class RedisStore(RedisLeaseOps, DurabilityCheck, Store):
     """Store on one Redis server (or a primary with replicas; not Redis Cluster).
 
@@ -119,7 +120,7 @@ class RedisStore(RedisLeaseOps, DurabilityCheck, Store):
             raise self._refusal(exc) from None
 
     def _lease_script(self, name: str, project_id: str, *args: Any) -> Any:
-        """Run a lease script (:data:`~api.storage.redis_scripts.LEASE_SCRIPTS`) on a project."""
+        """Run a lease script (:data:`~api.storage.redis_common.LEASE_SCRIPTS`) on a project."""
         return self._run(name, keys=[*self.k.project(project_id), self.k.clock(), self.k.projects()],
                          args=[self.k.lease_prefix(), *args])
 
@@ -167,32 +168,31 @@ class RedisStore(RedisLeaseOps, DurabilityCheck, Store):
         return doc
 
     # -- projects -------------------------------------------------------------------------
-    @_guarded
     def create_project(self, project: Project) -> Project:
-        if not self.r.hsetnx(self.k.projects(), project.id, project_to_json(project)):
+        if not self.r.hsetnx(self.k.projects(), project.id, to_json(project)):
             raise Conflict(f"project {project.id!r} already exists")
         return project
 
-    @_guarded
     def get_project(self, project_id: str) -> Project:
-        return project_from_json(self._project_doc(project_id))
+        return from_json(Project, self._project_doc(project_id))
 
-    @_guarded
     def list_projects(self) -> list[Project]:
         docs = self.r.hgetall(self.k.projects())
-        return sorted((project_from_json(d) for d in docs.values()), key=lambda p: p.id)
+        return sorted((from_json(Project, d) for d in docs.values()), key=lambda p: p.id)
 
-    @_guarded
-    def update_settings(self, project_id: str, settings: ProjectSettings) -> Project:
+    def update_settings(self, project_id: str, settings: ProjectSettings, *,
+                        guidelines: str | None = None) -> Project:
         key = self.k.projects()
 
         def apply(pipe: Any) -> Project:
             doc = pipe.hget(key, project_id)
             if doc is None:
                 raise NotFound(f"unknown project {project_id!r}")
-            project = replace(project_from_json(doc), settings=settings)
+            before = from_json(Project, doc)
+            project = replace(before, settings=settings, guidelines=before.guidelines
+                              if guidelines is None else guidelines)
             pipe.multi()
-            pipe.hset(key, project_id, project_to_json(project))
+            pipe.hset(key, project_id, to_json(project))
             return project
 
         project = self._watched([key], apply)[0]
@@ -209,31 +209,23 @@ class RedisStore(RedisLeaseOps, DurabilityCheck, Store):
                                        for i in ids})
 
     # -- items ----------------------------------------------------------------------------
-    @_guarded
     def add_items(self, project_id, items, *, on_conflict, rand_keys):
         """One MULTI/EXEC for the whole upload, under WATCH of the project's items: Redis runs
         all of it or, if the client dies before EXEC, none (and an AOF cut inside a MULTI block
         is dropped whole on load)."""
-        if on_conflict not in ("reject", "upsert"):
-            raise InvalidInput(f"on_conflict must be 'reject' or 'upsert', got {on_conflict!r}")
-        ids = [it.id for it in items]
-        if len(set(ids)) != len(ids):
-            seen: set[str] = set()
-            dup = next(i for i in ids if i in seen or seen.add(i))
-            raise Conflict(f"item id {dup!r} appears twice in one upload")
+        pools = dict(zip((it.id for it in items), check_upload(items, on_conflict, rand_keys)))
+        ids = list(pools)
         for item_id in ids:
             _plain("item id", item_id)
         keys = [float(k) for k in rand_keys]
-        if len(keys) != len(items):
-            raise InvalidInput(f"need one rand_key per item, got {len(keys)} for {len(items)} items")
         k = self.k
 
         def apply(pipe: Any) -> tuple[int, int]:
-            s = project_from_json(self._project_doc(project_id)).settings
+            s = from_json(Project, self._project_doc(project_id)).settings
             known: set[str] = set()
             for start in range(0, len(ids), 10_000):
                 chunk = ids[start:start + 10_000]
-                got = pipe.hmget(k.p(project_id, "pos"), chunk)
+                got = pipe.hmget(k.p(project_id, "state"), chunk)
                 known.update(i for i, pos in zip(chunk, got, strict=True) if pos is not None)
             if known and on_conflict == "reject":
                 raise Conflict(f"{len(known)} item id(s) already exist (first: {min(known)!r}); "
@@ -245,27 +237,21 @@ class RedisStore(RedisLeaseOps, DurabilityCheck, Store):
                 pipe.hset(k.p(project_id, "items"),
                           mapping={it.id: _item_doc(it) for it in items[start:start + 5000]})
             for start in range(0, len(new), 5000):
-                part = new[start:start + 5000]
-                pipe.hset(k.p(project_id, "pos"), mapping={
-                    it.id: f"{seq + start + j}{SEP}{int(it.is_eval)}{SEP}{key!r}"
-                    for j, (it, key) in enumerate(part)})
-                pipe.rpush(k.p(project_id, "seq"), *(it.id for it, _ in part))
-                for what, is_eval in (("pool", False), ("evalpool", True)):
-                    members = {it.id: key for it, key in part if it.is_eval == is_eval}
-                    if members:
+                part = [(it, key, pools[it.id]) for it, key in new[start:start + 5000]]
+                pipe.hset(k.p(project_id, "state"), mapping={it.id: SEP.join(map(str, (
+                    seq + start + j, int(it.is_eval or pool == "eval"), repr(key), pool, repr(key),
+                    required_answers(it.id, s.redundancy_fraction, s.redundancy_k), 0, 0)))
+                    for j, (it, key, pool) in enumerate(part)})
+                pipe.rpush(k.p(project_id, "seq"), *(it.id for it, _, _ in part))
+                for pool, what in (("main", "pool"), ("eval", "evalpool"), ("gold", "goldpool")):
+                    if members := {it.id: key for it, key, p in part if p == pool}:
                         pipe.zadd(k.p(project_id, what), members)
-                evals = [it.id for it, _ in part if it.is_eval]
-                if evals:
+                if evals := [it.id for it, _, p in part if it.is_eval or p == "eval"]:
                     pipe.sadd(k.p(project_id, "evalset"), *evals)
-                need = {it.id: n for it, _ in part
-                        if (n := required_answers(it.id, s.redundancy_fraction, s.redundancy_k)) != 1}
-                if need:
-                    pipe.hset(k.p(project_id, "required"), mapping=need)
             return len(new), len(items) - len(new)
 
-        return self._watched([k.p(project_id, "pos"), k.projects()], apply)[0]
+        return self._watched([k.p(project_id, "state"), k.projects()], apply)[0]
 
-    @_guarded
     def count_items(self, project_id: str) -> int:
         self._project_doc(project_id)
         return int(self.r.llen(self.k.p(project_id, "seq")))
@@ -275,98 +261,43 @@ class RedisStore(RedisLeaseOps, DurabilityCheck, Store):
             return []
         pipe = self.r.pipeline(transaction=False)
         pipe.hmget(self.k.p(project_id, "items"), ids)
-        pipe.hmget(self.k.p(project_id, "pos"), ids)
+        pipe.hmget(self.k.p(project_id, "state"), ids)
         docs, pos = pipe.execute()
         return [_item(item_id.decode() if isinstance(item_id, bytes) else item_id, doc, p)
                 for item_id, doc, p in zip(ids, docs, pos, strict=True)]
 
-    @_guarded
     def get_item(self, project_id: str, item_id: str) -> Item:
         self._project_doc(project_id)
         if not self.r.hexists(self.k.p(project_id, "items"), item_id):
             raise NotFound(f"unknown item {item_id!r} in project {project_id!r}")
         return self._items(project_id, [item_id])[0]
 
-    def iter_items(self, project_id: str, *, start: int = 0, chunk: int = 10_000):
-        with self._unavailable():
-            self._project_doc(project_id)
-        pos = start
-        while True:
-            with self._unavailable():
-                ids = self.r.lrange(self.k.p(project_id, "seq"), pos, pos + chunk - 1)
-                items = self._items(project_id, ids)
-            if not items:
-                return
-            yield items
-            pos += len(items)
+    def _item_chunk(self, project_id: str, start: int, n: int) -> list[Item]:
+        return self._items(project_id, self.r.lrange(self.k.p(project_id, "seq"), start, start + n - 1))
 
-    # -- registered LFs and assertions: a hash name -> record JSON with its registration order --
-    def _register(self, what: str, project_id: str, records: Sequence[LFRecord | AssertionRecord]) -> None:
+    # -- project documents (the registered LFs, the assertions) ---------------------------------
+    def _doc(self, project_id: str, name: str) -> bytes | None:
         self._project_doc(project_id)
-        key = self.k.p(project_id, what)
+        return self.r.get(self.k.p(project_id, name))
+
+    def _edit_doc(self, project_id: str, name: str, change: Callable[[bytes | None], str]) -> None:
+        key = self.k.p(project_id, name)
 
         def apply(pipe: Any) -> None:
-            current = {k.decode(): json.loads(v) for k, v in pipe.hgetall(key).items()}
-            nxt = max((d["ord"] for d in current.values()), default=-1) + 1
+            if pipe.hget(self.k.projects(), project_id) is None:
+                raise NotFound(f"unknown project {project_id!r}")
+            doc = change(pipe.get(key))
             pipe.multi()
-            for r in records:
-                ordinal = current[r.name]["ord"] if r.name in current else nxt
-                nxt += r.name not in current
-                pipe.hset(key, r.name, dumps({**asdict(r), "ord": ordinal}))
+            pipe.set(key, doc)
 
-        self._watched([key], apply)
+        self._watched([key, self.k.projects()], apply)
 
-    def _registered(self, what: str, project_id: str, cls: type) -> list:
-        self._project_doc(project_id)
-        docs = [json.loads(v) for v in self.r.hgetall(self.k.p(project_id, what)).values()]
-        docs.sort(key=lambda d: d.pop("ord"))
-        return [cls(**d) for d in docs]
-
-    def _deactivate(self, what: str, project_id: str, name: str, noun: str) -> None:
-        self._project_doc(project_id)
-        key = self.k.p(project_id, what)
-
-        def apply(pipe: Any) -> None:
-            doc = pipe.hget(key, name)
-            if doc is None:
-                raise NotFound(f"unknown {noun} {name!r}")
-            pipe.multi()
-            pipe.hset(key, name, dumps({**json.loads(doc), "active": False}))
-
-        self._watched([key], apply)
-
-    @_guarded
-    def put_lfs(self, project_id: str, lfs: Sequence[LFRecord]) -> None:
-        self._register("lfs", project_id, lfs)
-
-    @_guarded
-    def list_lfs(self, project_id: str) -> list[LFRecord]:
-        return self._registered("lfs", project_id, LFRecord)
-
-    @_guarded
-    def deactivate_lf(self, project_id: str, name: str) -> None:
-        self._deactivate("lfs", project_id, name, "labeling function")
-
-    @_guarded
-    def put_assertions(self, project_id: str, assertions: Sequence[AssertionRecord]) -> None:
-        self._register("assertions", project_id, assertions)
-
-    @_guarded
-    def list_assertions(self, project_id: str) -> list[AssertionRecord]:
-        return self._registered("assertions", project_id, AssertionRecord)
-
-    @_guarded
-    def deactivate_assertion(self, project_id: str, name: str) -> None:
-        self._deactivate("assertions", project_id, name, "assertion")
-
-    @_guarded
     def get_votes(self, project_id, version):
         data, faults, first = self.r.hmget(self.k.votes(project_id, version), "data", "faults", "first_error")
         if data is None:
             return np.empty(0, dtype=np.int8), 0, None
         return bytes_to_array(data), int(faults), first.decode() if first else None
 
-    @_guarded
     def put_votes(self, project_id, version, votes, faults, first_error, *, fence=None):
         mapping = {"data": array_to_bytes(np.asarray(votes, dtype=np.int8)), "faults": int(faults),
                    "first_error": first_error or ""}
@@ -377,8 +308,6 @@ class RedisStore(RedisLeaseOps, DurabilityCheck, Store):
 
         self._fenced(fence, writes)
 
-    @_guarded
-    @_guarded
     def put_array(self, project_id: str, name: str, array: np.ndarray) -> None:
         self._project_doc(project_id)
         self.r.set(self.k.array(project_id, name), array_to_bytes(array))

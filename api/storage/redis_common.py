@@ -1,22 +1,49 @@
 """What the Redis store's modules share: client options, availability errors, the guard that maps
-them, the item codec the Lua scripts' separator implies, and the start-up durability check."""
+them, the item codec the Lua scripts' separator implies, the Lua scripts and the start-up
+durability check.
+
+The scripts are the ``.lua`` files beside this module, loaded once; each runs atomically on the
+server. A lease script (:data:`LEASE_SCRIPTS`) gets the project's keys as ``KEYS``
+(:data:`api.storage.keys.PROJECT` order, then the lease clock and the projects hash) and the lease
+key prefix as ``ARGV[1]``; :func:`source` puts a line naming them (``K.pool`` ...) and
+``prelude.lua`` before it, so no script builds a key. Item and annotation JSON is produced by
+Python and stored as opaque strings, never re-encoded by Lua (whose JSON encoder rounds floats).
+"""
 
 from __future__ import annotations
 
 import functools
 import logging
 from collections.abc import Callable
+from importlib.resources import files
 from typing import Any
 
 import redis
 
-from api.storage.base import StoreUnavailable
+from api.storage.base import Store, StoreUnavailable
 from api.storage.codec import loads
-from api.storage.keys import SEP
+from api.storage.keys import PROJECT, SEP
 from api.storage.records import Item
 from labeling.errors import InvalidInput, StaleToken
 
-__all__ = ["StoreUnavailable"]
+__all__ = ["LEASE_SCRIPTS", "OTHER_SCRIPTS", "StoreUnavailable", "source"]
+
+LEASE_SCRIPTS = ("lease", "submit", "renew", "release", "reclaim", "require", "queue_depth")
+OTHER_SCRIPTS = ("job", "lock")
+
+
+def _read(name: str) -> str:
+    return files("api.storage").joinpath("lua", f"{name}.lua").read_text(encoding="utf-8")
+
+
+def source(name: str) -> str:
+    """The text of script ``name`` as the server runs it."""
+    if name not in LEASE_SCRIPTS:
+        return _read(name)
+    names = ", ".join(f"{what} = KEYS[{i}]" for i, what in enumerate(PROJECT, 1))
+    n = len(PROJECT)
+    header = f"local K = {{{names}, clock = KEYS[{n + 1}], projects = KEYS[{n + 2}]}}\n"
+    return header + _read("prelude") + _read(name)
 
 # how the client talks to the server
 _CLIENT_OPTIONS: dict[str, Any] = {"decode_responses": False, "socket_timeout": 30,
@@ -38,6 +65,13 @@ def _guarded(method: Callable) -> Callable:
     return call
 
 
+def guard_all(cls: type) -> type:
+    """Wrap each method of the :class:`Store` interface in :func:`_guarded`."""
+    for name in Store.__abstractmethods__:
+        setattr(cls, name, _guarded(getattr(cls, name)))
+    return cls
+
+
 def _stale(name: str, token: int, latest: bytes | None) -> StaleToken:
     """The refusal of a write fenced by ``token`` when ``latest`` is the lock's current token."""
     return StaleToken(f"stale fencing token {token} for lock {name!r} (latest: "
@@ -55,13 +89,13 @@ def _plain(what: str, value: str | None) -> None:
 _SEP_BYTES = SEP.encode()
 
 
-def _item(item_id: str, doc: bytes, pos: bytes) -> Item:
-    """An item from its stored document and its position record (seq, is_eval, ...)."""
+def _item(item_id: str, doc: bytes, state: bytes) -> Item:
+    """An item from its stored document and its state (seq, is_eval, rand_key, pool, ...)."""
     d = loads(doc)
-    seq, is_eval, _ = pos.split(_SEP_BYTES)
+    seq, is_eval, _, pool = state.split(_SEP_BYTES, 4)[:4]
     votes = d["votes"]
     return Item(item_id, int(seq), d["text"], d["features"], d["meta"],
-                None if votes is None else tuple(votes), d["gold"], is_eval == b"1")
+                None if votes is None else tuple(votes), d["gold"], is_eval == b"1", pool.decode())
 
 
 log = logging.getLogger("api.storage.redis")

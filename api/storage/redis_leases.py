@@ -1,6 +1,6 @@
 """The Redis store's coordination half: the queue, leases, annotations, requirements, jobs and
 locks (mixed into :class:`api.storage.redis.RedisStore`; the atomic parts are the Lua scripts of
-:mod:`api.storage.redis_scripts`)."""
+:mod:`api.storage.redis_common`)."""
 
 from __future__ import annotations
 
@@ -9,22 +9,32 @@ from collections.abc import Callable, Mapping
 from dataclasses import asdict, replace
 from typing import Any
 
-from api.storage.base import encode_round
-from api.storage.codec import dumps, job_from_json, job_to_json, loads, round_from_json
+from api.storage.codec import dumps, from_json, loads, to_json
 from api.storage.keys import SEP
 from api.storage.records import (
     ACTIVE_JOB_STATES,
     Annotation,
+    Item,
     Job,
     Lease,
     LeasedItem,
     Round,
     SubmitResult,
 )
-from api.storage.redis_common import _guarded, _item, _plain, _stale
+from api.storage.redis_common import _item, _plain, _stale
+from api.storage.rules import (
+    check_lease,
+    check_required,
+    check_submission,
+    encode_round,
+)
 from labeling.errors import InvalidInput, NotFound
 
 __all__ = ["RedisLeaseOps"]
+
+
+def _leased(item: Item, reasons: bytes | str) -> LeasedItem:
+    return LeasedItem(item, loads(reasons), item.pool == "eval", item.pool)
 
 _KEEP_S = 86400  # a lease's hash outlives its expiry by this long (get_lease still answers)
 
@@ -42,26 +52,23 @@ class RedisLeaseOps:
             pipe.zadd(queue, {iid: start + r for r, (iid, _) in enumerate(chunk)})
             pipe.hset(why, mapping=dict(chunk))
 
-    @_guarded
     def queue_depth(self, project_id: str, now: float) -> dict[str, int]:
         self._project_doc(project_id)
         got = self._lease_script("queue_depth", project_id, repr(float(now)))
-        return dict(zip(("total", "open", "leased", "done", "flagged", "eval"), map(int, got),
-                        strict=True))
+        names = ("total", "open", "leased", "done", "flagged", "eval", "gold", "review")
+        return dict(zip(names, map(int, got), strict=True))
 
     # -- leases ---------------------------------------------------------------------------
-    @_guarded
-    def lease(self, project_id, annotator, n, *, n_eval, now, ttl, lease_id):
-        if n < 0 or n_eval < 0:
-            raise InvalidInput(f"lease size must be >= 0, got n={n}, n_eval={n_eval}")
+    def lease(self, project_id, annotator, n, *, n_eval, now, ttl, lease_id, n_gold=0,
+              pool="main"):
+        check_lease(n, n_eval, n_gold, pool)
         _plain("annotator", annotator)
         _plain("lease id", lease_id)
         out = self._lease_script("lease", project_id, repr(float(now)), annotator, n, n_eval,
-                                 repr(float(ttl)), lease_id, project_id)
+                                 repr(float(ttl)), lease_id, project_id, n_gold, pool)
         items = []
         for i in range(2, len(out), 4):  # item, reasons, document, position per item
-            item = _item(out[i].decode(), out[i + 2], out[i + 3])
-            items.append(LeasedItem(item, loads(out[i + 1]), item.is_eval))
+            items.append(_leased(_item(out[i].decode(), out[i + 2], out[i + 3]), out[i + 1]))
         return Lease(lease_id, project_id, annotator, float(out[1]), tuple(li.item.id for li in items),
                      tuple(items), exhausted=out[0] == b"1")
 
@@ -82,7 +89,6 @@ class RedisLeaseOps:
             return 0.0, []
         return float(expires), [j for j, h in enumerate(holders) if h is not None and h.decode() == lease_id]
 
-    @_guarded
     def get_lease(self, lease_id: str) -> Lease:
         meta = self._lease_hash(lease_id)
         pid, annotator = meta[b"project"].decode(), meta[b"annotator"].decode()
@@ -90,7 +96,6 @@ class RedisLeaseOps:
         items = meta[b"items"].decode().split(SEP)
         return Lease(lease_id, pid, annotator, expires if open_at else 0.0, tuple(items[j] for j in open_at))
 
-    @_guarded
     def leases(self, project_id: str, annotator: str, *, now: float) -> list[Lease]:
         self._project_doc(project_id)
         ids = self.r.zrangebyscore(self.k.p(project_id, "leasing"), f"({float(now)!r}", "+inf")
@@ -111,7 +116,7 @@ class RedisLeaseOps:
             items = self._items(project_id, picked)
             out.append((float(meta[b"created_at"]), lid.decode(), Lease(
                 lid.decode(), project_id, annotator, expires, tuple(picked),
-                tuple(LeasedItem(it, loads(reasons[j]), it.is_eval) for it, j in zip(items, open_at, strict=True)))))
+                tuple(_leased(it, reasons[j]) for it, j in zip(items, open_at, strict=True)))))
         return [lease for _, _, lease in sorted(out, key=lambda t: t[:2])]
 
     def _project_of(self, lease_id: str) -> str:
@@ -120,21 +125,18 @@ class RedisLeaseOps:
             raise NotFound(f"unknown lease {lease_id!r}")
         return pid.decode()
 
-    @_guarded
     def renew(self, lease_id, annotator, *, now, ttl):
         pid = self._project_of(lease_id)
         self._lease_script("renew", pid, repr(float(now)), lease_id, annotator, pid,
                            repr(float(now + ttl)), int(ttl) + _KEEP_S)
         return self.get_lease(lease_id)
 
-    @_guarded
     def release(self, lease_id, annotator, *, item_ids=None, now):
         pid = self._project_of(lease_id)
         if item_ids is not None and not item_ids:
             return 0
         return int(self._lease_script("release", pid, lease_id, annotator, pid, *(item_ids or ())))
 
-    @_guarded
     def expire(self, now: float) -> int:
         ended = 0
         for pid in self.r.hkeys(self.k.projects()):
@@ -144,30 +146,27 @@ class RedisLeaseOps:
                 ended, more = ended + int(got), more_flag == 1
         return ended
 
-    @_guarded
-    def require(self, project_id: str, required: Mapping[str, int], *, now: float) -> int:
-        for item_id, k in required.items():
-            if isinstance(k, bool) or not isinstance(k, int) or not 1 <= k <= 1000:
-                raise InvalidInput(f"required answers of item {item_id!r} must be an integer in "
-                                   f"1..1000, got {k!r}")
+    def require(self, project_id: str, required: Mapping[str, int], *, now: float,
+                pool: str | None = None) -> int:
+        check_required(required, pool)
         self._project_doc(project_id)
-        return self._require(project_id, required)
+        return self._require(project_id, required, pool)
 
-    def _require(self, project_id: str, required: Mapping[str, int]) -> int:
+    def _require(self, project_id: str, required: Mapping[str, int], pool: str | None = None) -> int:
         args = [x for item_id, k in required.items() for x in (item_id, str(k))]
         try:
-            return int(self._lease_script("require", project_id, *args))
+            return int(self._lease_script("require", project_id, pool or "", *args))
         except NotFound as e:
             raise NotFound(f"{e} in project {project_id!r}") from None
 
     # -- annotations ----------------------------------------------------------------------
-    @_guarded
     def submit(self, annotations, *, now):
         pids = {a.project_id for a in annotations}
         if len(pids) > 1:
             raise InvalidInput(f"one submission carries annotations of one project, got {sorted(pids)}")
         if not annotations:
             return []
+        check_submission(annotations)
         args: list[Any] = [repr(float(now))]
         for a in annotations:
             _plain("annotator", a.annotator)
@@ -179,18 +178,15 @@ class RedisLeaseOps:
                              duplicate=out[i] == 1)
                 for i in range(0, len(out), 3)]
 
-    @_guarded
     def annotations(self, project_id: str, *, since: int = 0) -> list[Annotation]:
         self._project_doc(project_id)
         docs = self.r.lrange(self.k.p(project_id, "log"), since, -1)
         return [replace(Annotation(**json.loads(d)), seq=since + i + 1) for i, d in enumerate(docs)]
 
-    @_guarded
     def count_labels(self, project_id: str) -> int:
         return int(self.r.get(self.k.p(project_id, "labels")) or 0)
 
     # -- rounds ---------------------------------------------------------------------------
-    @_guarded
     def commit_round(self, project_id, *, arrays, queue, rnd, fence=None):
         """Every write in one MULTI/EXEC, so readers see all of them or none. With ``fence``, the
         lock's token counter is WATCHed and read first (as :meth:`update_job` does): a token drawn
@@ -229,21 +225,18 @@ class RedisLeaseOps:
 
         self._watched([fence_key], apply)
 
-    @_guarded
     def list_rounds(self, project_id: str) -> list[Round]:
         self._project_doc(project_id)
-        return [round_from_json(d) for d in self.r.lrange(self.k.p(project_id, "rounds"), 0, -1)]
+        return [from_json(Round, d) for d in self.r.lrange(self.k.p(project_id, "rounds"), 0, -1)]
 
     # -- jobs -----------------------------------------------------------------------------
-    @_guarded
     def create_job(self, job: Job) -> Job:
         self._project_doc(job.project_id)
-        self._run("create_job", keys=[self.k.job_active(job.project_id, job.kind), self.k.job(job.id),
+        self._run("job", keys=[self.k.job_active(job.project_id, job.kind), self.k.job(job.id),
                                       self.k.p(job.project_id, "jobs")],
-                  args=[job.id, job_to_json(job)])
+                  args=[job.id, to_json(job)])
         return job
 
-    @_guarded
     def update_job(self, job_id: str, *, fence: tuple[str, int] | None = None, **fields: Any) -> Job:
         """Atomic against concurrent updates (a worker's progress and a cancel never lose each
         other's fields); leaving queued/running frees the project's slot for that kind. With
@@ -260,76 +253,43 @@ class RedisLeaseOps:
             doc = pipe.get(key)
             if doc is None:
                 raise NotFound(f"unknown job {job_id!r}")
-            job = replace(job_from_json(doc), **fields)
+            job = replace(from_json(Job, doc), **fields)
             pipe.multi()
-            pipe.set(key, job_to_json(job))
+            pipe.set(key, to_json(job))
             if job.status not in ACTIVE_JOB_STATES:
-                self._run("release_lock", keys=[self.k.job_active(job.project_id, job.kind)], args=[job_id], client=pipe)
+                self._run("job", keys=[self.k.job_active(job.project_id, job.kind)],
+                          args=["end", job_id], client=pipe)
             return job
 
         return self._watched(watched, apply)[0]
 
-    @_guarded
     def get_job(self, job_id: str) -> Job:
         doc = self.r.get(self.k.job(job_id))
         if doc is None:
             raise NotFound(f"unknown job {job_id!r}")
-        return job_from_json(doc)
+        return from_json(Job, doc)
 
-    @_guarded
     def list_jobs(self, project_id: str) -> list[Job]:
         self._project_doc(project_id)
         ids = self.r.lrange(self.k.p(project_id, "jobs"), 0, -1)
         docs = self.r.mget([self.k.job(i.decode()) for i in ids]) if ids else []
-        return [job_from_json(d) for d in docs if d is not None]
+        return [from_json(Job, d) for d in docs if d is not None]
 
     # -- locks with fencing tokens ----------------------------------------------------------
-    @_guarded
     def acquire_lock(self, name: str, owner: str, ttl_s: float, now: float) -> int | None:
-        """Take lock ``name`` for ``owner`` until ``now + ttl_s``.
+        """See :meth:`Store.acquire_lock`. Redis also drops the key after ``ttl_s`` by its own
+        clock: a backstop, so a lock whose holders all died never outlives it."""
+        return self._lock("acquire", name, owner, 0, ttl_s, now) or None
 
-        Returns a fencing token, larger than every token handed out for ``name`` before (a
-        writer that records the largest token it has seen refuses a stale holder), or None while
-        the lock is held, by another owner or by ``owner`` itself. The lock is free again once a
-        caller's ``now`` reaches its expiry, or once Redis drops the key (``SET NX PX``: the
-        server's clock, a backstop so a lock whose holders all died never outlives ``ttl_s``).
-        Taking the lock and drawing the token (``INCR``) are one transaction.
-        """
-        if not ttl_s > 0:
-            raise InvalidInput(f"ttl_s must be > 0, got {ttl_s!r}")
-        key, fence = self.k.lock(name), self.k.fence(name)
-
-        def apply(pipe: Any) -> None:
-            held = pipe.get(key)
-            if held is not None and float(held.decode().rpartition(SEP)[2]) > now:
-                return
-            pipe.multi()
-            pipe.set(key, f"{owner}{SEP}{now + ttl_s!r}", px=max(1, round(ttl_s * 1000)))
-            pipe.incr(fence)
-
-        replies = self._watched([key], apply)[1]
-        return int(replies[1]) if replies else None
-
-    @_guarded
     def renew_lock(self, name: str, owner: str, token: int, ttl_s: float, now: float) -> bool:
-        """Extend ``owner``'s hold while ``token`` is the latest of ``name``; one Lua script."""
+        return bool(self._lock("renew", name, owner, token, ttl_s, now))
+
+    def release_lock(self, name: str, owner: str) -> bool:
+        return bool(self._lock("release", name, owner, 0, 1.0, 0.0))
+
+    def _lock(self, op: str, name: str, owner: str, token: int, ttl_s: float, now: float) -> int:
         if not ttl_s > 0:
             raise InvalidInput(f"ttl_s must be > 0, got {ttl_s!r}")
-        return bool(self._run("renew_lock", keys=[self.k.lock(name), self.k.fence(name)],
-                              args=[owner, int(token), repr(float(now + ttl_s)),
-                                    max(1, round(ttl_s * 1000))]))
-
-    @_guarded
-    def release_lock(self, name: str, owner: str) -> bool:
-        """Drop lock ``name`` if ``owner`` holds it (compare-and-delete); False otherwise."""
-        key = self.k.lock(name)
-
-        def apply(pipe: Any) -> bool:
-            held = pipe.get(key)
-            if held is None or held.decode().rpartition(SEP)[0] != owner:
-                return False
-            pipe.multi()
-            pipe.delete(key)
-            return True
-
-        return self._watched([key], apply)[0]
+        return int(self._run("lock", keys=[self.k.lock(name), self.k.fence(name)], args=[
+            op, owner, int(token), repr(float(now)), repr(float(now + ttl_s)),
+            max(1, round(ttl_s * 1000))]))

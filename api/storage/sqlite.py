@@ -10,34 +10,32 @@ from __future__ import annotations
 
 import sqlite3
 import threading
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
 
-from api.storage.base import Store, encode_round
+from api.storage.base import Store
 from api.storage.codec import (
     array_to_bytes,
     bytes_to_array,
     dumps,
-    project_from_json,
-    project_to_json,
-    round_from_json,
+    from_json,
+    to_json,
 )
 from api.storage.records import (
-    AssertionRecord,
     Item,
-    LFRecord,
     Project,
     ProjectSettings,
     Round,
     required_answers,
 )
+from api.storage.rules import check_upload, encode_round
 from api.storage.sqlite_leases import LeaseOps
-from api.storage.sqlite_schema import ITEM_COLS, item_from_row, migrate
-from labeling.errors import Conflict, InvalidInput, NotFound
+from api.storage.sqlite_schema import ITEM_COLS, ITEMS, item_from_row, migrate
+from labeling.errors import Conflict, NotFound
 
 __all__ = ["SQLiteStore"]
 
@@ -58,7 +56,7 @@ class SQLiteStore(LeaseOps, Store):
         self._db.execute("PRAGMA busy_timeout=30000")
         self._db.execute("PRAGMA temp_store=MEMORY")
         self._db.execute("PRAGMA mmap_size=2147418112")  # reads of a large pool through the page cache of the OS
-        self._batched = False
+        self._batched, self._durable = False, True
         with self._lock:
             self.schema_version = migrate(self._db)
 
@@ -88,19 +86,16 @@ class SQLiteStore(LeaseOps, Store):
                 finally:
                     self._db.execute("RELEASE one")
                 return
-            if not durable:
-                self._db.execute("PRAGMA synchronous=NORMAL")
+            if write and durable != self._durable:
+                self._db.execute(f"PRAGMA synchronous={'FULL' if durable else 'NORMAL'}")
+                self._durable = durable
             self._db.execute("BEGIN IMMEDIATE" if write else "BEGIN")
             try:
                 yield self._db
             except BaseException:
                 self._db.execute("ROLLBACK")
                 raise
-            else:
-                self._db.execute("COMMIT")
-            finally:
-                if not durable:
-                    self._db.execute("PRAGMA synchronous=FULL")
+            self._db.execute("COMMIT")
 
     def close(self) -> None:
         with self._lock:
@@ -115,93 +110,74 @@ class SQLiteStore(LeaseOps, Store):
         with self._tx() as db:
             if db.execute("SELECT 1 FROM projects WHERE id=?", (project.id,)).fetchone():
                 raise Conflict(f"project {project.id!r} already exists")
-            db.execute("INSERT INTO projects VALUES (?, ?)", (project.id, project_to_json(project)))
+            db.execute("INSERT INTO projects (id, doc) VALUES (?, ?)",
+                       (project.id, to_json(project)))
         return project
 
     def _project(self, db: sqlite3.Connection, project_id: str) -> Project:
         row = db.execute("SELECT doc FROM projects WHERE id=?", (project_id,)).fetchone()
         if row is None:
             raise NotFound(f"unknown project {project_id!r}")
-        return project_from_json(row[0])
+        return from_json(Project, row[0])
 
     def get_project(self, project_id: str) -> Project:
-        with self._tx(write=False) as db:
-            return self._project(db, project_id)
+        with self._lock:  # one statement: its own transaction
+            return self._project(self._db, project_id)
 
     def list_projects(self) -> list[Project]:
         with self._tx(write=False) as db:
             rows = db.execute("SELECT doc FROM projects ORDER BY id").fetchall()
-        return [project_from_json(r[0]) for r in rows]
+        return [from_json(Project, r[0]) for r in rows]
 
-    def update_settings(self, project_id: str, settings: ProjectSettings) -> Project:
+    def update_settings(self, project_id: str, settings: ProjectSettings, *,
+                        guidelines: str | None = None) -> Project:
         with self._tx() as db:
             before = self._project(db, project_id)
-            project = replace(before, settings=settings)
-            db.execute("UPDATE projects SET doc=? WHERE id=?", (project_to_json(project), project_id))
+            project = replace(before, settings=settings, guidelines=before.guidelines
+                              if guidelines is None else guidelines)
+            db.execute("UPDATE projects SET doc=? WHERE id=?", (to_json(project), project_id))
             old, new = before.settings, settings
             if (new.redundancy_fraction, new.redundancy_k) != (old.redundancy_fraction, old.redundancy_k):
                 ids = [r[0] for r in db.execute("SELECT id FROM items WHERE project_id=?", (project_id,))]
-                db.executemany("UPDATE items SET required=? WHERE project_id=? AND id=?",
+                db.executemany("UPDATE pool SET required=? WHERE project_id=? AND item_id=?",
                                [(required_answers(i, new.redundancy_fraction, new.redundancy_k),
                                  project_id, i) for i in ids])
-                self._refill(db, project_id)
         return project
 
     # -- items ----------------------------------------------------------------------------
     def add_items(self, project_id, items, *, on_conflict, rand_keys):
-        if on_conflict not in ("reject", "upsert"):
-            raise InvalidInput(f"on_conflict must be 'reject' or 'upsert', got {on_conflict!r}")
+        pools = check_upload(items, on_conflict, rand_keys)
         ids = [it.id for it in items]
-        if len(set(ids)) != len(ids):
-            seen: set[str] = set()
-            dup = next(i for i in ids if i in seen or seen.add(i))
-            raise Conflict(f"item id {dup!r} appears twice in one upload")
         with self._tx() as db:  # one transaction: all of the upload or none of it
             redundancy = self._project(db, project_id).settings
             existing: set[str] = set()
             for start in range(0, len(ids), 500):
                 chunk = ids[start : start + 500]
-                marks = ",".join("?" * len(chunk))
-                existing.update(
-                    r[0]
-                    for r in db.execute(
-                        f"SELECT id FROM items WHERE project_id=? AND id IN ({marks})",
-                        (project_id, *chunk),
-                    )
-                )
+                existing.update(r[0] for r in db.execute(
+                    f"SELECT id FROM items WHERE project_id=? AND id IN ({','.join('?' * len(chunk))})",
+                    (project_id, *chunk)))
             if existing and on_conflict == "reject":
-                first = min(existing)
-                raise Conflict(
-                    f"{len(existing)} item id(s) already exist (first: {first!r}); "
-                    "upload with on_conflict='upsert' to replace them"
-                )
-            (next_seq,) = db.execute(
-                "SELECT COALESCE(MAX(seq) + 1, 0) FROM items WHERE project_id=?", (project_id,)
-            ).fetchone()
-            new_rows, upd_rows = [], []
-            for it, key in zip(items, rand_keys, strict=True):
+                raise Conflict(f"{len(existing)} item id(s) already exist (first: "
+                               f"{min(existing)!r}); upload with on_conflict='upsert' to replace them")
+            (seq,) = db.execute("SELECT COALESCE(MAX(seq) + 1, 0) FROM items WHERE project_id=?",
+                                (project_id,)).fetchone()
+            new_rows, pool_rows, upd_rows = [], [], []
+            for it, pool, key in zip(items, pools, rand_keys, strict=True):
                 votes = dumps(list(it.votes)) if it.votes is not None else None
                 payload = (it.text, dumps(it.features), dumps(it.meta), votes, it.gold)
                 if it.id in existing:
                     upd_rows.append((*payload, project_id, it.id))
-                else:
-                    need = required_answers(it.id, redundancy.redundancy_fraction, redundancy.redundancy_k)
-                    new_rows.append(
-                        (project_id, it.id, next_seq, *payload, int(it.is_eval), float(key), need)
-                    )
-                    next_seq += 1
-            db.executemany(
-                "INSERT INTO items (project_id, id, seq, text, features, meta, votes, gold,"
-                " is_eval, rand_key, required) VALUES (?,?,?,?,?,?,?,?,?,?,?)",
-                new_rows,
-            )
-            db.executemany("INSERT INTO pool VALUES (?,?,?,?)",
-                           [(r[0], r[8], r[9], r[1]) for r in new_rows])
-            db.executemany(
-                "UPDATE items SET text=?, features=?, meta=?, votes=?, gold=?"
-                " WHERE project_id=? AND id=?",
-                upd_rows,
-            )
+                    continue
+                new_rows.append((project_id, it.id, seq, *payload, int(it.is_eval or pool == "eval"),
+                                 float(key)))
+                pool_rows.append((project_id, pool, float(key), it.id, required_answers(
+                    it.id, redundancy.redundancy_fraction, redundancy.redundancy_k)))
+                seq += 1
+            db.executemany("INSERT INTO items VALUES (?,?,?,?,?,?,?,?,?,?)", new_rows)
+            db.executemany("INSERT INTO pool (project_id, pool, pool_key, item_id, required)"
+                           " VALUES (?,?,?,?,?)", pool_rows)
+            db.executemany("UPDATE items SET text=?, features=?, meta=?, votes=?, gold=?"
+                           " WHERE project_id=? AND id=?", upd_rows)
         return len(new_rows), len(upd_rows)
 
     def count_items(self, project_id: str) -> int:
@@ -212,72 +188,34 @@ class SQLiteStore(LeaseOps, Store):
     def get_item(self, project_id: str, item_id: str) -> Item:
         with self._tx(write=False) as db:
             row = db.execute(
-                f"SELECT {ITEM_COLS} FROM items WHERE project_id=? AND id=?", (project_id, item_id)
+                f"SELECT {ITEM_COLS} FROM {ITEMS} WHERE i.project_id=? AND i.id=?", (project_id, item_id)
             ).fetchone()
             if row is None:
                 self._project(db, project_id)
                 raise NotFound(f"unknown item {item_id!r} in project {project_id!r}")
         return item_from_row(row)
 
-    def iter_items(self, project_id: str, *, start: int = 0, chunk: int = 10_000):
-        self.get_project(project_id)
-        seq = start
-        while True:
-            with self._tx(write=False) as db:
-                rows = db.execute(
-                    f"SELECT {ITEM_COLS} FROM items WHERE project_id=? AND seq>=? ORDER BY seq LIMIT ?",
-                    (project_id, seq, chunk),
-                ).fetchall()
-            if not rows:
-                return
-            yield [item_from_row(r) for r in rows]
-            seq = rows[-1][1] + 1
+    def _item_chunk(self, project_id: str, start: int, n: int) -> list[Item]:
+        with self._lock:
+            rows = self._db.execute(f"SELECT {ITEM_COLS} FROM {ITEMS} WHERE i.project_id=? AND"
+                                    " i.seq>=? ORDER BY i.seq LIMIT ?", (project_id, start, n))
+            return [item_from_row(r) for r in rows]
 
-    # -- registered LFs and assertions: same shape, own tables, kept in first-registration order
-    def _register(self, table: str, project_id: str, records: Sequence[LFRecord | AssertionRecord]) -> None:
-        with self._tx() as db:
-            self._project(db, project_id)
-            (next_ord,) = db.execute(f"SELECT COALESCE(MAX(ord) + 1, 0) FROM {table} WHERE project_id=?",
-                                     (project_id,)).fetchone()
-            for r in records:
-                row = db.execute(f"SELECT ord FROM {table} WHERE project_id=? AND name=?",
-                                 (project_id, r.name)).fetchone()
-                db.execute(f"INSERT OR REPLACE INTO {table} VALUES (?,?,?,?,?,?,?,?)",
-                           (project_id, r.name, r.version, r.kind, r.source, int(r.active),
-                            r.created_at, row[0] if row else next_ord))
-                next_ord += 0 if row else 1
-
-    def _registered(self, table: str, project_id: str, cls: type) -> list:
+    # -- project documents (the registered LFs, the assertions) ---------------------------------
+    def _doc(self, project_id: str, name: str) -> str | None:
         with self._tx(write=False) as db:
             self._project(db, project_id)
-            rows = db.execute(f"SELECT name, version, kind, source, active, created_at FROM {table}"
-                              " WHERE project_id=? ORDER BY ord", (project_id,)).fetchall()
-        return [cls(r[0], r[1], r[2], r[3], bool(r[4]), r[5]) for r in rows]
+            row = db.execute("SELECT doc FROM docs WHERE project_id=? AND name=?",
+                             (project_id, name)).fetchone()
+        return row and row[0]
 
-    def _deactivate(self, table: str, project_id: str, name: str, what: str) -> None:
+    def _edit_doc(self, project_id: str, name: str, change: Callable[[str | None], str]) -> None:
         with self._tx() as db:
-            cur = db.execute(f"UPDATE {table} SET active=0 WHERE project_id=? AND name=?", (project_id, name))
-            if cur.rowcount == 0:
-                self._project(db, project_id)
-                raise NotFound(f"unknown {what} {name!r}")
-
-    def put_lfs(self, project_id: str, lfs: Sequence[LFRecord]) -> None:
-        self._register("lfs", project_id, lfs)
-
-    def list_lfs(self, project_id: str) -> list[LFRecord]:
-        return self._registered("lfs", project_id, LFRecord)
-
-    def deactivate_lf(self, project_id: str, name: str) -> None:
-        self._deactivate("lfs", project_id, name, "labeling function")
-
-    def put_assertions(self, project_id: str, assertions: Sequence[AssertionRecord]) -> None:
-        self._register("assertions", project_id, assertions)
-
-    def list_assertions(self, project_id: str) -> list[AssertionRecord]:
-        return self._registered("assertions", project_id, AssertionRecord)
-
-    def deactivate_assertion(self, project_id: str, name: str) -> None:
-        self._deactivate("assertions", project_id, name, "assertion")
+            self._project(db, project_id)
+            row = db.execute("SELECT doc FROM docs WHERE project_id=? AND name=?",
+                             (project_id, name)).fetchone()
+            db.execute("INSERT OR REPLACE INTO docs VALUES (?,?,?)",
+                       (project_id, name, change(row and row[0])))
 
     def get_votes(self, project_id, version):
         with self._tx(write=False) as db:
@@ -315,22 +253,23 @@ class SQLiteStore(LeaseOps, Store):
 
     # -- queue ----------------------------------------------------------------------------
     def queue_depth(self, project_id: str, now: float) -> dict[str, int]:
+        open_ = "flagged=0 AND n_labels<required AND pool"
         with self._tx(write=False) as db:
             self._project(db, project_id)
-            total, done, flagged, evals = db.execute(
-                "SELECT COUNT(*), COALESCE(SUM(n_labels >= required AND flagged=0), 0),"
-                " COALESCE(SUM(flagged), 0), COALESCE(SUM(is_eval), 0) FROM items WHERE project_id=?",
-                (project_id,),
-            ).fetchone()
+            row = db.execute(
+                "SELECT COUNT(*), TOTAL(flagged), TOTAL(flagged=0 AND"
+                f" n_labels>=required), TOTAL({open_} IN ('main','eval')),"
+                f" TOTAL({open_}='gold'), TOTAL({open_}='review') FROM pool WHERE project_id=?",
+                (project_id,)).fetchone()
+            (evals,) = db.execute("SELECT TOTAL(is_eval) FROM items WHERE project_id=?",
+                                  (project_id,)).fetchone()
             (leased,) = db.execute(  # live holds (a redundant item may have several)
                 "SELECT COUNT(*) FROM leases l JOIN holds h ON h.lease_id=l.id"
                 " WHERE l.open=1 AND l.expires_at>? AND l.project_id=?", (now, project_id),
             ).fetchone()
-            open_ = total - done - flagged
-        return {
-            "total": total, "open": open_, "leased": leased,
-            "done": done, "flagged": flagged, "eval": evals,
-        }
+        names = ("total", "flagged", "done", "open", "gold", "review")
+        return {"leased": leased, "eval": int(evals),
+                **{k: int(v) for k, v in zip(names, row, strict=True)}}
 
     # -- rounds ---------------------------------------------------------------------------
     def commit_round(self, project_id, *, arrays, queue, rnd, fence=None):
@@ -355,4 +294,4 @@ class SQLiteStore(LeaseOps, Store):
             rows = db.execute(
                 "SELECT doc FROM rounds WHERE project_id=? ORDER BY number", (project_id,)
             ).fetchall()
-        return [round_from_json(r[0]) for r in rows]
+        return [from_json(Round, r[0]) for r in rows]

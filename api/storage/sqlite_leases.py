@@ -2,42 +2,50 @@
 :class:`api.storage.sqlite.SQLiteStore`).
 
 The model is the one :mod:`api.storage.base` describes. ``holds`` has a row per live hold; a
-lease's row carries the expiry of all its holds. ``pool`` has a row per item with room for another
-answer; :meth:`LeaseOps._settle` puts an item in or takes it out after its labels, holds, flag or
-``required`` changed, so every writer keeps the pool exact in the same transaction.
+lease's row carries the expiry of all its holds. ``pool`` has a row per item in hand-out order
+with its answers (``n_labels``) and live holds (``n_holds``); its partial index ``pool_open`` holds
+exactly the open items of each pool, so a writer keeps those two counts right and SQLite keeps
+the pools.
 """
 
 from __future__ import annotations
 
 import sqlite3
-from collections.abc import Iterable, Mapping
+from collections.abc import Mapping
 from dataclasses import replace
 from typing import Any
 
-from api.storage.codec import job_from_json, job_to_json, loads
-from api.storage.records import Annotation, Job, Lease, LeasedItem, SubmitResult
-from api.storage.sqlite_schema import ANNOTATION_COLS, ITEM_COLS, annotation_from_row, item_from_row
+from api.storage.codec import from_json, loads, to_json
+from api.storage.records import ANSWER_KINDS, Annotation, Job, Lease, LeasedItem, SubmitResult
+from api.storage.rules import REASONS, check_lease, check_required, check_submission, mix_gold
+from api.storage.sqlite_schema import (
+    ANNOTATION_COLS,
+    ITEM_COLS,
+    ITEMS,
+    annotation_from_row,
+    item_from_row,
+)
 from labeling.errors import Conflict, InvalidInput, NotFound, StaleToken
 
 __all__ = ["LeaseOps"]
 
-_COLS = ", ".join(f"i.{c.strip()}" for c in ITEM_COLS.split(","))
-_NOT_THEIRS = (" AND NOT EXISTS (SELECT 1 FROM answered a WHERE a.project_id=i.project_id"
-               " AND a.item_id=i.id AND a.annotator=:who)"
-               " AND NOT EXISTS (SELECT 1 FROM holds h WHERE h.project_id=i.project_id"
-               " AND h.item_id=i.id AND h.annotator=:who)")
-# what a lease may take, in hand-out order: a pool, or the ranked queue's items still in the pool
-_FROM_POOL = (f"SELECT {_COLS}, NULL FROM pool p CROSS JOIN items i ON i.project_id=p.project_id"
-              f" AND i.id=p.item_id WHERE p.project_id=:p AND p.is_eval=:eval{_NOT_THEIRS}"
-              " ORDER BY p.rand_key LIMIT :n")
-_FROM_QUEUE = (f"SELECT {_COLS}, q.reasons FROM queue q INDEXED BY queue_rank CROSS JOIN items i"
-               " ON i.project_id=q.project_id AND i.id=q.item_id WHERE q.project_id=:p"
-               " AND EXISTS (SELECT 1 FROM pool p WHERE p.project_id=i.project_id AND p.is_eval=0"
-               f" AND p.rand_key=i.rand_key AND p.item_id=i.id){_NOT_THEIRS} ORDER BY q.rank LIMIT :n")
-_HOLDS = "(SELECT COUNT(*) FROM holds h WHERE h.project_id=i.project_id AND h.item_id=i.id)"
-# each item's pool row and whether it has room for another answer; ``{ids}``: a ``?`` per item
-_ROOM = (f"SELECT i.is_eval, i.rand_key, i.id, i.flagged=0 AND i.n_labels+{_HOLDS}<i.required"
-         " FROM items i WHERE i.project_id=? AND i.id IN ({ids})")
+_OPEN = "p.flagged=0 AND p.required>p.n_labels+p.n_holds"  # as ``pool_open`` has it
+# not answered by this annotator, nor held in one of their open leases
+_NOT_THEIRS = (" AND NOT EXISTS (SELECT 1 FROM answered a WHERE a.project_id=p.project_id"
+               " AND a.item_id=p.item_id AND a.annotator=:who) AND p.item_id NOT IN (SELECT"
+               " h.item_id FROM leases l JOIN holds h ON h.lease_id=l.id WHERE l.project_id=:p"
+               " AND l.annotator=:who AND l.open=1)")
+_JOIN = "CROSS JOIN items i ON i.project_id=p.project_id AND i.id=p.item_id"
+# what a lease may take, in hand-out order: a pool, or the ranked queue's items open in main
+_FROM_POOL = (f"SELECT {ITEM_COLS}, NULL FROM pool p INDEXED BY pool_open {_JOIN} WHERE"
+              f" p.project_id=:p AND p.pool=:pool AND {_OPEN}{_NOT_THEIRS} ORDER BY p.pool_key"
+              " LIMIT :n")
+_FROM_QUEUE = (f"SELECT {ITEM_COLS}, q.reasons FROM queue q INDEXED BY queue_rank CROSS JOIN pool p"
+               f" ON p.project_id=q.project_id AND p.item_id=q.item_id {_JOIN} WHERE"
+               f" q.project_id=:p AND p.pool='main' AND {_OPEN}{_NOT_THEIRS} ORDER BY q.rank LIMIT :n")
+_HOLDS = "UPDATE pool SET n_holds=n_holds+? WHERE project_id=? AND item_id=?"
+_ENDED = " RETURNING -1, project_id, item_id"  # rows for ``_HOLDS``
+_DEFAULT = {pool: loads(why) for pool, why in REASONS.items()}
 
 
 def _payload(ann: Annotation) -> tuple:
@@ -45,107 +53,79 @@ def _payload(ann: Annotation) -> tuple:
     return (ann.item_id, ann.kind, ann.label, ann.comment, ann.lease_id)
 
 
+def _leased(row: tuple) -> LeasedItem:
+    """A leased item from its row (:data:`ITEM_COLS`, then its queue reasons or None)."""
+    item = item_from_row(row)
+    why = loads(row[-1]) if row[-1] else dict(_DEFAULT[item.pool])
+    return LeasedItem(item, why, item.pool == "eval", item.pool)
+
+
 class LeaseOps:
     """Needs ``self._tx`` and ``self._project`` from the store."""
 
-    # -- the pool -------------------------------------------------------------------------
     @staticmethod
-    def _settle(db: sqlite3.Connection, project_id: str, ids: Iterable[str]) -> None:
-        """Put each item in its pool while it has room for another answer, else take it out."""
-        ids = list(ids)
-        for start in range(0, len(ids), 500):
-            chunk = ids[start:start + 500]
-            rows = db.execute(_ROOM.format(ids=",".join("?" * len(chunk))), (project_id, *chunk)).fetchall()
-            db.executemany("DELETE FROM pool WHERE project_id=? AND is_eval=? AND rand_key=? AND item_id=?",
-                           [(project_id, *r[:3]) for r in rows if not r[3]])
-            db.executemany("INSERT OR IGNORE INTO pool VALUES (?,?,?,?)",
-                           [(project_id, *r[:3]) for r in rows if r[3]])
-
-    @staticmethod
-    def _refill(db: sqlite3.Connection, project_id: str) -> None:
-        """Rebuild a project's pools from its items (after every item's ``required`` changed)."""
-        db.execute("DELETE FROM pool WHERE project_id=?", (project_id,))
-        db.execute("INSERT INTO pool SELECT i.project_id, i.is_eval, i.rand_key, i.id FROM items i"
-                   " LEFT JOIN (SELECT item_id, COUNT(*) AS n FROM holds WHERE project_id=?1"
-                   " GROUP BY item_id) h ON h.item_id=i.id WHERE i.project_id=?1 AND i.flagged=0"
-                   " AND i.n_labels+COALESCE(h.n, 0)<i.required", (project_id,))
-
-    @staticmethod
-    def _lease_clock(db: sqlite3.Connection, now: float) -> float:
-        """The time a lease or a sweep runs at: ``now``, or the latest time one ran at if that
-        is later (callers read their clocks before they wait for the write lock)."""
-        row = db.execute("SELECT now FROM lease_clock").fetchone()
-        if row is not None and row[0] >= now:
-            return row[0]
-        db.execute("INSERT OR REPLACE INTO lease_clock VALUES (0, ?)", (now,))
-        return now
-
-    @classmethod
-    def _reclaim(cls, db: sqlite3.Connection, now: float, project_id: str | None = None) -> int:
-        """End the holds of the open leases whose expiry passed (of one project, or all)."""
-        where, params = "open=1 AND expires_at<=?", [now]
-        if project_id is not None:
-            where, params = where + " AND project_id=?", params + [project_id]
-        leases = [r[0] for r in db.execute(f"SELECT id FROM leases WHERE {where}", params)]
-        ended = []
-        for start in range(0, len(leases), 500):
-            chunk = leases[start:start + 500]
-            marks = ",".join("?" * len(chunk))
-            ended += db.execute(f"DELETE FROM holds WHERE lease_id IN ({marks}) RETURNING project_id, item_id",
-                                chunk).fetchall()
-            db.execute(f"UPDATE leases SET open=0 WHERE id IN ({marks})", chunk)
-        by_project: dict[str, list[str]] = {}
-        for pid, item_id in ended:
-            by_project.setdefault(pid, []).append(item_id)
-        for pid, ids in by_project.items():
-            cls._settle(db, pid, ids)
-        return len(ended)
+    def _reclaim(db: sqlite3.Connection, now: float, project_id: str | None = None,
+                 ) -> tuple[float, int]:
+        """End the holds of the open leases whose expiry passed (of one project, or all) at the
+        lease clock: ``now``, or the latest time a lease or a sweep ran at if that is later
+        (callers read their clocks before they wait for the write lock). Returns (that time,
+        holds ended)."""
+        (now,) = db.execute("UPDATE lease_clock SET now=MAX(now, ?) RETURNING now", (now,)).fetchone()
+        where = "open=1 AND expires_at<=?1" + (" AND project_id=?2" if project_id else "")
+        args = (now, project_id) if project_id else (now,)
+        ended = db.execute(f"DELETE FROM holds WHERE lease_id IN (SELECT id FROM leases INDEXED BY"
+                           f" leases_open WHERE {where}){_ENDED}", args).fetchall()
+        db.execute(f"UPDATE leases INDEXED BY leases_open SET open=0 WHERE {where}", args)
+        db.executemany(_HOLDS, ended)
+        return now, len(ended)
 
     # -- leases ---------------------------------------------------------------------------
-    def lease(self, project_id, annotator, n, *, n_eval, now, ttl, lease_id):
-        if n < 0 or n_eval < 0:
-            raise InvalidInput(f"lease size must be >= 0, got n={n}, n_eval={n_eval}")
+    def lease(self, project_id, annotator, n, *, n_eval, now, ttl, lease_id, n_gold=0,
+              pool="main"):
+        check_lease(n, n_eval, n_gold, pool)
         with self._tx(durable=False) as db:  # a crash may forget a lease harmlessly
-            if db.execute("SELECT 1 FROM projects WHERE id=?", (project_id,)).fetchone() is None:
-                raise NotFound(f"unknown project {project_id!r}")
-            now = self._lease_clock(db, now)
-            self._reclaim(db, now, project_id)
-            picked: dict[str, LeasedItem] = {}
-            why: dict[str, str | None] = {}
+            now = self._reclaim(db, now, project_id)[0]
+            picked: dict[str, tuple] = {}  # item id -> (item row..., reasons JSON or None)
 
-            def take(sql: str, limit: int, is_eval: bool) -> None:
+            def take(sql: str, where: str, limit: int) -> list[str]:
                 if limit <= 0:
-                    return
-                default = {"strategy": "evaluation_slice" if is_eval else "pool_order"}
-                args = {"p": project_id, "who": annotator, "eval": int(is_eval), "n": limit + len(picked)}
-                added = 0
-                for row in db.execute(sql, args).fetchall():
-                    if row[0] not in picked and added < limit:
-                        item = item_from_row(row)
-                        picked[item.id] = LeasedItem(item, loads(row[-1]) if row[-1] else default,
-                                                     item.is_eval)
-                        why[item.id] = row[-1]  # the queue's reasons JSON, or None for pool order
-                        added += 1
+                    return []
+                args = {"p": project_id, "who": annotator, "pool": where, "n": limit + len(picked)}
+                got = [r for r in db.execute(sql, args).fetchall() if r[0] not in picked][:limit]
+                picked.update((r[0], r) for r in got)
+                return [r[0] for r in got]
 
-            take(_FROM_POOL, min(n_eval, n), True)
-            take(_FROM_QUEUE, n - len(picked), False)
-            take(_FROM_POOL, n - len(picked), False)
-            take(_FROM_POOL, n - len(picked), True)  # fill from the slice when the pool is dry
+            if pool == "review":
+                order = take(_FROM_POOL, "review", n)
+            else:  # gold only beside another item: an annotator with only gold left is done
+                gold = take(_FROM_POOL, "gold", min(n_gold, n))
+                order = take(_FROM_POOL, "eval", min(n_eval, n - len(gold)))
+                order += take(_FROM_QUEUE, "main", n - len(gold) - len(order))
+                start = len(order)
+                rest = max(n - len(gold) - len(order), 1 if gold and not order else 0)
+                order += take(_FROM_POOL, "main", rest)
+                end = len(order)
+                order += take(_FROM_POOL, "eval", rest - (end - start))
+                order = mix_gold(order[:n - len(gold)], gold, start, min(end, n - len(gold)),
+                                 lease_id) if order else []
             expires = now + ttl
-            if picked:
+            if order:
                 db.execute("INSERT INTO leases (id, project_id, annotator, created_at, expires_at)"
                            " VALUES (?,?,?,?,?)", (lease_id, project_id, annotator, now, expires))
-                db.executemany("INSERT INTO holds VALUES (?,?,?,?,?)",
-                               [(project_id, i, annotator, lease_id, why[i]) for i in picked])
-                self._settle(db, project_id, picked)
+                db.executemany("INSERT INTO holds VALUES (?,?,?,?)",
+                               [(lease_id, i, project_id, picked[i][-1]) for i in order])
+                db.executemany(_HOLDS, [(1, project_id, i) for i in order])
                 exhausted = False
             else:  # nothing open is left for them; only a live hold may still come back
+                self._project(db, project_id)
                 exhausted = db.execute(
-                    "SELECT 1 FROM holds h WHERE h.project_id=?1 AND NOT EXISTS (SELECT 1 FROM"
-                    " answered a WHERE a.project_id=?1 AND a.item_id=h.item_id AND a.annotator=?2)"
-                    " LIMIT 1", (project_id, annotator)).fetchone() is None
-        return Lease(lease_id, project_id, annotator, expires, tuple(picked), tuple(picked.values()),
-                     exhausted=exhausted)
+                    "SELECT 1 FROM leases l JOIN holds h ON h.lease_id=l.id JOIN pool p ON"
+                    " p.project_id=?1 AND p.item_id=h.item_id WHERE l.project_id=?1 AND l.open=1"
+                    " AND (p.pool='review')=?3 AND NOT EXISTS (SELECT 1 FROM answered a WHERE"
+                    " a.project_id=?1 AND a.item_id=h.item_id AND a.annotator=?2) LIMIT 1",
+                    (project_id, annotator, pool == "review")).fetchone() is None
+        return Lease(lease_id, project_id, annotator, expires, tuple(order),
+                     tuple(_leased(picked[i]) for i in order), exhausted=exhausted)
 
     @staticmethod
     def _lease_row(db: sqlite3.Connection, lease_id: str) -> tuple[str, str, float, int]:
@@ -167,16 +147,13 @@ class LeaseOps:
         with self._tx(write=False) as db:
             self._project(db, project_id)
             rows = db.execute(
-                f"SELECT l.id, l.expires_at, h.reasons, {_COLS} FROM leases l JOIN holds h ON"
-                " h.lease_id=l.id JOIN items i ON i.project_id=h.project_id AND i.id=h.item_id"
+                f"SELECT l.id, l.expires_at, {ITEM_COLS}, h.reasons FROM leases l JOIN holds h ON"
+                f" h.lease_id=l.id JOIN {ITEMS} AND i.project_id=h.project_id AND i.id=h.item_id"
                 " WHERE l.project_id=? AND l.annotator=? AND l.open=1 AND l.expires_at>?"
                 " ORDER BY l.created_at, l.id, i.seq", (project_id, annotator, now)).fetchall()
         by_lease: dict[str, tuple[float, list[LeasedItem]]] = {}
-        for lease_id, expires, reasons, *item_row in rows:
-            item = item_from_row(item_row)
-            default = {"strategy": "evaluation_slice" if item.is_eval else "pool_order"}
-            by_lease.setdefault(lease_id, (expires, []))[1].append(
-                LeasedItem(item, loads(reasons) if reasons else default, item.is_eval))
+        for lease_id, expires, *row in rows:
+            by_lease.setdefault(lease_id, (expires, []))[1].append(_leased(row))
         return [Lease(lid, project_id, annotator, exp, tuple(li.item.id for li in items), tuple(items))
                 for lid, (exp, items) in by_lease.items()]
 
@@ -197,38 +174,50 @@ class LeaseOps:
 
     def release(self, lease_id, annotator, *, item_ids=None, now):
         with self._tx() as db:
-            project_id = self._own_lease(db, lease_id, annotator)
+            self._own_lease(db, lease_id, annotator)
             if item_ids is None:
-                ended = [r[0] for r in db.execute("DELETE FROM holds WHERE lease_id=? RETURNING item_id",
-                                                  (lease_id,))]
+                ended = db.execute(f"DELETE FROM holds WHERE lease_id=?{_ENDED}", (lease_id,)).fetchall()
             else:
-                ended = [i for i in dict.fromkeys(item_ids) if db.execute(
-                    "DELETE FROM holds WHERE lease_id=? AND item_id=? RETURNING 1", (lease_id, i)).fetchone()]
-            self._settle(db, project_id, ended)
+                ended = [r for i in dict.fromkeys(item_ids) for r in db.execute(
+                    f"DELETE FROM holds WHERE lease_id=? AND item_id=?{_ENDED}", (lease_id, i))]
+            db.executemany(_HOLDS, ended)
             return len(ended)
 
     def expire(self, now: float) -> int:
         with self._tx() as db:
-            return self._reclaim(db, self._lease_clock(db, now))
+            return self._reclaim(db, now)[1]
 
-    def require(self, project_id: str, required: Mapping[str, int], *, now: float) -> int:
-        for item_id, k in required.items():
-            if isinstance(k, bool) or not isinstance(k, int) or not 1 <= k <= 1000:
-                raise InvalidInput(f"required answers of item {item_id!r} must be an integer in "
-                                   f"1..1000, got {k!r}")
+    def require(self, project_id: str, required: Mapping[str, int], *, now: float,
+                pool: str | None = None) -> int:
+        check_required(required, pool)
         with self._tx() as db:
             self._project(db, project_id)
-            cur = db.executemany("UPDATE items SET required=? WHERE project_id=? AND id=?",
-                                 [(k, project_id, i) for i, k in required.items()])
-            if cur.rowcount != len(required):
-                known = {r[0] for r in db.execute("SELECT id FROM items WHERE project_id=?", (project_id,))}
-                missing = sorted(set(required) - known)
+            ids = list(required)
+            rows = {}
+            for start in range(0, len(ids), 500):
+                chunk = ids[start:start + 500]
+                rows.update((r[0], r) for r in db.execute(
+                    f"SELECT i.id, p.pool, p.pool_key, i.rand_key, i.is_eval FROM {ITEMS} WHERE"
+                    f" i.project_id=? AND i.id IN ({','.join('?' * len(chunk))})", (project_id, *chunk)))
+            missing = [i for i in ids if i not in rows]
+            if missing:
                 raise NotFound(f"unknown item {missing[0]!r} in project {project_id!r}")
-            self._settle(db, project_id, required)
+            last = db.execute("UPDATE projects SET review_seq=review_seq+? WHERE id=? RETURNING"
+                              " review_seq", (len(ids), project_id)).fetchone()[0] if pool == "review" else 0
+            updates = []
+            for n, (item_id, _, key, rand_key, is_eval) in enumerate(rows[i] for i in ids):
+                to = rows[item_id][1] if pool is None else (
+                    ("eval" if is_eval else "main") if pool == "main" else pool)
+                if to != rows[item_id][1]:  # review keeps arrival order, the others rand_key
+                    key = last - len(ids) + n + 1 if to == "review" else rand_key
+                updates.append((required[item_id], to, key, project_id, item_id))
+            db.executemany("UPDATE pool SET required=?, pool=?, pool_key=? WHERE project_id=?"
+                           " AND item_id=?", updates)
         return len(required)
 
     # -- annotations ----------------------------------------------------------------------
     def submit(self, annotations, *, now):
+        check_submission(annotations)
         results: list[SubmitResult] = []
         with self._tx() as db:
             for ann in annotations:
@@ -244,28 +233,34 @@ class LeaseOps:
                                            f"(item {first.item_id!r}, {first.kind})")
                         results.append(SubmitResult(first, duplicate=True))
                         continue
-                ended = ann.lease_id is None or db.execute(  # None: from an external tool, no hold
-                    "DELETE FROM holds WHERE project_id=? AND item_id=? AND annotator=? AND lease_id=?"
-                    " AND EXISTS (SELECT 1 FROM leases l WHERE l.id=holds.lease_id AND l.open=1"
-                    " AND l.expires_at>?) RETURNING 1",
-                    (ann.project_id, ann.item_id, ann.annotator, ann.lease_id, now)).fetchone()
-                if ended is None:
+                key = (ann.project_id, ann.item_id, ann.annotator)
+                if ann.kind == "correct":
+                    if db.execute("SELECT 1 FROM answered WHERE project_id=? AND item_id=? AND"
+                                  " annotator=?", key).fetchone() is None:
+                        raise Conflict(f"item {ann.item_id!r} has no answer of annotator "
+                                       f"{ann.annotator!r} to correct")
+                elif ann.lease_id is not None and db.execute(  # None: an external tool's answer
+                        "DELETE FROM holds WHERE lease_id=?4 AND item_id=?2 AND EXISTS (SELECT 1"
+                        " FROM leases l WHERE l.id=?4 AND l.project_id=?1 AND l.annotator=?3 AND"
+                        " l.open=1 AND l.expires_at>?5) RETURNING 1",
+                        (*key, ann.lease_id, now)).fetchone() is None:
                     raise Conflict(
                         f"item {ann.item_id!r} is not open in lease {ann.lease_id!r} of annotator "
                         f"{ann.annotator!r} (wrong lease, already answered, released or expired)"
                     )
                 cur = db.execute(
                     "INSERT INTO annotations (project_id, item_id, annotator, kind, label, comment,"
-                    " lease_id, idem_key, time_spent, created_at) VALUES (?,?,?,?,?,?,?,?,?,?)",
+                    " lease_id, idem_key, time_spent, created_at, guidelines_version)"
+                    " VALUES (?,?,?,?,?,?,?,?,?,?,?)",
                     (ann.project_id, ann.item_id, ann.annotator, ann.kind, ann.label, ann.comment,
-                     ann.lease_id, ann.idempotency_key, ann.time_spent_s, now),
-                )
-                db.execute("INSERT OR IGNORE INTO answered VALUES (?,?,?)",
-                           (ann.project_id, ann.item_id, ann.annotator))
-                db.execute("UPDATE items SET n_labels=n_labels+?, flagged=(flagged OR ?)"
-                           " WHERE project_id=? AND id=?",
-                           (int(ann.kind == "label"), int(ann.kind == "flag"), ann.project_id, ann.item_id))
-                self._settle(db, ann.project_id, [ann.item_id])  # a skip leaves it for the others
+                     ann.lease_id, ann.idempotency_key, ann.time_spent_s, now,
+                     ann.guidelines_version))
+                if ann.kind != "correct":  # a skip leaves the item open for the others
+                    db.execute("INSERT OR IGNORE INTO answered VALUES (?,?,?)", key)
+                    db.execute("UPDATE pool SET n_labels=n_labels+?, n_holds=n_holds-?,"
+                               " flagged=(flagged OR ?) WHERE project_id=? AND item_id=?",
+                               (ann.kind in ANSWER_KINDS, ann.lease_id is not None,
+                                ann.kind == "flag", ann.project_id, ann.item_id))
                 results.append(SubmitResult(replace(ann, seq=cur.lastrowid, created_at=now), duplicate=False))
         return results
 
@@ -281,7 +276,8 @@ class LeaseOps:
     def count_labels(self, project_id: str) -> int:
         with self._tx(write=False) as db:
             return db.execute(
-                "SELECT COUNT(*) FROM annotations WHERE project_id=? AND kind='label'", (project_id,)
+                "SELECT COUNT(*) FROM annotations WHERE project_id=? AND kind IN ('label', 'review')",
+                (project_id,)
             ).fetchone()[0]
 
     # -- jobs -----------------------------------------------------------------------------
@@ -296,7 +292,7 @@ class LeaseOps:
                 raise Conflict(f"a {job.kind!r} job is already running for this project: {row[0]}")
             db.execute(
                 "INSERT INTO jobs VALUES (?,?,?,?,?)",
-                (job.id, job.project_id, job.kind, job.status, job_to_json(job)),
+                (job.id, job.project_id, job.kind, job.status, to_json(job)),
             )
         return job
 
@@ -306,7 +302,7 @@ class LeaseOps:
                 self._check_fence(db, *fence)
             job = replace(self._job(db, job_id), **fields)
             db.execute(
-                "UPDATE jobs SET status=?, doc=? WHERE id=?", (job.status, job_to_json(job), job_id)
+                "UPDATE jobs SET status=?, doc=? WHERE id=?", (job.status, to_json(job), job_id)
             )
         return job
 
@@ -314,7 +310,7 @@ class LeaseOps:
         row = db.execute("SELECT doc FROM jobs WHERE id=?", (job_id,)).fetchone()
         if row is None:
             raise NotFound(f"unknown job {job_id!r}")
-        return job_from_json(row[0])
+        return from_json(Job, row[0])
 
     def get_job(self, job_id: str) -> Job:
         with self._tx(write=False) as db:
@@ -326,7 +322,7 @@ class LeaseOps:
             rows = db.execute(
                 "SELECT doc FROM jobs WHERE project_id=? ORDER BY rowid", (project_id,)
             ).fetchall()
-        return [job_from_json(r[0]) for r in rows]
+        return [from_json(Job, r[0]) for r in rows]
 
     # -- locks with fencing tokens ----------------------------------------------------------
     def acquire_lock(self, name: str, owner: str, ttl_s: float, now: float) -> int | None:
@@ -357,3 +353,4 @@ class LeaseOps:
         if row is None or row[0] != token:
             raise StaleToken(f"stale fencing token {token} for lock {name!r} (latest: "
                              f"{row[0] if row else None}): its holder lost the lock, write refused")
+

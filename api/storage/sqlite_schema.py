@@ -14,24 +14,28 @@ from typing import Any
 from api.storage.codec import loads
 from api.storage.records import Annotation, Item
 
-__all__ = ["ANNOTATION_COLS", "ITEM_COLS", "MIGRATIONS", "annotation_from_row", "item_from_row",
+__all__ = ["ANNOTATION_COLS", "ITEMS", "ITEM_COLS", "MIGRATIONS", "annotation_from_row", "item_from_row",
            "migrate"]
 
 SCHEMA_1 = """
-CREATE TABLE projects (id TEXT PRIMARY KEY, doc TEXT NOT NULL);
--- required: distinct answers the item needs (see Store.require), n_labels: label answers so far
+CREATE TABLE projects (id TEXT PRIMARY KEY, doc TEXT NOT NULL,
+    review_seq INTEGER NOT NULL DEFAULT 0);
 CREATE TABLE items (
     project_id TEXT NOT NULL, id TEXT NOT NULL, seq INTEGER NOT NULL,
     text TEXT, features TEXT NOT NULL, meta TEXT NOT NULL, votes TEXT, gold INTEGER,
     is_eval INTEGER NOT NULL, rand_key REAL NOT NULL,
-    required INTEGER NOT NULL DEFAULT 1, n_labels INTEGER NOT NULL DEFAULT 0,
-    flagged INTEGER NOT NULL DEFAULT 0,
     PRIMARY KEY (project_id, id), UNIQUE (project_id, seq));
--- the items a lease may hand out, in hand-out order: not flagged, labels plus live holds short of
--- required. ``is_eval`` splits the evaluation slice off (a review queue would be one more value).
+-- a row per item in hand-out order: its pool (records.POOLS), its place there (rand_key, or its
+-- arrival in review), the answers it requires (see Store.require), its answers and live holds
 CREATE TABLE pool (
-    project_id TEXT NOT NULL, is_eval INTEGER NOT NULL, rand_key REAL NOT NULL, item_id TEXT NOT NULL,
-    PRIMARY KEY (project_id, is_eval, rand_key, item_id)) WITHOUT ROWID;
+    project_id TEXT NOT NULL, pool TEXT NOT NULL, pool_key REAL NOT NULL, item_id TEXT NOT NULL,
+    required INTEGER NOT NULL, n_labels INTEGER NOT NULL DEFAULT 0,
+    n_holds INTEGER NOT NULL DEFAULT 0, flagged INTEGER NOT NULL DEFAULT 0,
+    PRIMARY KEY (project_id, pool, pool_key, item_id)) WITHOUT ROWID;
+CREATE UNIQUE INDEX pool_item ON pool (project_id, item_id);
+-- the open items of each pool in order: SQLite keeps this index exact on every write
+CREATE INDEX pool_open ON pool (project_id, pool, pool_key)
+    WHERE flagged=0 AND required>n_labels+n_holds;
 CREATE TABLE queue (
     project_id TEXT NOT NULL, item_id TEXT NOT NULL, rank INTEGER NOT NULL,
     score REAL NOT NULL, reasons TEXT NOT NULL, PRIMARY KEY (project_id, item_id));
@@ -39,35 +43,32 @@ CREATE INDEX queue_rank ON queue (project_id, rank);
 -- a lease is open until its expiry passes and its holds are ended (by a lease or the sweep)
 CREATE TABLE leases (
     id TEXT PRIMARY KEY, project_id TEXT NOT NULL, annotator TEXT NOT NULL,
-    created_at REAL NOT NULL, expires_at REAL NOT NULL, open INTEGER NOT NULL DEFAULT 1);
-CREATE INDEX leases_open ON leases (expires_at) WHERE open = 1;
--- live holds: deleted when answered, released or expired, one per (item, annotator), with the
--- queue's reasons for the item (NULL: pool order)
+    created_at REAL NOT NULL, expires_at REAL NOT NULL, open INTEGER NOT NULL DEFAULT 1
+    ) WITHOUT ROWID;
+CREATE INDEX leases_open ON leases (project_id, expires_at) WHERE open = 1;
+CREATE INDEX leases_annotator ON leases (project_id, annotator) WHERE open = 1;
+-- live holds by lease (each lease writes near the others), with the queue's reasons for the
+-- item (NULL: pool order). Deleted when answered, released or expired
 CREATE TABLE holds (
-    project_id TEXT NOT NULL, item_id TEXT NOT NULL, annotator TEXT NOT NULL,
-    lease_id TEXT NOT NULL, reasons TEXT,
-    PRIMARY KEY (project_id, item_id, annotator)) WITHOUT ROWID;
-CREATE INDEX holds_lease ON holds (lease_id);
+    lease_id TEXT NOT NULL, item_id TEXT NOT NULL, project_id TEXT NOT NULL, reasons TEXT,
+    PRIMARY KEY (lease_id, item_id)) WITHOUT ROWID;
 -- the latest time a lease or a sweep ran at (see ``LeaseOps._lease_clock``)
 CREATE TABLE lease_clock (id INTEGER PRIMARY KEY CHECK (id = 0), now REAL NOT NULL);
+INSERT INTO lease_clock VALUES (0, 0);
 CREATE TABLE answered (
     project_id TEXT NOT NULL, item_id TEXT NOT NULL, annotator TEXT NOT NULL,
     PRIMARY KEY (project_id, item_id, annotator)) WITHOUT ROWID;
 CREATE TABLE annotations (
     seq INTEGER PRIMARY KEY AUTOINCREMENT, project_id TEXT NOT NULL, item_id TEXT NOT NULL,
     annotator TEXT NOT NULL, kind TEXT NOT NULL, label INTEGER, comment TEXT NOT NULL,
-    lease_id TEXT, idem_key TEXT, time_spent REAL, created_at REAL NOT NULL);
+    lease_id TEXT, idem_key TEXT, time_spent REAL, created_at REAL NOT NULL,
+    guidelines_version INTEGER);
 CREATE UNIQUE INDEX annotations_idem ON annotations (project_id, annotator, idem_key)
     WHERE idem_key IS NOT NULL;
 CREATE INDEX annotations_project ON annotations (project_id, seq);
-CREATE TABLE lfs (
-    project_id TEXT NOT NULL, name TEXT NOT NULL, version TEXT NOT NULL, kind TEXT NOT NULL,
-    source TEXT NOT NULL, active INTEGER NOT NULL, created_at REAL NOT NULL, ord INTEGER NOT NULL,
-    PRIMARY KEY (project_id, name));
-CREATE TABLE assertions (
-    project_id TEXT NOT NULL, name TEXT NOT NULL, version TEXT NOT NULL, kind TEXT NOT NULL,
-    source TEXT NOT NULL, active INTEGER NOT NULL, created_at REAL NOT NULL, ord INTEGER NOT NULL,
-    PRIMARY KEY (project_id, name));
+-- a project's documents by name (the registered LFs, the assertions: JSON lists)
+CREATE TABLE docs (
+    project_id TEXT NOT NULL, name TEXT NOT NULL, doc TEXT NOT NULL, PRIMARY KEY (project_id, name));
 CREATE TABLE votes (
     project_id TEXT NOT NULL, version TEXT NOT NULL, data BLOB NOT NULL,
     faults INTEGER NOT NULL, first_error TEXT, PRIMARY KEY (project_id, version));
@@ -87,9 +88,11 @@ CREATE TABLE locks (
 #: schema scripts by version (no semicolons inside their comments: they run statement by statement): ``MIGRATIONS[v - 1]`` brings a file from version v - 1 to v
 MIGRATIONS: list[str] = [SCHEMA_1]
 
-ITEM_COLS = "id, seq, text, features, meta, votes, gold, is_eval"
+# an item with its pool: ``SELECT {ITEM_COLS} FROM {ITEMS} WHERE ...``
+ITEM_COLS = "i.id, i.seq, i.text, i.features, i.meta, i.votes, i.gold, i.is_eval, p.pool"
+ITEMS = "items i JOIN pool p ON p.project_id=i.project_id AND p.item_id=i.id"
 ANNOTATION_COLS = ("seq, project_id, item_id, annotator, kind, label, comment, lease_id, idem_key,"
-                   " time_spent, created_at")
+                   " time_spent, created_at, guidelines_version")
 
 
 def migrate(db: sqlite3.Connection, migrations: Sequence[str] = MIGRATIONS) -> int:
@@ -121,12 +124,12 @@ def _mapping(text: str) -> dict[str, Any]:
 
 def item_from_row(row: Sequence[Any]) -> Item:
     return Item(row[0], row[1], row[2], _mapping(row[3]), _mapping(row[4]),
-                tuple(loads(row[5])) if row[5] is not None else None, row[6], bool(row[7]))
+                tuple(loads(row[5])) if row[5] is not None else None, row[6], bool(row[7]), row[8])
 
 
 def annotation_from_row(row: Sequence[Any]) -> Annotation:
     return Annotation(
         seq=row[0], project_id=row[1], item_id=row[2], annotator=row[3], kind=row[4],
         label=row[5], comment=row[6], lease_id=row[7], idempotency_key=row[8],
-        time_spent_s=row[9], created_at=row[10],
+        time_spent_s=row[9], created_at=row[10], guidelines_version=row[11],
     )

@@ -43,7 +43,8 @@ def submit(c, who, lease_body, labels):
 def test_two_annotators_both_get_the_redundant_items_and_export_uses_agreement(client):
     c = client
     r = c.post("/projects", json={"id": "p", "classes": ["neg", "pos"], "settings": {
-        "eval_fraction": 0.0, "retrain_every": 10**6, "redundancy_fraction": 1.0, "redundancy_k": 2}})
+        "eval_fraction": 0.0, "retrain_every": 10**6, "redundancy_fraction": 1.0, "redundancy_k": 2,
+        "min_agreement": 0.0}})  # no disagreement routing here (tests/api/test_review_http.py)
     assert r.status_code == 201, r.text
     assert r.json()["settings"]["redundancy_k"] == 2
     items = [{"id": f"it{k}", "text": f"item {k}"} for k in range(3)]

@@ -1,9 +1,11 @@
 -- Shared by the lease scripts. Before this, api.storage.redis_scripts defines K: the project's
 -- keys by name (K.pool, K.holds, ...: api.storage.keys.PROJECT), K.clock (the lease clock) and
--- K.projects (the projects hash).
--- ARGV[1] is the prefix of lease keys. A hold is holds[item SEP annotator] = lease id; it is live
--- while its lease's score in `leasing` (its expiry) is later than now.
+-- K.projects (the projects hash). ARGV[1] is the prefix of lease keys.
+-- An item's state is state[item] = seq, is_eval, rand_key, pool, pool_key, required, answers,
+-- holds (fields joined by SEP). A hold is holds[item SEP annotator] = lease id; it is live while
+-- its lease's score in `leasing` (its expiry) is later than now.
 local SEP = '\31'
+local POOL = {main = K.pool, eval = K.evalpool, gold = K.goldpool, review = K.reviewpool}
 local function lkey(lid) return ARGV[1] .. lid end
 local function split(s)
   local out, from = {}, 1
@@ -18,7 +20,11 @@ local function head(s)
   local at = string.find(s, SEP, 1, true)
   return at and string.sub(s, 1, at - 1) or s
 end
-local function count(key, field) return tonumber(redis.call('HGET', key, field) or '0') end
+local function marks(items, who)
+  local out = {}
+  for i, item in ipairs(items) do out[i] = item .. SEP .. who end
+  return out
+end
 -- the time a lease or a sweep runs at: `t`, or the latest time one ran at if that is later
 local function lease_clock(t)
   local last = redis.call('GET', K.clock)
@@ -26,44 +32,49 @@ local function lease_clock(t)
   redis.call('SET', K.clock, t)
   return tonumber(t), t
 end
--- put each of `items` in its pool while it has room for another answer, else take it out
-local function settle_all(items)
+local function live(lid, now)
+  local expires = redis.call('ZSCORE', K.leasing, lid)
+  return expires and tonumber(expires) > now
+end
+-- change the state of each of the distinct `items` with edit(fields, item) (nil: no change),
+-- then put it in its pool while it has room for another answer, else take it out. Returns the
+-- states, as stored
+local function update(items, edit)
+  local out = {}
   for from = 1, #items, 1000 do  -- one call takes a few thousand values at most
     local part = {unpack(items, from, math.min(from + 999, #items))}
-    local pos = redis.call('HMGET', K.pos, unpack(part))
-    local need = redis.call('HMGET', K.required, unpack(part))
-    local labels = redis.call('HMGET', K.nlabels, unpack(part))
-    local holds = redis.call('HMGET', K.nholds, unpack(part))
+    local states = redis.call('HMGET', K.state, unpack(part))
     local flagged = redis.call('SMISMEMBER', K.flagged, unpack(part))
-    local add, drop = {[K.pool] = {}, [K.evalpool] = {}}, {[K.pool] = {}, [K.evalpool] = {}}
+    local set, add, drop = {}, {}, {}
     for i, item in ipairs(part) do
-      if pos[i] then
-        local f = split(pos[i])  -- seq, is_eval, rand_key
-        local pool = f[2] == '1' and K.evalpool or K.pool
-        if flagged[i] == 0 and tonumber(labels[i] or '0') + tonumber(holds[i] or '0') < tonumber(need[i] or '1') then
-          table.insert(add[pool], f[3])
+      if states[i] then
+        local f = split(states[i])
+        if edit then
+          edit(f, item)
+          states[i] = table.concat(f, SEP)
+          table.insert(set, item)
+          table.insert(set, states[i])
+        end
+        local pool = POOL[f[4]]
+        add[pool], drop[pool] = add[pool] or {}, drop[pool] or {}
+        if flagged[i] == 0 and tonumber(f[7]) + tonumber(f[8]) < tonumber(f[6]) then
+          table.insert(add[pool], f[5])
           table.insert(add[pool], item)
         else
           table.insert(drop[pool], item)
         end
       end
+      out[from + i - 1] = states[i]
     end
+    if #set > 0 then redis.call('HSET', K.state, unpack(set)) end
     for key, args in pairs(add) do if #args > 0 then redis.call('ZADD', key, unpack(args)) end end
     for key, args in pairs(drop) do if #args > 0 then redis.call('ZREM', key, unpack(args)) end end
   end
-end
-local function live(lid, now)
-  local expires = redis.call('ZSCORE', K.leasing, lid)
-  return expires and tonumber(expires) > now
-end
-local function marks(items, who)
-  local out = {}
-  for i, item in ipairs(items) do out[i] = item .. SEP .. who end
   return out
 end
--- add (+1) or end (-1) `who`'s holds of the distinct `items`, then settle them
+-- add (+1) or end (-1) `who`'s holds of the distinct `items`; returns their states
 local function change_holds(items, who, delta, lid)
-  if #items == 0 then return end
+  if #items == 0 then return {} end
   local m = marks(items, who)
   if delta > 0 then
     local pairs_ = {}
@@ -72,14 +83,7 @@ local function change_holds(items, who, delta, lid)
   else
     redis.call('HDEL', K.holds, unpack(m))
   end
-  local counts, keep, gone = redis.call('HMGET', K.nholds, unpack(items)), {}, {}
-  for i, item in ipairs(items) do
-    local c = tonumber(counts[i] or '0') + delta
-    if c > 0 then keep[#keep + 1] = item; keep[#keep + 1] = c else gone[#gone + 1] = item end
-  end
-  if #keep > 0 then redis.call('HSET', K.nholds, unpack(keep)) end
-  if #gone > 0 then redis.call('HDEL', K.nholds, unpack(gone)) end
-  settle_all(items)
+  return update(items, function(f) f[8] = tonumber(f[8]) + delta end)
 end
 -- the holds of lease `lid` that still name it: {item, ...}, and its annotator
 local function holds_of(lid)

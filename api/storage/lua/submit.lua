@@ -2,25 +2,30 @@
 -- ('' = none), payload (what the key stands for), annotation JSON. All or nothing: every one is
 -- checked before anything is written. Returns per annotation: duplicate (1/0), log position, JSON.
 local now = tonumber(ARGV[2])
-local dup, seen = {}, {}
+local dup, seen, answered = {}, {}, {}
 for i = 3, #ARGV, 7 do
-  local item, who, lid, key, payload = ARGV[i], ARGV[i + 1], ARGV[i + 3], ARGV[i + 4], ARGV[i + 5]
+  local item, who, kind, lid, key = ARGV[i], ARGV[i + 1], ARGV[i + 2], ARGV[i + 3], ARGV[i + 4]
   local first = key ~= '' and redis.call('HGET', K.idem, who .. SEP .. key)
+  local m = item .. SEP .. who
   if first then
     local at = string.find(first, SEP, 1, true)
-    if string.sub(first, at + 1) ~= payload then
+    if string.sub(first, at + 1) ~= ARGV[i + 5] then
       return redis.error_reply("CONFLICT idempotency key '" .. key .. "' of annotator '" .. who ..
         "' was used for another annotation")
     end
     dup[i] = tonumber(string.sub(first, 1, at - 1))
+  elseif kind == 'correct' then  -- of an earlier answer (in this call or before)
+    if not answered[m] and redis.call('SISMEMBER', K.answered, m) == 0 then
+      return redis.error_reply('CONFLICT item ' .. item .. ' has no answer of annotator ' .. who ..
+        ' to correct')
+    end
   else
-    local m = item .. SEP .. who
     -- lid '': an answer from an external tool (Label Studio), with no hold to end
     if lid ~= '' and (seen[m] or redis.call('HGET', K.holds, m) ~= lid or not live(lid, now)) then
       return redis.error_reply('CONFLICT item ' .. item .. ' is not open in lease ' .. lid ..
         ' of annotator ' .. who .. ' (wrong lease, already answered, released or expired)')
     end
-    seen[m] = true
+    seen[m], answered[m] = true, true
   end
 end
 local out = {}
@@ -32,17 +37,16 @@ for i = 3, #ARGV, 7 do
   else
     local pos = redis.call('RPUSH', K.log, doc)
     if key ~= '' then redis.call('HSET', K.idem, who .. SEP .. key, pos .. SEP .. payload) end
-    redis.call('SADD', K.answered, item .. SEP .. who)
-    if kind == 'label' then
-      redis.call('INCR', K.labels)
-      redis.call('HINCRBY', K.nlabels, item, 1)
-    elseif kind == 'flag' then
-      redis.call('SADD', K.flagged, item)
-    end
-    if lid == '' then
-      settle_all({item})
-    else
-      change_holds({item}, who, -1)  -- back in the pool while it still needs answers (a skip: for others)
+    if kind ~= 'correct' then  -- a correction supersedes an answer and changes no count
+      local m, answer = item .. SEP .. who, kind == 'label' or kind == 'review'
+      redis.call('SADD', K.answered, m)
+      if answer then redis.call('INCR', K.labels) end
+      if kind == 'flag' then redis.call('SADD', K.flagged, item) end
+      if lid ~= '' then redis.call('HDEL', K.holds, m) end  -- '': no hold to end
+      update({item}, function(f)  -- open again while it still needs answers (a skip: for others)
+        if answer then f[7] = tonumber(f[7]) + 1 end
+        if lid ~= '' then f[8] = tonumber(f[8]) - 1 end
+      end)
     end
     out[#out + 1] = 0; out[#out + 1] = pos; out[#out + 1] = doc
   end

@@ -1,9 +1,0 @@
--- KEYS: active key, job key, project jobs list; ARGV: job id, job json
-local current = redis.call('GET', KEYS[1])
-if current then
-  return redis.error_reply('CONFLICT a job of this kind is already running for this project: ' .. current)
-end
-redis.call('SET', KEYS[1], ARGV[1])
-redis.call('SET', KEYS[2], ARGV[2])
-redis.call('RPUSH', KEYS[3], ARGV[1])
-return 1
