@@ -195,6 +195,10 @@ def _append(store: Store, project_id: str, answers: Sequence[tuple[str, Annotati
             raise InvalidInput(f"item {a.item_id!r}: lease_id must be {what}, got {a.lease_id!r}")
         if a.kind == "review" and not a.comment.strip():
             raise InvalidInput(f"item {a.item_id!r}: a 'review' decision needs a comment saying why")
+        if a.kind == "review" and store.get_item(project_id, a.item_id).pool != "review":
+            # a reviewer's hold on a pool item is an annotator's: their answer is one vote
+            raise InvalidInput(f"item {a.item_id!r} is not in the review queue: a 'review' "
+                               "decision is for items leased from it")
         if len(a.comment) > MAX_COMMENT:
             raise InvalidInput(f"item {a.item_id!r}: comment longer than {MAX_COMMENT} characters")
         if a.time_spent_s is not None and not 0 <= a.time_spent_s < 86400:

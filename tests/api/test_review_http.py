@@ -104,6 +104,17 @@ def test_disagreement_goes_to_a_third_annotator_then_to_review_and_the_decision_
     assert lease(c, "sam", review=True)["exhausted"] is True
 
 
+def test_a_review_decision_only_on_an_item_of_the_review_queue(client):
+    c = client
+    make_project(c, 1)
+    rita = lease(c, "rita")  # a reviewer leasing the pool answers as one more annotator
+    assert ids(rita) == ["it0"]
+    r = submit(c, "rita", rita, {"it0": "pos"}, kind="review", comment="looks positive")
+    assert r.status_code == 422 and "not in the review queue" in r.text
+    assert c.get("/projects/p/annotations").json() == []
+    assert submit(c, "rita", rita, {"it0": "pos"}).status_code == 200
+
+
 def test_a_correction_replaces_the_answer_and_can_reopen_the_item(client):
     c = client
     make_project(c, 2)
