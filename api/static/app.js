@@ -1,6 +1,6 @@
 /* The page's router and sign-in. Views live after "#": #/ (sign in, projects),
-   #/label/P (label project P), #/projects/P (P's dashboard). The reviewer's queues
-   (adjudication, label errors) join as #/review/P once the reviewer role exists. */
+   #/label/P (label project P), #/review/P (P's review queue: adjudication and label errors,
+   reviewer role and above), #/projects/P (P's dashboard, engineers). */
 "use strict";
 
 const App = {
@@ -25,6 +25,7 @@ const App = {
 
   signOut() {
     Label.leave();
+    Review.leave();
     sessionStorage.removeItem("labelloop.token");
     sessionStorage.removeItem("labelloop.name");
     App.me = null;
@@ -60,12 +61,15 @@ const App = {
   async projectsView() {
     document.body.dataset.state = "projects";
     const projects = await Api.get("/projects");
-    const engineer = App.me.role !== "annotator";
+    const reviewer = App.me.role !== "annotator";
+    const engineer = reviewer && App.me.role !== "reviewer";
     document.getElementById("view").replaceChildren(el("section", { class: "card", id: "projects" },
       el("h1", {}, "Projects"),
       projects.length ? el("table", {}, el("tr", {}, el("th", {}, "project"), el("th", {}, "classes"), el("th", {}, "")),
         projects.map(p => el("tr", {}, el("td", {}, p.id), el("td", {}, p.classes.map(c => c.name).join(", ")),
           el("td", {}, el("a", { href: `#/label/${encodeURIComponent(p.id)}`, class: "label-link" }, "Label"),
+            reviewer ? " · " : null,
+            reviewer ? el("a", { href: `#/review/${encodeURIComponent(p.id)}`, class: "review-link" }, "Review") : null,
             engineer ? " · " : null,
             engineer ? el("a", { href: `#/projects/${encodeURIComponent(p.id)}`, class: "dashboard-link" }, "Dashboard") : null))))
         : el("p", { class: "muted" }, "No projects yet.")));
@@ -81,9 +85,10 @@ const App = {
       if (App.me.open && !App.me.name) { App.signInView(); return; }
       App.nav();
       const parts = location.hash.replace(/^#\/?/, "").split("/").map(decodeURIComponent);
-      if (parts[0] === "label" && parts[1]) await Label.open(parts[1], App.me);
-      else if (parts[0] === "projects" && parts[1]) { Label.leave(); await Dashboard.open(parts[1]); }
-      else { Label.leave(); await App.projectsView(); }
+      if (parts[0] === "label" && parts[1]) { Review.leave(); await Label.open(parts[1], App.me); }
+      else if (parts[0] === "review" && parts[1]) { Label.leave(); await Review.open(parts[1], App.me); }
+      else if (parts[0] === "projects" && parts[1]) { Label.leave(); Review.leave(); await Dashboard.open(parts[1]); }
+      else { Label.leave(); Review.leave(); await App.projectsView(); }
     } catch (e) {
       document.body.dataset.state = "error";
       document.getElementById("view").replaceChildren(el("div", { class: "card error", id: "error" }, e.message));
