@@ -35,9 +35,8 @@ def server(tmp_path_factory):
 
 
 def answer(url: str, token: str, who: str, labels: dict[str, str]) -> None:
-    with Client(url, token=token) as c:
-        with c.lease("rv", annotator=who, size=10) as lease:
-            c.submit("rv", who, [lease.answer(it, label=labels[it["id"]]) for it in lease.items])
+    with Client(url, token=token) as c, c.lease("rv", annotator=who, size=10) as lease:
+        c.submit("rv", who, [lease.answer(it, label=labels[it["id"]]) for it in lease.items])
 
 
 def test_a_reviewer_decides_a_disputed_item_with_the_keyboard(server, browser):
