@@ -33,3 +33,27 @@ def either_store(request, tmp_path):
     s = SQLiteStore(tmp_path / "store.db")
     yield s
     s.close()
+
+
+@pytest.fixture(params=["sqlite", "redis"])
+def served_client(request, tmp_path):
+    """An httpx client of a real ``labelloop serve`` process on a fresh SQLite store, then on a
+    private Redis server; ``c.cli_args`` point the CLI at the same store."""
+    import httpx
+
+    from tests.redis_server import PrivateRedis
+    from tests.server import Server
+
+    redis_srv = None
+    if request.param == "redis":
+        redis_srv = PrivateRedis(tmp_path / "redis", appendonly=False).start()
+    srv = Server(tmp_path / "data", store_url=redis_srv.url if redis_srv else None).start()
+    try:
+        with httpx.Client(base_url=srv.url, timeout=60) as c:
+            c.cli_args = ["--data-dir", str(srv.data_dir)] + (
+                ["--store", srv.store_url] if srv.store_url else [])
+            yield c
+    finally:
+        srv.stop()
+        if redis_srv is not None:
+            redis_srv.kill()

@@ -11,28 +11,15 @@ import httpx
 import pytest
 
 from api.client import Client
-from tests.redis_server import PrivateRedis
-from tests.server import ROOT, Server
+from tests.server import ROOT
 
 CLASSES = ["neg", "pos"]
 ITEM_KEYS = {"id", "text", "features", "meta", "reasons"}
 
 
-@pytest.fixture(params=["sqlite", "redis"])
-def client(request, tmp_path):
-    redis_srv = None
-    if request.param == "redis":
-        redis_srv = PrivateRedis(tmp_path / "redis", appendonly=False).start()
-    srv = Server(tmp_path / "data", store_url=redis_srv.url if redis_srv else None).start()
-    try:
-        with httpx.Client(base_url=srv.url, timeout=60) as c:
-            c.cli_args = ["--data-dir", str(srv.data_dir)] + (  # for the CLI on the same store
-                ["--store", srv.store_url] if srv.store_url else [])
-            yield c
-    finally:
-        srv.stop()
-        if redis_srv is not None:
-            redis_srv.kill()
+@pytest.fixture
+def client(served_client):  # tests/conftest.py: a real server on each store
+    return served_client
 
 
 def truth(item_id: str) -> int:

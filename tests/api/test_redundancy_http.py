@@ -4,26 +4,12 @@ from __future__ import annotations
 
 import json
 
-import httpx
 import pytest
 
-from tests.redis_server import PrivateRedis
-from tests.server import Server
 
-
-@pytest.fixture(params=["sqlite", "redis"])
-def client(request, tmp_path):
-    redis_srv = None
-    if request.param == "redis":
-        redis_srv = PrivateRedis(tmp_path / "redis", appendonly=False).start()
-    srv = Server(tmp_path / "data", store_url=redis_srv.url if redis_srv else None).start()
-    try:
-        with httpx.Client(base_url=srv.url, timeout=60) as c:
-            yield c
-    finally:
-        srv.stop()
-        if redis_srv is not None:
-            redis_srv.kill()
+@pytest.fixture
+def client(served_client):  # tests/conftest.py: a real server on each store
+    return served_client
 
 
 def lease(c, who, size=10):

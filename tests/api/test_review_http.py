@@ -13,26 +13,15 @@ from collections import Counter
 import httpx
 import pytest
 
-from tests.redis_server import PrivateRedis
 from tests.server import Server
 
 ROUTED = {"eval_fraction": 0.0, "retrain_every": 10**6, "redundancy_fraction": 1.0,
           "redundancy_k": 2, "max_required": 3, "min_agreement": 1.0}
 
 
-@pytest.fixture(params=["sqlite", "redis"])
-def client(request, tmp_path):
-    redis_srv = None
-    if request.param == "redis":
-        redis_srv = PrivateRedis(tmp_path / "redis", appendonly=False).start()
-    srv = Server(tmp_path / "data", store_url=redis_srv.url if redis_srv else None).start()
-    try:
-        with httpx.Client(base_url=srv.url, timeout=60) as c:
-            yield c
-    finally:
-        srv.stop()
-        if redis_srv is not None:
-            redis_srv.kill()
+@pytest.fixture
+def client(served_client):  # tests/conftest.py: a real server on each store
+    return served_client
 
 
 def make_project(c, n, **settings):
