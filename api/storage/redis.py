@@ -262,9 +262,9 @@ class RedisStore(RedisLeaseOps, DurabilityCheck, Store):
         pipe = self.r.pipeline(transaction=False)
         pipe.hmget(self.k.p(project_id, "items"), ids)
         pipe.hmget(self.k.p(project_id, "state"), ids)
-        docs, pos = pipe.execute()
+        docs, states = pipe.execute()
         return [_item(item_id.decode() if isinstance(item_id, bytes) else item_id, doc, p)
-                for item_id, doc, p in zip(ids, docs, pos, strict=True)]
+                for item_id, doc, p in zip(ids, docs, states, strict=True)]
 
     def get_item(self, project_id: str, item_id: str) -> Item:
         self._project_doc(project_id)

@@ -119,20 +119,14 @@ class RedisLeaseOps:
                 tuple(_leased(it, reasons[j]) for it, j in zip(items, open_at, strict=True)))))
         return [lease for _, _, lease in sorted(out, key=lambda t: t[:2])]
 
-    def _project_of(self, lease_id: str) -> str:
-        pid = self.r.hget(self.k.lease(lease_id), "project")
-        if pid is None:
-            raise NotFound(f"unknown lease {lease_id!r}")
-        return pid.decode()
-
     def renew(self, lease_id, annotator, *, now, ttl):
-        pid = self._project_of(lease_id)
+        pid = self._lease_hash(lease_id)[b"project"].decode()
         self._lease_script("renew", pid, repr(float(now)), lease_id, annotator, pid,
                            repr(float(now + ttl)), int(ttl) + _KEEP_S)
         return self.get_lease(lease_id)
 
     def release(self, lease_id, annotator, *, item_ids=None, now):
-        pid = self._project_of(lease_id)
+        pid = self._lease_hash(lease_id)[b"project"].decode()
         if item_ids is not None and not item_ids:
             return 0
         return int(self._lease_script("release", pid, lease_id, annotator, pid, *(item_ids or ())))

@@ -1,11 +1,11 @@
 """Leases, annotations, requirements, jobs and locks of the SQLite store (a mixin of
 :class:`api.storage.sqlite.SQLiteStore`).
 
-The model is the one :mod:`api.storage.base` describes. ``holds`` has a row per live hold; a
-lease's row carries the expiry of all its holds. ``pool`` has a row per item in hand-out order
-with its answers (``n_labels``) and live holds (``n_holds``); its partial index ``pool_open`` holds
-exactly the open items of each pool, so a writer keeps those two counts right and SQLite keeps
-the pools.
+The model is the one :mod:`api.storage.base` describes. A lease's row carries the expiry of all
+its holds; ``holds`` has a row per live hold, kept by lease (what an annotator holds is found
+through their open leases). ``pool`` has a row per item in hand-out order with its answers
+(``n_labels``) and live holds (``n_holds``); its partial index ``pool_open`` holds exactly the
+open items of each pool, so a writer keeps those two counts right and SQLite keeps the pools.
 """
 
 from __future__ import annotations

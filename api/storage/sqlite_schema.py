@@ -52,7 +52,7 @@ CREATE INDEX leases_annotator ON leases (project_id, annotator) WHERE open = 1;
 CREATE TABLE holds (
     lease_id TEXT NOT NULL, item_id TEXT NOT NULL, project_id TEXT NOT NULL, reasons TEXT,
     PRIMARY KEY (lease_id, item_id)) WITHOUT ROWID;
--- the latest time a lease or a sweep ran at (see ``LeaseOps._lease_clock``)
+-- the latest time a lease or a sweep ran at (see ``LeaseOps._reclaim``)
 CREATE TABLE lease_clock (id INTEGER PRIMARY KEY CHECK (id = 0), now REAL NOT NULL);
 INSERT INTO lease_clock VALUES (0, 0);
 CREATE TABLE answered (
