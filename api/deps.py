@@ -4,34 +4,35 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Callable
-from typing import Annotated
+from typing import Annotated, TypeVar
 
 import anyio
 from fastapi import Depends, Request
 
 from api.service.services import Services
-from api.storage.records import Lease
 from labeling.errors import LabelloopError
 
 __all__ = ["LeaseBatcher", "Now", "ServicesDep", "lease_batcher"]
 
+T = TypeVar("T")
+
 
 class LeaseBatcher:
-    """Leases that reach the route while the previous batch runs wait for the next one, which
-    runs them in one :meth:`~api.storage.base.Store.batch` (one SQLite commit for all) on a
-    thread, at the clock read then: the event loop goes on serving HTTP meanwhile, and SQLite
-    and Redis calls let go of the GIL while they wait (bench.lease_load). Each lease is
-    answered once its batch has committed; one batch runs at a time."""
+    """Leases that reach the route while a batch runs wait for the next one, which runs them on
+    a thread in one :meth:`~api.storage.base.Store.batch` (one SQLite commit for all), at the
+    clock read then: the event loop goes on serving HTTP meanwhile, and one thread hop and one
+    commit serve many leases (bench.lease_load). Each is answered once its batch has committed;
+    one batch runs at a time."""
 
     def __init__(self, services: Services) -> None:
         self.services = services
-        self._pending: list[tuple[Callable[[float], Lease], asyncio.Future]] = []
+        self._pending: list[tuple[Callable[[float], T], asyncio.Future]] = []
         self._running = False
 
-    async def lease(self, take: Callable[[float], Lease]) -> Lease:
-        """``take(now)`` in the next batch."""
+    async def run(self, call: Callable[[float], T]) -> T:
+        """``call(now)`` in the next batch."""
         done = asyncio.get_running_loop().create_future()
-        self._pending.append((take, done))
+        self._pending.append((call, done))
         if not self._running:
             self._running = True
             asyncio.ensure_future(self._drain())
@@ -41,7 +42,7 @@ class LeaseBatcher:
         try:
             while self._pending:
                 batch, self._pending = self._pending, []
-                got = await anyio.to_thread.run_sync(self._run, [take for take, _ in batch])
+                got = await anyio.to_thread.run_sync(self._run, [call for call, _ in batch])
                 for (_, done), one in zip(batch, got, strict=True):
                     if done.done():  # its client went away
                         continue
@@ -52,18 +53,18 @@ class LeaseBatcher:
         finally:
             self._running = False
 
-    def _run(self, takes: list[Callable[[float], Lease]]) -> list[Lease | Exception]:
-        got: list[Lease | Exception] = []
+    def _run(self, calls: list[Callable[[float], T]]) -> list[T | Exception]:
+        got: list[T | Exception] = []
         try:
             with self.services.store.batch():
                 now = self.services.clock()
-                for take in takes:
+                for call in calls:
                     try:
-                        got.append(take(now))
+                        got.append(call(now))
                     except LabelloopError as e:  # refused alone: nothing of it was written
                         got.append(e)
         except Exception as e:  # noqa: BLE001 - the commit failed: every lease of it fails
-            return [e] * len(takes)
+            return [e] * len(calls)
         return got
 
 

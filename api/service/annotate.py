@@ -6,9 +6,11 @@ import secrets
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 
+from api.service.render import LeaseRenderer
 from api.storage.base import Store
 from api.storage.records import (
     ANNOTATION_KINDS,
@@ -20,8 +22,9 @@ from api.storage.records import (
 )
 from labeling.errors import InvalidInput, SchemaError
 
-__all__ = ["MAX_BATCH", "MAX_COMMENT", "AnnotationIn", "get_lease", "lease_batch", "lease_request",
-           "live_leases", "release_lease", "renew_lease", "submit_annotations", "submit_external"]
+__all__ = ["MAX_BATCH", "MAX_COMMENT", "AnnotationIn", "get_lease", "lease_answer", "lease_batch",
+           "lease_request", "live_leases", "release_lease", "renew_lease", "submit_annotations",
+           "submit_external"]
 
 MAX_BATCH = 1000
 MAX_COMMENT = 4000
@@ -59,14 +62,26 @@ def new_lease_id() -> str:
     return f"lease-{time.time_ns() // 1000:014x}{secrets.token_hex(8)}"
 
 
-def lease_batch(
-    store: Store, project_id: str, annotator: str, size: int | None, *, now: float,
-    rng: np.random.Generator | Callable[[], np.random.Generator], project: Project | None = None,
-) -> Lease:
-    """Lease the next batch for one annotator (see :func:`lease_request`); ``project``: the
-    project as the caller already read it."""
-    r = lease_request(project or store.get_project(project_id), annotator, size, rng=rng)
-    return store.lease(r.project_id, r.annotator, r.n, n_eval=r.n_eval, now=now, ttl=r.ttl, lease_id=r.lease_id)
+def lease_batch(store: Store, project_id: str, annotator: str, size: int | None, *, now: float,
+                rng: np.random.Generator | Callable[[], np.random.Generator]) -> Lease:
+    """Lease the next batch for one annotator (see :func:`lease_request`)."""
+    return _lease(store, store.get_project(project_id), annotator, size, now=now, rng=rng)
+
+
+def lease_answer(store: Store, project_id: str, annotator: str, size: int | None, *, now: float,
+                 rng: np.random.Generator | Callable[[], np.random.Generator],
+                 renderer: LeaseRenderer) -> dict[str, Any]:
+    """:func:`lease_batch`, answered as the lease route does (``api.schemas.LeaseOut``)."""
+    project = store.get_project(project_id)
+    lease = _lease(store, project, annotator, size, now=now, rng=rng)
+    return renderer.render(lease, project, store)
+
+
+def _lease(store: Store, project: Project, annotator: str, size: int | None, *, now: float,
+           rng: np.random.Generator | Callable[[], np.random.Generator]) -> Lease:
+    r = lease_request(project, annotator, size, rng=rng)
+    return store.lease(r.project_id, r.annotator, r.n, n_eval=r.n_eval, now=now, ttl=r.ttl,
+                       lease_id=r.lease_id)
 
 
 def get_lease(store: Store, lease_id: str, *, allowed: Callable[[Lease], None] = _anyone) -> Lease:
@@ -91,9 +106,13 @@ def release_lease(store: Store, lease_id: str, annotator: str, item_ids: Sequenc
     return store.release(lease_id, _annotator(annotator), item_ids=item_ids, now=now)
 
 
-def live_leases(store: Store, project_id: str, annotator: str, *, now: float) -> list[Lease]:
-    """The annotator's live leases with their open items, oldest first (resume after a crash)."""
-    return store.leases(project_id, _annotator(annotator), now=now)
+def live_leases(store: Store, project_id: str, annotator: str, *, now: float,
+                renderer: LeaseRenderer) -> list[dict[str, Any]]:
+    """The annotator's live leases with their open items, oldest first (resume after a crash),
+    each answered as the lease route answers a lease."""
+    project = store.get_project(project_id)
+    return [renderer.render(x, project, store)
+            for x in store.leases(project_id, _annotator(annotator), now=now)]
 
 
 @dataclass(frozen=True)
