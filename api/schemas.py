@@ -8,7 +8,7 @@ most ``MAX_DEPTH`` levels), and numbers must be finite; identifiers follow
 
 from __future__ import annotations
 
-from typing import Annotated, Any, Literal
+from typing import TYPE_CHECKING, Annotated, Any, Literal
 
 import orjson
 from pydantic import (
@@ -23,6 +23,9 @@ from pydantic import (
 )
 
 from labeling.validation import check_item_id, check_project_id, check_value
+
+if TYPE_CHECKING:
+    from api.storage.records import Lease
 
 Strict = ConfigDict(extra="forbid", allow_inf_nan=False)
 
@@ -188,6 +191,26 @@ _LEASE_DOCS: TypeAdapter[LeaseOut | list[LeaseOut]] = TypeAdapter(LeaseOut | lis
 class LeaseActionIn(Body):
     annotator: str = Field(min_length=1, max_length=200)
     item_ids: list[ItemId] | None = Field(None, max_length=1000)
+
+
+class LeaseStateOut(BaseModel):
+    """A lease as it stands (get, renew): its open items by id."""
+
+    lease_id: str
+    project_id: str
+    annotator: str
+    expires_at: float
+    item_ids: list[str]
+
+    @classmethod
+    def of(cls, lease: Lease) -> LeaseStateOut:
+        return cls(lease_id=lease.id, project_id=lease.project_id, annotator=lease.annotator,
+                   expires_at=lease.expires_at, item_ids=list(lease.item_ids))
+
+
+class ReleaseOut(BaseModel):
+    lease_id: str
+    released: int = Field(description="items given back")
 
 
 class AnnotationIn(BaseModel):

@@ -13,6 +13,8 @@ from api.schemas import (
     LeaseActionIn,
     LeaseIn,
     LeaseOut,
+    LeaseStateOut,
+    ReleaseOut,
     SubmitIn,
     SubmitOut,
     lease_json,
@@ -37,8 +39,8 @@ def _theirs(who: Principal):
 async def lease(project_id: str, body: LeaseIn, request: Request) -> Response:
     """Lease the next batch picked for this annotator. ``exhausted`` is true only when no item is
     left for them (not merely all leased to others right now). Needs the ``annotator`` role.
-    (No dependencies, and orjson rather than the model for the answer: the two cost a third of
-    the route's own CPU time, bench.lease_load.)"""
+    (No dependencies, and orjson rather than the model for the answer: the two cost about 70 us
+    a lease, a quarter of what the server spends on one outside the store; bench.lease_load.)"""
     authorize(request, "annotator").check_annotator(body.annotator)
     s, renderer = request.app.state.services, request.app.state.renderer
     got = await lease_batcher(request).run(lambda now: svc.lease_answer(
@@ -60,24 +62,24 @@ def live_leases(project_id: str, annotator: str, request: Request, s: ServicesDe
 
 
 @router.get("/leases/{lease_id}")
-def get_lease(lease_id: str, s: ServicesDep, who: Annotator) -> dict:
-    got = svc.get_lease(s.store, lease_id, allowed=_theirs(who))
-    return {"lease_id": got.id, "project_id": got.project_id, "annotator": got.annotator,
-            "expires_at": got.expires_at, "item_ids": list(got.item_ids)}
+def get_lease(lease_id: str, s: ServicesDep, who: Annotator) -> LeaseStateOut:
+    return LeaseStateOut.of(svc.get_lease(s.store, lease_id, allowed=_theirs(who)))
 
 
 @router.post("/leases/{lease_id}/renew")
-def renew(lease_id: str, body: LeaseActionIn, s: ServicesDep, now: Now, who: Annotator) -> dict:
+def renew(lease_id: str, body: LeaseActionIn, s: ServicesDep, now: Now,
+          who: Annotator) -> LeaseStateOut:
     who.check_annotator(body.annotator)
-    got = svc.renew_lease(s.store, lease_id, body.annotator, now=now, allowed=_theirs(who))
-    return {"lease_id": got.id, "expires_at": got.expires_at, "item_ids": list(got.item_ids)}
+    return LeaseStateOut.of(svc.renew_lease(s.store, lease_id, body.annotator, now=now,
+                                            allowed=_theirs(who)))
 
 
 @router.post("/leases/{lease_id}/release")
-def release(lease_id: str, body: LeaseActionIn, s: ServicesDep, now: Now, who: Annotator) -> dict:
+def release(lease_id: str, body: LeaseActionIn, s: ServicesDep, now: Now,
+            who: Annotator) -> ReleaseOut:
     who.check_annotator(body.annotator)
-    n = svc.release_lease(s.store, lease_id, body.annotator, body.item_ids, now=now, allowed=_theirs(who))
-    return {"lease_id": lease_id, "released": n}
+    return ReleaseOut(lease_id=lease_id, released=svc.release_lease(
+        s.store, lease_id, body.annotator, body.item_ids, now=now, allowed=_theirs(who)))
 
 
 @router.post("/projects/{project_id}/annotations")
