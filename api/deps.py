@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Callable
-from typing import Annotated, TypeVar
+from typing import Annotated, Any, TypeVar
 
 import anyio
 from fastapi import Depends, Request
@@ -26,7 +26,7 @@ class LeaseBatcher:
 
     def __init__(self, services: Services) -> None:
         self.services = services
-        self._pending: list[tuple[Callable[[float], T], asyncio.Future]] = []
+        self._pending: list[tuple[Callable[[float], Any], asyncio.Future]] = []
         self._running = False
 
     async def run(self, call: Callable[[float], T]) -> T:
@@ -53,8 +53,8 @@ class LeaseBatcher:
         finally:
             self._running = False
 
-    def _run(self, calls: list[Callable[[float], T]]) -> list[T | Exception]:
-        got: list[T | Exception] = []
+    def _run(self, calls: list[Callable[[float], Any]]) -> list[Any]:
+        got: list[Any] = []
         try:
             with self.services.store.batch():
                 now = self.services.clock()
