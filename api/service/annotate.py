@@ -20,9 +20,9 @@ from api.storage.records import (
     Project,
     SubmitResult,
 )
-from labeling.errors import InvalidInput, SchemaError
+from labeling.errors import InvalidInput, LabelloopError, SchemaError
 
-__all__ = ["MAX_BATCH", "MAX_COMMENT", "AnnotationIn", "get_lease", "lease_answer", "lease_batch",
+__all__ = ["MAX_BATCH", "MAX_COMMENT", "AnnotationIn", "get_lease", "lease_answers", "lease_batch",
            "lease_request", "live_leases", "release_lease", "renew_lease", "submit_annotations",
            "submit_external"]
 
@@ -68,13 +68,25 @@ def lease_batch(store: Store, project_id: str, annotator: str, size: int | None,
     return _lease(store, store.get_project(project_id), annotator, size, now=now, rng=rng)
 
 
-def lease_answer(store: Store, project_id: str, annotator: str, size: int | None, *, now: float,
-                 rng: np.random.Generator | Callable[[], np.random.Generator],
-                 renderer: LeaseRenderer) -> dict[str, Any]:
-    """:func:`lease_batch`, answered as the lease route does (``api.schemas.LeaseOut``)."""
-    project = store.get_project(project_id)
-    lease = _lease(store, project, annotator, size, now=now, rng=rng)
-    return renderer.render(lease, project, store)
+def lease_answers(store: Store, asked: Sequence[tuple[str, str, int | None]], *, now: float,
+                  rng: np.random.Generator | Callable[[], np.random.Generator],
+                  renderer: LeaseRenderer) -> list[dict[str, Any] | LabelloopError]:
+    """Leases for ``(project_id, annotator, size)`` requests at ``now`` in one
+    :meth:`~api.storage.base.Store.batch` (one SQLite commit), each project read once, each
+    answered as the lease route does (``api.schemas.LeaseOut``). A request refused alone comes
+    back as its error, nothing of it written; a failed commit raises for all."""
+    projects: dict[str, Project] = {}
+    out: list[dict[str, Any] | LabelloopError] = []
+    with store.batch():
+        for project_id, annotator, size in asked:
+            try:
+                project = projects.get(project_id) or store.get_project(project_id)
+                projects[project_id] = project
+                lease = _lease(store, project, annotator, size, now=now, rng=rng)
+                out.append(renderer.render(lease, project, store))
+            except LabelloopError as e:
+                out.append(e)
+    return out
 
 
 def _lease(store: Store, project: Project, annotator: str, size: int | None, *, now: float,
