@@ -4,8 +4,11 @@ render fields."""
 
 from __future__ import annotations
 
+import json
+
 import numpy as np
 
+from api.schemas import lease_json
 from api.service.annotate import lease_answers
 from api.service.projects import create_project
 from api.service.render import LeaseRenderer
@@ -36,3 +39,15 @@ def test_a_batch_answers_each_request_and_refuses_bad_ones_alone(either_store):
     assert [x.id for x in held] == [default["lease_id"]]
     taken = {it["id"] for a in (first, default) for it in a["items"]}
     assert len(taken) == 6  # p's six items, none handed out twice
+
+
+def test_lease_json_writes_what_orjson_cannot_through_the_model():
+    doc = {"lease_id": "lease-1", "project_id": "p", "annotator": "a", "expires_at": 2.0,
+           "exhausted": False, "classes": [], "guidelines_version": 1, "show_suggestions": False,
+           "items": [{"id": "x", "text": None, "features": {"f": float("nan")},
+                      "meta": {"big": 2**70}, "reasons": {}}]}
+    got = json.loads(lease_json(doc))
+    assert got["items"][0]["meta"] == {"big": 2**70}
+    assert got["items"][0]["features"] == {"f": None}
+    assert "suggestion" not in got["items"][0]
+    assert json.loads(lease_json([doc])) == [got]
