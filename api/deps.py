@@ -4,34 +4,34 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Callable
-from typing import Annotated
+from typing import Annotated, Any, Generic, TypeVar
 
 import anyio
 from fastapi import Depends, Request
 
+from api.service.annotate import lease_answers
 from api.service.services import Services
-from api.storage.records import Lease
-from labeling.errors import LabelloopError
 
-__all__ = ["LeaseBatcher", "Now", "ServicesDep", "lease_batcher"]
+__all__ = ["Batcher", "Now", "ServicesDep", "lease_batcher"]
+
+A = TypeVar("A")
+R = TypeVar("R")
 
 
-class LeaseBatcher:
-    """Leases that reach the route while the previous batch runs wait for the next one, which
-    runs them in one :meth:`~api.storage.base.Store.batch` (one SQLite commit for all) on a
-    thread, at the clock read then: the event loop goes on serving HTTP meanwhile, and SQLite
-    and Redis calls let go of the GIL while they wait (bench.lease_load). Each lease is
-    answered once its batch has committed; one batch runs at a time."""
+class Batcher(Generic[A, R]):
+    """Requests that arrive while a batch runs wait for the next one: ``run(requests)`` on a
+    thread, its answers (or errors) in order. The event loop goes on serving HTTP meanwhile, and
+    one thread hop serves many requests; one batch runs at a time."""
 
-    def __init__(self, services: Services) -> None:
-        self.services = services
-        self._pending: list[tuple[Callable[[float], Lease], asyncio.Future]] = []
+    def __init__(self, run: Callable[[list[A]], list[R | Exception]]) -> None:
+        self.run = run
+        self._pending: list[tuple[A, asyncio.Future[R]]] = []
         self._running = False
 
-    async def lease(self, take: Callable[[float], Lease]) -> Lease:
-        """``take(now)`` in the next batch."""
-        done = asyncio.get_running_loop().create_future()
-        self._pending.append((take, done))
+    async def submit(self, request: A) -> R:
+        """The answer to ``request``, from the next batch."""
+        done: asyncio.Future[R] = asyncio.get_running_loop().create_future()
+        self._pending.append((request, done))
         if not self._running:
             self._running = True
             asyncio.ensure_future(self._drain())
@@ -41,7 +41,10 @@ class LeaseBatcher:
         try:
             while self._pending:
                 batch, self._pending = self._pending, []
-                got = await anyio.to_thread.run_sync(self._run, [take for take, _ in batch])
+                try:
+                    got = await anyio.to_thread.run_sync(self.run, [r for r, _ in batch])
+                except Exception as e:  # noqa: BLE001 - the batch failed: each request fails
+                    got = [e] * len(batch)
                 for (_, done), one in zip(batch, got, strict=True):
                     if done.done():  # its client went away
                         continue
@@ -52,20 +55,6 @@ class LeaseBatcher:
         finally:
             self._running = False
 
-    def _run(self, takes: list[Callable[[float], Lease]]) -> list[Lease | Exception]:
-        got: list[Lease | Exception] = []
-        try:
-            with self.services.store.batch():
-                now = self.services.clock()
-                for take in takes:
-                    try:
-                        got.append(take(now))
-                    except LabelloopError as e:  # refused alone: nothing of it was written
-                        got.append(e)
-        except Exception as e:  # noqa: BLE001 - the commit failed: every lease of it fails
-            return [e] * len(takes)
-        return got
-
 
 async def get_services(request: Request) -> Services:
     return request.app.state.services
@@ -75,11 +64,15 @@ async def get_now(request: Request) -> float:
     return request.app.state.services.clock()
 
 
-def lease_batcher(request: Request) -> LeaseBatcher:
-    """The app's batcher, made on first use (on the event loop, once the services exist)."""
-    batcher = getattr(request.app.state, "leases", None)
+def lease_batcher(request: Request) -> Batcher[tuple[str, str, int | None], dict[str, Any]]:
+    """The app's lease batcher (:func:`api.service.annotate.lease_answers` at the clock read
+    when a batch starts), made on first use, once the services exist."""
+    state = request.app.state
+    batcher = getattr(state, "leases", None)
     if batcher is None:
-        batcher = request.app.state.leases = LeaseBatcher(request.app.state.services)
+        s, renderer = state.services, state.renderer
+        batcher = state.leases = Batcher(lambda asked: lease_answers(
+            s.store, asked, now=s.clock(), rng=s.rng, renderer=renderer))
     return batcher
 
 

@@ -13,7 +13,6 @@ from __future__ import annotations
 import platform
 import time
 from collections.abc import Callable, Iterable, Sequence
-from typing import Any
 
 from prometheus_client import CollectorRegistry, Counter, Histogram, generate_latest
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
@@ -101,7 +100,6 @@ class Metrics:
     def __init__(self, store: Store, clock: Callable[[], float] = time.time) -> None:
         self.clock = clock
         self.registry = CollectorRegistry(auto_describe=True)
-        self._granted: dict[str, Any] = {}
         r = self.registry
         self.leases_granted = Counter("labelloop_leases_granted", "Leases granted by this replica",
                                       ["project"], registry=r)
@@ -130,11 +128,8 @@ class Metrics:
         return generate_latest(self.registry)
 
     def lease_granted(self, project_id: str) -> None:
-        """Count a lease with items (the lease route's hot path: the labelled child is kept)."""
-        child = self._granted.get(project_id)
-        if child is None:
-            child = self._granted[project_id] = self.leases_granted.labels(project_id)
-        child.inc()
+        """Count a lease with items."""
+        self.leases_granted.labels(project_id).inc()
 
     def submitted(self, project_id: str, results: Sequence[SubmitResult]) -> None:
         """Count one submission's results; accepted ones observe their lease-to-submit time."""

@@ -3,8 +3,9 @@
     python -m bench.store_lease_cost --json
 
 A 10k-item project, leases of 10 items to a new annotator each, 0.5 ms apart with a 0.1 s TTL, so
-every lease also ends the expired holds of earlier ones (the churn of ``bench.lease_load``). Each
-lease reads the project as the lease route does. Reported per lease: for SQLite the CPU time (the
+every lease also ends the expired holds of earlier ones (the churn of ``bench.lease_load``). Leases
+go through the lease route's service call (``annotate.lease_answers``: the project read once a
+batch, the answer built), without HTTP. Reported per lease: for SQLite the CPU time (the
 least of 8 runs of 500 leases, one transaction each, and in groups of 8 in ``Store.batch`` as the
 route's batcher makes them), the statements SQLite ran (its trace callback, BEGIN and COMMIT
 included), the calls that ran them (an ``executemany`` is one call) and the pages a lease writes
@@ -27,6 +28,7 @@ import redis
 
 from api.service import annotate
 from api.service.projects import create_project
+from api.service.render import LeaseRenderer
 from api.storage import open_store
 from api.storage.records import Item
 from tests.redis_server import REDIS_URL
@@ -46,15 +48,16 @@ def _leaser(store, batch: int = 1, state: dict | None = None):
     state = {"now": 1.0, "k": 0} if state is None else state
     rng = np.random.default_rng(0)
 
+    renderer = LeaseRenderer()
+
     def run(n: int) -> None:
         for _ in range(0, n, batch):
-            project = store.get_project("load")
-            with store.batch():
-                for _ in range(batch):
-                    state["now"] += 0.0005
-                    state["k"] += 1
-                    annotate.lease_batch(store, "load", f"a{state['k']}", 10, now=state["now"],
-                                         rng=rng, project=project)
+            asked = []
+            for _ in range(batch):
+                state["k"] += 1
+                asked.append(("load", f"a{state['k']}", 10))
+            state["now"] += 0.0005 * batch
+            annotate.lease_answers(store, asked, now=state["now"], rng=rng, renderer=renderer)
 
     return run
 

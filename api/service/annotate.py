@@ -7,9 +7,11 @@ import secrets
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, replace
+from typing import Any
 
 import numpy as np
 
+from api.service.render import LeaseRenderer
 from api.storage.base import Store
 from api.storage.records import (
     Annotation,
@@ -19,10 +21,11 @@ from api.storage.records import (
     Project,
     SubmitResult,
 )
-from labeling.errors import InvalidInput, SchemaError
+from labeling.errors import InvalidInput, LabelloopError, SchemaError
 
-__all__ = ["MAX_BATCH", "MAX_COMMENT", "AnnotationIn", "get_lease", "lease_batch", "lease_request",
-           "live_leases", "release_lease", "renew_lease", "submit_annotations", "submit_external"]
+__all__ = ["MAX_BATCH", "MAX_COMMENT", "AnnotationIn", "get_lease", "lease_answers", "lease_batch",
+           "lease_request", "live_leases", "release_lease", "renew_lease", "submit_annotations",
+           "submit_external"]
 
 MAX_BATCH = 1000
 MAX_COMMENT = 4000
@@ -62,13 +65,37 @@ def new_lease_id() -> str:
     return f"lease-{time.time_ns() // 1000:014x}{secrets.token_hex(8)}"
 
 
-def lease_batch(
-    store: Store, project_id: str, annotator: str, size: int | None, *, now: float,
-    rng: np.random.Generator | Callable[[], np.random.Generator], project: Project | None = None,
-) -> Lease:
-    """Lease the next batch for one annotator (see :func:`lease_request`); ``project``: the
-    project as the caller already read it. Gold items are disguised (:func:`_gold_disguised`)."""
-    r = lease_request(project or store.get_project(project_id), annotator, size, rng=rng)
+def lease_batch(store: Store, project_id: str, annotator: str, size: int | None, *, now: float,
+                rng: np.random.Generator | Callable[[], np.random.Generator]) -> Lease:
+    """Lease the next batch for one annotator (see :func:`lease_request`)."""
+    return _lease(store, store.get_project(project_id), annotator, size, now=now, rng=rng)
+
+
+def lease_answers(store: Store, asked: Sequence[tuple[str, str, int | None]], *, now: float,
+                  rng: np.random.Generator | Callable[[], np.random.Generator],
+                  renderer: LeaseRenderer) -> list[dict[str, Any] | LabelloopError]:
+    """Leases for ``(project_id, annotator, size)`` requests at ``now`` in one
+    :meth:`~api.storage.base.Store.batch` (one SQLite commit), each project read once, each
+    answered as the lease route does (``api.schemas.LeaseOut``). A request refused alone comes
+    back as its error, nothing of it written; a failed commit raises for all."""
+    projects: dict[str, Project] = {}
+    out: list[dict[str, Any] | LabelloopError] = []
+    with store.batch():
+        for project_id, annotator, size in asked:
+            try:
+                project = projects.get(project_id) or store.get_project(project_id)
+                projects[project_id] = project
+                lease = _lease(store, project, annotator, size, now=now, rng=rng)
+                out.append(renderer.render(lease, project, store))
+            except LabelloopError as e:
+                out.append(e)
+    return out
+
+
+def _lease(store: Store, project: Project, annotator: str, size: int | None, *, now: float,
+           rng: np.random.Generator | Callable[[], np.random.Generator]) -> Lease:
+    """One lease, gold items disguised (:func:`_gold_disguised`)."""
+    r = lease_request(project, annotator, size, rng=rng)
     lease = store.lease(r.project_id, r.annotator, r.n, n_eval=r.n_eval, now=now, ttl=r.ttl,
                         lease_id=r.lease_id, n_gold=r.n_gold)
     return _gold_disguised(lease) if r.n_gold else lease
@@ -115,9 +142,13 @@ def release_lease(store: Store, lease_id: str, annotator: str, item_ids: Sequenc
     return store.release(lease_id, _annotator(annotator), item_ids=item_ids, now=now)
 
 
-def live_leases(store: Store, project_id: str, annotator: str, *, now: float) -> list[Lease]:
-    """The annotator's live leases with their open items, oldest first (resume after a crash)."""
-    return [_gold_disguised(x) for x in store.leases(project_id, _annotator(annotator), now=now)]
+def live_leases(store: Store, project_id: str, annotator: str, *, now: float,
+                renderer: LeaseRenderer) -> list[dict[str, Any]]:
+    """The annotator's live leases with their open items, oldest first (resume after a crash),
+    each answered as the lease route answers a lease."""
+    project = store.get_project(project_id)
+    return [renderer.render(x, project, store)
+            for x in map(_gold_disguised, store.leases(project_id, _annotator(annotator), now=now))]
 
 
 @dataclass(frozen=True)

@@ -15,17 +15,19 @@ figures when the latest round ranked it.
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import Any
 
 import numpy as np
 
 from api.service.annotate import MAX_BATCH, new_lease_id
+from api.service.render import LeaseRenderer
 from api.storage.base import Store
 from api.storage.records import Annotation, Item, Lease, Project
 from labeling.errors import InvalidInput
 from labeling.label_errors import COLUMNS, entry
 from labeling.routing import ANSWER_KINDS, current_votes
 
-__all__ = ["lease_review", "queue_label_errors", "review_items", "why"]
+__all__ = ["lease_review", "queue_label_errors", "review_answer", "review_items", "why"]
 
 
 def _answers(events: Sequence[Annotation], names: list[str]) -> list[dict]:
@@ -88,6 +90,17 @@ def lease_review(store: Store, project_id: str, reviewer: str, size: int | None,
                         ttl=project.settings.lease_ttl_s, lease_id=new_lease_id(), pool="review")
     extra = review_items(store, project, [li.item for li in lease.items]) if lease.items else []
     return lease, project, extra
+
+
+def review_answer(store: Store, project_id: str, reviewer: str, size: int | None, *, now: float,
+                  renderer: LeaseRenderer) -> dict[str, Any]:
+    """A review lease (:func:`lease_review`) answered as the pool's leases are
+    (``api.schemas.ReviewLeaseOut``), each item with its answers and why it is there."""
+    lease, project, extra = lease_review(store, project_id, reviewer, size, now=now)
+    doc = renderer.render(lease, project, store)
+    for item, more in zip(doc["items"], extra, strict=True):
+        item.update(more)
+    return doc
 
 
 def queue_label_errors(store: Store, project_id: str, table: np.ndarray, k: int, *,
