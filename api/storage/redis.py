@@ -68,19 +68,6 @@ __all__ = ["RedisStore", "StoreUnavailable"]
 
 log = logging.getLogger(__name__)
 
-def _redacted(client: redis.Redis) -> str:
-    """host:port/db (or the socket path) of a client, without user or password."""
-    kw = client.connection_pool.connection_kwargs
-    if kw.get("path"):
-        return f"unix://{kw['path']}"
-    return f"{kw.get('host', '?')}:{kw.get('port', '?')}/{kw.get('db', 0)}"
-
-
-def _item_doc(it: Item) -> str:
-    return dumps({"text": it.text, "features": it.features, "meta": it.meta,
-                  "votes": list(it.votes) if it.votes is not None else None, "gold": it.gold})
-
-
 @guard_all
 class RedisStore(RedisLeaseOps, DurabilityCheck, Store):
     """Store on one Redis server (or a primary with replicas; not Redis Cluster).
@@ -92,11 +79,13 @@ class RedisStore(RedisLeaseOps, DurabilityCheck, Store):
     """
 
     def __init__(self, url: str, *, namespace: str = "labelloop", require_durable: bool = False) -> None:
-        self.k, self.url = Keys(namespace), url
+        self.k = Keys(namespace)
         # never re-send a call after a failure: a script that may have run must not run twice
         # (the pool still replaces connections that died while idle before handing them out)
         self.r = redis.Redis.from_url(url, retry=Retry(NoBackoff(), 0), **_CLIENT_OPTIONS)
-        self.where = _redacted(self.r)
+        kw = self.r.connection_pool.connection_kwargs  # where, without user or password
+        self.where = (f"unix://{kw['path']}" if kw.get("path")
+                      else f"{kw.get('host', '?')}:{kw.get('port', '?')}/{kw.get('db', 0)}")
         self._scripts = {name: self.r.register_script(source(name))
                          for name in LEASE_SCRIPTS + OTHER_SCRIPTS}
         self.check_durability(require_durable)
@@ -136,7 +125,6 @@ class RedisStore(RedisLeaseOps, DurabilityCheck, Store):
         return exc
 
     def ping(self) -> bool:
-        """A real PING; False when the server does not answer."""
         try:
             return bool(self.r.ping())
         except _UNAVAILABLE:
@@ -210,9 +198,6 @@ class RedisStore(RedisLeaseOps, DurabilityCheck, Store):
 
     # -- items ----------------------------------------------------------------------------
     def add_items(self, project_id, items, *, on_conflict, rand_keys):
-        """One MULTI/EXEC for the whole upload, under WATCH of the project's items: Redis runs
-        all of it or, if the client dies before EXEC, none (and an AOF cut inside a MULTI block
-        is dropped whole on load)."""
         pools = dict(zip((it.id for it in items), check_upload(items, on_conflict, rand_keys)))
         ids = list(pools)
         for item_id in ids:
@@ -235,7 +220,10 @@ class RedisStore(RedisLeaseOps, DurabilityCheck, Store):
             new = [(it, key) for it, key in zip(items, keys, strict=True) if it.id not in known]
             for start in range(0, len(items), 5000):
                 pipe.hset(k.p(project_id, "items"),
-                          mapping={it.id: _item_doc(it) for it in items[start:start + 5000]})
+                          mapping={it.id: dumps({"text": it.text, "features": it.features,
+                                                 "meta": it.meta, "gold": it.gold, "votes": None
+                                                 if it.votes is None else list(it.votes)})
+                                   for it in items[start:start + 5000]})
             for start in range(0, len(new), 5000):
                 part = [(it, key, pools[it.id]) for it, key in new[start:start + 5000]]
                 pipe.hset(k.p(project_id, "state"), mapping={it.id: SEP.join(map(str, (

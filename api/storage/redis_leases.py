@@ -182,10 +182,6 @@ class RedisLeaseOps:
 
     # -- rounds ---------------------------------------------------------------------------
     def commit_round(self, project_id, *, arrays, queue, rnd, fence=None):
-        """Every write in one MULTI/EXEC, so readers see all of them or none. With ``fence``, the
-        lock's token counter is WATCHed and read first (as :meth:`update_job` does): a token drawn
-        after that read aborts the EXEC, the check runs again and refuses. Nothing queued in a
-        MULTI is visible before its EXEC, so a refused commit leaves nothing behind."""
         enc = encode_round(project_id, arrays, queue, rnd)
         self._project_doc(project_id)
         entries = [(iid, why) for iid, _, why in enc.queue]
@@ -232,10 +228,6 @@ class RedisLeaseOps:
         return job
 
     def update_job(self, job_id: str, *, fence: tuple[str, int] | None = None, **fields: Any) -> Job:
-        """Atomic against concurrent updates (a worker's progress and a cancel never lose each
-        other's fields); leaving queued/running frees the project's slot for that kind. With
-        ``fence`` the write happens only while its token is the lock's latest (checked under the
-        same WATCH)."""
         key = self.k.job(job_id)
         watched = [key] if fence is None else [key, self.k.fence(fence[0])]
 

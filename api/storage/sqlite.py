@@ -62,7 +62,6 @@ class SQLiteStore(LeaseOps, Store):
 
     @contextmanager
     def batch(self) -> Iterator[None]:
-        """Leases in one transaction, each in a savepoint of its own (see :meth:`Store.batch`)."""
         with self._tx(durable=False):
             self._batched = True
             try:
@@ -273,8 +272,6 @@ class SQLiteStore(LeaseOps, Store):
 
     # -- rounds ---------------------------------------------------------------------------
     def commit_round(self, project_id, *, arrays, queue, rnd, fence=None):
-        """One ``BEGIN IMMEDIATE`` transaction: the fence check against the lock row first, then
-        every write; a refusal rolls back before anything is written."""
         enc = encode_round(project_id, arrays, queue, rnd)
         with self._tx() as db:
             if fence is not None:
