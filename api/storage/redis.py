@@ -1,6 +1,6 @@
 """Redis store: shared state for several coordinator replicas.
 
-Leases, submissions, renewals, releases, sweeps, ``require`` and job creation are Lua scripts
+Leases, submissions, renewals, releases, sweeps and ``require`` are Lua scripts
 (:mod:`api.storage.redis_common`, the lease model of :mod:`api.storage.base`), each atomic across
 replicas; adding items is one MULTI/EXEC (all of an upload or none of it, also when the client
 dies midway); the other read-modify-write methods use WATCH/MULTI. Key names live in
@@ -16,7 +16,7 @@ Errors. Connection failures, timeouts, a server still loading its AOF, a read-on
 out-of-memory refusals are raised as :class:`StoreUnavailable` (a ``LabelloopError``) ``from`` the
 redis-py error; messages name the server without its credentials.
 
-The queue, lease, annotation, job and lock operations live in :mod:`api.storage.redis_leases`
+The queue, lease, annotation and round operations live in :mod:`api.storage.redis_leases`
 (mixed in); what both modules share is in :mod:`api.storage.redis_common`.
 """
 
@@ -52,7 +52,6 @@ from api.storage.redis_common import (
     _CLIENT_OPTIONS,
     _UNAVAILABLE,
     LEASE_SCRIPTS,
-    OTHER_SCRIPTS,
     DurabilityCheck,
     StoreUnavailable,
     _item,
@@ -87,7 +86,7 @@ class RedisStore(RedisLeaseOps, DurabilityCheck, Store):
         self.where = (f"unix://{kw['path']}" if kw.get("path")
                       else f"{kw.get('host', '?')}:{kw.get('port', '?')}/{kw.get('db', 0)}")
         self._scripts = {name: self.r.register_script(source(name))
-                         for name in LEASE_SCRIPTS + OTHER_SCRIPTS}
+                         for name in LEASE_SCRIPTS}
         self.check_durability(require_durable)
 
     # -- plumbing -------------------------------------------------------------------------
@@ -263,22 +262,19 @@ class RedisStore(RedisLeaseOps, DurabilityCheck, Store):
     def _item_chunk(self, project_id: str, start: int, n: int) -> list[Item]:
         return self._items(project_id, self.r.lrange(self.k.p(project_id, "seq"), start, start + n - 1))
 
-    # -- project documents (the registered LFs, the assertions) ---------------------------------
-    def _doc(self, project_id: str, name: str) -> bytes | None:
-        self._project_doc(project_id)
-        return self.r.get(self.k.p(project_id, name))
+    # -- records (the registered LFs and assertions, jobs, locks) -------------------------
+    def _records(self, names: Sequence[str]) -> list[bytes | None]:
+        return self.r.mget([self.k.record(n) for n in names]) if names else []
 
-    def _edit_doc(self, project_id: str, name: str, change: Callable[[bytes | None], str]) -> None:
-        key = self.k.p(project_id, name)
+    def _swap(self, names, change):
+        def apply(pipe: Any) -> Any:
+            writes, result = change([pipe.get(self.k.record(n)) for n in names])
+            if writes:
+                pipe.multi()
+                pipe.mset({self.k.record(n): value for n, value in writes.items()})
+            return result
 
-        def apply(pipe: Any) -> None:
-            if pipe.hget(self.k.projects(), project_id) is None:
-                raise NotFound(f"unknown project {project_id!r}")
-            doc = change(pipe.get(key))
-            pipe.multi()
-            pipe.set(key, doc)
-
-        self._watched([key, self.k.projects()], apply)
+        return self._watched([self.k.record(n) for n in names], apply)[0]
 
     def get_votes(self, project_id, version):
         data, faults, first = self.r.hmget(self.k.votes(project_id, version), "data", "faults", "first_error")

@@ -1,5 +1,5 @@
-"""The Redis store's coordination half: the queue, leases, annotations, requirements, jobs and
-locks (mixed into :class:`api.storage.redis.RedisStore`; the atomic parts are the Lua scripts of
+"""The Redis store's coordination half: the queue, leases, annotations, requirements and rounds
+(mixed into :class:`api.storage.redis.RedisStore`; the atomic parts are the Lua scripts of
 :mod:`api.storage.redis_common`)."""
 
 from __future__ import annotations
@@ -9,20 +9,20 @@ from collections.abc import Callable, Mapping
 from dataclasses import asdict, replace
 from typing import Any
 
-from api.storage.codec import dumps, from_json, loads, to_json
+from api.storage.codec import dumps, from_json, loads
 from api.storage.keys import SEP
 from api.storage.records import (
-    ACTIVE_JOB_STATES,
     Annotation,
     Item,
-    Job,
     Lease,
     LeasedItem,
     Round,
     SubmitResult,
 )
-from api.storage.redis_common import _item, _plain, _stale
+from api.storage.redis_common import _item, _plain
 from api.storage.rules import (
+    LOCK,
+    check_fence,
     check_lease,
     check_required,
     check_submission,
@@ -204,78 +204,12 @@ class RedisLeaseOps:
                 writes(pipe)
                 pipe.execute()
             return
-        name, token = fence
-        fence_key = self.k.fence(name)
-
         def apply(pipe: Any) -> None:
-            latest = pipe.get(fence_key)
-            if latest is None or int(latest) != token:
-                raise _stale(name, token, latest)
+            check_fence(fence, lambda name: pipe.get(self.k.record(name)))
             writes(pipe)
 
-        self._watched([fence_key], apply)
+        self._watched([self.k.record(LOCK + fence[0])], apply)
 
     def list_rounds(self, project_id: str) -> list[Round]:
         self._project_doc(project_id)
         return [from_json(Round, d) for d in self.r.lrange(self.k.p(project_id, "rounds"), 0, -1)]
-
-    # -- jobs -----------------------------------------------------------------------------
-    def create_job(self, job: Job) -> Job:
-        self._project_doc(job.project_id)
-        self._run("job", keys=[self.k.job_active(job.project_id, job.kind), self.k.job(job.id),
-                                      self.k.p(job.project_id, "jobs")],
-                  args=[job.id, to_json(job)])
-        return job
-
-    def update_job(self, job_id: str, *, fence: tuple[str, int] | None = None, **fields: Any) -> Job:
-        key = self.k.job(job_id)
-        watched = [key] if fence is None else [key, self.k.fence(fence[0])]
-
-        def apply(pipe: Any) -> Job:
-            if fence is not None:
-                latest = pipe.get(self.k.fence(fence[0]))
-                if latest is None or int(latest) != fence[1]:
-                    raise _stale(fence[0], fence[1], latest)
-            doc = pipe.get(key)
-            if doc is None:
-                raise NotFound(f"unknown job {job_id!r}")
-            job = replace(from_json(Job, doc), **fields)
-            pipe.multi()
-            pipe.set(key, to_json(job))
-            if job.status not in ACTIVE_JOB_STATES:
-                self._run("job", keys=[self.k.job_active(job.project_id, job.kind)],
-                          args=["end", job_id], client=pipe)
-            return job
-
-        return self._watched(watched, apply)[0]
-
-    def get_job(self, job_id: str) -> Job:
-        doc = self.r.get(self.k.job(job_id))
-        if doc is None:
-            raise NotFound(f"unknown job {job_id!r}")
-        return from_json(Job, doc)
-
-    def list_jobs(self, project_id: str) -> list[Job]:
-        self._project_doc(project_id)
-        ids = self.r.lrange(self.k.p(project_id, "jobs"), 0, -1)
-        docs = self.r.mget([self.k.job(i.decode()) for i in ids]) if ids else []
-        return [from_json(Job, d) for d in docs if d is not None]
-
-    # -- locks with fencing tokens ----------------------------------------------------------
-    def acquire_lock(self, name: str, owner: str, ttl_s: float, now: float) -> int | None:
-        """See :meth:`Store.acquire_lock`. Redis also drops the key after ``ttl_s`` by its own
-        clock: a backstop, so a lock whose holders all died never outlives it."""
-        return self._lock("acquire", name, owner, 0, ttl_s, now) or None
-
-    def renew_lock(self, name: str, owner: str, token: int, ttl_s: float, now: float) -> bool:
-        return bool(self._lock("renew", name, owner, token, ttl_s, now))
-
-    def release_lock(self, name: str, owner: str) -> bool:
-        return bool(self._lock("release", name, owner, 0, 1.0, 0.0))
-
-    def _lock(self, op: str, name: str, owner: str, token: int, ttl_s: float, now: float) -> int:
-        if not ttl_s > 0:
-            raise InvalidInput(f"ttl_s must be > 0, got {ttl_s!r}")
-        return int(self._run("lock", keys=[self.k.lock(name), self.k.fence(name)], args=[
-            op, owner, int(token), repr(float(now)), repr(float(now + ttl_s)),
-            max(1, round(ttl_s * 1000))]))

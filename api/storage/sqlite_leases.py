@@ -1,4 +1,4 @@
-"""Leases, annotations, requirements, jobs and locks of the SQLite store (a mixin of
+"""Leases, annotations and requirements of the SQLite store (a mixin of
 :class:`api.storage.sqlite.SQLiteStore`).
 
 The model is the one :mod:`api.storage.base` describes. A lease's row carries the expiry of all
@@ -13,10 +13,9 @@ from __future__ import annotations
 import sqlite3
 from collections.abc import Mapping
 from dataclasses import replace
-from typing import Any
 
-from api.storage.codec import from_json, loads, to_json
-from api.storage.records import ANSWER_KINDS, Annotation, Job, Lease, LeasedItem, SubmitResult
+from api.storage.codec import loads
+from api.storage.records import ANSWER_KINDS, Annotation, Lease, LeasedItem, SubmitResult
 from api.storage.rules import REASONS, check_lease, check_required, check_submission, mix_gold
 from api.storage.sqlite_schema import (
     ANNOTATION_COLS,
@@ -25,7 +24,7 @@ from api.storage.sqlite_schema import (
     annotation_from_row,
     item_from_row,
 )
-from labeling.errors import Conflict, InvalidInput, NotFound, StaleToken
+from labeling.errors import Conflict, NotFound
 
 __all__ = ["LeaseOps"]
 
@@ -279,78 +278,3 @@ class LeaseOps:
                 "SELECT COUNT(*) FROM annotations WHERE project_id=? AND kind IN ('label', 'review')",
                 (project_id,)
             ).fetchone()[0]
-
-    # -- jobs -----------------------------------------------------------------------------
-    def create_job(self, job: Job) -> Job:
-        with self._tx() as db:
-            self._project(db, job.project_id)
-            row = db.execute(
-                "SELECT id FROM jobs WHERE project_id=? AND kind=? AND status IN ('queued','running')",
-                (job.project_id, job.kind),
-            ).fetchone()
-            if row is not None:
-                raise Conflict(f"a {job.kind!r} job is already running for this project: {row[0]}")
-            db.execute(
-                "INSERT INTO jobs VALUES (?,?,?,?,?)",
-                (job.id, job.project_id, job.kind, job.status, to_json(job)),
-            )
-        return job
-
-    def update_job(self, job_id: str, *, fence: tuple[str, int] | None = None, **fields: Any) -> Job:
-        with self._tx() as db:
-            if fence is not None:
-                self._check_fence(db, *fence)
-            job = replace(self._job(db, job_id), **fields)
-            db.execute(
-                "UPDATE jobs SET status=?, doc=? WHERE id=?", (job.status, to_json(job), job_id)
-            )
-        return job
-
-    def _job(self, db: sqlite3.Connection, job_id: str) -> Job:
-        row = db.execute("SELECT doc FROM jobs WHERE id=?", (job_id,)).fetchone()
-        if row is None:
-            raise NotFound(f"unknown job {job_id!r}")
-        return from_json(Job, row[0])
-
-    def get_job(self, job_id: str) -> Job:
-        with self._tx(write=False) as db:
-            return self._job(db, job_id)
-
-    def list_jobs(self, project_id: str) -> list[Job]:
-        with self._tx(write=False) as db:
-            self._project(db, project_id)
-            rows = db.execute(
-                "SELECT doc FROM jobs WHERE project_id=? ORDER BY rowid", (project_id,)
-            ).fetchall()
-        return [from_json(Job, r[0]) for r in rows]
-
-    # -- locks with fencing tokens ----------------------------------------------------------
-    def acquire_lock(self, name: str, owner: str, ttl_s: float, now: float) -> int | None:
-        if not ttl_s > 0:
-            raise InvalidInput(f"ttl_s must be > 0, got {ttl_s!r}")
-        with self._tx() as db:
-            row = db.execute("SELECT owner, expires_at, fence FROM locks WHERE name=?", (name,)).fetchone()
-            if row is not None and row[0] is not None and row[1] > now:
-                return None
-            token = (row[2] if row else 0) + 1
-            db.execute("INSERT OR REPLACE INTO locks VALUES (?,?,?,?)", (name, owner, now + ttl_s, token))
-        return token
-
-    def renew_lock(self, name: str, owner: str, token: int, ttl_s: float, now: float) -> bool:
-        with self._tx() as db:
-            cur = db.execute("UPDATE locks SET expires_at=? WHERE name=? AND owner=? AND fence=?",
-                             (now + ttl_s, name, owner, token))
-            return cur.rowcount == 1
-
-    def release_lock(self, name: str, owner: str) -> bool:
-        with self._tx() as db:
-            cur = db.execute("UPDATE locks SET owner=NULL WHERE name=? AND owner=?", (name, owner))
-            return cur.rowcount == 1
-
-    @staticmethod
-    def _check_fence(db: sqlite3.Connection, name: str, token: int) -> None:
-        row = db.execute("SELECT fence FROM locks WHERE name=?", (name,)).fetchone()
-        if row is None or row[0] != token:
-            raise StaleToken(f"stale fencing token {token} for lock {name!r} (latest: "
-                             f"{row[0] if row else None}): its holder lost the lock, write refused")
-

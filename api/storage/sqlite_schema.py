@@ -66,9 +66,8 @@ CREATE TABLE annotations (
 CREATE UNIQUE INDEX annotations_idem ON annotations (project_id, annotator, idem_key)
     WHERE idem_key IS NOT NULL;
 CREATE INDEX annotations_project ON annotations (project_id, seq);
--- a project's documents by name (the registered LFs, the assertions: JSON lists)
-CREATE TABLE docs (
-    project_id TEXT NOT NULL, name TEXT NOT NULL, doc TEXT NOT NULL, PRIMARY KEY (project_id, name));
+-- small records by name: the registered LFs and assertions, jobs, locks (see Store._records)
+CREATE TABLE records (name TEXT PRIMARY KEY, value NOT NULL) WITHOUT ROWID;
 CREATE TABLE votes (
     project_id TEXT NOT NULL, version TEXT NOT NULL, data BLOB NOT NULL,
     faults INTEGER NOT NULL, first_error TEXT, PRIMARY KEY (project_id, version));
@@ -77,12 +76,6 @@ CREATE TABLE arrays (
 CREATE TABLE rounds (
     project_id TEXT NOT NULL, number INTEGER NOT NULL, doc TEXT NOT NULL,
     PRIMARY KEY (project_id, number));
-CREATE TABLE jobs (
-    id TEXT PRIMARY KEY, project_id TEXT NOT NULL, kind TEXT NOT NULL, status TEXT NOT NULL,
-    doc TEXT NOT NULL);
-CREATE INDEX jobs_project ON jobs (project_id, kind, status);
-CREATE TABLE locks (
-    name TEXT PRIMARY KEY, owner TEXT, expires_at REAL NOT NULL, fence INTEGER NOT NULL);
 """
 
 #: schema scripts by version (no semicolons inside their comments: they run statement by statement): ``MIGRATIONS[v - 1]`` brings a file from version v - 1 to v
