@@ -37,7 +37,7 @@ from typing import Any
 
 import numpy as np
 
-from api.storage.codec import dumps, loads
+from api.storage.codec import array_to_bytes, bytes_to_array, dumps, loads
 from api.storage.jobs import JobsAndLocks
 from api.storage.records import (
     Annotation,
@@ -50,6 +50,7 @@ from api.storage.records import (
     Round,
     SubmitResult,
 )
+from api.storage.rules import LOCK, check_fence
 from labeling.errors import LabelloopError, NotFound
 
 
@@ -169,29 +170,40 @@ class Store(JobsAndLocks, abc.ABC):
         self.get_project(project_id)
         self._swap([f"{kind}:{project_id}"], change)
 
-    # small records by name, JSON: ``lfs:P`` and ``assertions:P`` (lists of the registered
-    # records), and the jobs and locks of :class:`~api.storage.jobs.JobsAndLocks`
+    # small records by name: ``lfs:P`` and ``assertions:P`` (JSON lists of the registered
+    # records), ``votes:P:VERSION`` (npy bytes) and ``votes-info:P:VERSION`` (JSON [faults,
+    # first error]), and the jobs and locks of :class:`~api.storage.jobs.JobsAndLocks`
     @abc.abstractmethod
     def _records(self, names: Sequence[str]) -> list[str | bytes | None]:
         """The records ``names``, None where absent."""
 
     @abc.abstractmethod
     def _swap(self, names: Sequence[str],
-              change: Callable[[list[str | bytes | None]], tuple[dict[str, str], Any]]) -> Any:
-        """``writes, result = change(records names)``, then store ``writes`` (name -> JSON), in
+              change: Callable[[list[str | bytes | None]], tuple[dict, Any]]) -> Any:
+        """``writes, result = change(records names)``, then store ``writes`` (name -> value), in
         one atomic step; returns ``result``. If ``change`` raises, nothing is written."""
 
-    @abc.abstractmethod
     def get_votes(self, project_id: str, version: str) -> tuple[np.ndarray, int, str | None]:
         """Cached votes of one LF version for items ``seq`` 0..len-1, with (faults, first_error).
         An LF version never applied returns an empty int8 array."""
+        data, info = self._records([f"votes:{project_id}:{version}", f"votes-info:{project_id}:{version}"])
+        if data is None:
+            return np.empty(0, dtype=np.int8), 0, None
+        return bytes_to_array(data), *loads(info)
 
-    @abc.abstractmethod
     def put_votes(
         self, project_id: str, version: str, votes: np.ndarray, faults: int, first_error: str | None,
         *, fence: tuple[str, int] | None = None,
     ) -> None:
         """Replace the cached votes of ``version`` (covering ``seq`` 0..len(votes)-1)."""
+        writes = {f"votes:{project_id}:{version}": array_to_bytes(np.asarray(votes, dtype=np.int8)),
+                  f"votes-info:{project_id}:{version}": dumps([int(faults), first_error])}
+
+        def change(docs: list) -> tuple[dict[str, str | bytes], None]:
+            check_fence(fence, lambda _: docs[0])
+            return writes, None
+
+        self._swap([] if fence is None else [LOCK + fence[0]], change)
 
     # -- arrays (probabilities, model artifacts) ------------------------------------------
     @abc.abstractmethod

@@ -50,9 +50,6 @@ class Keys:
     def clock(self) -> str:
         return f"{self.ns}:lease-clock"  # the latest time a lease or a sweep ran at
 
-    def votes(self, pid: str, version: str) -> str:
-        return f"{self.ns}:p:{{{pid}}}:votes:{version}"  # hash: data, faults, first_error
-
     def array(self, pid: str, name: str) -> str:
         return f"{self.ns}:p:{{{pid}}}:array:{name}"
 

@@ -139,7 +139,8 @@ class RedisStore(RedisLeaseOps, DurabilityCheck, Store):
         with self.r.pipeline(transaction=True) as pipe:
             while True:
                 try:
-                    pipe.watch(*keys)
+                    if keys:  # none: the writes need no check
+                        pipe.watch(*keys)
                     result = apply(pipe)
                     if not pipe.explicit_transaction:
                         pipe.unwatch()
@@ -262,7 +263,7 @@ class RedisStore(RedisLeaseOps, DurabilityCheck, Store):
     def _item_chunk(self, project_id: str, start: int, n: int) -> list[Item]:
         return self._items(project_id, self.r.lrange(self.k.p(project_id, "seq"), start, start + n - 1))
 
-    # -- records (the registered LFs and assertions, jobs, locks) -------------------------
+    # -- small records (see Store._records) -----------------------------------------------
     def _records(self, names: Sequence[str]) -> list[bytes | None]:
         return self.r.mget([self.k.record(n) for n in names]) if names else []
 
@@ -275,22 +276,6 @@ class RedisStore(RedisLeaseOps, DurabilityCheck, Store):
             return result
 
         return self._watched([self.k.record(n) for n in names], apply)[0]
-
-    def get_votes(self, project_id, version):
-        data, faults, first = self.r.hmget(self.k.votes(project_id, version), "data", "faults", "first_error")
-        if data is None:
-            return np.empty(0, dtype=np.int8), 0, None
-        return bytes_to_array(data), int(faults), first.decode() if first else None
-
-    def put_votes(self, project_id, version, votes, faults, first_error, *, fence=None):
-        mapping = {"data": array_to_bytes(np.asarray(votes, dtype=np.int8)), "faults": int(faults),
-                   "first_error": first_error or ""}
-
-        def writes(pipe: Any) -> None:
-            pipe.multi()
-            pipe.hset(self.k.votes(project_id, version), mapping=mapping)
-
-        self._fenced(fence, writes)
 
     def put_array(self, project_id: str, name: str, array: np.ndarray) -> None:
         self._project_doc(project_id)

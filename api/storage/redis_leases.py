@@ -5,7 +5,7 @@
 from __future__ import annotations
 
 import json
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from dataclasses import asdict, replace
 from typing import Any
 
@@ -42,16 +42,6 @@ class RedisLeaseOps:
     """Over ``self.r`` (client), ``self.k`` (keys), ``self._lease_script`` and ``self._run``."""
 
     # -- queue ----------------------------------------------------------------------------
-    def _queue_writes(self, pipe: Any, project_id: str, entries: list[tuple[str, str]]) -> None:
-        """Replace the queue with ``entries`` (item id, reasons JSON) in ``pipe``: ranks as
-        scores, reasons in their own hash."""
-        queue, why = self.k.p(project_id, "queue"), self.k.p(project_id, "reasons")
-        pipe.delete(queue, why)
-        for start in range(0, len(entries), 10_000):
-            chunk = entries[start : start + 10_000]
-            pipe.zadd(queue, {iid: start + r for r, (iid, _) in enumerate(chunk)})
-            pipe.hset(why, mapping=dict(chunk))
-
     def queue_depth(self, project_id: str, now: float) -> dict[str, int]:
         self._project_doc(project_id)
         got = self._lease_script("queue_depth", project_id, repr(float(now)))
@@ -182,33 +172,25 @@ class RedisLeaseOps:
 
     # -- rounds ---------------------------------------------------------------------------
     def commit_round(self, project_id, *, arrays, queue, rnd, fence=None):
+        """One MULTI/EXEC. With ``fence``, the lock's record is WATCHed and read first: a token
+        drawn after that read aborts the EXEC, the check runs again and refuses."""
         enc = encode_round(project_id, arrays, queue, rnd)
         self._project_doc(project_id)
-        entries = [(iid, why) for iid, _, why in enc.queue]
+        ranks, why = self.k.p(project_id, "queue"), self.k.p(project_id, "reasons")
 
-        def writes(pipe: Any) -> None:
+        def apply(pipe: Any) -> None:
+            check_fence(fence, lambda name: pipe.get(self.k.record(name)))
             pipe.multi()
             for name, data in enc.arrays.items():
                 pipe.set(self.k.array(project_id, name), data)
-            self._queue_writes(pipe, project_id, entries)
+            pipe.delete(ranks, why)  # the queue: ranks as scores, reasons in their own hash
+            for start in range(0, len(enc.queue), 10_000):
+                chunk = enc.queue[start:start + 10_000]
+                pipe.zadd(ranks, {iid: start + r for r, (iid, _, _) in enumerate(chunk)})
+                pipe.hset(why, mapping={iid: reasons for iid, _, reasons in chunk})
             pipe.rpush(self.k.p(project_id, "rounds"), enc.round_json)
 
-        self._fenced(fence, writes)
-
-    def _fenced(self, fence: tuple[str, int] | None, writes: Callable[[Any], None]) -> None:
-        """Run ``writes(pipe)`` (it starts with ``pipe.multi()``) as one MULTI/EXEC. With
-        ``fence``, the lock's token counter is WATCHed and read first: a token drawn after that
-        read aborts the EXEC, the check runs again and refuses with ``StaleToken``."""
-        if fence is None:
-            with self.r.pipeline(transaction=True) as pipe:
-                writes(pipe)
-                pipe.execute()
-            return
-        def apply(pipe: Any) -> None:
-            check_fence(fence, lambda name: pipe.get(self.k.record(name)))
-            writes(pipe)
-
-        self._watched([self.k.record(LOCK + fence[0])], apply)
+        self._watched([] if fence is None else [self.k.record(LOCK + fence[0])], apply)
 
     def list_rounds(self, project_id: str) -> list[Round]:
         self._project_doc(project_id)

@@ -200,7 +200,7 @@ class SQLiteStore(LeaseOps, Store):
                                     " i.seq>=? ORDER BY i.seq LIMIT ?", (project_id, start, n))
             return [item_from_row(r) for r in rows]
 
-    # -- records (the registered LFs and assertions, jobs, locks) -------------------------
+    # -- small records (see Store._records) -----------------------------------------------
     @staticmethod
     def _record(db: sqlite3.Connection, name: str) -> str | bytes | None:
         row = db.execute("SELECT value FROM records WHERE name=?", (name,)).fetchone()
@@ -215,25 +215,6 @@ class SQLiteStore(LeaseOps, Store):
             writes, result = change([self._record(db, name) for name in names])
             db.executemany("INSERT OR REPLACE INTO records VALUES (?,?)", writes.items())
         return result
-
-    def get_votes(self, project_id, version):
-        with self._tx(write=False) as db:
-            row = db.execute(
-                "SELECT data, faults, first_error FROM votes WHERE project_id=? AND version=?",
-                (project_id, version),
-            ).fetchone()
-        if row is None:
-            return np.empty(0, dtype=np.int8), 0, None
-        return bytes_to_array(row[0]), row[1], row[2]
-
-    def put_votes(self, project_id, version, votes, faults, first_error, *, fence=None):
-        data = array_to_bytes(np.asarray(votes, dtype=np.int8))
-        with self._tx() as db:
-            check_fence(fence, lambda name: self._record(db, name))
-            db.execute(
-                "INSERT OR REPLACE INTO votes VALUES (?,?,?,?,?)",
-                (project_id, version, data, int(faults), first_error),
-            )
 
     # -- arrays ---------------------------------------------------------------------------
     def put_array(self, project_id: str, name: str, array: np.ndarray) -> None:

@@ -66,11 +66,9 @@ CREATE TABLE annotations (
 CREATE UNIQUE INDEX annotations_idem ON annotations (project_id, annotator, idem_key)
     WHERE idem_key IS NOT NULL;
 CREATE INDEX annotations_project ON annotations (project_id, seq);
--- small records by name: the registered LFs and assertions, jobs, locks (see Store._records)
+-- small records by name: the registered LFs and assertions, cached votes, jobs, locks (see
+-- Store._records)
 CREATE TABLE records (name TEXT PRIMARY KEY, value NOT NULL) WITHOUT ROWID;
-CREATE TABLE votes (
-    project_id TEXT NOT NULL, version TEXT NOT NULL, data BLOB NOT NULL,
-    faults INTEGER NOT NULL, first_error TEXT, PRIMARY KEY (project_id, version));
 CREATE TABLE arrays (
     project_id TEXT NOT NULL, name TEXT NOT NULL, data BLOB NOT NULL, PRIMARY KEY (project_id, name));
 CREATE TABLE rounds (
