@@ -9,13 +9,11 @@ from collections.abc import Mapping
 from dataclasses import asdict, replace
 from typing import Any
 
-from api.storage.codec import dumps, from_json, loads
+from api.storage.codec import dumps, from_json
 from api.storage.keys import SEP
 from api.storage.records import (
     Annotation,
-    Item,
     Lease,
-    LeasedItem,
     Round,
     SubmitResult,
 )
@@ -27,14 +25,13 @@ from api.storage.rules import (
     check_required,
     check_submission,
     encode_round,
+    idem_payload,
+    leased,
 )
 from labeling.errors import InvalidInput, NotFound
 
 __all__ = ["RedisLeaseOps"]
 
-
-def _leased(item: Item, reasons: bytes | str) -> LeasedItem:
-    return LeasedItem(item, loads(reasons), item.pool == "eval", item.pool)
 
 _KEEP_S = 86400  # a lease's hash outlives its expiry by this long (get_lease still answers)
 
@@ -58,7 +55,7 @@ class RedisLeaseOps:
                                  repr(float(ttl)), lease_id, project_id, n_gold, pool)
         items = []
         for i in range(2, len(out), 4):  # item, reasons, document, position per item
-            items.append(_leased(_item(out[i].decode(), out[i + 2], out[i + 3]), out[i + 1]))
+            items.append(leased(_item(out[i].decode(), out[i + 2], out[i + 3]), out[i + 1]))
         return Lease(lease_id, project_id, annotator, float(out[1]), tuple(li.item.id for li in items),
                      tuple(items), exhausted=out[0] == b"1")
 
@@ -106,7 +103,7 @@ class RedisLeaseOps:
             items = self._items(project_id, picked)
             out.append((float(meta[b"created_at"]), lid.decode(), Lease(
                 lid.decode(), project_id, annotator, expires, tuple(picked),
-                tuple(_leased(it, reasons[j]) for it, j in zip(items, open_at, strict=True)))))
+                tuple(leased(it, reasons[j]) for it, j in zip(items, open_at, strict=True)))))
         return [lease for _, _, lease in sorted(out, key=lambda t: t[:2])]
 
     def renew(self, lease_id, annotator, *, now, ttl):
@@ -155,8 +152,8 @@ class RedisLeaseOps:
         for a in annotations:
             _plain("annotator", a.annotator)
             doc = dumps({**asdict(a), "created_at": now, "seq": -1})
-            payload = dumps([a.item_id, a.kind, a.label, a.comment, a.lease_id])
-            args += [a.item_id, a.annotator, a.kind, a.lease_id or "", a.idempotency_key or "", payload, doc]
+            args += [a.item_id, a.annotator, a.kind, a.lease_id or "", a.idempotency_key or "",
+                     idem_payload(a), doc]
         out = self._lease_script("submit", pids.pop(), *args)
         return [SubmitResult(replace(Annotation(**json.loads(out[i + 2])), seq=int(out[i + 1])),
                              duplicate=out[i] == 1)

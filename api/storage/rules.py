@@ -11,12 +11,12 @@ from typing import NamedTuple
 import numpy as np
 
 from api.storage.codec import array_to_bytes, dumps, loads, to_json
-from api.storage.records import POOLS, Annotation, Item, Round
+from api.storage.records import POOLS, Annotation, Item, LeasedItem, Round
 from labeling.errors import Conflict, InvalidInput, StaleToken
 
 __all__ = ["LOCK", "REASONS", "EncodedRound", "check_fence", "check_lease", "check_pool",
            "check_required", "check_submission", "check_ttl", "check_upload", "encode_round",
-           "mix_gold"]
+           "idem_payload", "leased", "mix_gold"]
 
 LOCK = "lock:"  # the record of lock NAME is LOCK + NAME: JSON {owner, expires_at, token}
 
@@ -84,6 +84,16 @@ def check_submission(annotations: Sequence[Annotation]) -> None:
         if a.kind == "correct" and a.lease_id is not None:
             raise InvalidInput(f"a correction names no lease, got lease {a.lease_id!r} for item "
                                f"{a.item_id!r}")
+
+
+def idem_payload(ann: Annotation) -> str:
+    """What an idempotency key stands for: a repeat must carry the same."""
+    return dumps([ann.item_id, ann.kind, ann.label, ann.comment, ann.lease_id])
+
+
+def leased(item: Item, reasons: str | bytes | None) -> LeasedItem:
+    """An item as a lease hands it out, with its queue reasons (None: those of pool order)."""
+    return LeasedItem(item, loads(reasons or REASONS[item.pool]), item.pool == "eval", item.pool)
 
 
 def mix_gold(order: list[str], gold: list[str], start: int, end: int, lease_id: str) -> list[str]:

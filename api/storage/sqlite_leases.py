@@ -14,9 +14,15 @@ import sqlite3
 from collections.abc import Mapping
 from dataclasses import replace
 
-from api.storage.codec import loads
 from api.storage.records import ANSWER_KINDS, Annotation, Lease, LeasedItem, SubmitResult
-from api.storage.rules import REASONS, check_lease, check_required, check_submission, mix_gold
+from api.storage.rules import (
+    check_lease,
+    check_required,
+    check_submission,
+    idem_payload,
+    leased,
+    mix_gold,
+)
 from api.storage.sqlite_schema import (
     ANNOTATION_COLS,
     ITEM_COLS,
@@ -44,19 +50,7 @@ _FROM_QUEUE = (f"SELECT {ITEM_COLS}, q.reasons FROM queue q INDEXED BY queue_ran
                f" q.project_id=:p AND p.pool='main' AND {_OPEN}{_NOT_THEIRS} ORDER BY q.rank LIMIT :n")
 _HOLDS = "UPDATE pool SET n_holds=n_holds+? WHERE project_id=? AND item_id=?"
 _ENDED = " RETURNING -1, project_id, item_id"  # rows for ``_HOLDS``
-_DEFAULT = {pool: loads(why) for pool, why in REASONS.items()}
 
-
-def _payload(ann: Annotation) -> tuple:
-    """What an idempotency key stands for: a repeat must carry the same."""
-    return (ann.item_id, ann.kind, ann.label, ann.comment, ann.lease_id)
-
-
-def _leased(row: tuple) -> LeasedItem:
-    """A leased item from its row (:data:`ITEM_COLS`, then its queue reasons or None)."""
-    item = item_from_row(row)
-    why = loads(row[-1]) if row[-1] else dict(_DEFAULT[item.pool])
-    return LeasedItem(item, why, item.pool == "eval", item.pool)
 
 
 class LeaseOps:
@@ -124,7 +118,8 @@ class LeaseOps:
                     " a.project_id=?1 AND a.item_id=h.item_id AND a.annotator=?2) LIMIT 1",
                     (project_id, annotator, pool == "review")).fetchone() is None
         return Lease(lease_id, project_id, annotator, expires, tuple(order),
-                     tuple(_leased(picked[i]) for i in order), exhausted=exhausted)
+                     tuple(leased(item_from_row(picked[i]), picked[i][-1]) for i in order),
+                     exhausted=exhausted)
 
     @staticmethod
     def _lease_row(db: sqlite3.Connection, lease_id: str) -> tuple[str, str, float, int]:
@@ -152,7 +147,7 @@ class LeaseOps:
                 " ORDER BY l.created_at, l.id, i.seq", (project_id, annotator, now)).fetchall()
         by_lease: dict[str, tuple[float, list[LeasedItem]]] = {}
         for lease_id, expires, *row in rows:
-            by_lease.setdefault(lease_id, (expires, []))[1].append(_leased(row))
+            by_lease.setdefault(lease_id, (expires, []))[1].append(leased(item_from_row(row), row[-1]))
         return [Lease(lid, project_id, annotator, exp, tuple(li.item.id for li in items), tuple(items))
                 for lid, (exp, items) in by_lease.items()]
 
@@ -226,7 +221,7 @@ class LeaseOps:
                                      (ann.project_id, ann.annotator, ann.idempotency_key)).fetchone()
                     if row is not None:
                         first = annotation_from_row(row)
-                        if _payload(first) != _payload(ann):
+                        if idem_payload(first) != idem_payload(ann):
                             raise Conflict(f"idempotency key {ann.idempotency_key!r} of annotator "
                                            f"{ann.annotator!r} was used for another annotation "
                                            f"(item {first.item_id!r}, {first.kind})")
