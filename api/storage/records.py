@@ -30,7 +30,6 @@ __all__ = [
     "ProjectSettings",
     "Round",
     "SubmitResult",
-    "redundancy_draw",
     "required_answers",
 ]
 
@@ -88,16 +87,13 @@ class ProjectSettings:
         return asdict(self)
 
 
-def redundancy_draw(item_id: str) -> float:
-    """A fixed number in [0, 1) per item id: the first 32 bits of its SHA-1."""
-    return int(hashlib.sha1(item_id.encode()).hexdigest()[:8], 16) / 4294967296.0
-
-
 def required_answers(item_id: str, fraction: float, k: int) -> int:
     """How many distinct annotators must label ``item_id``: ``k`` for the sampled share, else 1.
-    The one place the redundancy draw is made: the stores set each item's ``required`` from it
-    when the item is added or the settings change; :meth:`Store.require` changes it later."""
-    return k if fraction > 0 and redundancy_draw(item_id) < fraction else 1
+    The one place the redundancy draw is made (the first 32 bits of the id's SHA-1, as a number
+    in [0, 1)): the stores set each item's ``required`` from it when the item is added or the
+    settings change; :meth:`Store.require` changes it later."""
+    draw = int(hashlib.sha1(item_id.encode()).hexdigest()[:8], 16) / 4294967296.0
+    return k if fraction > 0 and draw < fraction else 1
 
 
 @dataclass(frozen=True)

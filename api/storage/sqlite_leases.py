@@ -27,7 +27,6 @@ from api.storage.sqlite_schema import (
     ANNOTATION_COLS,
     ITEM_COLS,
     ITEMS,
-    annotation_from_row,
     item_from_row,
 )
 from labeling.errors import Conflict, NotFound
@@ -220,7 +219,7 @@ class LeaseOps:
                                      " AND annotator=? AND idem_key=?",
                                      (ann.project_id, ann.annotator, ann.idempotency_key)).fetchone()
                     if row is not None:
-                        first = annotation_from_row(row)
+                        first = Annotation(*row)
                         if idem_payload(first) != idem_payload(ann):
                             raise Conflict(f"idempotency key {ann.idempotency_key!r} of annotator "
                                            f"{ann.annotator!r} was used for another annotation "
@@ -265,7 +264,7 @@ class LeaseOps:
                 f"SELECT {ANNOTATION_COLS} FROM annotations WHERE project_id=? AND seq>? ORDER BY seq",
                 (project_id, since),
             ).fetchall()
-        return [annotation_from_row(r) for r in rows]
+        return [Annotation(*r) for r in rows]
 
     def count_labels(self, project_id: str) -> int:
         with self._tx(write=False) as db:
