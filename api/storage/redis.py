@@ -7,11 +7,6 @@ dies midway); the other read-modify-write methods use WATCH/MULTI. Key names liv
 :mod:`api.storage.keys` only. Time is always passed in (``now``); the Redis clock is never read for
 lease logic.
 
-Durability. At start-up the store reads ``appendonly``, ``appendfsync`` and ``maxmemory-policy``
-(``CONFIG GET``, or ``INFO`` where CONFIG is disabled, as on managed Redis): with
-``require_durable`` it refuses a server that could lose acknowledged annotations, otherwise it logs
-a warning.
-
 Errors. Connection failures, timeouts, a server still loading its AOF, a read-only replica and
 out-of-memory refusals are raised as :class:`StoreUnavailable` (a ``LabelloopError``) ``from`` the
 redis-py error; messages name the server without its credentials.
@@ -101,27 +96,17 @@ class RedisStore(RedisLeaseOps, DurabilityCheck, Store):
                 "with its idempotency key)"
             ) from exc
 
-    def _run(self, name: str, keys: Sequence[str] = (), args: Sequence[Any] = (), client: Any = None):
-        try:
-            return self._scripts[name](keys=list(keys), args=list(args), client=client)
-        except redis.ResponseError as exc:
-            raise self._refusal(exc) from None
-
     def _lease_script(self, name: str, project_id: str, *args: Any) -> Any:
-        """Run a lease script (:data:`~api.storage.redis_common.LEASE_SCRIPTS`) on a project."""
-        return self._run(name, keys=[*self.k.project(project_id), self.k.clock(), self.k.projects()],
-                         args=[self.k.lease_prefix(), *args])
-
-    @staticmethod
-    def _refusal(exc: redis.ResponseError) -> Exception:
-        """The store error a script's refusal stands for (``CONFLICT ...``, ``NOTFOUND ...``), or
-        the error itself when it is not one."""
-        msg = str(exc)
-        if not isinstance(exc, _UNAVAILABLE):
+        """Run a lease script (:data:`~api.storage.redis_common.LEASE_SCRIPTS`) on a project; its
+        refusals (``CONFLICT ...``, ``NOTFOUND ...``) are raised as those store errors."""
+        keys = [*self.k.project(project_id), self.k.clock(), self.k.projects()]
+        try:
+            return self._scripts[name](keys=keys, args=[self.k.lease_prefix(), *args])
+        except redis.ResponseError as exc:
             for prefix, err in (("CONFLICT ", Conflict), ("NOTFOUND ", NotFound)):
-                if msg.startswith(prefix):
-                    return err(msg[len(prefix):])
-        return exc
+                if str(exc).startswith(prefix) and not isinstance(exc, _UNAVAILABLE):
+                    raise err(str(exc)[len(prefix):]) from None
+            raise
 
     def ping(self) -> bool:
         try:

@@ -36,7 +36,7 @@ __all__ = ["RedisLeaseOps"]
 _KEEP_S = 86400  # a lease's hash outlives its expiry by this long (get_lease still answers)
 
 class RedisLeaseOps:
-    """Over ``self.r`` (client), ``self.k`` (keys), ``self._lease_script`` and ``self._run``."""
+    """Over ``self.r`` (client), ``self.k`` (keys) and ``self._lease_script``."""
 
     # -- queue ----------------------------------------------------------------------------
     def queue_depth(self, project_id: str, now: float) -> dict[str, int]:

@@ -121,16 +121,19 @@ class LeaseOps:
                      exhausted=exhausted)
 
     @staticmethod
-    def _lease_row(db: sqlite3.Connection, lease_id: str) -> tuple[str, str, float, int]:
-        row = db.execute("SELECT project_id, annotator, expires_at, open FROM leases WHERE id=?",
+    def _lease_row(db: sqlite3.Connection, lease_id: str, annotator: str | None = None) -> tuple:
+        """(project, annotator, expiry) of a lease; ``Conflict`` if not ``annotator``'s."""
+        row = db.execute("SELECT project_id, annotator, expires_at FROM leases WHERE id=?",
                          (lease_id,)).fetchone()
         if row is None:
             raise NotFound(f"unknown lease {lease_id!r}")
+        if annotator is not None and row[1] != annotator:
+            raise Conflict(f"lease {lease_id!r} belongs to another annotator")
         return row
 
     def get_lease(self, lease_id: str) -> Lease:
         with self._tx(write=False) as db:
-            project_id, annotator, expires, _ = self._lease_row(db, lease_id)
+            project_id, annotator, expires = self._lease_row(db, lease_id)
             items = tuple(r[0] for r in db.execute(
                 "SELECT h.item_id FROM holds h JOIN items i ON i.project_id=h.project_id AND"
                 " i.id=h.item_id WHERE h.lease_id=? ORDER BY i.seq", (lease_id,)))
@@ -150,15 +153,9 @@ class LeaseOps:
         return [Lease(lid, project_id, annotator, exp, tuple(li.item.id for li in items), tuple(items))
                 for lid, (exp, items) in by_lease.items()]
 
-    def _own_lease(self, db: sqlite3.Connection, lease_id: str, annotator: str) -> str:
-        project_id, owner, _, _ = self._lease_row(db, lease_id)
-        if owner != annotator:
-            raise Conflict(f"lease {lease_id!r} belongs to another annotator")
-        return project_id
-
     def renew(self, lease_id, annotator, *, now, ttl):
         with self._tx() as db:
-            self._own_lease(db, lease_id, annotator)
+            self._lease_row(db, lease_id, annotator)
             cur = db.execute("UPDATE leases SET expires_at=?1 WHERE id=?2 AND open=1 AND expires_at>?3"
                              " AND EXISTS (SELECT 1 FROM holds WHERE lease_id=?2)", (now + ttl, lease_id, now))
             if cur.rowcount == 0:
@@ -167,7 +164,7 @@ class LeaseOps:
 
     def release(self, lease_id, annotator, *, item_ids=None, now):
         with self._tx() as db:
-            self._own_lease(db, lease_id, annotator)
+            self._lease_row(db, lease_id, annotator)
             if item_ids is None:
                 ended = db.execute(f"DELETE FROM holds WHERE lease_id=?{_ENDED}", (lease_id,)).fetchall()
             else:
