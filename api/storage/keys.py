@@ -58,8 +58,5 @@ class Keys:
         # JSON, likewise); kept a day past its expiry
         return f"{self.ns}:lease:{lease_id}"
 
-    def lease_prefix(self) -> str:
-        return self.lease("")
-
     def record(self, name: str) -> str:
         return f"{self.ns}:r:{name}"  # a small record of the store (see ``Store._records``)

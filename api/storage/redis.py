@@ -17,7 +17,6 @@ The queue, lease, annotation and round operations live in :mod:`api.storage.redi
 
 from __future__ import annotations
 
-import logging
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import replace
@@ -60,7 +59,6 @@ from labeling.errors import Conflict, NotFound
 
 __all__ = ["RedisStore", "StoreUnavailable"]
 
-log = logging.getLogger(__name__)
 
 @guard_all
 class RedisStore(RedisLeaseOps, DurabilityCheck, Store):
@@ -101,7 +99,7 @@ class RedisStore(RedisLeaseOps, DurabilityCheck, Store):
         refusals (``CONFLICT ...``, ``NOTFOUND ...``) are raised as those store errors."""
         keys = [*self.k.project(project_id), self.k.clock(), self.k.projects()]
         try:
-            return self._scripts[name](keys=keys, args=[self.k.lease_prefix(), *args])
+            return self._scripts[name](keys=keys, args=[self.k.lease(""), *args])
         except redis.ResponseError as exc:
             for prefix, err in (("CONFLICT ", Conflict), ("NOTFOUND ", NotFound)):
                 if str(exc).startswith(prefix) and not isinstance(exc, _UNAVAILABLE):
