@@ -115,20 +115,19 @@ class RedisStore(RedisLeaseOps, DurabilityCheck, Store):
     def close(self) -> None:
         self.r.close()
 
-    def _watched(self, keys: Sequence[str], apply: Callable[[Any], Any]) -> tuple[Any, list]:
+    def _watched(self, keys: Sequence[str], apply: Callable[[Any], Any]) -> Any:
         """Optimistic transaction: ``apply(pipe)`` reads through ``pipe`` (immediate mode), then
         calls ``pipe.multi()`` and queues its writes. Re-run while a watched key changed in between.
-        Returns ``apply``'s result and the queued commands' replies (``[]`` if it wrote nothing)."""
+        Returns ``apply``'s result."""
         with self.r.pipeline(transaction=True) as pipe:
             while True:
                 try:
                     if keys:  # none: the writes need no check
                         pipe.watch(*keys)
                     result = apply(pipe)
-                    if not pipe.explicit_transaction:
-                        pipe.unwatch()
-                        return result, []
-                    return result, pipe.execute()
+                    if pipe.explicit_transaction:
+                        pipe.execute()
+                    return result  # (leaving the pipeline unwatches)
                 except redis.WatchError:
                     continue
 
@@ -166,18 +165,15 @@ class RedisStore(RedisLeaseOps, DurabilityCheck, Store):
             pipe.hset(key, project_id, to_json(project))
             return project
 
-        project = self._watched([key], apply)[0]
-        self._redraw(project_id, settings)
-        return project
-
-    def _redraw(self, project_id: str, s: ProjectSettings) -> None:
-        """Every item's ``required`` from redundancy settings ``s``, a script call per 5000 items
-        (each atomic with leases; a settings change is rare and never undone halfway by one)."""
-        seq = self.k.p(project_id, "seq")
+        project = self._watched([key], apply)
+        seq, s = self.k.p(project_id, "seq"), settings
+        # every item's ``required`` drawn again, a script call per 5000 items (each atomic with
+        # leases; a settings change is rare and never undone halfway by one)
         for start in range(0, int(self.r.llen(seq)), 5000):
             ids = [i.decode() for i in self.r.lrange(seq, start, start + 4999)]
             self._require(project_id, {i: required_answers(i, s.redundancy_fraction, s.redundancy_k)
                                        for i in ids})
+        return project
 
     # -- items ----------------------------------------------------------------------------
     def add_items(self, project_id, items, *, on_conflict, rand_keys):
@@ -221,7 +217,7 @@ class RedisStore(RedisLeaseOps, DurabilityCheck, Store):
                     pipe.sadd(k.p(project_id, "evalset"), *evals)
             return len(new), len(items) - len(new)
 
-        return self._watched([k.p(project_id, "state"), k.projects()], apply)[0]
+        return self._watched([k.p(project_id, "state"), k.projects()], apply)
 
     def count_items(self, project_id: str) -> int:
         self._project_doc(project_id)
@@ -258,7 +254,7 @@ class RedisStore(RedisLeaseOps, DurabilityCheck, Store):
                 pipe.mset({self.k.record(n): value for n, value in writes.items()})
             return result
 
-        return self._watched([self.k.record(n) for n in names], apply)[0]
+        return self._watched([self.k.record(n) for n in names], apply)
 
     def put_array(self, project_id: str, name: str, array: np.ndarray) -> None:
         self._project_doc(project_id)
