@@ -13,7 +13,6 @@ from typing import Any
 
 __all__ = [
     "ACTIVE_JOB_STATES",
-    "ANNOTATION_KINDS",
     "ANSWER_KINDS",
     "JOB_STATES",
     "POOLS",
@@ -36,7 +35,6 @@ __all__ = [
 # "review": a reviewer's decision (a label with the reason in its comment), an answer like a label;
 # "correct": an annotator's correction of their own earlier answer (supersedes it, adds nothing);
 # "retract" withdraws the annotator's earlier answer on the item (Label Studio deleted it)
-ANNOTATION_KINDS = ("label", "skip", "flag", "retract", "review", "correct")
 ANSWER_KINDS = ("label", "review")  # the kinds that count towards an item's ``required``
 # every item is in one pool: the labeling pool, the evaluation slice, honeypot items with known
 # answers, and the review (adjudication, label-error) queue
@@ -194,7 +192,7 @@ class Annotation:
     project_id: str
     item_id: str
     annotator: str
-    kind: str  # one of ANNOTATION_KINDS
+    kind: str  # "label", "skip", "flag", "retract", "review" or "correct" (see the top)
     label: int | None = None
     comment: str = ""
     lease_id: str | None = None
