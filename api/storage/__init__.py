@@ -14,14 +14,10 @@ def open_store(url: str, *, require_durable: bool = False) -> Store:
         from api.storage.redis import RedisStore
 
         return RedisStore(url, require_durable=require_durable)
-    if url.startswith("sqlite://"):
-        path = url[len("sqlite://"):]
-        path = path[1:] if path.startswith("//") else path  # sqlite:////abs -> //abs
-        from api.storage.sqlite import SQLiteStore
-
-        return SQLiteStore(path or ":memory:")
-    if "://" in url:
+    if "://" in url and not url.startswith("sqlite://"):
         raise InvalidInput(f"store URL must start with sqlite:// or redis://, got {url!r}")
     from api.storage.sqlite import SQLiteStore
 
-    return SQLiteStore(url)
+    path = url.removeprefix("sqlite://")
+    path = path[1:] if path.startswith("//") else path  # sqlite:////abs -> //abs
+    return SQLiteStore(path or ":memory:")

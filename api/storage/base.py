@@ -37,12 +37,12 @@ from typing import Any
 
 import numpy as np
 
-from api.storage.codec import dumps, loads
+from api.storage.codec import array_to_bytes, bytes_to_array, dumps, loads
+from api.storage.jobs import JobsAndLocks
 from api.storage.records import (
     Annotation,
     AssertionRecord,
     Item,
-    Job,
     Lease,
     LFRecord,
     Project,
@@ -50,6 +50,7 @@ from api.storage.records import (
     Round,
     SubmitResult,
 )
+from api.storage.rules import LOCK, check_fence
 from labeling.errors import LabelloopError, NotFound
 
 
@@ -61,8 +62,11 @@ class StoreUnavailable(LabelloopError):
 __all__ = ["Store", "StoreUnavailable"]
 
 
-class Store(abc.ABC):
-    """Everything the coordinator keeps. Every method is atomic on its own."""
+class Store(JobsAndLocks, abc.ABC):
+    """Everything the coordinator keeps. Every method is atomic on its own. A write with
+    ``fence=(lock name, token)`` happens only while ``token`` is still the latest token handed out
+    for that lock; otherwise ``StaleToken`` (a ``Conflict``) and nothing is written, so a job that
+    lost its lock cannot overwrite the outputs of the job that took it over."""
 
     # -- projects -------------------------------------------------------------------------
     @abc.abstractmethod
@@ -143,49 +147,63 @@ class Store(abc.ABC):
         self._deactivate("assertions", project_id, name, "assertion")
 
     def _register(self, kind: str, project_id: str, records: Sequence[Any]) -> None:
-        def change(doc: str | bytes | None) -> str:
-            current = {d["name"]: d for d in loads(doc or "[]")}  # a new version keeps its place
+        def change(docs: list) -> tuple[dict[str, str], None]:
+            current = {d["name"]: d for d in loads(docs[0] or "[]")}  # a new version keeps its place
             current.update((r.name, asdict(r)) for r in records)
-            return dumps(list(current.values()))
+            return {f"{kind}:{project_id}": dumps(list(current.values()))}, None
 
-        self._edit_doc(project_id, kind, change)
+        self.get_project(project_id)
+        self._swap([f"{kind}:{project_id}"], change)
 
     def _registered(self, kind: str, project_id: str, cls: type) -> list:
-        return [cls(**d) for d in loads(self._doc(project_id, kind) or "[]")]
+        self.get_project(project_id)
+        return [cls(**d) for d in loads(self._records([f"{kind}:{project_id}"])[0] or "[]")]
 
     def _deactivate(self, kind: str, project_id: str, name: str, noun: str) -> None:
-        def change(doc: str | bytes | None) -> str:
-            docs = loads(doc or "[]")
-            if name not in {d["name"] for d in docs}:
+        def change(docs: list) -> tuple[dict[str, str], None]:
+            current = loads(docs[0] or "[]")
+            if name not in {d["name"] for d in current}:
                 raise NotFound(f"unknown {noun} {name!r}")
-            return dumps([{**d, "active": d["active"] and d["name"] != name} for d in docs])
+            return {f"{kind}:{project_id}": dumps(
+                [{**d, "active": d["active"] and d["name"] != name} for d in current])}, None
 
-        self._edit_doc(project_id, kind, change)
+        self.get_project(project_id)
+        self._swap([f"{kind}:{project_id}"], change)
+
+    # small records by name: ``lfs:P`` and ``assertions:P`` (JSON lists of the registered
+    # records), ``votes:P:VERSION`` (npy bytes) and ``votes-info:P:VERSION`` (JSON [faults,
+    # first error]), and the jobs and locks of :class:`~api.storage.jobs.JobsAndLocks`
+    @abc.abstractmethod
+    def _records(self, names: Sequence[str]) -> list[str | bytes | None]:
+        """The records ``names``, None where absent."""
 
     @abc.abstractmethod
-    def _doc(self, project_id: str, name: str) -> str | bytes | None:
-        """The project's document ``name`` (JSON), None if never written; ``NotFound`` for an
-        unknown project."""
+    def _swap(self, names: Sequence[str],
+              change: Callable[[list[str | bytes | None]], tuple[dict, Any]]) -> Any:
+        """``writes, result = change(records names)``, then store ``writes`` (name -> value), in
+        one atomic step; returns ``result``. If ``change`` raises, nothing is written."""
 
-    @abc.abstractmethod
-    def _edit_doc(self, project_id: str, name: str,
-                  change: Callable[[str | bytes | None], str]) -> None:
-        """Replace document ``name`` by ``change(current)`` atomically (``change`` may raise, and
-        then nothing is written)."""
-
-    @abc.abstractmethod
     def get_votes(self, project_id: str, version: str) -> tuple[np.ndarray, int, str | None]:
         """Cached votes of one LF version for items ``seq`` 0..len-1, with (faults, first_error).
         An LF version never applied returns an empty int8 array."""
+        data, info = self._records([f"votes:{project_id}:{version}", f"votes-info:{project_id}:{version}"])
+        if data is None:
+            return np.empty(0, dtype=np.int8), 0, None
+        return bytes_to_array(data), *loads(info)
 
-    @abc.abstractmethod
     def put_votes(
         self, project_id: str, version: str, votes: np.ndarray, faults: int, first_error: str | None,
         *, fence: tuple[str, int] | None = None,
     ) -> None:
-        """Replace the cached votes of ``version`` (covering ``seq`` 0..len(votes)-1). With
-        ``fence`` (a job's lock name and token) they are written only while that token is the
-        lock's latest, else ``StaleToken`` and nothing changes."""
+        """Replace the cached votes of ``version`` (covering ``seq`` 0..len(votes)-1)."""
+        writes = {f"votes:{project_id}:{version}": array_to_bytes(np.asarray(votes, dtype=np.int8)),
+                  f"votes-info:{project_id}:{version}": dumps([int(faults), first_error])}
+
+        def change(docs: list) -> tuple[dict[str, str | bytes], None]:
+            check_fence(fence, lambda _: docs[0])
+            return writes, None
+
+        self._swap([] if fence is None else [LOCK + fence[0]], change)
 
     # -- arrays (probabilities, model artifacts) ------------------------------------------
     @abc.abstractmethod
@@ -303,45 +321,9 @@ class Store(abc.ABC):
         reasons: it replaces the queue; items not in it follow in pool order) and the round
         record ``rnd``. Readers see all of them or none of them.
 
-        ``fence=(lock name, token)``: written only while ``token`` is still the latest token
-        handed out for that lock; otherwise ``StaleToken`` (a ``Conflict``) and nothing is written,
-        so a job that lost its lock cannot overwrite the outputs of the job that took it over.
-        ``None``: no check (one process without locks: the CLI, the simulator).
+        ``fence=None``: no check (one process without locks: the CLI, the simulator).
         ``InvalidInput`` if ``rnd`` belongs to another project or the queue's three sequences
         differ in length; ``NotFound`` for an unknown project."""
-
-    # -- jobs -----------------------------------------------------------------------------
-    @abc.abstractmethod
-    def create_job(self, job: Job) -> Job:
-        """``Conflict`` if a job of the same kind is queued or running for the project."""
-
-    @abc.abstractmethod
-    def update_job(self, job_id: str, *, fence: tuple[str, int] | None = None, **fields: Any) -> Job:
-        """Change fields of a job. ``fence=(lock name, token)``: refused with ``StaleToken`` (a
-        ``Conflict``; nothing written) unless ``token`` is still the latest token handed out for
-        that lock."""
-
-    @abc.abstractmethod
-    def get_job(self, job_id: str) -> Job: ...
-
-    @abc.abstractmethod
-    def list_jobs(self, project_id: str) -> list[Job]: ...
-
-    # -- locks with fencing tokens (one job of a kind per project, across replicas) -------
-    @abc.abstractmethod
-    def acquire_lock(self, name: str, owner: str, ttl_s: float, now: float) -> int | None:
-        """Take lock ``name`` for ``owner`` until ``now + ttl_s``: a fencing token larger than
-        every token handed out for ``name`` before, or None while anyone (``owner`` included)
-        holds it. A lock is free again once a caller's ``now`` passes its expiry."""
-
-    @abc.abstractmethod
-    def renew_lock(self, name: str, owner: str, token: int, ttl_s: float, now: float) -> bool:
-        """Extend ``owner``'s hold to ``now + ttl_s`` while ``token`` is still the latest token of
-        ``name`` (so no one took the lock since); False otherwise, and nothing changes."""
-
-    @abc.abstractmethod
-    def release_lock(self, name: str, owner: str) -> bool:
-        """Drop lock ``name`` if ``owner`` holds it; False otherwise."""
 
     # -- lifecycle ------------------------------------------------------------------------
     @abc.abstractmethod

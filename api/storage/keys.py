@@ -40,8 +40,7 @@ class Keys:
         return f"{self.ns}:projects"  # hash: project id -> project JSON
 
     def p(self, pid: str, what: str) -> str:
-        """A per-project key: one of :data:`PROJECT`, or ``lfs`` and ``assertions`` (a JSON list
-        of the registered records), ``rounds`` (list of round JSON), ``jobs`` (list of job ids)."""
+        """A per-project key: one of :data:`PROJECT`, or ``rounds`` (list of round JSON)."""
         return f"{self.ns}:p:{{{pid}}}:{what}"
 
     def project(self, pid: str) -> list[str]:
@@ -51,28 +50,13 @@ class Keys:
     def clock(self) -> str:
         return f"{self.ns}:lease-clock"  # the latest time a lease or a sweep ran at
 
-    def votes(self, pid: str, version: str) -> str:
-        return f"{self.ns}:p:{{{pid}}}:votes:{version}"  # hash: data, faults, first_error
-
     def array(self, pid: str, name: str) -> str:
         return f"{self.ns}:p:{{{pid}}}:array:{name}"
-
-    def job_active(self, pid: str, kind: str) -> str:
-        return f"{self.ns}:p:{{{pid}}}:job-active:{kind}"  # id of the queued/running job of a kind
 
     def lease(self, lease_id: str) -> str:
         # hash: project, annotator, created_at, items (ids joined by SEP), reasons (their reasons
         # JSON, likewise); kept a day past its expiry
         return f"{self.ns}:lease:{lease_id}"
 
-    def lease_prefix(self) -> str:
-        return self.lease("")
-
-    def job(self, job_id: str) -> str:
-        return f"{self.ns}:job:{job_id}"
-
-    def lock(self, name: str) -> str:
-        return f"{self.ns}:lock:{name}"  # string ``owner SEP expires_at`` with PX ttl
-
-    def fence(self, name: str) -> str:
-        return f"{self.ns}:fence:{name}"  # counter: the last fencing token handed out
+    def record(self, name: str) -> str:
+        return f"{self.ns}:r:{name}"  # a small record of the store (see ``Store._records``)

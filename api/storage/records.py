@@ -13,7 +13,6 @@ from typing import Any
 
 __all__ = [
     "ACTIVE_JOB_STATES",
-    "ANNOTATION_KINDS",
     "ANSWER_KINDS",
     "JOB_STATES",
     "POOLS",
@@ -30,14 +29,12 @@ __all__ = [
     "ProjectSettings",
     "Round",
     "SubmitResult",
-    "redundancy_draw",
     "required_answers",
 ]
 
 # "review": a reviewer's decision (a label with the reason in its comment), an answer like a label;
 # "correct": an annotator's correction of their own earlier answer (supersedes it, adds nothing);
 # "retract" withdraws the annotator's earlier answer on the item (Label Studio deleted it)
-ANNOTATION_KINDS = ("label", "skip", "flag", "retract", "review", "correct")
 ANSWER_KINDS = ("label", "review")  # the kinds that count towards an item's ``required``
 # every item is in one pool: the labeling pool, the evaluation slice, honeypot items with known
 # answers, and the review (adjudication, label-error) queue
@@ -88,16 +85,13 @@ class ProjectSettings:
         return asdict(self)
 
 
-def redundancy_draw(item_id: str) -> float:
-    """A fixed number in [0, 1) per item id: the first 32 bits of its SHA-1."""
-    return int(hashlib.sha1(item_id.encode()).hexdigest()[:8], 16) / 4294967296.0
-
-
 def required_answers(item_id: str, fraction: float, k: int) -> int:
     """How many distinct annotators must label ``item_id``: ``k`` for the sampled share, else 1.
-    The one place the redundancy draw is made: the stores set each item's ``required`` from it
-    when the item is added or the settings change; :meth:`Store.require` changes it later."""
-    return k if fraction > 0 and redundancy_draw(item_id) < fraction else 1
+    The one place the redundancy draw is made (the first 32 bits of the id's SHA-1, as a number
+    in [0, 1)): the stores set each item's ``required`` from it when the item is added or the
+    settings change; :meth:`Store.require` changes it later."""
+    draw = int(hashlib.sha1(item_id.encode()).hexdigest()[:8], 16) / 4294967296.0
+    return k if fraction > 0 and draw < fraction else 1
 
 
 @dataclass(frozen=True)
@@ -198,7 +192,7 @@ class Annotation:
     project_id: str
     item_id: str
     annotator: str
-    kind: str  # one of ANNOTATION_KINDS
+    kind: str  # "label", "skip", "flag", "retract", "review" or "correct" (see the top)
     label: int | None = None
     comment: str = ""
     lease_id: str | None = None

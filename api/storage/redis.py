@@ -1,28 +1,22 @@
 """Redis store: shared state for several coordinator replicas.
 
-Leases, submissions, renewals, releases, sweeps, ``require`` and job creation are Lua scripts
+Leases, submissions, renewals, releases, sweeps and ``require`` are Lua scripts
 (:mod:`api.storage.redis_common`, the lease model of :mod:`api.storage.base`), each atomic across
 replicas; adding items is one MULTI/EXEC (all of an upload or none of it, also when the client
 dies midway); the other read-modify-write methods use WATCH/MULTI. Key names live in
 :mod:`api.storage.keys` only. Time is always passed in (``now``); the Redis clock is never read for
 lease logic.
 
-Durability. At start-up the store reads ``appendonly``, ``appendfsync`` and ``maxmemory-policy``
-(``CONFIG GET``, or ``INFO`` where CONFIG is disabled, as on managed Redis): with
-``require_durable`` it refuses a server that could lose acknowledged annotations, otherwise it logs
-a warning.
-
 Errors. Connection failures, timeouts, a server still loading its AOF, a read-only replica and
 out-of-memory refusals are raised as :class:`StoreUnavailable` (a ``LabelloopError``) ``from`` the
 redis-py error; messages name the server without its credentials.
 
-The queue, lease, annotation, job and lock operations live in :mod:`api.storage.redis_leases`
+The queue, lease, annotation and round operations live in :mod:`api.storage.redis_leases`
 (mixed in); what both modules share is in :mod:`api.storage.redis_common`.
 """
 
 from __future__ import annotations
 
-import logging
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import replace
@@ -52,7 +46,6 @@ from api.storage.redis_common import (
     _CLIENT_OPTIONS,
     _UNAVAILABLE,
     LEASE_SCRIPTS,
-    OTHER_SCRIPTS,
     DurabilityCheck,
     StoreUnavailable,
     _item,
@@ -66,20 +59,6 @@ from labeling.errors import Conflict, NotFound
 
 __all__ = ["RedisStore", "StoreUnavailable"]
 
-log = logging.getLogger(__name__)
-
-def _redacted(client: redis.Redis) -> str:
-    """host:port/db (or the socket path) of a client, without user or password."""
-    kw = client.connection_pool.connection_kwargs
-    if kw.get("path"):
-        return f"unix://{kw['path']}"
-    return f"{kw.get('host', '?')}:{kw.get('port', '?')}/{kw.get('db', 0)}"
-
-
-def _item_doc(it: Item) -> str:
-    return dumps({"text": it.text, "features": it.features, "meta": it.meta,
-                  "votes": list(it.votes) if it.votes is not None else None, "gold": it.gold})
-
 
 @guard_all
 class RedisStore(RedisLeaseOps, DurabilityCheck, Store):
@@ -92,13 +71,15 @@ class RedisStore(RedisLeaseOps, DurabilityCheck, Store):
     """
 
     def __init__(self, url: str, *, namespace: str = "labelloop", require_durable: bool = False) -> None:
-        self.k, self.url = Keys(namespace), url
+        self.k = Keys(namespace)
         # never re-send a call after a failure: a script that may have run must not run twice
         # (the pool still replaces connections that died while idle before handing them out)
         self.r = redis.Redis.from_url(url, retry=Retry(NoBackoff(), 0), **_CLIENT_OPTIONS)
-        self.where = _redacted(self.r)
+        kw = self.r.connection_pool.connection_kwargs  # where, without user or password
+        self.where = (f"unix://{kw['path']}" if kw.get("path")
+                      else f"{kw.get('host', '?')}:{kw.get('port', '?')}/{kw.get('db', 0)}")
         self._scripts = {name: self.r.register_script(source(name))
-                         for name in LEASE_SCRIPTS + OTHER_SCRIPTS}
+                         for name in LEASE_SCRIPTS}
         self.check_durability(require_durable)
 
     # -- plumbing -------------------------------------------------------------------------
@@ -113,30 +94,19 @@ class RedisStore(RedisLeaseOps, DurabilityCheck, Store):
                 "with its idempotency key)"
             ) from exc
 
-    def _run(self, name: str, keys: Sequence[str] = (), args: Sequence[Any] = (), client: Any = None):
-        try:
-            return self._scripts[name](keys=list(keys), args=list(args), client=client)
-        except redis.ResponseError as exc:
-            raise self._refusal(exc) from None
-
     def _lease_script(self, name: str, project_id: str, *args: Any) -> Any:
-        """Run a lease script (:data:`~api.storage.redis_common.LEASE_SCRIPTS`) on a project."""
-        return self._run(name, keys=[*self.k.project(project_id), self.k.clock(), self.k.projects()],
-                         args=[self.k.lease_prefix(), *args])
-
-    @staticmethod
-    def _refusal(exc: redis.ResponseError) -> Exception:
-        """The store error a script's refusal stands for (``CONFLICT ...``, ``NOTFOUND ...``), or
-        the error itself when it is not one."""
-        msg = str(exc)
-        if not isinstance(exc, _UNAVAILABLE):
+        """Run a lease script (:data:`~api.storage.redis_common.LEASE_SCRIPTS`) on a project; its
+        refusals (``CONFLICT ...``, ``NOTFOUND ...``) are raised as those store errors."""
+        keys = [*self.k.project(project_id), self.k.clock(), self.k.projects()]
+        try:
+            return self._scripts[name](keys=keys, args=[self.k.lease(""), *args])
+        except redis.ResponseError as exc:
             for prefix, err in (("CONFLICT ", Conflict), ("NOTFOUND ", NotFound)):
-                if msg.startswith(prefix):
-                    return err(msg[len(prefix):])
-        return exc
+                if str(exc).startswith(prefix) and not isinstance(exc, _UNAVAILABLE):
+                    raise err(str(exc)[len(prefix):]) from None
+            raise
 
     def ping(self) -> bool:
-        """A real PING; False when the server does not answer."""
         try:
             return bool(self.r.ping())
         except _UNAVAILABLE:
@@ -145,19 +115,19 @@ class RedisStore(RedisLeaseOps, DurabilityCheck, Store):
     def close(self) -> None:
         self.r.close()
 
-    def _watched(self, keys: Sequence[str], apply: Callable[[Any], Any]) -> tuple[Any, list]:
+    def _watched(self, keys: Sequence[str], apply: Callable[[Any], Any]) -> Any:
         """Optimistic transaction: ``apply(pipe)`` reads through ``pipe`` (immediate mode), then
         calls ``pipe.multi()`` and queues its writes. Re-run while a watched key changed in between.
-        Returns ``apply``'s result and the queued commands' replies (``[]`` if it wrote nothing)."""
+        Returns ``apply``'s result."""
         with self.r.pipeline(transaction=True) as pipe:
             while True:
                 try:
-                    pipe.watch(*keys)
+                    if keys:  # none: the writes need no check
+                        pipe.watch(*keys)
                     result = apply(pipe)
-                    if not pipe.explicit_transaction:
-                        pipe.unwatch()
-                        return result, []
-                    return result, pipe.execute()
+                    if pipe.explicit_transaction:
+                        pipe.execute()
+                    return result  # (leaving the pipeline unwatches)
                 except redis.WatchError:
                     continue
 
@@ -195,24 +165,18 @@ class RedisStore(RedisLeaseOps, DurabilityCheck, Store):
             pipe.hset(key, project_id, to_json(project))
             return project
 
-        project = self._watched([key], apply)[0]
-        self._redraw(project_id, settings)
-        return project
-
-    def _redraw(self, project_id: str, s: ProjectSettings) -> None:
-        """Every item's ``required`` from redundancy settings ``s``, a script call per 5000 items
-        (each atomic with leases; a settings change is rare and never undone halfway by one)."""
-        seq = self.k.p(project_id, "seq")
+        project = self._watched([key], apply)
+        seq, s = self.k.p(project_id, "seq"), settings
+        # every item's ``required`` drawn again, a script call per 5000 items (each atomic with
+        # leases; a settings change is rare and never undone halfway by one)
         for start in range(0, int(self.r.llen(seq)), 5000):
             ids = [i.decode() for i in self.r.lrange(seq, start, start + 4999)]
             self._require(project_id, {i: required_answers(i, s.redundancy_fraction, s.redundancy_k)
                                        for i in ids})
+        return project
 
     # -- items ----------------------------------------------------------------------------
     def add_items(self, project_id, items, *, on_conflict, rand_keys):
-        """One MULTI/EXEC for the whole upload, under WATCH of the project's items: Redis runs
-        all of it or, if the client dies before EXEC, none (and an AOF cut inside a MULTI block
-        is dropped whole on load)."""
         pools = dict(zip((it.id for it in items), check_upload(items, on_conflict, rand_keys)))
         ids = list(pools)
         for item_id in ids:
@@ -235,7 +199,10 @@ class RedisStore(RedisLeaseOps, DurabilityCheck, Store):
             new = [(it, key) for it, key in zip(items, keys, strict=True) if it.id not in known]
             for start in range(0, len(items), 5000):
                 pipe.hset(k.p(project_id, "items"),
-                          mapping={it.id: _item_doc(it) for it in items[start:start + 5000]})
+                          mapping={it.id: dumps({"text": it.text, "features": it.features,
+                                                 "meta": it.meta, "gold": it.gold, "votes": None
+                                                 if it.votes is None else list(it.votes)})
+                                   for it in items[start:start + 5000]})
             for start in range(0, len(new), 5000):
                 part = [(it, key, pools[it.id]) for it, key in new[start:start + 5000]]
                 pipe.hset(k.p(project_id, "state"), mapping={it.id: SEP.join(map(str, (
@@ -250,7 +217,7 @@ class RedisStore(RedisLeaseOps, DurabilityCheck, Store):
                     pipe.sadd(k.p(project_id, "evalset"), *evals)
             return len(new), len(items) - len(new)
 
-        return self._watched([k.p(project_id, "state"), k.projects()], apply)[0]
+        return self._watched([k.p(project_id, "state"), k.projects()], apply)
 
     def count_items(self, project_id: str) -> int:
         self._project_doc(project_id)
@@ -275,38 +242,19 @@ class RedisStore(RedisLeaseOps, DurabilityCheck, Store):
     def _item_chunk(self, project_id: str, start: int, n: int) -> list[Item]:
         return self._items(project_id, self.r.lrange(self.k.p(project_id, "seq"), start, start + n - 1))
 
-    # -- project documents (the registered LFs, the assertions) ---------------------------------
-    def _doc(self, project_id: str, name: str) -> bytes | None:
-        self._project_doc(project_id)
-        return self.r.get(self.k.p(project_id, name))
+    # -- small records (see Store._records) -----------------------------------------------
+    def _records(self, names: Sequence[str]) -> list[bytes | None]:
+        return self.r.mget([self.k.record(n) for n in names]) if names else []
 
-    def _edit_doc(self, project_id: str, name: str, change: Callable[[bytes | None], str]) -> None:
-        key = self.k.p(project_id, name)
+    def _swap(self, names, change):
+        def apply(pipe: Any) -> Any:
+            writes, result = change([pipe.get(self.k.record(n)) for n in names])
+            if writes:
+                pipe.multi()
+                pipe.mset({self.k.record(n): value for n, value in writes.items()})
+            return result
 
-        def apply(pipe: Any) -> None:
-            if pipe.hget(self.k.projects(), project_id) is None:
-                raise NotFound(f"unknown project {project_id!r}")
-            doc = change(pipe.get(key))
-            pipe.multi()
-            pipe.set(key, doc)
-
-        self._watched([key, self.k.projects()], apply)
-
-    def get_votes(self, project_id, version):
-        data, faults, first = self.r.hmget(self.k.votes(project_id, version), "data", "faults", "first_error")
-        if data is None:
-            return np.empty(0, dtype=np.int8), 0, None
-        return bytes_to_array(data), int(faults), first.decode() if first else None
-
-    def put_votes(self, project_id, version, votes, faults, first_error, *, fence=None):
-        mapping = {"data": array_to_bytes(np.asarray(votes, dtype=np.int8)), "faults": int(faults),
-                   "first_error": first_error or ""}
-
-        def writes(pipe: Any) -> None:
-            pipe.multi()
-            pipe.hset(self.k.votes(project_id, version), mapping=mapping)
-
-        self._fenced(fence, writes)
+        return self._watched([self.k.record(n) for n in names], apply)
 
     def put_array(self, project_id: str, name: str, array: np.ndarray) -> None:
         self._project_doc(project_id)

@@ -24,12 +24,11 @@ from api.storage.base import Store, StoreUnavailable
 from api.storage.codec import loads
 from api.storage.keys import PROJECT, SEP
 from api.storage.records import Item
-from labeling.errors import InvalidInput, StaleToken
+from labeling.errors import InvalidInput
 
-__all__ = ["LEASE_SCRIPTS", "OTHER_SCRIPTS", "StoreUnavailable", "source"]
+__all__ = ["LEASE_SCRIPTS", "StoreUnavailable", "source"]
 
 LEASE_SCRIPTS = ("lease", "submit", "renew", "release", "reclaim", "require", "queue_depth")
-OTHER_SCRIPTS = ("job", "lock")
 
 
 def _read(name: str) -> str:
@@ -38,8 +37,6 @@ def _read(name: str) -> str:
 
 def source(name: str) -> str:
     """The text of script ``name`` as the server runs it."""
-    if name not in LEASE_SCRIPTS:
-        return _read(name)
     names = ", ".join(f"{what} = KEYS[{i}]" for i, what in enumerate(PROJECT, 1))
     n = len(PROJECT)
     header = f"local K = {{{names}, clock = KEYS[{n + 1}], projects = KEYS[{n + 2}]}}\n"
@@ -70,13 +67,6 @@ def guard_all(cls: type) -> type:
     for name in Store.__abstractmethods__:
         setattr(cls, name, _guarded(getattr(cls, name)))
     return cls
-
-
-def _stale(name: str, token: int, latest: bytes | None) -> StaleToken:
-    """The refusal of a write fenced by ``token`` when ``latest`` is the lock's current token."""
-    return StaleToken(f"stale fencing token {token} for lock {name!r} (latest: "
-                      f"{None if latest is None else int(latest)}): its holder lost the lock, "
-                      "write refused")
 
 
 def _plain(what: str, value: str | None) -> None:

@@ -1,57 +1,44 @@
-"""The Redis store's coordination half: the queue, leases, annotations, requirements, jobs and
-locks (mixed into :class:`api.storage.redis.RedisStore`; the atomic parts are the Lua scripts of
+"""The Redis store's coordination half: the queue, leases, annotations, requirements and rounds
+(mixed into :class:`api.storage.redis.RedisStore`; the atomic parts are the Lua scripts of
 :mod:`api.storage.redis_common`)."""
 
 from __future__ import annotations
 
 import json
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from dataclasses import asdict, replace
 from typing import Any
 
-from api.storage.codec import dumps, from_json, loads, to_json
+from api.storage.codec import dumps, from_json
 from api.storage.keys import SEP
 from api.storage.records import (
-    ACTIVE_JOB_STATES,
     Annotation,
-    Item,
-    Job,
     Lease,
-    LeasedItem,
     Round,
     SubmitResult,
 )
-from api.storage.redis_common import _item, _plain, _stale
+from api.storage.redis_common import _item, _plain
 from api.storage.rules import (
+    LOCK,
+    check_fence,
     check_lease,
     check_required,
     check_submission,
     encode_round,
+    idem_payload,
+    leased,
 )
 from labeling.errors import InvalidInput, NotFound
 
 __all__ = ["RedisLeaseOps"]
 
 
-def _leased(item: Item, reasons: bytes | str) -> LeasedItem:
-    return LeasedItem(item, loads(reasons), item.pool == "eval", item.pool)
-
 _KEEP_S = 86400  # a lease's hash outlives its expiry by this long (get_lease still answers)
 
 class RedisLeaseOps:
-    """Over ``self.r`` (client), ``self.k`` (keys), ``self._lease_script`` and ``self._run``."""
+    """Over ``self.r`` (client), ``self.k`` (keys) and ``self._lease_script``."""
 
     # -- queue ----------------------------------------------------------------------------
-    def _queue_writes(self, pipe: Any, project_id: str, entries: list[tuple[str, str]]) -> None:
-        """Replace the queue with ``entries`` (item id, reasons JSON) in ``pipe``: ranks as
-        scores, reasons in their own hash."""
-        queue, why = self.k.p(project_id, "queue"), self.k.p(project_id, "reasons")
-        pipe.delete(queue, why)
-        for start in range(0, len(entries), 10_000):
-            chunk = entries[start : start + 10_000]
-            pipe.zadd(queue, {iid: start + r for r, (iid, _) in enumerate(chunk)})
-            pipe.hset(why, mapping=dict(chunk))
-
     def queue_depth(self, project_id: str, now: float) -> dict[str, int]:
         self._project_doc(project_id)
         got = self._lease_script("queue_depth", project_id, repr(float(now)))
@@ -68,7 +55,7 @@ class RedisLeaseOps:
                                  repr(float(ttl)), lease_id, project_id, n_gold, pool)
         items = []
         for i in range(2, len(out), 4):  # item, reasons, document, position per item
-            items.append(_leased(_item(out[i].decode(), out[i + 2], out[i + 3]), out[i + 1]))
+            items.append(leased(_item(out[i].decode(), out[i + 2], out[i + 3]), out[i + 1]))
         return Lease(lease_id, project_id, annotator, float(out[1]), tuple(li.item.id for li in items),
                      tuple(items), exhausted=out[0] == b"1")
 
@@ -116,7 +103,7 @@ class RedisLeaseOps:
             items = self._items(project_id, picked)
             out.append((float(meta[b"created_at"]), lid.decode(), Lease(
                 lid.decode(), project_id, annotator, expires, tuple(picked),
-                tuple(_leased(it, reasons[j]) for it, j in zip(items, open_at, strict=True)))))
+                tuple(leased(it, reasons[j]) for it, j in zip(items, open_at, strict=True)))))
         return [lease for _, _, lease in sorted(out, key=lambda t: t[:2])]
 
     def renew(self, lease_id, annotator, *, now, ttl):
@@ -165,8 +152,8 @@ class RedisLeaseOps:
         for a in annotations:
             _plain("annotator", a.annotator)
             doc = dumps({**asdict(a), "created_at": now, "seq": -1})
-            payload = dumps([a.item_id, a.kind, a.label, a.comment, a.lease_id])
-            args += [a.item_id, a.annotator, a.kind, a.lease_id or "", a.idempotency_key or "", payload, doc]
+            args += [a.item_id, a.annotator, a.kind, a.lease_id or "", a.idempotency_key or "",
+                     idem_payload(a), doc]
         out = self._lease_script("submit", pids.pop(), *args)
         return [SubmitResult(replace(Annotation(**json.loads(out[i + 2])), seq=int(out[i + 1])),
                              duplicate=out[i] == 1)
@@ -182,108 +169,26 @@ class RedisLeaseOps:
 
     # -- rounds ---------------------------------------------------------------------------
     def commit_round(self, project_id, *, arrays, queue, rnd, fence=None):
-        """Every write in one MULTI/EXEC, so readers see all of them or none. With ``fence``, the
-        lock's token counter is WATCHed and read first (as :meth:`update_job` does): a token drawn
-        after that read aborts the EXEC, the check runs again and refuses. Nothing queued in a
-        MULTI is visible before its EXEC, so a refused commit leaves nothing behind."""
+        """One MULTI/EXEC. With ``fence``, the lock's record is WATCHed and read first: a token
+        drawn after that read aborts the EXEC, the check runs again and refuses."""
         enc = encode_round(project_id, arrays, queue, rnd)
         self._project_doc(project_id)
-        entries = [(iid, why) for iid, _, why in enc.queue]
+        ranks, why = self.k.p(project_id, "queue"), self.k.p(project_id, "reasons")
 
-        def writes(pipe: Any) -> None:
+        def apply(pipe: Any) -> None:
+            check_fence(fence, lambda name: pipe.get(self.k.record(name)))
             pipe.multi()
             for name, data in enc.arrays.items():
                 pipe.set(self.k.array(project_id, name), data)
-            self._queue_writes(pipe, project_id, entries)
+            pipe.delete(ranks, why)  # the queue: ranks as scores, reasons in their own hash
+            for start in range(0, len(enc.queue), 10_000):
+                chunk = enc.queue[start:start + 10_000]
+                pipe.zadd(ranks, {iid: start + r for r, (iid, _, _) in enumerate(chunk)})
+                pipe.hset(why, mapping={iid: reasons for iid, _, reasons in chunk})
             pipe.rpush(self.k.p(project_id, "rounds"), enc.round_json)
 
-        self._fenced(fence, writes)
-
-    def _fenced(self, fence: tuple[str, int] | None, writes: Callable[[Any], None]) -> None:
-        """Run ``writes(pipe)`` (it starts with ``pipe.multi()``) as one MULTI/EXEC. With
-        ``fence``, the lock's token counter is WATCHed and read first: a token drawn after that
-        read aborts the EXEC, the check runs again and refuses with ``StaleToken``."""
-        if fence is None:
-            with self.r.pipeline(transaction=True) as pipe:
-                writes(pipe)
-                pipe.execute()
-            return
-        name, token = fence
-        fence_key = self.k.fence(name)
-
-        def apply(pipe: Any) -> None:
-            latest = pipe.get(fence_key)
-            if latest is None or int(latest) != token:
-                raise _stale(name, token, latest)
-            writes(pipe)
-
-        self._watched([fence_key], apply)
+        self._watched([] if fence is None else [self.k.record(LOCK + fence[0])], apply)
 
     def list_rounds(self, project_id: str) -> list[Round]:
         self._project_doc(project_id)
         return [from_json(Round, d) for d in self.r.lrange(self.k.p(project_id, "rounds"), 0, -1)]
-
-    # -- jobs -----------------------------------------------------------------------------
-    def create_job(self, job: Job) -> Job:
-        self._project_doc(job.project_id)
-        self._run("job", keys=[self.k.job_active(job.project_id, job.kind), self.k.job(job.id),
-                                      self.k.p(job.project_id, "jobs")],
-                  args=[job.id, to_json(job)])
-        return job
-
-    def update_job(self, job_id: str, *, fence: tuple[str, int] | None = None, **fields: Any) -> Job:
-        """Atomic against concurrent updates (a worker's progress and a cancel never lose each
-        other's fields); leaving queued/running frees the project's slot for that kind. With
-        ``fence`` the write happens only while its token is the lock's latest (checked under the
-        same WATCH)."""
-        key = self.k.job(job_id)
-        watched = [key] if fence is None else [key, self.k.fence(fence[0])]
-
-        def apply(pipe: Any) -> Job:
-            if fence is not None:
-                latest = pipe.get(self.k.fence(fence[0]))
-                if latest is None or int(latest) != fence[1]:
-                    raise _stale(fence[0], fence[1], latest)
-            doc = pipe.get(key)
-            if doc is None:
-                raise NotFound(f"unknown job {job_id!r}")
-            job = replace(from_json(Job, doc), **fields)
-            pipe.multi()
-            pipe.set(key, to_json(job))
-            if job.status not in ACTIVE_JOB_STATES:
-                self._run("job", keys=[self.k.job_active(job.project_id, job.kind)],
-                          args=["end", job_id], client=pipe)
-            return job
-
-        return self._watched(watched, apply)[0]
-
-    def get_job(self, job_id: str) -> Job:
-        doc = self.r.get(self.k.job(job_id))
-        if doc is None:
-            raise NotFound(f"unknown job {job_id!r}")
-        return from_json(Job, doc)
-
-    def list_jobs(self, project_id: str) -> list[Job]:
-        self._project_doc(project_id)
-        ids = self.r.lrange(self.k.p(project_id, "jobs"), 0, -1)
-        docs = self.r.mget([self.k.job(i.decode()) for i in ids]) if ids else []
-        return [from_json(Job, d) for d in docs if d is not None]
-
-    # -- locks with fencing tokens ----------------------------------------------------------
-    def acquire_lock(self, name: str, owner: str, ttl_s: float, now: float) -> int | None:
-        """See :meth:`Store.acquire_lock`. Redis also drops the key after ``ttl_s`` by its own
-        clock: a backstop, so a lock whose holders all died never outlives it."""
-        return self._lock("acquire", name, owner, 0, ttl_s, now) or None
-
-    def renew_lock(self, name: str, owner: str, token: int, ttl_s: float, now: float) -> bool:
-        return bool(self._lock("renew", name, owner, token, ttl_s, now))
-
-    def release_lock(self, name: str, owner: str) -> bool:
-        return bool(self._lock("release", name, owner, 0, 1.0, 0.0))
-
-    def _lock(self, op: str, name: str, owner: str, token: int, ttl_s: float, now: float) -> int:
-        if not ttl_s > 0:
-            raise InvalidInput(f"ttl_s must be > 0, got {ttl_s!r}")
-        return int(self._run("lock", keys=[self.k.lock(name), self.k.fence(name)], args=[
-            op, owner, int(token), repr(float(now)), repr(float(now + ttl_s)),
-            max(1, round(ttl_s * 1000))]))

@@ -5,17 +5,20 @@ round's outputs encoded for storage."""
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from typing import NamedTuple
 
 import numpy as np
 
-from api.storage.codec import array_to_bytes, dumps, to_json
-from api.storage.records import POOLS, Annotation, Item, Round
-from labeling.errors import Conflict, InvalidInput
+from api.storage.codec import array_to_bytes, dumps, loads, to_json
+from api.storage.records import POOLS, Annotation, Item, LeasedItem, Round
+from labeling.errors import Conflict, InvalidInput, StaleToken
 
-__all__ = ["REASONS", "EncodedRound", "check_lease", "check_pool", "check_required",
-           "check_submission", "check_upload", "encode_round", "mix_gold"]
+__all__ = ["LOCK", "REASONS", "EncodedRound", "check_fence", "check_lease", "check_pool",
+           "check_required", "check_submission", "check_ttl", "check_upload", "encode_round",
+           "idem_payload", "leased", "mix_gold"]
+
+LOCK = "lock:"  # the record of lock NAME is LOCK + NAME: JSON {owner, expires_at, token}
 
 # what a lease says about an item taken in pool order (gold items look like main ones)
 REASONS = {"main": '{"strategy":"pool_order"}', "eval": '{"strategy":"evaluation_slice"}',
@@ -60,11 +63,37 @@ def check_upload(items: Sequence[Item], on_conflict: str, rand_keys: np.ndarray)
             for it in items]
 
 
+def check_ttl(ttl_s: float) -> None:
+    if not ttl_s > 0:
+        raise InvalidInput(f"ttl_s must be > 0, got {ttl_s!r}")
+
+
+def check_fence(fence: tuple[str, int] | None, read: Callable[[str], str | bytes | None]) -> None:
+    """Refuse a write fenced by ``fence`` (lock name, token) unless the token is still the lock's
+    latest; ``read(record name)`` reads the lock's record in the writer's atomic step."""
+    if fence is not None:
+        name, token = fence
+        latest = loads(read(LOCK + name) or "{}").get("token")
+        if latest != token:
+            raise StaleToken(f"stale fencing token {token} for lock {name!r} (latest: {latest}): "
+                             "its holder lost the lock, write refused")
+
+
 def check_submission(annotations: Sequence[Annotation]) -> None:
     for a in annotations:
         if a.kind == "correct" and a.lease_id is not None:
             raise InvalidInput(f"a correction names no lease, got lease {a.lease_id!r} for item "
                                f"{a.item_id!r}")
+
+
+def idem_payload(ann: Annotation) -> str:
+    """What an idempotency key stands for: a repeat must carry the same."""
+    return dumps([ann.item_id, ann.kind, ann.label, ann.comment, ann.lease_id])
+
+
+def leased(item: Item, reasons: str | bytes | None) -> LeasedItem:
+    """An item as a lease hands it out, with its queue reasons (None: those of pool order)."""
+    return LeasedItem(item, loads(reasons or REASONS[item.pool]), item.pool == "eval", item.pool)
 
 
 def mix_gold(order: list[str], gold: list[str], start: int, end: int, lease_id: str) -> list[str]:

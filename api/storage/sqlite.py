@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import sqlite3
 import threading
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import replace
 from pathlib import Path
@@ -32,7 +32,7 @@ from api.storage.records import (
     Round,
     required_answers,
 )
-from api.storage.rules import check_upload, encode_round
+from api.storage.rules import check_fence, check_upload, encode_round
 from api.storage.sqlite_leases import LeaseOps
 from api.storage.sqlite_schema import ITEM_COLS, ITEMS, item_from_row, migrate
 from labeling.errors import Conflict, NotFound
@@ -62,7 +62,6 @@ class SQLiteStore(LeaseOps, Store):
 
     @contextmanager
     def batch(self) -> Iterator[None]:
-        """Leases in one transaction, each in a savepoint of its own (see :meth:`Store.batch`)."""
         with self._tx(durable=False):
             self._batched = True
             try:
@@ -201,41 +200,21 @@ class SQLiteStore(LeaseOps, Store):
                                     " i.seq>=? ORDER BY i.seq LIMIT ?", (project_id, start, n))
             return [item_from_row(r) for r in rows]
 
-    # -- project documents (the registered LFs, the assertions) ---------------------------------
-    def _doc(self, project_id: str, name: str) -> str | None:
-        with self._tx(write=False) as db:
-            self._project(db, project_id)
-            row = db.execute("SELECT doc FROM docs WHERE project_id=? AND name=?",
-                             (project_id, name)).fetchone()
+    # -- small records (see Store._records) -----------------------------------------------
+    @staticmethod
+    def _record(db: sqlite3.Connection, name: str) -> str | bytes | None:
+        row = db.execute("SELECT value FROM records WHERE name=?", (name,)).fetchone()
         return row and row[0]
 
-    def _edit_doc(self, project_id: str, name: str, change: Callable[[str | None], str]) -> None:
-        with self._tx() as db:
-            self._project(db, project_id)
-            row = db.execute("SELECT doc FROM docs WHERE project_id=? AND name=?",
-                             (project_id, name)).fetchone()
-            db.execute("INSERT OR REPLACE INTO docs VALUES (?,?,?)",
-                       (project_id, name, change(row and row[0])))
-
-    def get_votes(self, project_id, version):
+    def _records(self, names: Sequence[str]) -> list[str | bytes | None]:
         with self._tx(write=False) as db:
-            row = db.execute(
-                "SELECT data, faults, first_error FROM votes WHERE project_id=? AND version=?",
-                (project_id, version),
-            ).fetchone()
-        if row is None:
-            return np.empty(0, dtype=np.int8), 0, None
-        return bytes_to_array(row[0]), row[1], row[2]
+            return [self._record(db, name) for name in names]
 
-    def put_votes(self, project_id, version, votes, faults, first_error, *, fence=None):
-        data = array_to_bytes(np.asarray(votes, dtype=np.int8))
+    def _swap(self, names, change):
         with self._tx() as db:
-            if fence is not None:
-                self._check_fence(db, *fence)
-            db.execute(
-                "INSERT OR REPLACE INTO votes VALUES (?,?,?,?,?)",
-                (project_id, version, data, int(faults), first_error),
-            )
+            writes, result = change([self._record(db, name) for name in names])
+            db.executemany("INSERT OR REPLACE INTO records VALUES (?,?)", writes.items())
+        return result
 
     # -- arrays ---------------------------------------------------------------------------
     def put_array(self, project_id: str, name: str, array: np.ndarray) -> None:
@@ -273,12 +252,9 @@ class SQLiteStore(LeaseOps, Store):
 
     # -- rounds ---------------------------------------------------------------------------
     def commit_round(self, project_id, *, arrays, queue, rnd, fence=None):
-        """One ``BEGIN IMMEDIATE`` transaction: the fence check against the lock row first, then
-        every write; a refusal rolls back before anything is written."""
         enc = encode_round(project_id, arrays, queue, rnd)
         with self._tx() as db:
-            if fence is not None:
-                self._check_fence(db, *fence)
+            check_fence(fence, lambda name: self._record(db, name))
             self._project(db, project_id)
             db.executemany("INSERT OR REPLACE INTO arrays VALUES (?,?,?)",
                            [(project_id, name, data) for name, data in enc.arrays.items()])

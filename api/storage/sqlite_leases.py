@@ -1,4 +1,4 @@
-"""Leases, annotations, requirements, jobs and locks of the SQLite store (a mixin of
+"""Leases, annotations and requirements of the SQLite store (a mixin of
 :class:`api.storage.sqlite.SQLiteStore`).
 
 The model is the one :mod:`api.storage.base` describes. A lease's row carries the expiry of all
@@ -13,19 +13,23 @@ from __future__ import annotations
 import sqlite3
 from collections.abc import Mapping
 from dataclasses import replace
-from typing import Any
 
-from api.storage.codec import from_json, loads, to_json
-from api.storage.records import ANSWER_KINDS, Annotation, Job, Lease, LeasedItem, SubmitResult
-from api.storage.rules import REASONS, check_lease, check_required, check_submission, mix_gold
+from api.storage.records import ANSWER_KINDS, Annotation, Lease, LeasedItem, SubmitResult
+from api.storage.rules import (
+    check_lease,
+    check_required,
+    check_submission,
+    idem_payload,
+    leased,
+    mix_gold,
+)
 from api.storage.sqlite_schema import (
     ANNOTATION_COLS,
     ITEM_COLS,
     ITEMS,
-    annotation_from_row,
     item_from_row,
 )
-from labeling.errors import Conflict, InvalidInput, NotFound, StaleToken
+from labeling.errors import Conflict, NotFound
 
 __all__ = ["LeaseOps"]
 
@@ -45,19 +49,7 @@ _FROM_QUEUE = (f"SELECT {ITEM_COLS}, q.reasons FROM queue q INDEXED BY queue_ran
                f" q.project_id=:p AND p.pool='main' AND {_OPEN}{_NOT_THEIRS} ORDER BY q.rank LIMIT :n")
 _HOLDS = "UPDATE pool SET n_holds=n_holds+? WHERE project_id=? AND item_id=?"
 _ENDED = " RETURNING -1, project_id, item_id"  # rows for ``_HOLDS``
-_DEFAULT = {pool: loads(why) for pool, why in REASONS.items()}
 
-
-def _payload(ann: Annotation) -> tuple:
-    """What an idempotency key stands for: a repeat must carry the same."""
-    return (ann.item_id, ann.kind, ann.label, ann.comment, ann.lease_id)
-
-
-def _leased(row: tuple) -> LeasedItem:
-    """A leased item from its row (:data:`ITEM_COLS`, then its queue reasons or None)."""
-    item = item_from_row(row)
-    why = loads(row[-1]) if row[-1] else dict(_DEFAULT[item.pool])
-    return LeasedItem(item, why, item.pool == "eval", item.pool)
 
 
 class LeaseOps:
@@ -125,19 +117,23 @@ class LeaseOps:
                     " a.project_id=?1 AND a.item_id=h.item_id AND a.annotator=?2) LIMIT 1",
                     (project_id, annotator, pool == "review")).fetchone() is None
         return Lease(lease_id, project_id, annotator, expires, tuple(order),
-                     tuple(_leased(picked[i]) for i in order), exhausted=exhausted)
+                     tuple(leased(item_from_row(picked[i]), picked[i][-1]) for i in order),
+                     exhausted=exhausted)
 
     @staticmethod
-    def _lease_row(db: sqlite3.Connection, lease_id: str) -> tuple[str, str, float, int]:
-        row = db.execute("SELECT project_id, annotator, expires_at, open FROM leases WHERE id=?",
+    def _lease_row(db: sqlite3.Connection, lease_id: str, annotator: str | None = None) -> tuple:
+        """(project, annotator, expiry) of a lease; ``Conflict`` if not ``annotator``'s."""
+        row = db.execute("SELECT project_id, annotator, expires_at FROM leases WHERE id=?",
                          (lease_id,)).fetchone()
         if row is None:
             raise NotFound(f"unknown lease {lease_id!r}")
+        if annotator is not None and row[1] != annotator:
+            raise Conflict(f"lease {lease_id!r} belongs to another annotator")
         return row
 
     def get_lease(self, lease_id: str) -> Lease:
         with self._tx(write=False) as db:
-            project_id, annotator, expires, _ = self._lease_row(db, lease_id)
+            project_id, annotator, expires = self._lease_row(db, lease_id)
             items = tuple(r[0] for r in db.execute(
                 "SELECT h.item_id FROM holds h JOIN items i ON i.project_id=h.project_id AND"
                 " i.id=h.item_id WHERE h.lease_id=? ORDER BY i.seq", (lease_id,)))
@@ -153,19 +149,13 @@ class LeaseOps:
                 " ORDER BY l.created_at, l.id, i.seq", (project_id, annotator, now)).fetchall()
         by_lease: dict[str, tuple[float, list[LeasedItem]]] = {}
         for lease_id, expires, *row in rows:
-            by_lease.setdefault(lease_id, (expires, []))[1].append(_leased(row))
+            by_lease.setdefault(lease_id, (expires, []))[1].append(leased(item_from_row(row), row[-1]))
         return [Lease(lid, project_id, annotator, exp, tuple(li.item.id for li in items), tuple(items))
                 for lid, (exp, items) in by_lease.items()]
 
-    def _own_lease(self, db: sqlite3.Connection, lease_id: str, annotator: str) -> str:
-        project_id, owner, _, _ = self._lease_row(db, lease_id)
-        if owner != annotator:
-            raise Conflict(f"lease {lease_id!r} belongs to another annotator")
-        return project_id
-
     def renew(self, lease_id, annotator, *, now, ttl):
         with self._tx() as db:
-            self._own_lease(db, lease_id, annotator)
+            self._lease_row(db, lease_id, annotator)
             cur = db.execute("UPDATE leases SET expires_at=?1 WHERE id=?2 AND open=1 AND expires_at>?3"
                              " AND EXISTS (SELECT 1 FROM holds WHERE lease_id=?2)", (now + ttl, lease_id, now))
             if cur.rowcount == 0:
@@ -174,7 +164,7 @@ class LeaseOps:
 
     def release(self, lease_id, annotator, *, item_ids=None, now):
         with self._tx() as db:
-            self._own_lease(db, lease_id, annotator)
+            self._lease_row(db, lease_id, annotator)
             if item_ids is None:
                 ended = db.execute(f"DELETE FROM holds WHERE lease_id=?{_ENDED}", (lease_id,)).fetchall()
             else:
@@ -226,8 +216,8 @@ class LeaseOps:
                                      " AND annotator=? AND idem_key=?",
                                      (ann.project_id, ann.annotator, ann.idempotency_key)).fetchone()
                     if row is not None:
-                        first = annotation_from_row(row)
-                        if _payload(first) != _payload(ann):
+                        first = Annotation(*row)
+                        if idem_payload(first) != idem_payload(ann):
                             raise Conflict(f"idempotency key {ann.idempotency_key!r} of annotator "
                                            f"{ann.annotator!r} was used for another annotation "
                                            f"(item {first.item_id!r}, {first.kind})")
@@ -271,7 +261,7 @@ class LeaseOps:
                 f"SELECT {ANNOTATION_COLS} FROM annotations WHERE project_id=? AND seq>? ORDER BY seq",
                 (project_id, since),
             ).fetchall()
-        return [annotation_from_row(r) for r in rows]
+        return [Annotation(*r) for r in rows]
 
     def count_labels(self, project_id: str) -> int:
         with self._tx(write=False) as db:
@@ -279,78 +269,3 @@ class LeaseOps:
                 "SELECT COUNT(*) FROM annotations WHERE project_id=? AND kind IN ('label', 'review')",
                 (project_id,)
             ).fetchone()[0]
-
-    # -- jobs -----------------------------------------------------------------------------
-    def create_job(self, job: Job) -> Job:
-        with self._tx() as db:
-            self._project(db, job.project_id)
-            row = db.execute(
-                "SELECT id FROM jobs WHERE project_id=? AND kind=? AND status IN ('queued','running')",
-                (job.project_id, job.kind),
-            ).fetchone()
-            if row is not None:
-                raise Conflict(f"a {job.kind!r} job is already running for this project: {row[0]}")
-            db.execute(
-                "INSERT INTO jobs VALUES (?,?,?,?,?)",
-                (job.id, job.project_id, job.kind, job.status, to_json(job)),
-            )
-        return job
-
-    def update_job(self, job_id: str, *, fence: tuple[str, int] | None = None, **fields: Any) -> Job:
-        with self._tx() as db:
-            if fence is not None:
-                self._check_fence(db, *fence)
-            job = replace(self._job(db, job_id), **fields)
-            db.execute(
-                "UPDATE jobs SET status=?, doc=? WHERE id=?", (job.status, to_json(job), job_id)
-            )
-        return job
-
-    def _job(self, db: sqlite3.Connection, job_id: str) -> Job:
-        row = db.execute("SELECT doc FROM jobs WHERE id=?", (job_id,)).fetchone()
-        if row is None:
-            raise NotFound(f"unknown job {job_id!r}")
-        return from_json(Job, row[0])
-
-    def get_job(self, job_id: str) -> Job:
-        with self._tx(write=False) as db:
-            return self._job(db, job_id)
-
-    def list_jobs(self, project_id: str) -> list[Job]:
-        with self._tx(write=False) as db:
-            self._project(db, project_id)
-            rows = db.execute(
-                "SELECT doc FROM jobs WHERE project_id=? ORDER BY rowid", (project_id,)
-            ).fetchall()
-        return [from_json(Job, r[0]) for r in rows]
-
-    # -- locks with fencing tokens ----------------------------------------------------------
-    def acquire_lock(self, name: str, owner: str, ttl_s: float, now: float) -> int | None:
-        if not ttl_s > 0:
-            raise InvalidInput(f"ttl_s must be > 0, got {ttl_s!r}")
-        with self._tx() as db:
-            row = db.execute("SELECT owner, expires_at, fence FROM locks WHERE name=?", (name,)).fetchone()
-            if row is not None and row[0] is not None and row[1] > now:
-                return None
-            token = (row[2] if row else 0) + 1
-            db.execute("INSERT OR REPLACE INTO locks VALUES (?,?,?,?)", (name, owner, now + ttl_s, token))
-        return token
-
-    def renew_lock(self, name: str, owner: str, token: int, ttl_s: float, now: float) -> bool:
-        with self._tx() as db:
-            cur = db.execute("UPDATE locks SET expires_at=? WHERE name=? AND owner=? AND fence=?",
-                             (now + ttl_s, name, owner, token))
-            return cur.rowcount == 1
-
-    def release_lock(self, name: str, owner: str) -> bool:
-        with self._tx() as db:
-            cur = db.execute("UPDATE locks SET owner=NULL WHERE name=? AND owner=?", (name, owner))
-            return cur.rowcount == 1
-
-    @staticmethod
-    def _check_fence(db: sqlite3.Connection, name: str, token: int) -> None:
-        row = db.execute("SELECT fence FROM locks WHERE name=?", (name,)).fetchone()
-        if row is None or row[0] != token:
-            raise StaleToken(f"stale fencing token {token} for lock {name!r} (latest: "
-                             f"{row[0] if row else None}): its holder lost the lock, write refused")
-

@@ -12,10 +12,9 @@ from collections.abc import Sequence
 from typing import Any
 
 from api.storage.codec import loads
-from api.storage.records import Annotation, Item
+from api.storage.records import Item
 
-__all__ = ["ANNOTATION_COLS", "ITEMS", "ITEM_COLS", "MIGRATIONS", "annotation_from_row", "item_from_row",
-           "migrate"]
+__all__ = ["ANNOTATION_COLS", "ITEMS", "ITEM_COLS", "MIGRATIONS", "item_from_row", "migrate"]
 
 SCHEMA_1 = """
 CREATE TABLE projects (id TEXT PRIMARY KEY, doc TEXT NOT NULL,
@@ -66,23 +65,14 @@ CREATE TABLE annotations (
 CREATE UNIQUE INDEX annotations_idem ON annotations (project_id, annotator, idem_key)
     WHERE idem_key IS NOT NULL;
 CREATE INDEX annotations_project ON annotations (project_id, seq);
--- a project's documents by name (the registered LFs, the assertions: JSON lists)
-CREATE TABLE docs (
-    project_id TEXT NOT NULL, name TEXT NOT NULL, doc TEXT NOT NULL, PRIMARY KEY (project_id, name));
-CREATE TABLE votes (
-    project_id TEXT NOT NULL, version TEXT NOT NULL, data BLOB NOT NULL,
-    faults INTEGER NOT NULL, first_error TEXT, PRIMARY KEY (project_id, version));
+-- small records by name: the registered LFs and assertions, cached votes, jobs, locks (see
+-- Store._records)
+CREATE TABLE records (name TEXT PRIMARY KEY, value NOT NULL) WITHOUT ROWID;
 CREATE TABLE arrays (
     project_id TEXT NOT NULL, name TEXT NOT NULL, data BLOB NOT NULL, PRIMARY KEY (project_id, name));
 CREATE TABLE rounds (
     project_id TEXT NOT NULL, number INTEGER NOT NULL, doc TEXT NOT NULL,
     PRIMARY KEY (project_id, number));
-CREATE TABLE jobs (
-    id TEXT PRIMARY KEY, project_id TEXT NOT NULL, kind TEXT NOT NULL, status TEXT NOT NULL,
-    doc TEXT NOT NULL);
-CREATE INDEX jobs_project ON jobs (project_id, kind, status);
-CREATE TABLE locks (
-    name TEXT PRIMARY KEY, owner TEXT, expires_at REAL NOT NULL, fence INTEGER NOT NULL);
 """
 
 #: schema scripts by version (no semicolons inside their comments: they run statement by statement): ``MIGRATIONS[v - 1]`` brings a file from version v - 1 to v
@@ -91,8 +81,9 @@ MIGRATIONS: list[str] = [SCHEMA_1]
 # an item with its pool: ``SELECT {ITEM_COLS} FROM {ITEMS} WHERE ...``
 ITEM_COLS = "i.id, i.seq, i.text, i.features, i.meta, i.votes, i.gold, i.is_eval, p.pool"
 ITEMS = "items i JOIN pool p ON p.project_id=i.project_id AND p.item_id=i.id"
-ANNOTATION_COLS = ("seq, project_id, item_id, annotator, kind, label, comment, lease_id, idem_key,"
-                   " time_spent, created_at, guidelines_version")
+# an annotation's columns in the order of :class:`Annotation`'s fields: ``Annotation(*row)``
+ANNOTATION_COLS = ("project_id, item_id, annotator, kind, label, comment, lease_id, idem_key,"
+                   " time_spent, created_at, seq, guidelines_version")
 
 
 def migrate(db: sqlite3.Connection, migrations: Sequence[str] = MIGRATIONS) -> int:
@@ -125,11 +116,3 @@ def _mapping(text: str) -> dict[str, Any]:
 def item_from_row(row: Sequence[Any]) -> Item:
     return Item(row[0], row[1], row[2], _mapping(row[3]), _mapping(row[4]),
                 tuple(loads(row[5])) if row[5] is not None else None, row[6], bool(row[7]), row[8])
-
-
-def annotation_from_row(row: Sequence[Any]) -> Annotation:
-    return Annotation(
-        seq=row[0], project_id=row[1], item_id=row[2], annotator=row[3], kind=row[4],
-        label=row[5], comment=row[6], lease_id=row[7], idempotency_key=row[8],
-        time_spent_s=row[9], created_at=row[10], guidelines_version=row[11],
-    )

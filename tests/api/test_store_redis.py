@@ -145,16 +145,15 @@ def test_scripts_are_short_lua_files_that_build_no_key_names():
     from importlib.resources import files
 
     from api.storage.keys import PROJECT
-    from api.storage.redis_common import LEASE_SCRIPTS, OTHER_SCRIPTS, source
+    from api.storage.redis_common import LEASE_SCRIPTS, source
 
     folder = files("api.storage").joinpath("lua")
     names = sorted(p.name for p in folder.iterdir() if p.name.endswith(".lua"))
-    assert names == sorted(f"{n}.lua" for n in ("prelude", *LEASE_SCRIPTS, *OTHER_SCRIPTS))
+    assert names == sorted(f"{n}.lua" for n in ("prelude", *LEASE_SCRIPTS))
     for name in names:
         text = folder.joinpath(name).read_text()
         assert len(text.splitlines()) < 150, name
-        assert ":p:" not in text and "labelloop" not in text and "KEYS[" not in text or \
-            name in ("job.lua", "lock.lua"), name
+        assert ":p:" not in text and "labelloop" not in text and "KEYS[" not in text, name
         for what in PROJECT:
             assert f"':{what}'" not in text and f'":{what}"' not in text, (name, what)
     assert source("lease").startswith("local K = {items = KEYS[1], ")

@@ -1,4 +1,4 @@
--- Shared by the lease scripts. Before this, api.storage.redis_scripts defines K: the project's
+-- Shared by the lease scripts. Before this, api.storage.redis_common defines K: the project's
 -- keys by name (K.pool, K.holds, ...: api.storage.keys.PROJECT), K.clock (the lease clock) and
 -- K.projects (the projects hash). ARGV[1] is the prefix of lease keys.
 -- An item's state is state[item] = seq, is_eval, rand_key, pool, pool_key, required, answers,
