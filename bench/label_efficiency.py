@@ -22,7 +22,7 @@ import argparse
 import json
 import os
 import sys
-from concurrent.futures import ProcessPoolExecutor
+from concurrent.futures import ProcessPoolExecutor, as_completed
 from pathlib import Path
 
 import numpy as np
@@ -303,10 +303,13 @@ def main(argv: list[str] | None = None) -> int:
                  for d in args.datasets.split(",") for s in args.peer.split(",")
                  for seed in range(args.seeds)]
     names = args.datasets.split(",")
-    jobs.sort(key=lambda job: names.index(job[0]))  # a dataset's runs together: partial logs help
+    # a dataset's runs together, seed by seed, so that a run cut short leaves whole seeds behind
+    jobs.sort(key=lambda job: (names.index(job[0]), job[2]))
     with ProcessPoolExecutor(max_workers=args.workers, initializer=_one_thread) as pool:
         results = []
-        for k, r in enumerate(pool.map(_run, jobs), 1):
+        futures = [pool.submit(_run, job) for job in jobs]
+        for k, future in enumerate(as_completed(futures), 1):
+            r = future.result()
             results.append(r)
             if args.runs_out:
                 with open(args.runs_out, "a", encoding="utf-8") as f:
