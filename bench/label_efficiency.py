@@ -285,7 +285,8 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--workers", type=int, default=2)
     p.add_argument("--plot-dir")
     p.add_argument("--json", action="store_true", help="print the JSON summary last")
-    p.add_argument("--runs-out", help="append each finished run to this JSON-lines file")
+    p.add_argument("--runs-out", help="append each finished run to this JSON-lines file; runs "
+                   "it already holds (same dataset, strategy, seed, weak labels, budget) are skipped")
     p.add_argument("--runs-in", help="summarize the runs of this JSON-lines file; run nothing")
     args = p.parse_args(argv)
     if args.runs_in:
@@ -303,6 +304,10 @@ def main(argv: list[str] | None = None) -> int:
                  for d in args.datasets.split(",") for s in args.peer.split(",")
                  for seed in range(args.seeds)]
     names = args.datasets.split(",")
+    if args.runs_out and Path(args.runs_out).exists():  # resume: runs already logged are kept
+        done = {(r["dataset"], r["strategy"], r["seed"], r["weak"]) for r in
+                map(json.loads, Path(args.runs_out).read_text().splitlines()) if r["budget"] == args.budget}
+        jobs = [j for j in jobs if (j[0], j[1], j[2], j[6]) not in done]
     # a dataset's runs together, seed by seed, so that a run cut short leaves whole seeds behind
     jobs.sort(key=lambda job: (names.index(job[0]), job[2]))
     with ProcessPoolExecutor(max_workers=args.workers, initializer=_one_thread) as pool:
