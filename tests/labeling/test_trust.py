@@ -130,3 +130,19 @@ def test_a_switch_needs_a_clear_win():
     worse[5] = False
     five_ahead[5:7] = False  # 5 to 1 (p = 7/64): not clear
     assert not _clear_win(five_ahead, worse) and not _clear_win(worse, five_ahead)
+
+
+def test_picked_labels_choose_only_what_is_served(youtube):
+    """Labels a strategy picked (no random sample among them) leave the label model, C and the
+    weak weight at their defaults; the blend is cross-fitted on them, from the end model."""
+    X, _, votes, _, gold, _ = youtube
+    human = _human(gold, 60, seed=3)
+    snorkel = {"snorkel": LabelModel(2, kind="snorkel").fit(votes).predict_proba(votes)}
+    picked = choose_trust(X, human, 2, votes=votes, label_models=snorkel,
+                          decide_on=np.zeros(len(gold), bool))
+    assert (picked.label_model, picked.C, picked.weak_weight) == ("snorkel", 1.0, 0.5)
+    assert set(picked.scores) == {"blend_all_labels"} and "all 60 human labels" in picked.reason
+    assert picked.n_labels == 0
+    none = choose_trust(X, np.full(len(gold), -1), 2, votes=votes, label_models=snorkel,
+                        decide_on=np.zeros(len(gold), bool))
+    assert none.blend == 0.5 and none.scores == {}  # no label at all: the even blend
