@@ -74,10 +74,12 @@ def _load(dataset: str, seed: int):
         ds = read_wrench(DATASETS / dataset)
         return SimDataset(dataset, ds.splits["valid"], ds.splits["test"], ds.class_names)
     if dataset == "wrench_spouse_test":
-        return load_dataset(DATASETS / dataset / "test_spouse_snorkel.csv", seed=seed,
+        data = load_dataset(DATASETS / dataset / "test_spouse_snorkel.csv", seed=seed,
                             text_column="sentence",
                             vote_columns=[f"LF{i}" for i in range(1, 10)],
                             class_names=["no", "spouse"])
+        data.name = dataset
+        return data
     path = _digits_csv() if dataset == "digits" else (
         Path(dataset) if Path(dataset).exists() else DATASETS / dataset)
     data = load_dataset(path, seed=seed)
