@@ -22,7 +22,7 @@ import argparse
 import json
 import os
 import sys
-from concurrent.futures import ProcessPoolExecutor
+from concurrent.futures import ProcessPoolExecutor, as_completed
 from pathlib import Path
 
 import numpy as np
@@ -74,10 +74,12 @@ def _load(dataset: str, seed: int):
         ds = read_wrench(DATASETS / dataset)
         return SimDataset(dataset, ds.splits["valid"], ds.splits["test"], ds.class_names)
     if dataset == "wrench_spouse_test":
-        return load_dataset(DATASETS / dataset / "test_spouse_snorkel.csv", seed=seed,
+        data = load_dataset(DATASETS / dataset / "test_spouse_snorkel.csv", seed=seed,
                             text_column="sentence",
                             vote_columns=[f"LF{i}" for i in range(1, 10)],
                             class_names=["no", "spouse"])
+        data.name = dataset
+        return data
     path = _digits_csv() if dataset == "digits" else (
         Path(dataset) if Path(dataset).exists() else DATASETS / dataset)
     data = load_dataset(path, seed=seed)
@@ -285,7 +287,8 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--workers", type=int, default=2)
     p.add_argument("--plot-dir")
     p.add_argument("--json", action="store_true", help="print the JSON summary last")
-    p.add_argument("--runs-out", help="append each finished run to this JSON-lines file")
+    p.add_argument("--runs-out", help="append each finished run to this JSON-lines file; runs "
+                   "it already holds (same dataset, strategy, seed, weak labels, budget) are skipped")
     p.add_argument("--runs-in", help="summarize the runs of this JSON-lines file; run nothing")
     args = p.parse_args(argv)
     if args.runs_in:
@@ -303,10 +306,17 @@ def main(argv: list[str] | None = None) -> int:
                  for d in args.datasets.split(",") for s in args.peer.split(",")
                  for seed in range(args.seeds)]
     names = args.datasets.split(",")
-    jobs.sort(key=lambda job: names.index(job[0]))  # a dataset's runs together: partial logs help
+    if args.runs_out and Path(args.runs_out).exists():  # resume: runs already logged are kept
+        done = {(r["dataset"], r["strategy"], r["seed"], r["weak"]) for r in
+                map(json.loads, Path(args.runs_out).read_text().splitlines()) if r["budget"] == args.budget}
+        jobs = [j for j in jobs if (j[0], j[1], j[2], j[6]) not in done]
+    # a dataset's runs together, seed by seed, so that a run cut short leaves whole seeds behind
+    jobs.sort(key=lambda job: (names.index(job[0]), job[2]))
     with ProcessPoolExecutor(max_workers=args.workers, initializer=_one_thread) as pool:
         results = []
-        for k, r in enumerate(pool.map(_run, jobs), 1):
+        futures = [pool.submit(_run, job) for job in jobs]
+        for k, future in enumerate(as_completed(futures), 1):
+            r = future.result()
             results.append(r)
             if args.runs_out:
                 with open(args.runs_out, "a", encoding="utf-8") as f:

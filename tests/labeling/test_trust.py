@@ -100,6 +100,7 @@ def test_few_labels_keep_the_defaults(youtube):
     human = _human(gold, MIN_LABELS - 1, seed=0)
     trust = choose_trust(X, human, 2, votes=votes, label_models={"snorkel": np.full((len(gold), 2), 0.5)})
     assert trust.label_model == "snorkel" and trust.scores == {} and "defaults" in trust.reason
+    assert trust.weak_weight == 0.5 and trust.blend == 0.5  # no labels to choose: an even blend
     none = choose_trust(X, np.full(len(gold), -1), 2)
     assert none.label_model is None and none.weak_weight == 0.0 and none.blend == 1.0
 
@@ -112,3 +113,36 @@ def test_served_probs_mix_only_covered_rows():
     assert np.allclose(out, [[0.3, 0.7], [0.2, 0.8], [0.15, 0.85]])
     assert served_probs(end, lm, covered, 1.0) is end and served_probs(end, None, None, 0.0) is end
     assert np.allclose(end[0], [0.9, 0.1])  # the input is not modified
+
+
+def test_a_switch_needs_a_clear_win():
+    """McNemar's exact test on the items the two candidates get right and wrong differently: one
+    item (the SemEval case: majority vote one item ahead of Snorkel on 50 labels) decides nothing."""
+    from labeling.trust import _clear_win
+
+    right = np.ones(50, bool)
+    one_ahead = right.copy()
+    right[0] = False
+    assert not _clear_win(one_ahead, right)
+    five_ahead, worse = np.ones(50, bool), np.ones(50, bool)
+    worse[:5] = False
+    assert _clear_win(five_ahead, worse)  # 5 to 0: p = 1/32
+    worse[5] = False
+    five_ahead[5:7] = False  # 5 to 1 (p = 7/64): not clear
+    assert not _clear_win(five_ahead, worse) and not _clear_win(worse, five_ahead)
+
+
+def test_picked_labels_choose_only_what_is_served(youtube):
+    """Labels a strategy picked (no random sample among them) leave the label model, C and the
+    weak weight at their defaults; the blend is cross-fitted on them, from the end model."""
+    X, _, votes, _, gold, _ = youtube
+    human = _human(gold, 60, seed=3)
+    snorkel = {"snorkel": LabelModel(2, kind="snorkel").fit(votes).predict_proba(votes)}
+    picked = choose_trust(X, human, 2, votes=votes, label_models=snorkel,
+                          decide_on=np.zeros(len(gold), bool))
+    assert (picked.label_model, picked.C, picked.weak_weight) == ("snorkel", 1.0, 0.5)
+    assert set(picked.scores) == {"blend_all_labels"} and "all 60 human labels" in picked.reason
+    assert picked.n_labels == 0
+    none = choose_trust(X, np.full(len(gold), -1), 2, votes=votes, label_models=snorkel,
+                        decide_on=np.zeros(len(gold), bool))
+    assert none.blend == 0.5 and none.scores == {}  # no label at all: the even blend
