@@ -49,6 +49,55 @@ def label(pid, item_id, annotator, lease_id, value=1, key=None, kind="label"):
                       lease_id=lease_id, idempotency_key=key)
 
 
+def answer_while(store, change, workers, *, size, tries):
+    """Run ``change()`` on one thread while each of ``workers`` ((annotator, pool, kind)) leases
+    ``size`` items of its pool of project p1 and answers them, until nothing is left for it once
+    ``change`` has returned. Fails on any thread's exception or hang; returns each item's
+    annotators in log order, after checking that none answered an item twice."""
+    import threading
+    import time
+
+    errors: list[BaseException] = []
+    settled = threading.Event()
+
+    def changer() -> None:
+        try:
+            change()
+        except BaseException as exc:  # noqa: BLE001 - reported below
+            errors.append(exc)
+        finally:
+            settled.set()
+
+    def work(who: str, pool: str, kind: str) -> None:
+        try:
+            for n in range(tries):
+                lease = store.lease("p1", who, size, n_eval=0, now=T0, ttl=1e6,
+                                    lease_id=f"L{who}-{n}", pool=pool)
+                if lease.item_ids:
+                    store.submit([label("p1", i, who, lease.id, kind=kind)
+                                  for i in lease.item_ids], now=T0)
+                elif lease.exhausted and settled.is_set():
+                    return
+                else:
+                    time.sleep(0.001)
+            raise AssertionError(f"{who} never ran out of items")
+        except BaseException as exc:  # noqa: BLE001 - reported below
+            errors.append(exc)
+
+    threads = [threading.Thread(target=changer)] + [
+        threading.Thread(target=work, args=w) for w in workers]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(timeout=120)
+    assert not errors and not any(t.is_alive() for t in threads), errors
+    by_item: dict[str, list[str]] = {}
+    for a in store.annotations("p1"):
+        by_item.setdefault(a.item_id, []).append(a.annotator)
+    assert all(len(set(w)) == len(w) for w in by_item.values())
+    return by_item
+
+
 class StoreContract:
     # -- projects ---------------------------------------------------------------------
     def test_project_roundtrip_and_conflict(self, store):
@@ -352,48 +401,15 @@ class StoreContract:
         """Threads lease and answer while another thread raises and lowers what a third of the
         items need, then settles them at 2: no annotator answers an item twice, the other items
         get exactly one answer, and every item ends done with at least what it needs."""
-        import threading
-        import time
-
         make_project(store, n_items=40)
-        errors: list[BaseException] = []
-        settled = threading.Event()
 
-        def annotate(who: str) -> None:
-            try:
-                for n in range(2000):
-                    lease = store.lease("p1", who, 3, n_eval=0, now=T0, ttl=1e6, lease_id=f"L{who}-{n}")
-                    if lease.item_ids:
-                        store.submit([label("p1", i, who, lease.id) for i in lease.item_ids], now=T0)
-                    elif lease.exhausted and settled.is_set():
-                        return
-                    else:
-                        time.sleep(0.001)
-                raise AssertionError(f"{who} never ran out of items")
-            except BaseException as exc:  # noqa: BLE001 - reported below
-                errors.append(exc)
+        def change() -> None:
+            for k in range(30):
+                store.require("p1", {f"i{j}": 1 + (k + j) % 3 for j in range(0, 40, 3)}, now=T0)
+            store.require("p1", {f"i{j}": 2 for j in range(0, 40, 3)}, now=T0)
 
-        def requirer() -> None:
-            try:
-                for k in range(30):
-                    store.require("p1", {f"i{j}": 1 + (k + j) % 3 for j in range(0, 40, 3)}, now=T0)
-                store.require("p1", {f"i{j}": 2 for j in range(0, 40, 3)}, now=T0)
-            except BaseException as exc:  # noqa: BLE001 - reported below
-                errors.append(exc)
-            finally:
-                settled.set()
-
-        threads = [threading.Thread(target=requirer)] + [
-            threading.Thread(target=annotate, args=(f"w{k}",)) for k in range(4)]
-        for t in threads:
-            t.start()
-        for t in threads:
-            t.join(timeout=120)
-        assert not errors and not any(t.is_alive() for t in threads)
-        by_item: dict[str, list[str]] = {}
-        for a in store.annotations("p1"):
-            by_item.setdefault(a.item_id, []).append(a.annotator)
-        assert all(len(set(w)) == len(w) for w in by_item.values())
+        by_item = answer_while(store, change, [(f"w{k}", "main", "label") for k in range(4)],
+                               size=3, tries=2000)
         assert all(len(by_item[f"i{j}"]) == 1 for j in range(40) if j % 3)
         assert all(2 <= len(by_item[f"i{j}"]) <= 3 for j in range(0, 40, 3))
         depth = store.queue_depth("p1", now=T0)
@@ -740,55 +756,21 @@ class StoreContract:
         """Annotators lease the main pool and reviewers the review pool while another thread
         moves a third of the items back and forth between them: nobody answers an item twice,
         and no item gets more answers than it requires."""
-        import threading
         import time
 
         make_project(store, n_items=30)
         moved = {f"i{j}": 2 for j in range(0, 30, 3)}
         store.require("p1", moved, now=T0)
-        errors: list[BaseException] = []
-        settled = threading.Event()
 
-        def work(who: str, pool: str, kind: str) -> None:
-            try:
-                for n in range(3000):
-                    lease = store.lease("p1", who, 2, n_eval=0, now=T0, ttl=1e6,
-                                        lease_id=f"L{who}-{n}", pool=pool)
-                    if lease.item_ids:
-                        store.submit([label("p1", i, who, lease.id, kind=kind)
-                                      for i in lease.item_ids], now=T0)
-                    elif lease.exhausted and settled.is_set():
-                        return
-                    else:
-                        time.sleep(0.001)
-                raise AssertionError(f"{who} never ran out of items")
-            except BaseException as exc:  # noqa: BLE001 - reported below
-                errors.append(exc)
+        def change() -> None:
+            for k in range(20):
+                store.require("p1", moved, now=T0, pool="review" if k % 2 else "main")
+                time.sleep(0.002)
+            store.require("p1", moved, now=T0, pool="review")
 
-        def mover() -> None:
-            try:
-                for k in range(20):
-                    store.require("p1", moved, now=T0, pool="review" if k % 2 else "main")
-                    time.sleep(0.002)
-                store.require("p1", moved, now=T0, pool="review")
-            except BaseException as exc:  # noqa: BLE001 - reported below
-                errors.append(exc)
-            finally:
-                settled.set()
-
-        threads = [threading.Thread(target=mover)] + [
-            threading.Thread(target=work, args=(who, pool, kind)) for who, pool, kind in (
-                ("a", "main", "label"), ("b", "main", "label"), ("c", "main", "label"),
-                ("r1", "review", "review"), ("r2", "review", "review"))]
-        for t in threads:
-            t.start()
-        for t in threads:
-            t.join(timeout=120)
-        assert not errors and not any(t.is_alive() for t in threads)
-        by_item: dict[str, list[str]] = {}
-        for a in store.annotations("p1"):
-            by_item.setdefault(a.item_id, []).append(a.annotator)
-        assert all(len(set(w)) == len(w) for w in by_item.values())
+        by_item = answer_while(store, change, [
+            ("a", "main", "label"), ("b", "main", "label"), ("c", "main", "label"),
+            ("r1", "review", "review"), ("r2", "review", "review")], size=2, tries=3000)
         assert {i: len(w) for i, w in by_item.items()} == {
             f"i{j}": moved.get(f"i{j}", 1) for j in range(30)}
         depth = store.queue_depth("p1", now=T0)
