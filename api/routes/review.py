@@ -5,22 +5,23 @@ from __future__ import annotations
 
 import asyncio
 
-from fastapi import APIRouter, Request, Response
+from fastapi import APIRouter, Request
 
 from api.auth import Reviewer
 from api.deps import Now, ServicesDep
-from api.schemas import LeaseIn, ReviewLeaseOut, lease_json
+from api.schemas import LeaseIn, ReviewLeaseOut
 from api.service import review as svc
 
 router = APIRouter(prefix="/projects/{project_id}", tags=["annotation"])
 
 
-@router.post("/review/leases", status_code=201, response_model=ReviewLeaseOut)
+@router.post("/review/leases", status_code=201, response_model=ReviewLeaseOut,
+             response_model_exclude_unset=True)
 async def review_lease(project_id: str, body: LeaseIn, request: Request, s: ServicesDep,
-                       now: Now, who: Reviewer) -> Response:
+                       now: Now, who: Reviewer) -> ReviewLeaseOut:
     """Lease items of the review queue for this reviewer (never one they answered), each with its
     earlier answers and why it is there. Needs the ``reviewer`` role."""
     who.check_annotator(body.annotator)
     doc = await asyncio.to_thread(svc.review_answer, s.store, project_id, body.annotator,
                                   body.size, now=now, renderer=request.app.state.renderer)
-    return Response(lease_json(doc), 201, media_type="application/json")
+    return ReviewLeaseOut.model_validate(doc)
