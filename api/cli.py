@@ -14,6 +14,7 @@ import logging
 import os
 import sys
 import time
+from dataclasses import asdict
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -107,7 +108,7 @@ def cmd_create_project(args: argparse.Namespace) -> int:
         settings = json.loads(args.settings) if args.settings else {}
         p = create_project(services.store, args.id, args.classes.split(","),
                            guidelines=args.guidelines or "", settings=settings, now=time.time())
-        print(json.dumps({"id": p.id, "classes": p.class_names, "settings": p.settings.to_dict()}))
+        print(json.dumps({"id": p.id, "classes": p.class_names, "settings": asdict(p.settings)}))
     finally:
         services.close()
     return 0
@@ -303,8 +304,6 @@ def cmd_gold(args: argparse.Namespace) -> int:
 
 
 def _job_line(job) -> str:
-    from dataclasses import asdict
-
     return json.dumps(asdict(job), default=str)
 
 

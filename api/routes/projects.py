@@ -17,7 +17,7 @@ router = APIRouter(prefix="/projects", tags=["projects"])
 def project_out(p: Project) -> ProjectOut:
     return ProjectOut(
         id=p.id, classes=[asdict(c) for c in p.classes], guidelines=p.guidelines,
-        settings=p.settings.to_dict(), created_at=p.created_at,
+        settings=asdict(p.settings), created_at=p.created_at,
     )
 
 

@@ -17,9 +17,9 @@ The lease model, the same in both stores:
   it for the sweep. An annotator holds an item at most once, and never one they answered;
 * an item is *open* while it is not flagged and its answers (``label`` and ``review`` events) plus
   live holds are short of ``required``. A lease from the main pools takes open gold items (as many
-  as asked, mixed in among the pool-order items and given their reasons), then the evaluation items
-  it asks for, then the ranked queue, then ``main`` in order, then ``eval``; a lease from
-  ``review`` takes that pool only, oldest first;
+  as asked, only beside another item, mixed in among the pool-order items and given their
+  reasons), then the evaluation items it asks for, then the ranked queue, then ``main`` in order,
+  then ``eval``; a lease from ``review`` takes that pool only, oldest first;
 * a hold ends on submit, release or expiry; the item is then open again if it still needs
   answers. A late holder's submission is refused;
 * a ``correct`` event supersedes its annotator's earlier answer and changes no count;
@@ -228,13 +228,10 @@ class Store(JobsAndLocks, abc.ABC):
         self, project_id: str, annotator: str, n: int, *, n_eval: int, now: float, ttl: float,
         lease_id: str, n_gold: int = 0, pool: str = "main",
     ) -> Lease:
-        """Atomically lease up to ``n`` items. ``pool="main"``: up to ``n_gold`` gold items,
-        ``n_eval`` from the evaluation slice when available, the rest from the ranked queue, then
-        pool order; gold items come only with at least one other item, placed among the
-        pool-order items with their reasons. ``pool="review"``: the review pool, oldest first.
-        An empty lease means nothing is available to this annotator right now; its ``exhausted``
-        is true only when nothing will be (no item of the main and evaluation pools, or of the
-        review pool, still needs this annotator's answer, held or not).
+        """Atomically lease up to ``n`` items (``n_gold`` gold and ``n_eval`` evaluation items at
+        most) of ``pool`` (``"main"`` or ``"review"``), in the order of the model above. An empty
+        lease means nothing is available to this annotator right now; its ``exhausted`` is true
+        only when nothing will be (no item of those pools still needs their answer, held or not).
 
         Leases and sweeps (:meth:`expire`) run at ``now`` or at the latest time one of them ran
         at, whichever is later (callers' clocks differ, and a call may wait after reading its
@@ -286,13 +283,10 @@ class Store(JobsAndLocks, abc.ABC):
     @abc.abstractmethod
     def submit(self, annotations: Sequence[Annotation], *, now: float) -> list[SubmitResult]:
         """Append annotations of one project atomically (all or none). Each needs a live hold of
-        its annotator in the lease it names, or an idempotency key this annotator used before
-        with the same payload (then it is a duplicate with no effect); the same key with
-        another payload is a ``Conflict`` naming the key.
-        One with ``lease_id=None`` is an answer from an external tool (Label Studio): appended
-        with no hold to end, counted like any other; the service validates it first.
-        A ``correct`` event (``lease_id=None``) needs an earlier answer of its annotator on the
-        item (else ``Conflict``) and changes no count."""
+        its annotator in the lease it names, or a known idempotency key (see the model above).
+        ``lease_id=None``: an answer from an external tool (Label Studio), with no hold to end,
+        or a ``correct`` event, which needs an earlier answer of its annotator (else
+        ``Conflict``)."""
 
     @abc.abstractmethod
     def annotations(self, project_id: str, *, since: int = 0) -> list[Annotation]:
@@ -319,11 +313,9 @@ class Store(JobsAndLocks, abc.ABC):
         """Store a round's outputs in one atomic step: each of ``arrays`` (name -> array; an
         array not named keeps its value), the ranked ``queue`` (item ids best first, scores,
         reasons: it replaces the queue; items not in it follow in pool order) and the round
-        record ``rnd``. Readers see all of them or none of them.
-
-        ``fence=None``: no check (one process without locks: the CLI, the simulator).
-        ``InvalidInput`` if ``rnd`` belongs to another project or the queue's three sequences
-        differ in length; ``NotFound`` for an unknown project."""
+        record ``rnd``. Readers see all of them or none of them. ``fence=None``: no check (one
+        process without locks: the CLI, the simulator). ``InvalidInput`` if ``rnd`` belongs to
+        another project or the queue's three sequences differ in length."""
 
     # -- lifecycle ------------------------------------------------------------------------
     @abc.abstractmethod

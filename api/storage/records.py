@@ -1,44 +1,21 @@
-"""Plain records that cross the store boundary.
-
-The store speaks in these dataclasses; the HTTP layer has its own pydantic models and the pure
-core works on arrays. Keeping them frozen and JSON-friendly lets both backends (SQLite and Redis)
-round-trip them without pickling.
-"""
+"""The frozen, JSON-friendly records the store takes and returns (the HTTP layer has its own
+pydantic models; the pure core works on arrays)."""
 
 from __future__ import annotations
 
 import hashlib
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from typing import Any
 
-__all__ = [
-    "ACTIVE_JOB_STATES",
-    "ANSWER_KINDS",
-    "JOB_STATES",
-    "POOLS",
-    "Annotation",
-    "AssertionRecord",
-    "ClassSpec",
-    "Item",
-    "Job",
-    "LFRecord",
-    "Lease",
-    "LeaseRequest",
-    "LeasedItem",
-    "Project",
-    "ProjectSettings",
-    "Round",
-    "SubmitResult",
-    "required_answers",
-]
+__all__ = ["ACTIVE_JOB_STATES", "ANSWER_KINDS", "JOB_STATES", "POOLS", "Annotation",
+           "AssertionRecord", "ClassSpec", "Item", "Job", "LFRecord", "Lease", "LeaseRequest",
+           "LeasedItem", "Project", "ProjectSettings", "Round", "SubmitResult", "required_answers"]
 
 # "review": a reviewer's decision (a label with the reason in its comment), an answer like a label;
 # "correct": an annotator's correction of their own earlier answer (supersedes it, adds nothing);
 # "retract" withdraws the annotator's earlier answer on the item (Label Studio deleted it)
 ANSWER_KINDS = ("label", "review")  # the kinds that count towards an item's ``required``
-# every item is in one pool: the labeling pool, the evaluation slice, honeypot items with known
-# answers, and the review (adjudication, label-error) queue
-POOLS = ("main", "eval", "gold", "review")
+POOLS = ("main", "eval", "gold", "review")  # every item is in one (see api.storage.base)
 JOB_STATES = ("queued", "running", "succeeded", "failed", "cancelled")
 ACTIVE_JOB_STATES = ("queued", "running")  # a job in these has not ended
 
@@ -80,9 +57,6 @@ class ProjectSettings:
     min_agreement: float = 1.0
     review_top_k: int = 0
     gold_rate: float = 0.0
-
-    def to_dict(self) -> dict[str, Any]:
-        return asdict(self)
 
 
 def required_answers(item_id: str, fraction: float, k: int) -> int:
@@ -180,9 +154,7 @@ class Lease:
     expires_at: float
     item_ids: tuple[str, ...]
     items: tuple[LeasedItem, ...] = ()
-    # set by ``Store.lease`` on an empty lease: true only when no item is left for this annotator
-    # (none still needs an answer from them, and none is held by anyone, them included)
-    exhausted: bool = False
+    exhausted: bool = False  # on an empty lease: nothing is left for this annotator (Store.lease)
 
 
 @dataclass(frozen=True)

@@ -1,24 +1,19 @@
-"""Redis store: shared state for several coordinator replicas.
+"""Redis store: shared state for several coordinator replicas (the model is
+:mod:`api.storage.base`'s).
 
-Leases, submissions, renewals, releases, sweeps and ``require`` are Lua scripts
-(:mod:`api.storage.redis_common`, the lease model of :mod:`api.storage.base`), each atomic across
-replicas; adding items is one MULTI/EXEC (all of an upload or none of it, also when the client
-dies midway); the other read-modify-write methods use WATCH/MULTI. Key names live in
-:mod:`api.storage.keys` only. Time is always passed in (``now``); the Redis clock is never read for
-lease logic.
-
-Errors. Connection failures, timeouts, a server still loading its AOF, a read-only replica and
-out-of-memory refusals are raised as :class:`StoreUnavailable` (a ``LabelloopError``) ``from`` the
-redis-py error; messages name the server without its credentials.
-
-The queue, lease, annotation and round operations live in :mod:`api.storage.redis_leases`
-(mixed in); what both modules share is in :mod:`api.storage.redis_common`.
+Leases, submissions, renewals, releases, sweeps and ``require`` are the Lua scripts of
+:mod:`api.storage.redis_common`, each atomic across replicas (run from
+:mod:`api.storage.redis_leases`, mixed in); adding items is one MULTI/EXEC; the other
+read-modify-write methods use WATCH/MULTI. Connection failures, timeouts, a server still loading
+its AOF, a read-only replica and out-of-memory refusals are raised as :class:`StoreUnavailable`
+``from`` the redis-py error, naming the server without its credentials.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator, Sequence
-from contextlib import contextmanager
+import functools
+import logging
+from collections.abc import Callable, Sequence
 from dataclasses import replace
 from typing import Any
 
@@ -27,41 +22,48 @@ import redis
 from redis.backoff import NoBackoff
 from redis.retry import Retry
 
-from api.storage.base import Store
-from api.storage.codec import (
-    array_to_bytes,
-    bytes_to_array,
-    dumps,
-    from_json,
-    to_json,
-)
+from api.storage.base import Store, StoreUnavailable
+from api.storage.codec import array_to_bytes, bytes_to_array, dumps, from_json, to_json
 from api.storage.keys import SEP, Keys
-from api.storage.records import (
-    Item,
-    Project,
-    ProjectSettings,
-    required_answers,
-)
-from api.storage.redis_common import (
-    _CLIENT_OPTIONS,
-    _UNAVAILABLE,
-    LEASE_SCRIPTS,
-    DurabilityCheck,
-    StoreUnavailable,
-    _item,
-    _plain,
-    guard_all,
-    source,
-)
+from api.storage.records import Item, Project, ProjectSettings, required_answers
+from api.storage.redis_common import LEASE_SCRIPTS, _item, _plain, source
 from api.storage.redis_leases import RedisLeaseOps
 from api.storage.rules import check_upload
-from labeling.errors import Conflict, NotFound
+from labeling.errors import Conflict, InvalidInput, NotFound
 
 __all__ = ["RedisStore", "StoreUnavailable"]
 
+log = logging.getLogger(__name__)
 
-@guard_all
-class RedisStore(RedisLeaseOps, DurabilityCheck, Store):
+# server states that make a call fail without touching data: retry later, or fix the server
+_UNAVAILABLE = (redis.ConnectionError, redis.TimeoutError, redis.ReadOnlyError,
+                redis.exceptions.OutOfMemoryError)
+
+
+def _guard_all(cls: type) -> type:
+    """Re-raise redis-py's availability errors in the :class:`Store` methods (and
+    ``durability``) as :class:`StoreUnavailable`."""
+
+    def guarded(method: Callable) -> Callable:
+        @functools.wraps(method)
+        def call(self: Any, *args: Any, **kwargs: Any) -> Any:
+            try:
+                return method(self, *args, **kwargs)
+            except _UNAVAILABLE as exc:
+                raise StoreUnavailable(
+                    f"Redis at {self.where} is unavailable ({type(exc).__name__}: {exc}); the call "
+                    "may or may not have taken effect: retry it once the server answers (a "
+                    "submission with its idempotency key)") from exc
+
+        return call
+
+    for name in (*Store.__abstractmethods__, "durability"):
+        setattr(cls, name, guarded(getattr(cls, name)))
+    return cls
+
+
+@_guard_all
+class RedisStore(RedisLeaseOps, Store):
     """Store on one Redis server (or a primary with replicas; not Redis Cluster).
 
     ``url``: a redis-py URL (``redis://[:password@]host:port/db``, ``rediss://``, ``unix://``).
@@ -74,26 +76,16 @@ class RedisStore(RedisLeaseOps, DurabilityCheck, Store):
         self.k = Keys(namespace)
         # never re-send a call after a failure: a script that may have run must not run twice
         # (the pool still replaces connections that died while idle before handing them out)
-        self.r = redis.Redis.from_url(url, retry=Retry(NoBackoff(), 0), **_CLIENT_OPTIONS)
+        self.r = redis.Redis.from_url(url, retry=Retry(NoBackoff(), 0), decode_responses=False,
+                                      socket_timeout=30, socket_connect_timeout=10,
+                                      health_check_interval=30)
         kw = self.r.connection_pool.connection_kwargs  # where, without user or password
         self.where = (f"unix://{kw['path']}" if kw.get("path")
                       else f"{kw.get('host', '?')}:{kw.get('port', '?')}/{kw.get('db', 0)}")
-        self._scripts = {name: self.r.register_script(source(name))
-                         for name in LEASE_SCRIPTS}
+        self._scripts = {name: self.r.register_script(source(name)) for name in LEASE_SCRIPTS}
         self.check_durability(require_durable)
 
     # -- plumbing -------------------------------------------------------------------------
-    @contextmanager
-    def _unavailable(self) -> Iterator[None]:
-        try:
-            yield
-        except _UNAVAILABLE as exc:
-            raise StoreUnavailable(
-                f"Redis at {self.where} is unavailable ({type(exc).__name__}: {exc}); the call may "
-                "or may not have taken effect: retry it once the server answers (a submission "
-                "with its idempotency key)"
-            ) from exc
-
     def _lease_script(self, name: str, project_id: str, *args: Any) -> Any:
         """Run a lease script (:data:`~api.storage.redis_common.LEASE_SCRIPTS`) on a project; its
         refusals (``CONFLICT ...``, ``NOTFOUND ...``) are raised as those store errors."""
@@ -102,7 +94,7 @@ class RedisStore(RedisLeaseOps, DurabilityCheck, Store):
             return self._scripts[name](keys=keys, args=[self.k.lease(""), *args])
         except redis.ResponseError as exc:
             for prefix, err in (("CONFLICT ", Conflict), ("NOTFOUND ", NotFound)):
-                if str(exc).startswith(prefix) and not isinstance(exc, _UNAVAILABLE):
+                if str(exc).startswith(prefix):
                     raise err(str(exc)[len(prefix):]) from None
             raise
 
@@ -264,4 +256,50 @@ class RedisStore(RedisLeaseOps, DurabilityCheck, Store):
         data = self.r.get(self.k.array(project_id, name))
         return None if data is None else bytes_to_array(data)
 
-    # -- rounds ---------------------------------------------------------------------------
+    # -- durability -----------------------------------------------------------------------
+    def durability(self) -> dict[str, str | None]:
+        """The server's ``appendonly``, ``appendfsync`` and ``maxmemory-policy`` (None: unknown),
+        and ``source``: ``"config"``, ``"info"`` (CONFIG disabled; INFO has no appendfsync) or
+        None when the server answers neither."""
+        names = ("appendonly", "appendfsync", "maxmemory-policy")
+        try:
+            cfg: dict[str, str | None] = {}
+            for name in names:
+                got = self.r.config_get(name)
+                value = got.get(name, got.get(name.encode()))
+                cfg[name] = (value.decode() if isinstance(value, bytes) else value) or None
+            return {**cfg, "source": "config"}
+        except redis.ResponseError:  # CONFIG renamed or denied (managed Redis): try INFO
+            pass
+        try:
+            aof = self.r.info("persistence").get("aof_enabled")
+            policy = self.r.info("memory").get("maxmemory_policy")
+        except redis.ResponseError:
+            return {**dict.fromkeys(names), "source": None}
+        return {"appendonly": None if aof is None else ("yes" if int(aof) else "no"),
+                "appendfsync": None, "maxmemory-policy": policy or None, "source": "info"}
+
+    def check_durability(self, require: bool) -> None:
+        """Refuse (``require``) or warn about a server that could lose acknowledged annotations."""
+        cfg = self.durability()
+        problems = []
+        if cfg["appendonly"] != "yes":
+            problems.append(f"appendonly={cfg['appendonly']} (set appendonly yes, with appendfsync "
+                            "everysec or always)")
+        if cfg["maxmemory-policy"] != "noeviction":
+            problems.append(f"maxmemory-policy={cfg['maxmemory-policy']} (set noeviction)")
+        blocking = bool(problems)
+        if cfg["source"] != "config":
+            problems.append("CONFIG is disabled, so these were read from INFO" if cfg["source"]
+                            else "it answers neither CONFIG GET nor INFO, so these are unknown")
+        if cfg["appendfsync"] == "no":
+            problems.append("appendfsync=no (the OS flushes the AOF when it likes; set everysec "
+                            "or always)")
+        if not problems:
+            return
+        message = (f"Redis at {self.where}: {'; '.join(problems)}. labelloop needs appendonly yes "
+                   "and maxmemory-policy noeviction to guarantee that no acknowledged annotation "
+                   "is lost on a restart or under memory pressure.")
+        if require and blocking:
+            raise InvalidInput(message + " Set them, or start without LABELLOOP_REQUIRE_DURABLE.")
+        log.warning(message)
