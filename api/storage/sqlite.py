@@ -1,10 +1,9 @@
 """Embedded store: one SQLite file in WAL mode, the default for a single coordinator process.
 
-Every public method runs in one transaction (``BEGIN IMMEDIATE`` for writes) under a process
-lock, so the lease rules in :mod:`api.storage.base` hold across threads and, through SQLite's own
-file locking, across processes sharing the file. Leases and annotations live in
-:mod:`api.storage.sqlite_leases`, the schema and its migrations in :mod:`api.storage.sqlite_schema`.
-"""
+Every public method runs in one transaction (``BEGIN IMMEDIATE`` for writes) under a process lock,
+so the model of :mod:`api.storage.base` holds across threads and, through SQLite's file locking,
+across processes. Leases and annotations: :mod:`api.storage.sqlite_leases`; the schema:
+:mod:`api.storage.sqlite_schema`."""
 
 from __future__ import annotations
 
@@ -18,20 +17,8 @@ from pathlib import Path
 import numpy as np
 
 from api.storage.base import Store
-from api.storage.codec import (
-    array_to_bytes,
-    bytes_to_array,
-    dumps,
-    from_json,
-    to_json,
-)
-from api.storage.records import (
-    Item,
-    Project,
-    ProjectSettings,
-    Round,
-    required_answers,
-)
+from api.storage.codec import array_to_bytes, bytes_to_array, dumps, from_json, to_json
+from api.storage.records import Item, Project, ProjectSettings, Round, required_answers
 from api.storage.rules import check_fence, check_upload, encode_round
 from api.storage.sqlite_leases import LeaseOps
 from api.storage.sqlite_schema import ITEM_COLS, ITEMS, item_from_row, migrate
@@ -51,11 +38,10 @@ class SQLiteStore(LeaseOps, Store):
         self._db = sqlite3.connect(
             self.path, timeout=30.0, isolation_level=None, check_same_thread=False
         )
-        self._db.execute("PRAGMA journal_mode=WAL")
-        self._db.execute("PRAGMA synchronous=FULL")
-        self._db.execute("PRAGMA busy_timeout=30000")
-        self._db.execute("PRAGMA temp_store=MEMORY")
-        self._db.execute("PRAGMA mmap_size=2147418112")  # reads of a large pool through the page cache of the OS
+        # mmap: a large pool is read through the page cache of the OS
+        for pragma in ("journal_mode=WAL", "synchronous=FULL", "busy_timeout=30000",
+                       "temp_store=MEMORY", "mmap_size=2147418112"):
+            self._db.execute(f"PRAGMA {pragma}")
         self._batched, self._durable = False, True
         with self._lock:
             self.schema_version = migrate(self._db)

@@ -1,9 +1,5 @@
-"""The SQLite store's schema, its numbered migrations, and row decoding.
-
-``MIGRATIONS[0]`` is schema version 1. A later change appends a script; opening a file runs the
-scripts past its ``PRAGMA user_version`` in one transaction and sets the version, so a file is
-always at one numbered version. Each migration has a test (tests/api/test_store_sqlite.py).
-"""
+"""The SQLite store's schema, its numbered migrations (each with a test in
+tests/api/test_store_sqlite.py), and row decoding."""
 
 from __future__ import annotations
 
@@ -13,6 +9,7 @@ from typing import Any
 
 from api.storage.codec import loads
 from api.storage.records import Item
+from labeling.errors import InvalidInput
 
 __all__ = ["ANNOTATION_COLS", "ITEMS", "ITEM_COLS", "MIGRATIONS", "item_from_row", "migrate"]
 
@@ -75,7 +72,8 @@ CREATE TABLE rounds (
     PRIMARY KEY (project_id, number));
 """
 
-#: schema scripts by version (no semicolons inside their comments: they run statement by statement): ``MIGRATIONS[v - 1]`` brings a file from version v - 1 to v
+# ``MIGRATIONS[v - 1]`` brings a file from schema version v - 1 to v; a later change appends a
+# script (no semicolons inside its comments: it runs statement by statement)
 MIGRATIONS: list[str] = [SCHEMA_1]
 
 # an item with its pool: ``SELECT {ITEM_COLS} FROM {ITEMS} WHERE ...``
@@ -87,10 +85,8 @@ ANNOTATION_COLS = ("project_id, item_id, annotator, kind, label, comment, lease_
 
 
 def migrate(db: sqlite3.Connection, migrations: Sequence[str] = MIGRATIONS) -> int:
-    """Run the migrations a file lacks, all in one transaction; returns its version now.
-    ``InvalidInput`` for a file of a newer version than this release knows."""
-    from labeling.errors import InvalidInput
-
+    """Run the migrations past the file's ``PRAGMA user_version``, all in one transaction, and
+    set it; returns the version now. ``InvalidInput`` for a file newer than this release."""
     db.execute("BEGIN IMMEDIATE")
     try:
         (version,) = db.execute("PRAGMA user_version").fetchone()
