@@ -397,6 +397,15 @@ class StoreContract:
         # i0 still needs one answer: nobody else may take it
         assert store.lease("p1", "b", 2, n_eval=0, now=T0, ttl=60, lease_id="Lb").item_ids == ()
 
+    def test_settings_change_keeps_required_unless_redundancy_changes(self, store):
+        make_project(store, n_items=1)
+        store.require("p1", {"i0": 2}, now=T0)
+        store.update_settings("p1", ProjectSettings(batch_size=7), guidelines="new")
+        store.lease("p1", "a", 1, n_eval=0, now=T0, ttl=60, lease_id="La")
+        assert store.lease("p1", "b", 1, n_eval=0, now=T0, ttl=60, lease_id="Lb").item_ids == ("i0",)
+        store.update_settings("p1", ProjectSettings(redundancy_fraction=1.0, redundancy_k=3))
+        assert store.lease("p1", "c", 1, n_eval=0, now=T0, ttl=60, lease_id="Lc").item_ids == ("i0",)
+
     def test_require_under_concurrent_leases(self, store):
         """Threads lease and answer while another thread raises and lowers what a third of the
         items need, then settles them at 2: no annotator answers an item twice, the other items

@@ -146,19 +146,18 @@ class RedisStore(RedisLeaseOps, Store):
                         guidelines: str | None = None) -> Project:
         key = self.k.projects()
 
-        def apply(pipe: Any) -> Project:
-            doc = pipe.hget(key, project_id)
-            if doc is None:
-                raise NotFound(f"unknown project {project_id!r}")
-            before = from_json(Project, doc)
+        def apply(pipe: Any) -> tuple[Project, Project]:
+            before = from_json(Project, self._project_doc(project_id))
             project = replace(before, settings=settings, guidelines=before.guidelines
                               if guidelines is None else guidelines)
             pipe.multi()
             pipe.hset(key, project_id, to_json(project))
-            return project
+            return before, project
 
-        project = self._watched([key], apply)
-        seq, s = self.k.p(project_id, "seq"), settings
+        before, project = self._watched([key], apply)
+        seq, old, s = self.k.p(project_id, "seq"), before.settings, settings
+        if (s.redundancy_fraction, s.redundancy_k) == (old.redundancy_fraction, old.redundancy_k):
+            return project
         # every item's ``required`` drawn again, a script call per 5000 items (each atomic with
         # leases; a settings change is rare and never undone halfway by one)
         for start in range(0, int(self.r.llen(seq)), 5000):
