@@ -88,14 +88,8 @@ class Store(JobsAndLocks, abc.ABC):
 
     # -- items ----------------------------------------------------------------------------
     @abc.abstractmethod
-    def add_items(
-        self,
-        project_id: str,
-        items: Sequence[Item],
-        *,
-        on_conflict: str,
-        rand_keys: np.ndarray,
-    ) -> tuple[int, int]:
+    def add_items(self, project_id: str, items: Sequence[Item], *, on_conflict: str,
+                  rand_keys: np.ndarray) -> tuple[int, int]:
         """Append items (``seq`` assigned by the store, in order), all of them or none (also for
         a million rows, also when the process is killed midway). Returns (inserted, updated).
         A new item's ``required`` comes from the project's redundancy settings.
@@ -191,10 +185,8 @@ class Store(JobsAndLocks, abc.ABC):
             return np.empty(0, dtype=np.int8), 0, None
         return bytes_to_array(data), *loads(info)
 
-    def put_votes(
-        self, project_id: str, version: str, votes: np.ndarray, faults: int, first_error: str | None,
-        *, fence: tuple[str, int] | None = None,
-    ) -> None:
+    def put_votes(self, project_id: str, version: str, votes: np.ndarray, faults: int,
+                  first_error: str | None, *, fence: tuple[str, int] | None = None) -> None:
         """Replace the cached votes of ``version`` (covering ``seq`` 0..len(votes)-1)."""
         writes = {f"votes:{project_id}:{version}": array_to_bytes(np.asarray(votes, dtype=np.int8)),
                   f"votes-info:{project_id}:{version}": dumps([int(faults), first_error])}
@@ -224,10 +216,8 @@ class Store(JobsAndLocks, abc.ABC):
 
     # -- leases ---------------------------------------------------------------------------
     @abc.abstractmethod
-    def lease(
-        self, project_id: str, annotator: str, n: int, *, n_eval: int, now: float, ttl: float,
-        lease_id: str, n_gold: int = 0, pool: str = "main",
-    ) -> Lease:
+    def lease(self, project_id: str, annotator: str, n: int, *, n_eval: int, now: float,
+              ttl: float, lease_id: str, n_gold: int = 0, pool: str = "main") -> Lease:
         """Atomically lease up to ``n`` items (``n_gold`` gold and ``n_eval`` evaluation items at
         most) of ``pool`` (``"main"`` or ``"review"``), in the order of the model above. An empty
         lease means nothing is available to this annotator right now; its ``exhausted`` is true
@@ -256,9 +246,8 @@ class Store(JobsAndLocks, abc.ABC):
         """Extend the live items of a lease; ``Conflict`` if it is not the annotator's or expired."""
 
     @abc.abstractmethod
-    def release(
-        self, lease_id: str, annotator: str, *, item_ids: Sequence[str] | None = None, now: float
-    ) -> int:
+    def release(self, lease_id: str, annotator: str, *, item_ids: Sequence[str] | None = None,
+                now: float) -> int:
         """Give items back to the queue at once; returns how many were released."""
 
     @abc.abstractmethod
@@ -267,9 +256,8 @@ class Store(JobsAndLocks, abc.ABC):
         sweep (a lease ends its project's expired holds first)."""
 
     @abc.abstractmethod
-    def require(
-        self, project_id: str, required: Mapping[str, int], *, now: float, pool: str | None = None
-    ) -> int:
+    def require(self, project_id: str, required: Mapping[str, int], *, now: float,
+                pool: str | None = None) -> int:
         """Set how many distinct answers each item of ``required`` (item id -> k >= 1) needs,
         atomically with leases and submissions: raised, an answered item is open again for
         annotators who have not answered it; lowered, an item whose answers suffice closes (its
@@ -301,15 +289,9 @@ class Store(JobsAndLocks, abc.ABC):
     def list_rounds(self, project_id: str) -> list[Round]: ...
 
     @abc.abstractmethod
-    def commit_round(
-        self,
-        project_id: str,
-        *,
-        arrays: Mapping[str, np.ndarray],
-        queue: tuple[Sequence[str], Sequence[float], Sequence[dict]],
-        rnd: Round,
-        fence: tuple[str, int] | None = None,
-    ) -> None:
+    def commit_round(self, project_id: str, *, arrays: Mapping[str, np.ndarray],
+                     queue: tuple[Sequence[str], Sequence[float], Sequence[dict]], rnd: Round,
+                     fence: tuple[str, int] | None = None) -> None:
         """Store a round's outputs in one atomic step: each of ``arrays`` (name -> array; an
         array not named keeps its value), the ranked ``queue`` (item ids best first, scores,
         reasons: it replaces the queue; items not in it follow in pool order) and the round

@@ -1,11 +1,6 @@
-"""Every Redis key name labelloop uses, in one place.
-
-``ns`` is a namespace prefix so several deployments (or tests) can share one server; deleting
-``{ns}:*`` removes everything a store wrote. Per-project keys put the project id in a hash tag
-(``{pid}``). The Lua scripts never build a key: they get the project's keys (:data:`PROJECT`, in
-that order, named ``K.<name>`` in the scripts), the lease clock and the lease key prefix as
-arguments (see :mod:`api.storage.redis_common`).
-"""
+"""Every Redis key name labelloop uses, in one place (the Lua scripts get theirs as arguments:
+:mod:`api.storage.redis_common`). ``ns`` is a namespace prefix so several deployments (or tests)
+can share one server; per-project keys put the project id in a hash tag (``{pid}``)."""
 
 from __future__ import annotations
 

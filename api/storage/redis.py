@@ -76,9 +76,8 @@ class RedisStore(RedisLeaseOps, Store):
         self.k = Keys(namespace)
         # never re-send a call after a failure: a script that may have run must not run twice
         # (the pool still replaces connections that died while idle before handing them out)
-        self.r = redis.Redis.from_url(url, retry=Retry(NoBackoff(), 0), decode_responses=False,
-                                      socket_timeout=30, socket_connect_timeout=10,
-                                      health_check_interval=30)
+        self.r = redis.Redis.from_url(url, retry=Retry(NoBackoff(), 0), socket_timeout=30,
+                                      socket_connect_timeout=10, health_check_interval=30)
         kw = self.r.connection_pool.connection_kwargs  # where, without user or password
         self.where = (f"unix://{kw['path']}" if kw.get("path")
                       else f"{kw.get('host', '?')}:{kw.get('port', '?')}/{kw.get('db', 0)}")

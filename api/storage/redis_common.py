@@ -1,12 +1,10 @@
-"""What the Redis store's modules share: the Lua scripts and the item codec their separator
-implies.
+"""What the Redis store's modules share: the Lua scripts (the ``.lua`` files beside this module,
+each atomic on the server) and the item codec their field separator implies.
 
-The scripts are the ``.lua`` files beside this module, loaded once; each runs atomically on the
-server. A lease script (:data:`LEASE_SCRIPTS`) gets the project's keys as ``KEYS``
-(:data:`api.storage.keys.PROJECT` order, then the lease clock and the projects hash) and the lease
-key prefix as ``ARGV[1]``; :func:`source` puts a line naming them (``K.pool`` ...) and
-``prelude.lua`` before it, so no script builds a key. Item and annotation JSON is produced by
-Python and stored as opaque strings, never re-encoded by Lua (whose JSON encoder rounds floats).
+A script gets the project's keys as ``KEYS`` (:data:`api.storage.keys.PROJECT` order, then the
+lease clock and the projects hash) and the lease key prefix as ``ARGV[1]``; :func:`source` puts a
+line naming them (``K.pool`` ...) and ``prelude.lua`` before it. Item and annotation JSON is made
+by Python and stored as opaque strings, never re-encoded by Lua (whose JSON encoder rounds floats).
 """
 
 from __future__ import annotations
