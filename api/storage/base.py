@@ -32,17 +32,18 @@ from __future__ import annotations
 import abc
 from collections.abc import Callable, Mapping, Sequence
 from contextlib import AbstractContextManager, nullcontext
-from dataclasses import asdict
+from dataclasses import asdict, replace
 from typing import Any
 
 import numpy as np
 
-from api.storage.codec import array_to_bytes, bytes_to_array, dumps, loads
-from api.storage.jobs import JobsAndLocks
+from api.storage.codec import array_to_bytes, bytes_to_array, dumps, from_json, loads, to_json
 from api.storage.records import (
+    ACTIVE_JOB_STATES,
     Annotation,
     AssertionRecord,
     Item,
+    Job,
     Lease,
     LFRecord,
     Project,
@@ -50,8 +51,8 @@ from api.storage.records import (
     Round,
     SubmitResult,
 )
-from api.storage.rules import LOCK, check_fence
-from labeling.errors import LabelloopError, NotFound
+from api.storage.rules import LOCK, check_fence, check_ttl
+from labeling.errors import Conflict, LabelloopError, NotFound
 
 
 class StoreUnavailable(LabelloopError):
@@ -62,7 +63,7 @@ class StoreUnavailable(LabelloopError):
 __all__ = ["Store", "StoreUnavailable"]
 
 
-class Store(JobsAndLocks, abc.ABC):
+class Store(abc.ABC):
     """Everything the coordinator keeps. Every method is atomic on its own. A write with
     ``fence=(lock name, token)`` happens only while ``token`` is still the latest token handed out
     for that lock; otherwise ``StaleToken`` (a ``Conflict``) and nothing is written, so a job that
@@ -166,7 +167,7 @@ class Store(JobsAndLocks, abc.ABC):
 
     # small records by name: ``lfs:P`` and ``assertions:P`` (JSON lists of the registered
     # records), ``votes:P:VERSION`` (npy bytes) and ``votes-info:P:VERSION`` (JSON [faults,
-    # first error]), and the jobs and locks of :class:`~api.storage.jobs.JobsAndLocks`
+    # first error]), and the jobs and locks below
     @abc.abstractmethod
     def _records(self, names: Sequence[str]) -> list[str | bytes | None]:
         """The records ``names``, None where absent."""
@@ -196,6 +197,86 @@ class Store(JobsAndLocks, abc.ABC):
             return writes, None
 
         self._swap([] if fence is None else [LOCK + fence[0]], change)
+
+    # -- jobs: ``job:ID`` (the job), ``jobs:P`` (the project's job ids, in order) and
+    # ``job-active:P:KIND`` (the id of its queued or running job of a kind, or null) ----------
+    def create_job(self, job: Job) -> Job:
+        """``Conflict`` if a job of the same kind is queued or running for the project."""
+        self.get_project(job.project_id)
+        names = [f"job-active:{job.project_id}:{job.kind}", f"jobs:{job.project_id}", f"job:{job.id}"]
+
+        def change(docs: list) -> tuple[dict[str, str], Job]:
+            if loads(docs[0] or "null") is not None:
+                raise Conflict(f"a {job.kind!r} job is already running for this project: "
+                               f"{loads(docs[0])}")
+            if docs[2] is not None:
+                raise Conflict(f"job {job.id!r} already exists")
+            return dict(zip(names, (dumps(job.id), dumps([*loads(docs[1] or "[]"), job.id]),
+                                    to_json(job)), strict=True)), job
+
+        return self._swap(names, change)
+
+    def update_job(self, job_id: str, *, fence: tuple[str, int] | None = None, **fields: Any) -> Job:
+        """Change fields of a job (under ``fence``, see :class:`Store`)."""
+        old = self.get_job(job_id)  # its project and kind never change
+        names = [f"job:{job_id}", f"job-active:{old.project_id}:{old.kind}",
+                 *([] if fence is None else [LOCK + fence[0]])]
+
+        def change(docs: list) -> tuple[dict[str, str], Job]:
+            check_fence(fence, lambda _: docs[2])
+            job = replace(from_json(Job, docs[0]), **fields)
+            ended = job.status not in ACTIVE_JOB_STATES and loads(docs[1] or "null") == job_id
+            return {names[0]: to_json(job), **({names[1]: "null"} if ended else {})}, job
+
+        return self._swap(names, change)
+
+    def get_job(self, job_id: str) -> Job:
+        (doc,) = self._records([f"job:{job_id}"])
+        if doc is None:
+            raise NotFound(f"unknown job {job_id!r}")
+        return from_json(Job, doc)
+
+    def list_jobs(self, project_id: str) -> list[Job]:
+        self.get_project(project_id)
+        ids = loads(self._records([f"jobs:{project_id}"])[0] or "[]")
+        return [from_json(Job, doc) for doc in self._records([f"job:{i}" for i in ids])]
+
+    # -- locks with fencing tokens (one job of a kind per project, across replicas) -------
+    def acquire_lock(self, name: str, owner: str, ttl_s: float, now: float) -> int | None:
+        """Take lock ``name`` for ``owner`` until ``now + ttl_s``: a fencing token larger than
+        every token handed out for ``name`` before, or None while anyone (``owner`` included)
+        holds it. A lock is free again once a caller's ``now`` passes its expiry."""
+        check_ttl(ttl_s)
+
+        def change(docs: list) -> tuple[dict[str, str], int | None]:
+            lock = loads(docs[0] or '{"owner": null, "token": 0}')
+            if lock["owner"] is not None and lock["expires_at"] > now:
+                return {}, None
+            token = lock["token"] + 1
+            return {LOCK + name: dumps({"owner": owner, "expires_at": now + ttl_s,
+                                        "token": token})}, token
+
+        return self._swap([LOCK + name], change)
+
+    def renew_lock(self, name: str, owner: str, token: int, ttl_s: float, now: float) -> bool:
+        """Extend ``owner``'s hold to ``now + ttl_s`` while ``token`` is still the latest token of
+        ``name`` (so no one took the lock since); False otherwise, and nothing changes."""
+        check_ttl(ttl_s)
+        return self._edit_lock(name, lambda lock: (lock.get("owner"), lock.get("token")) == (
+            owner, token), expires_at=now + ttl_s)
+
+    def release_lock(self, name: str, owner: str) -> bool:
+        """Drop lock ``name`` if ``owner`` holds it; False otherwise."""
+        return self._edit_lock(name, lambda lock: lock.get("owner") == owner, owner=None)
+
+    def _edit_lock(self, name: str, held: Callable[[dict], bool], **fields: Any) -> bool:
+        """Change ``fields`` of lock ``name`` if ``held(its record)``; returns whether it did."""
+
+        def change(docs: list) -> tuple[dict[str, str], bool]:
+            lock = loads(docs[0] or "{}")
+            return ({LOCK + name: dumps({**lock, **fields})}, True) if held(lock) else ({}, False)
+
+        return self._swap([LOCK + name], change)
 
     # -- arrays (probabilities, model artifacts) ------------------------------------------
     @abc.abstractmethod

@@ -22,13 +22,11 @@ def loads(data: bytes | str) -> Any:
     return json.loads(data)
 
 
-def to_json(record: Any) -> str:
-    """A record (a :class:`Project`, a :class:`~api.storage.records.Round`, a job ...) as JSON."""
+def to_json(record: Any) -> str:  # a record (Project, Round, Job ...); from_json reads it back
     return dumps(asdict(record))
 
 
 def from_json(cls: type, text: bytes | str) -> Any:
-    """The record of type ``cls`` that :func:`to_json` wrote."""
     doc = json.loads(text)
     if cls is Project:
         doc.update(classes=tuple(ClassSpec(**c) for c in doc["classes"]),

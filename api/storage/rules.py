@@ -14,9 +14,8 @@ from api.storage.codec import array_to_bytes, dumps, loads, to_json
 from api.storage.records import POOLS, Annotation, Item, LeasedItem, Round
 from labeling.errors import Conflict, InvalidInput, StaleToken
 
-__all__ = ["LOCK", "REASONS", "EncodedRound", "check_fence", "check_lease", "check_pool",
-           "check_required", "check_submission", "check_ttl", "check_upload", "encode_round",
-           "idem_payload", "leased", "mix_gold"]
+__all__ = ["LOCK", "check_fence", "check_lease", "check_required", "check_submission", "check_ttl",
+           "check_upload", "encode_round", "idem_payload", "leased", "mix_gold"]
 
 LOCK = "lock:"  # the record of lock NAME is LOCK + NAME: JSON {owner, expires_at, token}
 
@@ -108,21 +107,16 @@ def mix_gold(order: list[str], gold: list[str], start: int, end: int, lease_id: 
     return out
 
 
-class EncodedRound(NamedTuple):
-    """A round's outputs as both backends store them (see :meth:`Store.commit_round`)."""
-
+class EncodedRound(NamedTuple):  # a round's outputs as both backends store them
     arrays: dict[str, bytes]  # name -> ``array_to_bytes``
     queue: list[tuple[str, float, str]]  # (item id, score, reasons JSON), best first
     round_json: str
 
 
-def encode_round(
-    project_id: str,
-    arrays: Mapping[str, np.ndarray],
-    queue: tuple[Sequence[str], Sequence[float], Sequence[dict]],
-    rnd: Round,
-) -> EncodedRound:
-    """Check and encode :meth:`Store.commit_round`'s arguments, before any transaction opens."""
+def encode_round(project_id: str, arrays: Mapping[str, np.ndarray],
+                 queue: tuple[Sequence[str], Sequence[float], Sequence[dict]],
+                 rnd: Round) -> EncodedRound:
+    """Check and encode :meth:`Store.commit_round`'s arguments."""
     if rnd.project_id != project_id:
         raise InvalidInput(f"round of project {rnd.project_id!r} committed to project "
                            f"{project_id!r}")
