@@ -35,9 +35,8 @@ class SQLiteStore(LeaseOps, Store):
         if self.path != ":memory:":
             Path(self.path).parent.mkdir(parents=True, exist_ok=True)
         self._lock = threading.RLock()
-        self._db = sqlite3.connect(
-            self.path, timeout=30.0, isolation_level=None, check_same_thread=False
-        )
+        self._db = sqlite3.connect(self.path, timeout=30.0, isolation_level=None,
+                                   check_same_thread=False)
         # mmap: a large pool is read through the page cache of the OS
         for pragma in ("journal_mode=WAL", "synchronous=FULL", "busy_timeout=30000",
                        "temp_store=MEMORY", "mmap_size=2147418112"):
@@ -61,26 +60,21 @@ class SQLiteStore(LeaseOps, Store):
         at commit (WAL, synchronous=NORMAL): for leases, which a crash may forget harmlessly;
         never for annotations."""
         with self._lock:
-            if self._batched:
-                self._db.execute("SAVEPOINT one")
-                try:
-                    yield self._db
-                except BaseException:
-                    self._db.execute("ROLLBACK TO one")
-                    raise
-                finally:
-                    self._db.execute("RELEASE one")
-                return
-            if write and durable != self._durable:
+            nested = self._batched
+            if write and not nested and durable != self._durable:
                 self._db.execute(f"PRAGMA synchronous={'FULL' if durable else 'NORMAL'}")
                 self._durable = durable
-            self._db.execute("BEGIN IMMEDIATE" if write else "BEGIN")
+            self._db.execute("SAVEPOINT one" if nested else "BEGIN IMMEDIATE" if write else "BEGIN")
             try:
                 yield self._db
             except BaseException:
-                self._db.execute("ROLLBACK")
+                self._db.execute("ROLLBACK TO one" if nested else "ROLLBACK")
                 raise
-            self._db.execute("COMMIT")
+            finally:
+                if nested:
+                    self._db.execute("RELEASE one")
+            if not nested:
+                self._db.execute("COMMIT")
 
     def close(self) -> None:
         with self._lock:
