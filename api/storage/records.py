@@ -7,14 +7,12 @@ import hashlib
 from dataclasses import dataclass, field
 from typing import Any
 
+from labeling.routing import ANSWER_KINDS  # the kinds that count towards an item's ``required``
+
 __all__ = ["ACTIVE_JOB_STATES", "ANSWER_KINDS", "JOB_STATES", "POOLS", "Annotation",
            "AssertionRecord", "ClassSpec", "Item", "Job", "LFRecord", "Lease", "LeaseRequest",
            "LeasedItem", "Project", "ProjectSettings", "Round", "SubmitResult", "required_answers"]
 
-# "review": a reviewer's decision (a label with the reason in its comment), an answer like a label;
-# "correct": an annotator's correction of their own earlier answer (supersedes it, adds nothing);
-# "retract" withdraws the annotator's earlier answer on the item (Label Studio deleted it)
-ANSWER_KINDS = ("label", "review")  # the kinds that count towards an item's ``required``
 POOLS = ("main", "eval", "gold", "review")  # every item is in one (see api.storage.base)
 JOB_STATES = ("queued", "running", "succeeded", "failed", "cancelled")
 ACTIVE_JOB_STATES = ("queued", "running")  # a job in these has not ended
@@ -40,19 +38,15 @@ class ProjectSettings:
     weak_weight: float = 0.5
     label_model: str = "auto"
     seed: int = 0
-    # redundancy: this share of items (drawn by a hash of the item id) needs labels from
-    # ``redundancy_k`` distinct annotators; the others need one
+    # redundancy: this share of items (:func:`required_answers`) needs ``redundancy_k`` annotators
     redundancy_fraction: float = 0.0
     redundancy_k: int = 2
-    # what the labeling page and leases show: the model's suggestion and the LF votes (hidden by
-    # default: suggestions anchor annotators), and which version of the guidelines is in force
-    show_suggestions: bool = False
-    guidelines_version: int = 1
-    # annotation quality: an item whose answers agree less than ``min_agreement`` (share of the
-    # most-answered class; 0 = never) once its required answers are in asks for one more distinct
-    # annotator at a time up to ``max_required``, then goes to the review pool; each round sends
-    # the top ``review_top_k`` of the label-error ranking not yet reviewed there; ``gold_rate`` of
-    # each lease is drawn from gold items
+    show_suggestions: bool = False  # leases show the model's suggestion and the LF votes
+    guidelines_version: int = 1  # the version of the guidelines in force
+    # annotation quality (:mod:`labeling.routing`): an item whose answers agree less than
+    # ``min_agreement`` asks for one more annotator up to ``max_required``, then goes to review;
+    # each round sends the top ``review_top_k`` of the label-error ranking to review;
+    # ``gold_rate`` of each lease is drawn from gold items
     max_required: int = 3
     min_agreement: float = 1.0
     review_top_k: int = 0
@@ -164,7 +158,9 @@ class Annotation:
     project_id: str
     item_id: str
     annotator: str
-    kind: str  # "label", "skip", "flag", "retract", "review" or "correct" (see the top)
+    # "label", "skip", "flag", "review" (a reviewer's decision, an answer like a label), "correct"
+    # (supersedes its annotator's earlier answer, adds nothing) or "retract" (withdraws it)
+    kind: str
     label: int | None = None
     comment: str = ""
     lease_id: str | None = None
