@@ -92,14 +92,11 @@ class Store(abc.ABC):
     def add_items(self, project_id: str, items: Sequence[Item], *, on_conflict: str,
                   rand_keys: np.ndarray) -> tuple[int, int]:
         """Append items (``seq`` assigned by the store, in order), all of them or none (also for
-        a million rows, also when the process is killed midway). Returns (inserted, updated).
-        A new item's ``required`` comes from the project's redundancy settings.
-
-        ``on_conflict="reject"``: any id already stored, or repeated within ``items``, raises
-        ``Conflict`` naming it and stores nothing. ``"upsert"``: a known id keeps its seq, its
-        answers and its evaluation flag; its text, features, meta, votes and gold are replaced.
-        ``rand_keys`` (len(items),) orders the pool before any strategy has run.
-        """
+        a million rows, also when the process is killed midway); returns (inserted, updated).
+        ``on_conflict="reject"``: an id already stored, or repeated within ``items``, is a
+        ``Conflict`` naming it. ``"upsert"``: a known id keeps its seq, its answers and its
+        evaluation flag, and gets the new text, features, meta, votes and gold. ``rand_keys``
+        (len(items),) orders the pool before any strategy has run."""
 
     @abc.abstractmethod
     def count_items(self, project_id: str) -> int: ...
@@ -198,8 +195,8 @@ class Store(abc.ABC):
 
         self._swap([] if fence is None else [LOCK + fence[0]], change)
 
-    # -- jobs: ``job:ID`` (the job), ``jobs:P`` (the project's job ids, in order) and
-    # ``job-active:P:KIND`` (the id of its queued or running job of a kind, or null) ----------
+    # -- jobs: records ``job:ID``, ``jobs:P`` (the project's job ids, in order) and
+    # ``job-active:P:KIND`` (the id of its queued or running job of a kind, or null)
     def create_job(self, job: Job) -> Job:
         """``Conflict`` if a job of the same kind is queued or running for the project."""
         self.get_project(job.project_id)

@@ -64,13 +64,10 @@ def _guard_all(cls: type) -> type:
 
 @_guard_all
 class RedisStore(RedisLeaseOps, Store):
-    """Store on one Redis server (or a primary with replicas; not Redis Cluster).
-
-    ``url``: a redis-py URL (``redis://[:password@]host:port/db``, ``rediss://``, ``unix://``).
-    ``namespace`` prefixes every key, so deployments and tests can share a server.
-    ``require_durable``: refuse (``InvalidInput``) a server without ``appendonly yes`` and
-    ``maxmemory-policy noeviction`` instead of logging a warning.
-    """
+    """Store on one Redis server (or a primary with replicas; not Redis Cluster) at ``url``
+    (``redis://[:password@]host:port/db``, ``rediss://``, ``unix://``). ``namespace`` prefixes
+    every key. ``require_durable``: refuse (``InvalidInput``) a server without ``appendonly yes``
+    and ``maxmemory-policy noeviction`` instead of logging a warning."""
 
     def __init__(self, url: str, *, namespace: str = "labelloop", require_durable: bool = False) -> None:
         self.k = Keys(namespace)
@@ -107,9 +104,8 @@ class RedisStore(RedisLeaseOps, Store):
         self.r.close()
 
     def _watched(self, keys: Sequence[str], apply: Callable[[Any], Any]) -> Any:
-        """Optimistic transaction: ``apply(pipe)`` reads through ``pipe`` (immediate mode), then
-        calls ``pipe.multi()`` and queues its writes. Re-run while a watched key changed in between.
-        Returns ``apply``'s result."""
+        """Optimistic transaction: ``apply(pipe)`` reads (immediate mode), calls ``pipe.multi()``
+        and queues its writes; re-run while a watched key changed in between. Returns its result."""
         with self.r.pipeline(transaction=True) as pipe:
             while True:
                 try:
@@ -188,11 +184,9 @@ class RedisStore(RedisLeaseOps, Store):
             pipe.multi()
             new = [(it, key) for it, key in zip(items, keys, strict=True) if it.id not in known]
             for start in range(0, len(items), 5000):
-                pipe.hset(k.p(project_id, "items"),
-                          mapping={it.id: dumps({"text": it.text, "features": it.features,
-                                                 "meta": it.meta, "gold": it.gold, "votes": None
-                                                 if it.votes is None else list(it.votes)})
-                                   for it in items[start:start + 5000]})
+                pipe.hset(k.p(project_id, "items"), mapping={it.id: dumps({
+                    "text": it.text, "features": it.features, "meta": it.meta, "gold": it.gold,
+                    "votes": it.votes}) for it in items[start:start + 5000]})
             for start in range(0, len(new), 5000):
                 part = [(it, key, pools[it.id]) for it, key in new[start:start + 5000]]
                 pipe.hset(k.p(project_id, "state"), mapping={it.id: SEP.join(map(str, (

@@ -166,9 +166,8 @@ class SQLiteStore(LeaseOps, Store):
 
     def get_item(self, project_id: str, item_id: str) -> Item:
         with self._tx(write=False) as db:
-            row = db.execute(
-                f"SELECT {ITEM_COLS} FROM {ITEMS} WHERE i.project_id=? AND i.id=?", (project_id, item_id)
-            ).fetchone()
+            row = db.execute(f"SELECT {ITEM_COLS} FROM {ITEMS} WHERE i.project_id=? AND i.id=?",
+                             (project_id, item_id)).fetchone()
             if row is None:
                 self._project(db, project_id)
                 raise NotFound(f"unknown item {item_id!r} in project {project_id!r}")
@@ -205,9 +204,8 @@ class SQLiteStore(LeaseOps, Store):
 
     def get_array(self, project_id: str, name: str) -> np.ndarray | None:
         with self._tx(write=False) as db:
-            row = db.execute(
-                "SELECT data FROM arrays WHERE project_id=? AND name=?", (project_id, name)
-            ).fetchone()
+            row = db.execute("SELECT data FROM arrays WHERE project_id=? AND name=?",
+                             (project_id, name)).fetchone()
         return None if row is None else bytes_to_array(row[0])
 
     # -- queue ----------------------------------------------------------------------------
@@ -223,9 +221,8 @@ class SQLiteStore(LeaseOps, Store):
             (evals,) = db.execute("SELECT TOTAL(is_eval) FROM items WHERE project_id=?",
                                   (project_id,)).fetchone()
             (leased,) = db.execute(  # live holds (a redundant item may have several)
-                "SELECT COUNT(*) FROM leases l JOIN holds h ON h.lease_id=l.id"
-                " WHERE l.open=1 AND l.expires_at>? AND l.project_id=?", (now, project_id),
-            ).fetchone()
+                "SELECT COUNT(*) FROM leases l JOIN holds h ON h.lease_id=l.id WHERE l.open=1"
+                " AND l.expires_at>? AND l.project_id=?", (now, project_id)).fetchone()
         names = ("total", "flagged", "done", "open", "gold", "review")
         return {"leased": leased, "eval": int(evals),
                 **{k: int(v) for k, v in zip(names, row, strict=True)}}
@@ -247,7 +244,6 @@ class SQLiteStore(LeaseOps, Store):
     def list_rounds(self, project_id: str) -> list[Round]:
         with self._tx(write=False) as db:
             self._project(db, project_id)
-            rows = db.execute(
-                "SELECT doc FROM rounds WHERE project_id=? ORDER BY number", (project_id,)
-            ).fetchall()
+            rows = db.execute("SELECT doc FROM rounds WHERE project_id=? ORDER BY number",
+                              (project_id,)).fetchall()
         return [from_json(Round, r[0]) for r in rows]

@@ -93,10 +93,9 @@ def migrate(db: sqlite3.Connection, migrations: Sequence[str] = MIGRATIONS) -> i
         if version > len(migrations):
             raise InvalidInput(f"the store file is at schema version {version}; this release "
                                f"knows versions up to {len(migrations)}")
-        for number in range(version, len(migrations)):
-            for statement in migrations[number].split(";"):
-                if statement.strip():
-                    db.execute(statement)
+        for statement in ";".join(migrations[version:]).split(";"):
+            if statement.strip():
+                db.execute(statement)
         db.execute(f"PRAGMA user_version={len(migrations)}")
     except BaseException:
         db.execute("ROLLBACK")
