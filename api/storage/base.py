@@ -162,9 +162,8 @@ class Store(abc.ABC):
         self.get_project(project_id)
         self._swap([f"{kind}:{project_id}"], change)
 
-    # small records by name: ``lfs:P`` and ``assertions:P`` (JSON lists of the registered
-    # records), ``votes:P:VERSION`` (npy bytes) and ``votes-info:P:VERSION`` (JSON [faults,
-    # first error]), and the jobs and locks below
+    # small records by name: ``lfs:P`` and ``assertions:P`` (JSON lists), ``votes:P:VERSION``
+    # (npy bytes), ``votes-info:P:VERSION`` (JSON [faults, first error]), the jobs and locks below
     @abc.abstractmethod
     def _records(self, names: Sequence[str]) -> list[str | bytes | None]:
         """The records ``names``, None where absent."""
@@ -282,8 +281,7 @@ class Store(abc.ABC):
     @abc.abstractmethod
     def put_array(self, project_id: str, name: str, array: np.ndarray) -> None:
         """Store one array outside a round (project state such as gold answers or a connected
-        tool's settings); a round's outputs go through :meth:`commit_round`. ``NotFound`` for an
-        unknown project."""
+        tool's settings); a round's outputs go through :meth:`commit_round`."""
 
     # -- queue ----------------------------------------------------------------------------
     @abc.abstractmethod

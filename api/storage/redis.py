@@ -153,8 +153,7 @@ class RedisStore(RedisLeaseOps, Store):
         seq, old, s = self.k.p(project_id, "seq"), before.settings, settings
         if (s.redundancy_fraction, s.redundancy_k) == (old.redundancy_fraction, old.redundancy_k):
             return project
-        # every item's ``required`` drawn again, a script call per 5000 items (each atomic with
-        # leases; a settings change is rare and never undone halfway by one)
+        # drawn again, a script call per 5000 items (each atomic with leases; a change is rare)
         for start in range(0, int(self.r.llen(seq)), 5000):
             ids = [i.decode() for i in self.r.lrange(seq, start, start + 4999)]
             self._require(project_id, {i: required_answers(i, s.redundancy_fraction, s.redundancy_k)

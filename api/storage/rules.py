@@ -118,8 +118,7 @@ def encode_round(project_id: str, arrays: Mapping[str, np.ndarray],
                  rnd: Round) -> EncodedRound:
     """Check and encode :meth:`Store.commit_round`'s arguments."""
     if rnd.project_id != project_id:
-        raise InvalidInput(f"round of project {rnd.project_id!r} committed to project "
-                           f"{project_id!r}")
+        raise InvalidInput(f"round of project {rnd.project_id!r} committed to project {project_id!r}")
     ids, scores, reasons = queue
     if not len(ids) == len(scores) == len(reasons):
         raise InvalidInput(f"queue needs as many scores and reasons as item ids, got "
