@@ -106,17 +106,7 @@ class RedisStore(RedisLeaseOps, Store):
     def _watched(self, keys: Sequence[str], apply: Callable[[Any], Any]) -> Any:
         """Optimistic transaction: ``apply(pipe)`` reads (immediate mode), calls ``pipe.multi()``
         and queues its writes; re-run while a watched key changed in between. Returns its result."""
-        with self.r.pipeline(transaction=True) as pipe:
-            while True:
-                try:
-                    if keys:  # none: the writes need no check
-                        pipe.watch(*keys)
-                    result = apply(pipe)
-                    if pipe.explicit_transaction:
-                        pipe.execute()
-                    return result  # (leaving the pipeline unwatches)
-                except redis.WatchError:
-                    continue
+        return self.r.transaction(apply, *keys, value_from_callable=True)
 
     def _project_doc(self, project_id: str) -> bytes:
         doc = self.r.hget(self.k.projects(), project_id)
@@ -254,11 +244,7 @@ class RedisStore(RedisLeaseOps, Store):
         None when the server answers neither."""
         names = ("appendonly", "appendfsync", "maxmemory-policy")
         try:
-            cfg: dict[str, str | None] = {}
-            for name in names:
-                got = self.r.config_get(name)
-                value = got.get(name, got.get(name.encode()))
-                cfg[name] = (value.decode() if isinstance(value, bytes) else value) or None
+            cfg = {name: self.r.config_get(name).get(name) or None for name in names}
             return {**cfg, "source": "config"}
         except redis.ResponseError:  # CONFIG renamed or denied (managed Redis): try INFO
             pass
