@@ -42,8 +42,7 @@ class SQLiteStore(LeaseOps, Store):
                        "temp_store=MEMORY", "mmap_size=2147418112"):
             self._db.execute(f"PRAGMA {pragma}")
         self._batched, self._durable = False, True
-        with self._lock:
-            self.schema_version = migrate(self._db)
+        self.schema_version = migrate(self._db)
 
     @contextmanager
     def batch(self) -> Iterator[None]:
@@ -87,10 +86,9 @@ class SQLiteStore(LeaseOps, Store):
     # -- projects -------------------------------------------------------------------------
     def create_project(self, project: Project) -> Project:
         with self._tx() as db:
-            if db.execute("SELECT 1 FROM projects WHERE id=?", (project.id,)).fetchone():
+            if not db.execute("INSERT OR IGNORE INTO projects (id, doc) VALUES (?, ?)",
+                              (project.id, to_json(project))).rowcount:
                 raise Conflict(f"project {project.id!r} already exists")
-            db.execute("INSERT INTO projects (id, doc) VALUES (?, ?)",
-                       (project.id, to_json(project)))
         return project
 
     def _project(self, db: sqlite3.Connection, project_id: str) -> Project:
