@@ -57,6 +57,7 @@ class SQLiteStore(LeaseOps, Store):
         self._db.execute("PRAGMA temp_store=MEMORY")
         self._db.execute("PRAGMA mmap_size=2147418112")  # reads of a large pool through the page cache of the OS
         self._batched, self._durable = False, True
+        self._swept: dict[str, float] = {}  # in a batch: project -> the clock it was swept at
         with self._lock:
             self.schema_version = migrate(self._db)
 
@@ -68,6 +69,7 @@ class SQLiteStore(LeaseOps, Store):
                 yield
             finally:
                 self._batched = False
+                self._swept.clear()
 
     @contextmanager
     def _tx(self, write: bool = True, durable: bool = True) -> Iterator[sqlite3.Connection]:
@@ -81,6 +83,7 @@ class SQLiteStore(LeaseOps, Store):
                     yield self._db
                 except BaseException:
                     self._db.execute("ROLLBACK TO one")
+                    self._swept.clear()  # a sweep in it is undone too
                     raise
                 finally:
                     self._db.execute("RELEASE one")
