@@ -55,6 +55,7 @@ class SQLiteStore(LeaseOps, Store):
         self._db.execute("PRAGMA synchronous=FULL")
         self._db.execute("PRAGMA busy_timeout=30000")
         self._db.execute("PRAGMA temp_store=MEMORY")
+        self._db.execute("PRAGMA cache_size=-65536")  # 64 MiB: a 1M-item pool's hot pages
         self._db.execute("PRAGMA mmap_size=2147418112")  # reads of a large pool through the page cache of the OS
         self._batched, self._durable = False, True
         self._swept: dict[str, float] = {}  # in a batch: project -> the clock it was swept at
