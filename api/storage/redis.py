@@ -51,6 +51,7 @@ from api.storage.redis_common import (
     _item,
     _plain,
     guard_all,
+    refusal,
     source,
 )
 from api.storage.redis_leases import RedisLeaseOps
@@ -94,17 +95,15 @@ class RedisStore(RedisLeaseOps, DurabilityCheck, Store):
                 "with its idempotency key)"
             ) from exc
 
-    def _lease_script(self, name: str, project_id: str, *args: Any) -> Any:
-        """Run a lease script (:data:`~api.storage.redis_common.LEASE_SCRIPTS`) on a project; its
-        refusals (``CONFLICT ...``, ``NOTFOUND ...``) are raised as those store errors."""
+    def _lease_script(self, name: str, project_id: str, *args: Any, client: Any = None) -> Any:
+        """Run a lease script (:data:`~api.storage.redis_common.LEASE_SCRIPTS`) on a project (on
+        ``client``: a pipeline queues it); its refusals (``CONFLICT ...``, ``NOTFOUND ...``) are
+        raised as those store errors (:func:`refusal`)."""
         keys = [*self.k.project(project_id), self.k.clock(), self.k.projects()]
         try:
-            return self._scripts[name](keys=keys, args=[self.k.lease(""), *args])
+            return self._scripts[name](keys=keys, args=[self.k.lease(""), *args], client=client)
         except redis.ResponseError as exc:
-            for prefix, err in (("CONFLICT ", Conflict), ("NOTFOUND ", NotFound)):
-                if str(exc).startswith(prefix) and not isinstance(exc, _UNAVAILABLE):
-                    raise err(str(exc)[len(prefix):]) from None
-            raise
+            raise refusal(exc) from None
 
     def ping(self) -> bool:
         try:

@@ -24,7 +24,7 @@ from api.storage.base import Store, StoreUnavailable
 from api.storage.codec import loads
 from api.storage.keys import PROJECT, SEP
 from api.storage.records import Item
-from labeling.errors import InvalidInput
+from labeling.errors import Conflict, InvalidInput, NotFound
 
 __all__ = ["LEASE_SCRIPTS", "StoreUnavailable", "source"]
 
@@ -60,6 +60,15 @@ def _guarded(method: Callable) -> Callable:
             return method(self, *args, **kwargs)
 
     return call
+
+
+def refusal(exc: redis.ResponseError) -> Exception:
+    """A script's refusal (``CONFLICT ...``, ``NOTFOUND ...``) as that store error; any other
+    error as it is."""
+    for prefix, err in (("CONFLICT ", Conflict), ("NOTFOUND ", NotFound)):
+        if str(exc).startswith(prefix) and not isinstance(exc, _UNAVAILABLE):
+            return err(str(exc)[len(prefix):])
+    return exc
 
 
 def guard_all(cls: type) -> type:

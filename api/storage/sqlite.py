@@ -57,38 +57,15 @@ class SQLiteStore(LeaseOps, Store):
         self._db.execute("PRAGMA temp_store=MEMORY")
         self._db.execute("PRAGMA cache_size=-65536")  # 64 MiB: a 1M-item pool's hot pages
         self._db.execute("PRAGMA mmap_size=2147418112")  # reads of a large pool through the page cache of the OS
-        self._batched, self._durable = False, True
-        self._swept: dict[str, float] = {}  # in a batch: project -> the clock it was swept at
+        self._durable = True
         with self._lock:
             self.schema_version = migrate(self._db)
 
     @contextmanager
-    def batch(self) -> Iterator[None]:
-        with self._tx(durable=False):
-            self._batched = True
-            try:
-                yield
-            finally:
-                self._batched = False
-                self._swept.clear()
-
-    @contextmanager
     def _tx(self, write: bool = True, durable: bool = True) -> Iterator[sqlite3.Connection]:
-        """One transaction (a savepoint inside :meth:`batch`). ``durable=False`` skips the fsync
-        at commit (WAL, synchronous=NORMAL): for leases, which a crash may forget harmlessly;
-        never for annotations."""
+        """One transaction. ``durable=False`` skips the fsync at commit (WAL, synchronous=NORMAL):
+        for leases, which a crash may forget harmlessly; never for annotations."""
         with self._lock:
-            if self._batched:
-                self._db.execute("SAVEPOINT one")
-                try:
-                    yield self._db
-                except BaseException:
-                    self._db.execute("ROLLBACK TO one")
-                    self._swept.clear()  # a sweep in it is undone too
-                    raise
-                finally:
-                    self._db.execute("RELEASE one")
-                return
             if write and durable != self._durable:
                 self._db.execute(f"PRAGMA synchronous={'FULL' if durable else 'NORMAL'}")
                 self._durable = durable
