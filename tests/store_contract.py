@@ -17,6 +17,7 @@ from api.storage.records import (
     ClassSpec,
     Item,
     Job,
+    LeaseRequest,
     LFRecord,
     Project,
     ProjectSettings,
@@ -292,15 +293,18 @@ class StoreContract:
 
     def test_leases_in_one_batch_are_each_atomic(self, store):
         make_project(store, n_items=4)
-        with store.batch():
-            a = store.lease("p1", "a", 2, n_eval=0, now=T0, ttl=60, lease_id="La")
+        store.lease("p1", "x", 1, n_eval=0, now=T0, ttl=1, lease_id="Lx")  # expires before the batch
+        a, b, bad, c = store.lease_many([
+            LeaseRequest("p1", "a", 2, 0, 60, "La"), LeaseRequest("nope", "b", 2, 0, 60, "Lb"),
+            LeaseRequest("p1", "b", -1, 0, 60, "Lbad"), LeaseRequest("p1", "c", 5, 0, 60, "Lc")],
+            now=T0 + 2)
+        assert (a.item_ids, c.item_ids) == (("i0", "i1"), ("i2", "i3"))  # i0 came back from Lx
+        assert isinstance(b, NotFound) and isinstance(bad, InvalidInput)
+        assert a.expires_at == T0 + 62 and store.get_lease("Lc").item_ids == ("i2", "i3")
+        for lid in ("Lb", "Lbad"):
             with pytest.raises(NotFound):
-                store.lease("nope", "b", 2, n_eval=0, now=T0, ttl=60, lease_id="Lb")
-            c = store.lease("p1", "c", 5, n_eval=0, now=T0, ttl=60, lease_id="Lc")
-        assert (a.item_ids, c.item_ids) == (("i0", "i1"), ("i2", "i3"))
-        assert store.get_lease("Lc").item_ids == ("i2", "i3")
-        with pytest.raises(NotFound):
-            store.get_lease("Lb")
+                store.get_lease(lid)
+        assert store.queue_depth("p1", now=T0 + 2)["leased"] == 4
 
     # -- resume: an annotator's live leases -----------------------------------------------
     def test_live_leases_of_an_annotator_with_their_items(self, store):

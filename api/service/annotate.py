@@ -75,20 +75,30 @@ def lease_answers(store: Store, asked: Sequence[tuple[str, str, int | None]], *,
                   rng: np.random.Generator | Callable[[], np.random.Generator],
                   renderer: LeaseRenderer) -> list[dict[str, Any] | LabelloopError]:
     """Leases for ``(project_id, annotator, size)`` requests at ``now`` in one
-    :meth:`~api.storage.base.Store.batch` (one SQLite commit), each project read once, each
-    answered as the lease route does (``api.schemas.LeaseOut``). A request refused alone comes
-    back as its error, nothing of it written; a failed commit raises for all."""
+    :meth:`~api.storage.base.Store.lease_many` (one SQLite commit, one Redis round trip), each
+    project read once, each answered as the lease route does (``api.schemas.LeaseOut``). A
+    request refused alone comes back as its error, nothing of it written; a failed commit
+    raises for all."""
     projects: dict[str, Project] = {}
-    out: list[dict[str, Any] | LabelloopError] = []
-    with store.batch():
-        for project_id, annotator, size in asked:
-            try:
-                project = projects.get(project_id) or store.get_project(project_id)
-                projects[project_id] = project
-                lease = _lease(store, project, annotator, size, now=now, rng=rng)
-                out.append(renderer.render(lease, project, store))
-            except LabelloopError as e:
-                out.append(e)
+    out: list[Any] = []  # a request, then its answer; or its error
+    for project_id, annotator, size in asked:
+        try:
+            if project_id not in projects:
+                projects[project_id] = store.get_project(project_id)
+            out.append(lease_request(projects[project_id], annotator, size, rng=rng))
+        except LabelloopError as e:
+            out.append(e)
+    requests = [r for r in out if isinstance(r, LeaseRequest)]
+    leases = iter(store.lease_many(requests, now=now))
+    for k, r in enumerate(out):
+        if isinstance(r, LeaseRequest):
+            out[k] = lease = next(leases)
+            if isinstance(lease, Lease):
+                try:
+                    out[k] = renderer.render(_gold_disguised(lease) if r.n_gold else lease,
+                                             projects[r.project_id], store)
+                except LabelloopError as e:
+                    out[k] = e
     return out
 
 

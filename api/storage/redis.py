@@ -26,7 +26,7 @@ from api.storage.base import Store, StoreUnavailable
 from api.storage.codec import array_to_bytes, bytes_to_array, dumps, from_json, to_json
 from api.storage.keys import SEP, Keys
 from api.storage.records import Item, Project, ProjectSettings, required_answers
-from api.storage.redis_common import LEASE_SCRIPTS, _item, _plain, source
+from api.storage.redis_common import LEASE_SCRIPTS, _item, _plain, refusal, source
 from api.storage.redis_leases import RedisLeaseOps
 from api.storage.rules import check_upload
 from labeling.errors import Conflict, InvalidInput, NotFound
@@ -57,7 +57,7 @@ def _guard_all(cls: type) -> type:
 
         return call
 
-    for name in (*Store.__abstractmethods__, "durability"):
+    for name in (*Store.__abstractmethods__, "lease_many", "durability"):
         setattr(cls, name, guarded(getattr(cls, name)))
     return cls
 
@@ -82,17 +82,14 @@ class RedisStore(RedisLeaseOps, Store):
         self.check_durability(require_durable)
 
     # -- plumbing -------------------------------------------------------------------------
-    def _lease_script(self, name: str, project_id: str, *args: Any) -> Any:
-        """Run a lease script (:data:`~api.storage.redis_common.LEASE_SCRIPTS`) on a project; its
-        refusals (``CONFLICT ...``, ``NOTFOUND ...``) are raised as those store errors."""
+    def _lease_script(self, name: str, project_id: str, *args: Any, client: Any = None) -> Any:
+        """Run a lease script (:data:`~api.storage.redis_common.LEASE_SCRIPTS`) on a project (on
+        ``client``: a pipeline queues it); its refusals are raised as store errors (:func:`refusal`)."""
         keys = [*self.k.project(project_id), self.k.clock(), self.k.projects()]
         try:
-            return self._scripts[name](keys=keys, args=[self.k.lease(""), *args])
+            return self._scripts[name](keys=keys, args=[self.k.lease(""), *args], client=client)
         except redis.ResponseError as exc:
-            for prefix, err in (("CONFLICT ", Conflict), ("NOTFOUND ", NotFound)):
-                if str(exc).startswith(prefix):
-                    raise err(str(exc)[len(prefix):]) from None
-            raise
+            raise refusal(exc) from None
 
     def ping(self) -> bool:
         try:

@@ -14,9 +14,9 @@ from importlib.resources import files
 from api.storage.codec import loads
 from api.storage.keys import PROJECT, SEP
 from api.storage.records import Item
-from labeling.errors import InvalidInput
+from labeling.errors import Conflict, InvalidInput, NotFound
 
-__all__ = ["LEASE_SCRIPTS", "source"]
+__all__ = ["LEASE_SCRIPTS", "refusal", "source"]
 
 LEASE_SCRIPTS = ("lease", "submit", "renew", "release", "reclaim", "require", "queue_depth")
 
@@ -29,6 +29,15 @@ def source(name: str) -> str:
     lua = files("api.storage").joinpath("lua")
     return header + "".join(lua.joinpath(f"{n}.lua").read_text(encoding="utf-8")
                             for n in ("prelude", name))
+
+
+def refusal(exc: Exception) -> Exception:
+    """A lease script's refusal (``CONFLICT ...``, ``NOTFOUND ...``) as that store error; any
+    other error as it is."""
+    for prefix, err in (("CONFLICT ", Conflict), ("NOTFOUND ", NotFound)):
+        if str(exc).startswith(prefix):
+            return err(str(exc)[len(prefix):])
+    return exc
 
 
 def _plain(what: str, value: str | None) -> None:

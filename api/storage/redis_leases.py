@@ -14,10 +14,11 @@ from api.storage.keys import SEP
 from api.storage.records import (
     Annotation,
     Lease,
+    LeaseRequest,
     Round,
     SubmitResult,
 )
-from api.storage.redis_common import _item, _plain
+from api.storage.redis_common import _item, _plain, refusal
 from api.storage.rules import (
     LOCK,
     check_fence,
@@ -28,7 +29,7 @@ from api.storage.rules import (
     idem_payload,
     leased,
 )
-from labeling.errors import InvalidInput, NotFound
+from labeling.errors import InvalidInput, LabelloopError, NotFound
 
 __all__ = ["RedisLeaseOps"]
 
@@ -48,16 +49,49 @@ class RedisLeaseOps:
     # -- leases ---------------------------------------------------------------------------
     def lease(self, project_id, annotator, n, *, n_eval, now, ttl, lease_id, n_gold=0,
               pool="main"):
-        check_lease(n, n_eval, n_gold, pool)
-        _plain("annotator", annotator)
-        _plain("lease id", lease_id)
-        out = self._lease_script("lease", project_id, repr(float(now)), annotator, n, n_eval,
-                                 repr(float(ttl)), lease_id, project_id, n_gold, pool)
-        items = []
-        for i in range(2, len(out), 4):  # item, reasons, document, position per item
-            items.append(leased(_item(out[i].decode(), out[i + 2], out[i + 3]), out[i + 1]))
-        return Lease(lease_id, project_id, annotator, float(out[1]), tuple(li.item.id for li in items),
-                     tuple(items), exhausted=out[0] == b"1")
+        r = LeaseRequest(project_id, annotator, n, n_eval, ttl, lease_id, n_gold, pool)
+        return self._leased(r, self._lease_script("lease", project_id, *self._lease_args(r, now)))
+
+    def lease_many(self, requests, *, now):
+        """The lease scripts of all the valid requests in one pipeline (one round trip)."""
+        out: list[Lease | LabelloopError | None] = []
+        pipe, sent = self.r.pipeline(transaction=False), []
+        for r in requests:
+            try:
+                self._lease_script("lease", r.project_id, *self._lease_args(r, now), client=pipe)
+                sent.append(r)
+                out.append(None)
+            except LabelloopError as e:
+                out.append(e)
+        replies = iter(pipe.execute(raise_on_error=False) if sent else ())
+        for k, r in enumerate(requests):
+            if out[k] is None:
+                reply = next(replies)
+                if isinstance(reply, Exception):  # a refusal, or a failure of the batch (raised)
+                    reply = refusal(reply)
+                    if not isinstance(reply, LabelloopError):
+                        raise reply
+                    out[k] = reply
+                else:
+                    out[k] = self._leased(r, reply)
+        return out
+
+    @staticmethod
+    def _lease_args(r: LeaseRequest, now: float) -> tuple:
+        check_lease(r.n, r.n_eval, r.n_gold, r.pool)
+        _plain("annotator", r.annotator)
+        _plain("lease id", r.lease_id)
+        return (repr(float(now)), r.annotator, r.n, r.n_eval, repr(float(r.ttl)), r.lease_id,
+                r.project_id, r.n_gold, r.pool)
+
+    @staticmethod
+    def _leased(r: LeaseRequest, out: list) -> Lease:
+        """The lease script's answer as a :class:`Lease`: exhausted, expiry, then item id, reasons,
+        document and position per item."""
+        items = tuple(leased(_item(out[i].decode(), out[i + 2], out[i + 3]), out[i + 1])
+                      for i in range(2, len(out), 4))
+        return Lease(r.lease_id, r.project_id, r.annotator, float(out[1]),
+                     tuple(li.item.id for li in items), items, exhausted=out[0] == b"1")
 
     def _lease_hash(self, lease_id: str) -> dict[bytes, bytes]:
         meta = self.r.hgetall(self.k.lease(lease_id))

@@ -20,8 +20,8 @@ __all__ = ["LOCK", "check_fence", "check_lease", "check_required", "check_submis
 LOCK = "lock:"  # the record of lock NAME is LOCK + NAME: JSON {owner, expires_at, token}
 
 # what a lease says about an item taken in pool order (gold items look like main ones)
-REASONS = {"main": '{"strategy":"pool_order"}', "eval": '{"strategy":"evaluation_slice"}',
-           "gold": '{"strategy":"pool_order"}', "review": '{"strategy":"review"}'}
+REASONS = {"main": {"strategy": "pool_order"}, "eval": {"strategy": "evaluation_slice"},
+           "gold": {"strategy": "pool_order"}, "review": {"strategy": "review"}}
 
 
 def check_pool(pool: str, allowed: Sequence[str] = POOLS) -> str:
@@ -92,7 +92,8 @@ def idem_payload(ann: Annotation) -> str:
 
 def leased(item: Item, reasons: str | bytes | None) -> LeasedItem:
     """An item as a lease hands it out, with its queue reasons (None: those of pool order)."""
-    return LeasedItem(item, loads(reasons or REASONS[item.pool]), item.pool == "eval", item.pool)
+    return LeasedItem(item, loads(reasons) if reasons else dict(REASONS[item.pool]),
+                      item.pool == "eval", item.pool)
 
 
 def mix_gold(order: list[str], gold: list[str], start: int, end: int, lease_id: str) -> list[str]:

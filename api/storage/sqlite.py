@@ -37,43 +37,29 @@ class SQLiteStore(LeaseOps, Store):
         self._lock = threading.RLock()
         self._db = sqlite3.connect(self.path, timeout=30.0, isolation_level=None,
                                    check_same_thread=False)
-        # mmap: a large pool is read through the page cache of the OS
+        # a 1M-item pool's hot pages in a 64 MiB cache; mmap: a large pool is read through the
+        # page cache of the OS
         for pragma in ("journal_mode=WAL", "synchronous=FULL", "busy_timeout=30000",
-                       "temp_store=MEMORY", "mmap_size=2147418112"):
+                       "temp_store=MEMORY", "cache_size=-65536", "mmap_size=2147418112"):
             self._db.execute(f"PRAGMA {pragma}")
-        self._batched, self._durable = False, True
+        self._durable = True
         self.schema_version = migrate(self._db)
 
     @contextmanager
-    def batch(self) -> Iterator[None]:
-        with self._tx(durable=False):
-            self._batched = True
-            try:
-                yield
-            finally:
-                self._batched = False
-
-    @contextmanager
     def _tx(self, write: bool = True, durable: bool = True) -> Iterator[sqlite3.Connection]:
-        """One transaction (a savepoint inside :meth:`batch`). ``durable=False`` skips the fsync
-        at commit (WAL, synchronous=NORMAL): for leases, which a crash may forget harmlessly;
-        never for annotations."""
+        """One transaction. ``durable=False`` skips the fsync at commit (WAL, synchronous=NORMAL):
+        for leases, which a crash may forget harmlessly; never for annotations."""
         with self._lock:
-            nested = self._batched
-            if write and not nested and durable != self._durable:
+            if write and durable != self._durable:
                 self._db.execute(f"PRAGMA synchronous={'FULL' if durable else 'NORMAL'}")
                 self._durable = durable
-            self._db.execute("SAVEPOINT one" if nested else "BEGIN IMMEDIATE" if write else "BEGIN")
+            self._db.execute("BEGIN IMMEDIATE" if write else "BEGIN")
             try:
                 yield self._db
             except BaseException:
-                self._db.execute("ROLLBACK TO one" if nested else "ROLLBACK")
+                self._db.execute("ROLLBACK")
                 raise
-            finally:
-                if nested:
-                    self._db.execute("RELEASE one")
-            if not nested:
-                self._db.execute("COMMIT")
+            self._db.execute("COMMIT")
 
     def close(self) -> None:
         with self._lock:

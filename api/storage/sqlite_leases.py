@@ -14,7 +14,14 @@ import sqlite3
 from collections.abc import Mapping
 from dataclasses import replace
 
-from api.storage.records import ANSWER_KINDS, Annotation, Lease, LeasedItem, SubmitResult
+from api.storage.records import (
+    ANSWER_KINDS,
+    Annotation,
+    Lease,
+    LeasedItem,
+    LeaseRequest,
+    SubmitResult,
+)
 from api.storage.rules import (
     check_lease,
     check_required,
@@ -29,7 +36,7 @@ from api.storage.sqlite_schema import (
     ITEMS,
     item_from_row,
 )
-from labeling.errors import Conflict, NotFound
+from labeling.errors import Conflict, LabelloopError, NotFound
 
 __all__ = ["LeaseOps"]
 
@@ -47,8 +54,8 @@ _FROM_POOL = (f"SELECT {ITEM_COLS}, NULL FROM pool p INDEXED BY pool_open {_JOIN
 _FROM_QUEUE = (f"SELECT {ITEM_COLS}, q.reasons FROM queue q INDEXED BY queue_rank CROSS JOIN pool p"
                f" ON p.project_id=q.project_id AND p.item_id=q.item_id {_JOIN} WHERE"
                f" q.project_id=:p AND p.pool='main' AND {_OPEN}{_NOT_THEIRS} ORDER BY q.rank LIMIT :n")
-_HOLDS = "UPDATE pool SET n_holds=n_holds+? WHERE project_id=? AND item_id=?"
-_ENDED = " RETURNING -1, project_id, item_id"  # rows for ``_HOLDS``
+# the open leases whose expiry passed (?1: the lease clock; of one project, ?2, or of all)
+_EXPIRED = "SELECT id FROM leases INDEXED BY leases_open WHERE open=1 AND expires_at<=?1"
 
 
 
@@ -56,66 +63,97 @@ class LeaseOps:
     """Needs ``self._tx`` and ``self._project`` from the store."""
 
     @staticmethod
-    def _reclaim(db: sqlite3.Connection, now: float, project_id: str | None = None,
+    def _end_holds(db: sqlite3.Connection, where: str, args) -> int:
+        """End the holds ``where`` picks (a condition on ``h``, the holds table): each item's pool
+        row counts its ended holds off, in one statement per table whatever their number (each
+        statement a lease runs lets the event loop's thread take the interpreter lock). Returns
+        how many ended."""
+        db.execute("UPDATE pool SET n_holds=n_holds-e.n FROM (SELECT project_id, item_id, COUNT(*) n"
+                   f" FROM holds h WHERE {where} GROUP BY project_id, item_id) e WHERE"
+                   " pool.project_id=e.project_id AND pool.item_id=e.item_id", args)
+        return db.execute(f"DELETE FROM holds AS h WHERE {where}", args).rowcount
+
+    @classmethod
+    def _reclaim(cls, db: sqlite3.Connection, now: float, project_id: str | None = None,
                  ) -> tuple[float, int]:
         """End the holds of the open leases whose expiry passed (of one project, or all) at the
         lease clock: ``now``, or the latest time a lease or a sweep ran at if that is later
         (callers read their clocks before they wait for the write lock). Returns (that time,
         holds ended)."""
         (now,) = db.execute("UPDATE lease_clock SET now=MAX(now, ?) RETURNING now", (now,)).fetchone()
-        where = "open=1 AND expires_at<=?1" + (" AND project_id=?2" if project_id else "")
+        expired = _EXPIRED + (" AND project_id=?2" if project_id else "")
         args = (now, project_id) if project_id else (now,)
-        ended = db.execute(f"DELETE FROM holds WHERE lease_id IN (SELECT id FROM leases INDEXED BY"
-                           f" leases_open WHERE {where}){_ENDED}", args).fetchall()
-        db.execute(f"UPDATE leases INDEXED BY leases_open SET open=0 WHERE {where}", args)
-        db.executemany(_HOLDS, ended)
-        return now, len(ended)
+        ended = cls._end_holds(db, f"h.lease_id IN ({expired})", args)
+        db.execute(f"UPDATE leases SET open=0 WHERE id IN ({expired})", args)
+        return now, ended
 
     # -- leases ---------------------------------------------------------------------------
     def lease(self, project_id, annotator, n, *, n_eval, now, ttl, lease_id, n_gold=0,
               pool="main"):
+        r = LeaseRequest(project_id, annotator, n, n_eval, ttl, lease_id, n_gold, pool)
         check_lease(n, n_eval, n_gold, pool)
         with self._tx(durable=False) as db:  # a crash may forget a lease harmlessly
-            now = self._reclaim(db, now, project_id)[0]
-            picked: dict[str, tuple] = {}  # item id -> (item row..., reasons JSON or None)
+            return self._take(db, r, self._reclaim(db, now, project_id)[0])
 
-            def take(sql: str, where: str, limit: int) -> list[str]:
-                if limit <= 0:
-                    return []
-                args = {"p": project_id, "who": annotator, "pool": where, "n": limit + len(picked)}
-                got = [r for r in db.execute(sql, args).fetchall() if r[0] not in picked][:limit]
-                picked.update((r[0], r) for r in got)
-                return [r[0] for r in got]
+    def lease_many(self, requests, *, now):
+        """One commit; each project's expired holds ended once, then each lease in a savepoint."""
+        out: list[Lease | LabelloopError] = []
+        with self._tx(durable=False) as db:
+            clock = {p: self._reclaim(db, now, p)[0] for p in {r.project_id for r in requests}}
+            for r in requests:
+                db.execute("SAVEPOINT one")
+                try:
+                    check_lease(r.n, r.n_eval, r.n_gold, r.pool)
+                    out.append(self._take(db, r, clock[r.project_id]))
+                except LabelloopError as e:
+                    db.execute("ROLLBACK TO one")
+                    out.append(e)
+                db.execute("RELEASE one")
+        return out
 
-            if pool == "review":
-                order = take(_FROM_POOL, "review", n)
-            else:  # gold only beside another item: an annotator with only gold left is done
-                gold = take(_FROM_POOL, "gold", min(n_gold, n))
-                order = take(_FROM_POOL, "eval", min(n_eval, n - len(gold)))
-                order += take(_FROM_QUEUE, "main", n - len(gold) - len(order))
-                start = len(order)
-                rest = max(n - len(gold) - len(order), 1 if gold and not order else 0)
-                order += take(_FROM_POOL, "main", rest)
-                end = len(order)
-                order += take(_FROM_POOL, "eval", rest - (end - start))
-                order = mix_gold(order[:n - len(gold)], gold, start, min(end, n - len(gold)),
-                                 lease_id) if order else []
-            expires = now + ttl
-            if order:
-                db.execute("INSERT INTO leases (id, project_id, annotator, created_at, expires_at)"
-                           " VALUES (?,?,?,?,?)", (lease_id, project_id, annotator, now, expires))
-                db.executemany("INSERT INTO holds VALUES (?,?,?,?)",
-                               [(lease_id, i, project_id, picked[i][-1]) for i in order])
-                db.executemany(_HOLDS, [(1, project_id, i) for i in order])
-                exhausted = False
-            else:  # nothing open is left for them; only a live hold may still come back
-                self._project(db, project_id)
-                exhausted = db.execute(
-                    "SELECT 1 FROM leases l JOIN holds h ON h.lease_id=l.id JOIN pool p ON"
-                    " p.project_id=?1 AND p.item_id=h.item_id WHERE l.project_id=?1 AND l.open=1"
-                    " AND (p.pool='review')=?3 AND NOT EXISTS (SELECT 1 FROM answered a WHERE"
-                    " a.project_id=?1 AND a.item_id=h.item_id AND a.annotator=?2) LIMIT 1",
-                    (project_id, annotator, pool == "review")).fetchone() is None
+    def _take(self, db: sqlite3.Connection, r: LeaseRequest, now: float) -> Lease:
+        """The lease ``r`` asks for at the lease clock ``now``, its expired holds already ended."""
+        project_id, annotator, n, lease_id = r.project_id, r.annotator, r.n, r.lease_id
+        picked: dict[str, tuple] = {}  # item id -> (item row..., reasons JSON or None)
+
+        def take(sql: str, where: str, limit: int) -> list[str]:
+            if limit <= 0:
+                return []
+            args = {"p": project_id, "who": annotator, "pool": where, "n": limit + len(picked)}
+            got = [row for row in db.execute(sql, args).fetchall() if row[0] not in picked][:limit]
+            picked.update((row[0], row) for row in got)
+            return [row[0] for row in got]
+
+        if r.pool == "review":
+            order = take(_FROM_POOL, "review", n)
+        else:  # gold only beside another item: an annotator with only gold left is done
+            gold = take(_FROM_POOL, "gold", min(r.n_gold, n))
+            order = take(_FROM_POOL, "eval", min(r.n_eval, n - len(gold)))
+            order += take(_FROM_QUEUE, "main", n - len(gold) - len(order))
+            start = len(order)
+            rest = max(n - len(gold) - len(order), 1 if gold and not order else 0)
+            order += take(_FROM_POOL, "main", rest)
+            end = len(order)
+            order += take(_FROM_POOL, "eval", rest - (end - start))
+            order = mix_gold(order[:n - len(gold)], gold, start, min(end, n - len(gold)),
+                             lease_id) if order else []
+        expires = now + r.ttl
+        if order:
+            db.execute("INSERT INTO leases (id, project_id, annotator, created_at, expires_at)"
+                       " VALUES (?,?,?,?,?)", (lease_id, project_id, annotator, now, expires))
+            db.execute("INSERT INTO holds VALUES " + ",".join(["(?,?,?,?)"] * len(order)),
+                       [x for i in order for x in (lease_id, i, project_id, picked[i][-1])])
+            db.execute("UPDATE pool SET n_holds=n_holds+1 WHERE project_id=?1 AND item_id IN"
+                       " (SELECT item_id FROM holds WHERE lease_id=?2)", (project_id, lease_id))
+            exhausted = False
+        else:  # nothing open is left for them; only a live hold may still come back
+            self._project(db, project_id)
+            exhausted = db.execute(
+                "SELECT 1 FROM leases l JOIN holds h ON h.lease_id=l.id JOIN pool p ON"
+                " p.project_id=?1 AND p.item_id=h.item_id WHERE l.project_id=?1 AND l.open=1"
+                " AND (p.pool='review')=?3 AND NOT EXISTS (SELECT 1 FROM answered a WHERE"
+                " a.project_id=?1 AND a.item_id=h.item_id AND a.annotator=?2) LIMIT 1",
+                (project_id, annotator, r.pool == "review")).fetchone() is None
         return Lease(lease_id, project_id, annotator, expires, tuple(order),
                      tuple(leased(item_from_row(picked[i]), picked[i][-1]) for i in order),
                      exhausted=exhausted)
@@ -166,12 +204,10 @@ class LeaseOps:
         with self._tx() as db:
             self._lease_row(db, lease_id, annotator)
             if item_ids is None:
-                ended = db.execute(f"DELETE FROM holds WHERE lease_id=?{_ENDED}", (lease_id,)).fetchall()
-            else:
-                ended = [r for i in dict.fromkeys(item_ids) for r in db.execute(
-                    f"DELETE FROM holds WHERE lease_id=? AND item_id=?{_ENDED}", (lease_id, i))]
-            db.executemany(_HOLDS, ended)
-            return len(ended)
+                return self._end_holds(db, "h.lease_id=?", (lease_id,))
+            ids = list(dict.fromkeys(item_ids))
+            return self._end_holds(db, f"h.lease_id=? AND h.item_id IN ({','.join('?' * len(ids))})",
+                                   (lease_id, *ids))
 
     def expire(self, now: float) -> int:
         with self._tx() as db:

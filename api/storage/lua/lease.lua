@@ -4,7 +4,7 @@
 -- evaluation pool, then the ranked queue's items still in the pool, then pool order, then the
 -- evaluation pool; gold items are placed among the pool-order ones (base.mix_gold). Pool
 -- 'review': the review pool in order. Returns exhausted ('1': nothing taken and nothing left for
--- this annotator), the expiry, then item id, reasons, item document and state per item.
+-- this annotator), the expiry, then item id, reasons ('' in pool order), document and state per item.
 if redis.call('HEXISTS', K.projects, ARGV[8]) == 0 then  -- before anything is written
   return redis.error_reply('NOTFOUND unknown project ' .. ARGV[8])
 end
@@ -13,10 +13,10 @@ local who, n, n_eval, lid = ARGV[3], tonumber(ARGV[4]), tonumber(ARGV[5]), ARGV[
 local n_gold, review = tonumber(ARGV[9]), ARGV[10] == 'review'
 local expires = string.format('%.17g', now + tonumber(ARGV[6]))
 reclaim(now_text, 1000)
-local MAIN, EVAL = '{"strategy":"pool_order"}', '{"strategy":"evaluation_slice"}'
 local picked, order = {}, {}
 -- walk a sorted set in growing windows; skip what this annotator answered or holds
-local function take(key, limit, default)
+-- (an item taken in pool order gets empty reasons: rules.REASONS by its pool)
+local function take(key, limit)
   local out = {}
   if limit <= 0 then return out end
   local start, window, from_queue = 0, limit, key == K.queue
@@ -29,7 +29,7 @@ local function take(key, limit, default)
     local open = from_queue and redis.call('ZMSCORE', K.pool, unpack(chunk))
     for i, item in ipairs(chunk) do
       if not picked[item] and answered[i] == 0 and not held[i] and (not from_queue or open[i]) then
-        picked[item] = from_queue and redis.call('HGET', K.reasons, item) or default
+        picked[item] = from_queue and redis.call('HGET', K.reasons, item) or ''
         out[#out + 1] = item
         if #out >= limit then return out end
       end
@@ -39,16 +39,16 @@ local function take(key, limit, default)
 end
 local function append(items) for _, item in ipairs(items) do order[#order + 1] = item end end
 if review then
-  order = take(K.reviewpool, n, '{"strategy":"review"}')
+  order = take(K.reviewpool, n)
 else
-  local gold = take(K.goldpool, math.min(n_gold, n), MAIN)
-  append(take(K.evalpool, math.min(n_eval, n - #gold), EVAL))
+  local gold = take(K.goldpool, math.min(n_gold, n))
+  append(take(K.evalpool, math.min(n_eval, n - #gold)))
   append(take(K.queue, n - #gold - #order))
   local start, rest = #order, n - #gold - #order
   if rest <= 0 and #gold > 0 and #order == 0 then rest = 1 end  -- is any other item left?
-  append(take(K.pool, rest, MAIN))
+  append(take(K.pool, rest))
   local stop = #order
-  append(take(K.evalpool, rest - (stop - start), EVAL))
+  append(take(K.evalpool, rest - (stop - start)))
   if #order > 0 then
     while #order > n - #gold do table.remove(order) end
     stop = math.min(stop, #order)
