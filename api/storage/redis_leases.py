@@ -54,26 +54,21 @@ class RedisLeaseOps:
 
     def lease_many(self, requests, *, now):
         """The lease scripts of all the valid requests in one pipeline (one round trip)."""
-        out: list[Lease | LabelloopError | None] = []
-        pipe, sent = self.r.pipeline(transaction=False), []
+        out: list[Any] = []  # a request's error, or the request until its reply is read
+        pipe = self.r.pipeline(transaction=False)
         for r in requests:
             try:
                 self._lease_script("lease", r.project_id, *self._lease_args(r, now), client=pipe)
-                sent.append(r)
-                out.append(None)
+                out.append(r)
             except LabelloopError as e:
                 out.append(e)
-        replies = iter(pipe.execute(raise_on_error=False) if sent else ())
-        for k, r in enumerate(requests):
-            if out[k] is None:
-                reply = next(replies)
-                if isinstance(reply, Exception):  # a refusal, or a failure of the batch (raised)
-                    reply = refusal(reply)
-                    if not isinstance(reply, LabelloopError):
-                        raise reply
-                    out[k] = reply
-                else:
-                    out[k] = self._leased(r, reply)
+        replies = iter(pipe.execute(raise_on_error=False) if len(pipe) else ())
+        for k, r in enumerate(out):
+            if isinstance(r, LeaseRequest):
+                reply = next(replies)  # a refusal, or a failure of the whole batch (raised)
+                out[k] = refusal(reply) if isinstance(reply, Exception) else self._leased(r, reply)
+                if isinstance(out[k], Exception) and not isinstance(out[k], LabelloopError):
+                    raise out[k]
         return out
 
     @staticmethod

@@ -194,8 +194,9 @@ class LeaseOps:
     def renew(self, lease_id, annotator, *, now, ttl):
         with self._tx() as db:
             self._lease_row(db, lease_id, annotator)
-            cur = db.execute("UPDATE leases SET expires_at=?1 WHERE id=?2 AND open=1 AND expires_at>?3"
-                             " AND EXISTS (SELECT 1 FROM holds WHERE lease_id=?2)", (now + ttl, lease_id, now))
+            cur = db.execute("UPDATE leases SET expires_at=?1 WHERE id=?2 AND open=1 AND"
+                             " expires_at>?3 AND EXISTS (SELECT 1 FROM holds WHERE lease_id=?2)",
+                             (now + ttl, lease_id, now))
             if cur.rowcount == 0:
                 raise Conflict(f"lease {lease_id!r} has expired or holds no open items")
         return self.get_lease(lease_id)
