@@ -6,7 +6,7 @@ A 10k-item project, leases of 10 items to a new annotator each, 0.5 ms apart wit
 every lease also ends the expired holds of earlier ones (the churn of ``bench.lease_load``). Leases
 go through the lease route's service call (``annotate.lease_answers``: the project read once a
 batch, the answer built), without HTTP. Reported per lease: for SQLite the CPU time (the
-least of 8 runs of 500 leases, one transaction each, and in groups of 8 in ``Store.batch`` as the
+least of 8 runs of 500 leases, one transaction each, and in groups of 8 in ``Store.lease_many`` as the
 route's batcher makes them), the statements SQLite ran (its trace callback, BEGIN and COMMIT
 included), the calls that ran them (an ``executemany`` is one call) and the pages a lease writes
 to the WAL; for Redis the client's CPU time, the commands the server ran (``INFO commandstats``,
@@ -44,7 +44,7 @@ def _project(store) -> None:
 
 def _leaser(store, batch: int = 1, state: dict | None = None):
     """A function leasing ``n`` times the way the route does (``batch`` leases in a
-    ``Store.batch``), the clock moving on (``state``: shared with another leaser)."""
+    ``Store.lease_many``), the clock moving on (``state``: shared with another leaser)."""
     state = {"now": 1.0, "k": 0} if state is None else state
     rng = np.random.default_rng(0)
 
