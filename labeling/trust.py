@@ -18,8 +18,9 @@ exact test on the labels the two get right and wrong differently, one-sided at :
    not hinge on the labels being a sample of the pool as trusting the LFs does, and C=1 held on
    picked labels under-fits (WRENCH YouTube, ``margin`` without LFs: 0.62 at 100 labels against
    0.89 for a TF-IDF logistic regression with C grid-searched);
-3. the weak weight, 0 included: the end model trained on the fold's human labels plus weak labels
-   of up to :data:`CV_WEAK_ROWS` unlabeled covered items;
+3. the weak weight, 0 included, and the end model's C with weak rows (:data:`WEAK_C`): the end
+   model trained on the fold's human labels plus weak labels of up to :data:`CV_WEAK_ROWS`
+   unlabeled covered items;
 4. what the round serves on covered items: the end model, the label model, or a blend of the two
    (items no LF covers always get the end model).
 
@@ -48,14 +49,15 @@ from labeling.end_model import EndModel, training_set
 from labeling.errors import InvalidInput
 from labeling.label_model import AccuracyLabelModel
 
-__all__ = ["BLENDS", "C_GRID", "LEARNED", "MIN_LABELS", "WEAK_GRID", "Trust", "choose_trust",
-           "decision_rows", "served_probs"]
+__all__ = ["BLENDS", "C_GRID", "LEARNED", "MIN_LABELS", "WEAK_C", "WEAK_GRID", "Trust",
+           "choose_trust", "decision_rows", "served_probs"]
 
 MIN_LABELS = 10  # fewer human labels: the defaults below, no cross-fitting
 FOLDS = 5
 CV_WEAK_ROWS = 2000  # weak rows in each cross-fitted fit; the final fit keeps their total weight
 C_GRID = (1.0, 10.0, 100.0, 1000.0)
 WEAK_GRID = (0.0, 0.03, 0.1, 0.3, 1.0)
+WEAK_C = (1.0, 100.0)  # C of the end model with weak rows (DEFAULT_C first)
 BLENDS = (1.0, 0.75, 0.5, 0.25, 0.0)  # end model's share of the served probabilities
 LEARNED = "learned"  # name of the label model that learns LF accuracies from human labels
 DEFAULT_C, DEFAULT_WEAK = 1.0, 0.5  # with fewer than MIN_LABELS human labels
@@ -189,13 +191,15 @@ def choose_trust(
         trust = Trust(default_lm, DEFAULT_C, default_weak if weak else 0.0,
                       DEFAULT_BLEND if weak else 1.0, len(rows),
                       f"defaults: fewer than {MIN_LABELS} human labels of two classes or more")
+        if weak:  # C with the weak rows: _serve_on_all
+            return _serve_on_all(ctx, trust)
         labeled = np.flatnonzero(human >= 0)
         if len(labeled) >= MIN_LABELS and len(np.unique(human[labeled])) >= 2:
             C, c_scores, _ = _choose_C(ctx, labeled, _folds(human[labeled], seed))
             trust = replace(trust, C=C, scores={"C_all_labels": c_scores},
                             reason=f"{trust.reason} that are a random sample; C cross-fitted on "
                                    f"all {len(labeled)} human labels")
-        return _serve_on_all(ctx, trust) if weak else trust
+        return trust
     y = human[rows]
     folds = _folds(y, seed)
     scores: dict[str, dict[str, float]] = {}
@@ -217,12 +221,12 @@ def choose_trust(
                      scores)
 
     # 3. weak weight, with the chosen label model's labels on a sample of unlabeled covered items,
-    # at C=1 (the default) and at the C human labels alone chose: with weak rows the best C is
-    # often smaller (WRENCH YouTube, 100 random labels plus weak labels at 0.5: C=1 0.94, C=100
-    # 0.88), so C and the weight are chosen together
+    # and C with them (WEAK_C): the best C with weak rows is not that of human labels alone
+    # (WRENCH YouTube, 100 random labels plus weak labels at 0.5: C=1 0.94, C=100 0.88; SemEval,
+    # 200: C=1 0.64, C=100 0.78), so the two are chosen together
     weights = sorted(set(WEAK_GRID[1:]) | {float(default_weak)} - {0.0})
     weak_oof = {(C, 0.0): end_oof[C]}
-    for c in sorted({DEFAULT_C, C}):
+    for c in WEAK_C:
         weak_oof.update({(c, w): p for w, p in ctx.weak_oof(rows, folds, lm_name, c, weights).items()})
     (C, weak_weight), scores["weak_weight"] = _best(weak_oof, y, (DEFAULT_C, float(default_weak)))
 
@@ -272,9 +276,9 @@ def _serve_on_all(ctx: _Context, trust: Trust) -> Trust:
         return trust
     folds = _folds(y, ctx.seed)
     w, extra = trust.weak_weight, {}
-    # C chosen on every label is for human labels alone; with the default weak weight it stands
-    # only if it beats C=1 clearly on them (step 3 chooses the two together on a random sample)
-    Cs = [trust.C] if "weak_weight" in trust.scores else sorted({DEFAULT_C, trust.C})
+    # C with the weak rows, from WEAK_C: C=1 unless another wins clearly on these labels (on a
+    # random sample step 3 chose it with the weight)
+    Cs = [trust.C] if "weak_weight" in trust.scores else list(WEAK_C)
     ends = {c: ctx.weak_oof(rows, folds, trust.label_model, c, [w])[w] for c in Cs}
     C = Cs[0]
     if len(Cs) > 1:

@@ -11,7 +11,7 @@ from labeling.features import Featurizer
 from labeling.frame import items_frame
 from labeling.ingest import read_wrench
 from labeling.label_model import LabelModel
-from labeling.trust import C_GRID, LEARNED, MIN_LABELS, choose_trust, served_probs
+from labeling.trust import C_GRID, LEARNED, MIN_LABELS, WEAK_C, choose_trust, served_probs
 from tests.server import DATASETS
 
 
@@ -136,19 +136,17 @@ def test_a_switch_needs_a_clear_win():
 
 def test_picked_labels_choose_only_C_and_what_is_served(youtube):
     """Labels a strategy picked (no random sample among them) leave the label model and the weak
-    weight at their defaults; C and the blend are cross-fitted on them, the blend from the end
-    model."""
+    weight at their defaults; C (with the weak rows) and the blend are cross-fitted on them, the
+    blend from the end model."""
     X, _, votes, _, gold, _ = youtube
     human = _human(gold, 60, seed=3)
     snorkel = {"snorkel": LabelModel(2, kind="snorkel").fit(votes).predict_proba(votes)}
     picked = choose_trust(X, human, 2, votes=votes, label_models=snorkel,
                           decide_on=np.zeros(len(gold), bool))
     assert (picked.label_model, picked.weak_weight) == ("snorkel", 0.5)
-    assert set(picked.scores["C_all_labels"]) == {str(c) for c in C_GRID}
-    # the C human labels alone chose, with the weak labels, stands only if it beats C=1 on them
-    with_weak = picked.scores.get("C_with_weak_all_labels", {"1.0": None})
-    assert "1.0" in with_weak and len(with_weak) in (1, 2) and str(picked.C) in with_weak
-    assert "blend_all_labels" in picked.scores
+    assert set(picked.scores) == {"C_with_weak_all_labels", "blend_all_labels"}
+    assert set(picked.scores["C_with_weak_all_labels"]) == {str(c) for c in WEAK_C}
+    assert picked.C in WEAK_C
     assert "all 60 human labels" in picked.reason and picked.n_labels == 0
     none = choose_trust(X, np.full(len(gold), -1), 2, votes=votes, label_models=snorkel,
                         decide_on=np.zeros(len(gold), bool))
