@@ -4,21 +4,28 @@ Cross-fitting: the labeled items that are a random sample of the pool (every hum
 ``random`` strategy, else the evaluation slice: :func:`decision_rows`) are split into K folds;
 each candidate is trained without a fold and scored on it, so every human label scores every
 candidate once, on a model that never saw it. Chosen in turn, each by cross-fitted accuracy
-(ties: the lower log-loss), and only when it beats the step's default (trust the LFs: the
-project's label model and weak weight, an even blend) clearly, by McNemar's exact test on the
-labels the two get right and wrong differently, one-sided at :data:`ALPHA` (:func:`_clear_win`):
+(ties: the lower log-loss); the steps about the LFs only when the best beats the step's default
+(trust the LFs: the project's label model and weak weight, an even blend) clearly, by McNemar's
+exact test on the labels the two get right and wrong differently, one-sided at :data:`ALPHA`
+(:func:`_clear_win`):
 
 1. the label model: the unsupervised ones given (Snorkel, majority vote; they never see a label,
    so they are scored on the labels directly) and :class:`~labeling.label_model.AccuracyLabelModel`,
    which learns LF accuracies from the fold's labels; scored on the labeled items some LF covers;
-2. the end model's ``C``, on human labels alone;
-3. the weak weight, 0 included: the end model trained on the fold's human labels plus weak labels
-   of up to :data:`CV_WEAK_ROWS` unlabeled covered items;
+2. the end model's ``C`` (:data:`C_GRID`, 1 to 1000), on human labels alone, with no default to
+   beat, as a grid search would choose it. Too few random labels (an active-learning strategy's
+   picks, no evaluation slice) and C is chosen on every human label: how much to regularise does
+   not hinge on the labels being a sample of the pool as trusting the LFs does, and C=1 held on
+   picked labels under-fits (WRENCH YouTube, ``margin`` without LFs: 0.62 at 100 labels against
+   0.89 for a TF-IDF logistic regression with C grid-searched);
+3. the weak weight, 0 included, and the end model's C with weak rows (:data:`WEAK_C`): the end
+   model trained on the fold's human labels plus weak labels of up to :data:`CV_WEAK_ROWS`
+   unlabeled covered items;
 4. what the round serves on covered items: the end model, the label model, or a blend of the two
    (items no LF covers always get the end model).
 
 So the served model is never worse, on the cross-fitted labels, than the best of its parts.
-With fewer than :data:`MIN_LABELS` labels the defaults hold.
+With fewer than :data:`MIN_LABELS` human labels the defaults hold.
 
 The default blend is even (:data:`DEFAULT_BLEND`): with no labels to tell the end model from the
 label model, the mixture is the safe choice, since log-loss is convex and so the mixture's is never
@@ -42,17 +49,18 @@ from labeling.end_model import EndModel, training_set
 from labeling.errors import InvalidInput
 from labeling.label_model import AccuracyLabelModel
 
-__all__ = ["BLENDS", "C_GRID", "LEARNED", "MIN_LABELS", "WEAK_GRID", "Trust", "choose_trust",
-           "decision_rows", "served_probs"]
+__all__ = ["BLENDS", "C_GRID", "LEARNED", "MIN_LABELS", "WEAK_C", "WEAK_GRID", "Trust",
+           "choose_trust", "decision_rows", "served_probs"]
 
 MIN_LABELS = 10  # fewer human labels: the defaults below, no cross-fitting
 FOLDS = 5
 CV_WEAK_ROWS = 2000  # weak rows in each cross-fitted fit; the final fit keeps their total weight
-C_GRID = (1.0, 10.0, 100.0)
+C_GRID = (1.0, 10.0, 100.0, 1000.0)
 WEAK_GRID = (0.0, 0.03, 0.1, 0.3, 1.0)
+WEAK_C = (1.0, 100.0)  # C of the end model with weak rows (DEFAULT_C first)
 BLENDS = (1.0, 0.75, 0.5, 0.25, 0.0)  # end model's share of the served probabilities
 LEARNED = "learned"  # name of the label model that learns LF accuracies from human labels
-DEFAULT_C, DEFAULT_WEAK = 1.0, 0.5  # as before cross-fitting
+DEFAULT_C, DEFAULT_WEAK = 1.0, 0.5  # with fewer than MIN_LABELS human labels
 DEFAULT_BLEND = 0.5  # with LFs: an even blend of end and label model on covered items
 SERVE_PICKED_DEFAULT = 1.0  # the blend's default on an active-learning strategy's picks alone
 ALPHA = 0.05  # a candidate replaces the default only on a win McNemar's exact test finds clear
@@ -183,7 +191,15 @@ def choose_trust(
         trust = Trust(default_lm, DEFAULT_C, default_weak if weak else 0.0,
                       DEFAULT_BLEND if weak else 1.0, len(rows),
                       f"defaults: fewer than {MIN_LABELS} human labels of two classes or more")
-        return _serve_on_all(ctx, trust) if weak else trust
+        if weak:  # C with the weak rows: _serve_on_all
+            return _serve_on_all(ctx, trust)
+        labeled = np.flatnonzero(human >= 0)
+        if len(labeled) >= MIN_LABELS and len(np.unique(human[labeled])) >= 2:
+            C, c_scores, _ = _choose_C(ctx, labeled, _folds(human[labeled], seed))
+            trust = replace(trust, C=C, scores={"C_all_labels": c_scores},
+                            reason=f"{trust.reason} that are a random sample; C cross-fitted on "
+                                   f"all {len(labeled)} human labels")
+        return trust
     y = human[rows]
     folds = _folds(y, seed)
     scores: dict[str, dict[str, float]] = {}
@@ -199,36 +215,53 @@ def choose_trust(
                                                default_lm)
 
     # 2. C, human labels alone
-    Xl = X[rows]
-    end_oof: dict[object, np.ndarray] = {}
-    for C in C_GRID:
-        oof = np.empty((len(rows), n_classes), dtype=np.float32)
-        for train, test in folds:
-            oof[test] = EndModel(n_classes, C=C, seed=seed).fit(Xl[train], y[train]).predict_proba(Xl[test])
-        end_oof[C] = oof
-    C, scores["C"] = _best(end_oof, y, DEFAULT_C)
+    C, scores["C"], end_oof = _choose_C(ctx, rows, folds)
     if lm_name is None:
         return Trust(None, C, 0.0, 1.0, len(rows), "no labeling functions: C by cross-fitting",
                      scores)
 
-    # 3. weak weight, with the chosen label model's labels on a sample of unlabeled covered items
+    # 3. weak weight, with the chosen label model's labels on a sample of unlabeled covered items,
+    # and C with them (WEAK_C): the best C with weak rows is not that of human labels alone
+    # (WRENCH YouTube, 100 random labels plus weak labels at 0.5: C=1 0.94, C=100 0.88; SemEval,
+    # 200: C=1 0.64, C=100 0.78), so the two are chosen together
     weights = sorted(set(WEAK_GRID[1:]) | {float(default_weak)} - {0.0})
-    weak_oof = {0.0: end_oof[C], **ctx.weak_oof(rows, folds, lm_name, C, weights)}
-    weak_weight, scores["weak_weight"] = _best(weak_oof, y, float(default_weak))
+    weak_oof = {(C, 0.0): end_oof[C]}
+    for c in WEAK_C:
+        weak_oof.update({(c, w): p for w, p in ctx.weak_oof(rows, folds, lm_name, c, weights).items()})
+    (C, weak_weight), scores["weak_weight"] = _best(weak_oof, y, (DEFAULT_C, float(default_weak)))
 
     # 4. served: end model, label model or a blend, on covered items
     cov = covered[rows]
-    blends = {b: served_probs(weak_oof[weak_weight], lm_oof[lm_name], cov, b) for b in BLENDS}
+    chosen = weak_oof[(C, weak_weight)]
+    blends = {b: served_probs(chosen, lm_oof[lm_name], cov, b) for b in BLENDS}
     blend, scores["blend"] = _best(blends, y, DEFAULT_BLEND)
     trust = Trust(lm_name, float(C), float(weak_weight), float(blend), len(rows),
                   f"cross-fitted on {len(rows)} human labels in {len(folds)} folds", scores)
     return trust if decide_on is None or not (human >= 0)[~decide_on].any() else _serve_on_all(ctx, trust)
 
 
+def _choose_C(ctx: _Context, rows: np.ndarray, folds) -> tuple[float, dict[str, float],
+                                                         dict[float, np.ndarray]]:
+    """``C`` of the end model, by cross-fitting on the human labels ``rows`` alone: the best
+    cross-fitted accuracy (ties: the lower log-loss), as a user's grid search would choose it,
+    with no default to beat (any C trusts the labels alike). Also every C's out-of-fold
+    probabilities."""
+    X, y, k = ctx.X[rows], ctx.human[rows], ctx.n_classes
+    oof: dict[float, np.ndarray] = {}
+    for C in C_GRID:
+        probs = np.empty((len(rows), k), dtype=np.float32)
+        for train, test in folds:
+            model = EndModel(k, C=C, seed=ctx.seed, class_weight="balanced")  # as training_set
+            probs[test] = model.fit(X[train], y[train]).predict_proba(X[test])
+        oof[C] = probs
+    C, scores = _best(oof, y, None)
+    return float(C), scores, oof
+
+
 def _serve_on_all(ctx: _Context, trust: Trust) -> Trust:
     """Step 4 alone, on every human label, for rounds whose labels are mostly an active-learning
-    strategy's picks: the label model, ``C`` and the weak weight stay as the random sample chose
-    (or the defaults). Picked items are not a sample of the pool and tell little about it, so
+    strategy's picks: the label model and the weak weight stay as the random sample chose (or the
+    defaults), ``C`` as chosen. Picked items are not a sample of the pool and tell little about it, so
     without a random sample to decide, the default here is the end model
     (:data:`SERVE_PICKED_DEFAULT`), as every round served before the blend existed, and a blend
     is served only when the picked labels clearly favour it. An even blend held on every picked
@@ -242,12 +275,20 @@ def _serve_on_all(ctx: _Context, trust: Trust) -> Trust:
     if len(rows) < MIN_LABELS or len(np.unique(y)) < 2 or trust.label_model is None:
         return trust
     folds = _folds(y, ctx.seed)
-    end = ctx.weak_oof(rows, folds, trust.label_model, trust.C, [trust.weak_weight])
+    w, extra = trust.weak_weight, {}
+    # C with the weak rows, from WEAK_C: C=1 unless another wins clearly on these labels (on a
+    # random sample step 3 chose it with the weight)
+    Cs = [trust.C] if "weak_weight" in trust.scores else list(WEAK_C)
+    ends = {c: ctx.weak_oof(rows, folds, trust.label_model, c, [w])[w] for c in Cs}
+    C = Cs[0]
+    if len(Cs) > 1:
+        C, extra["C_with_weak_all_labels"] = _best(ends, y, DEFAULT_C)
     lm = ctx.lm_folds(trust.label_model, rows, folds)[1]
     cov = ctx.covered[rows]
-    blends = {b: served_probs(end[trust.weak_weight], lm, cov, b) for b in BLENDS}
-    blend, scores = _best(blends, y, trust.blend if trust.scores else SERVE_PICKED_DEFAULT)
-    return replace(trust, blend=float(blend), scores={**trust.scores, "blend_all_labels": scores},
+    blends = {b: served_probs(ends[C], lm, cov, b) for b in BLENDS}
+    blend, scores = _best(blends, y, trust.blend if "blend" in trust.scores else SERVE_PICKED_DEFAULT)
+    return replace(trust, C=float(C), blend=float(blend),
+                   scores={**trust.scores, **extra, "blend_all_labels": scores},
                    reason=f"{trust.reason}; blend cross-fitted on all {len(rows)} human labels")
 
 

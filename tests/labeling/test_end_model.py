@@ -41,6 +41,27 @@ def test_end_model_on_gold_labels_beats_the_wrench_reference(youtube):
     assert evaluate(youtube["y_test"], probs)["accuracy"] >= 0.94
 
 
+def test_human_labels_are_balanced_by_class(youtube):
+    """Labels not in the pool's proportions (30 ham, 20 spam; the pool is about half spam), as a
+    few labels or an uncertainty strategy's picks come: weighing the human labels by class (the
+    default) keeps the model from leaning to the class that has more of them."""
+    X, y = youtube["X"], youtube["y"]
+    balanced, plain = [], []
+    for seed in (0, 1):
+        rng = np.random.default_rng(seed)
+        rows = np.concatenate([rng.choice(np.flatnonzero(y == 0), 30, replace=False),
+                               rng.choice(np.flatnonzero(y == 1), 20, replace=False)])
+        human = np.full(len(y), -1)
+        human[rows] = y[rows]
+        for balance, out in ((True, balanced), (False, plain)):
+            idx, labels, w = training_set(len(y), human, None, None, balance=balance)
+            probs = EndModel(2).fit(X[idx], labels, sample_weight=w).predict_proba(youtube["X_test"])
+            out.append(evaluate(youtube["y_test"], probs)["accuracy"])
+    idx, labels, w = training_set(len(y), human, None, None)
+    assert np.allclose(w[labels == 0], 50 / (2 * 30)) and np.allclose(w[labels == 1], 50 / (2 * 20))
+    assert np.mean(balanced) >= np.mean(plain) + 0.05, (balanced, plain)
+
+
 def test_weak_labels_with_a_few_human_labels(youtube):
     n = len(youtube["y"])
     lm = LabelModel(2, seed=0).fit(youtube["votes"])
@@ -195,7 +216,8 @@ def test_sparse_fit_on_used_columns_matches_the_full_fit():
     y = (np.asarray(X[:, :2500].sum(axis=1)).ravel() > np.median(np.asarray(X[:, :2500].sum(axis=1)))).astype(int)
     w = rng.uniform(0.2, 1.0, 300)
     ours = EndModel(2, seed=0).fit(X[:200], y[:200], sample_weight=w[:200])
-    full = LogisticRegression(C=1.0, max_iter=1000, random_state=0).fit(X[:200], y[:200], sample_weight=w[:200])
+    full = LogisticRegression(C=1.0, max_iter=1000, random_state=0,
+                              solver="newton-cg").fit(X[:200], y[:200], sample_weight=w[:200])
     assert np.allclose(ours.predict_proba(X[200:]), full.predict_proba(X[200:]), atol=1e-5)
     unused = np.setdiff1d(np.arange(5000), X[:200].indices)
     assert len(unused) and np.all(ours.model_.coef_[:, unused] == 0)

@@ -80,3 +80,14 @@ def test_labels_a_strategy_picked_do_not_decide(youtube):
     assert out.metrics["trust"]["n_labels"] == 30  # the evaluation slice alone
     few = _round(youtube, votes, votes_test, strategy="entropy", evals=5)
     assert "defaults" in few.metrics["trust"]["reason"] and few.metrics["trust"]["weak_weight"] == 0.5
+
+
+def test_a_round_without_lfs_or_random_sample_cross_fits_C(youtube):
+    """Without LFs, under a strategy's picks and no evaluation slice, the round still chooses C
+    by cross-fitting on every human label (it held C=1 before, and under-fitted)."""
+    _, votes, _, _, votes_test, _ = youtube
+    out = _round(youtube, votes, votes_test, use_weak=False, strategy="entropy", evals=0)
+    trust = out.metrics["trust"]
+    assert trust["n_labels"] == 0 and trust["label_model"] is None
+    scores = trust["cross_fitted_accuracy"]["C_all_labels"]
+    assert scores[str(trust["C"])] == max(scores.values()) and "all 120 human labels" in trust["reason"]
