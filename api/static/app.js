@@ -59,7 +59,7 @@ const App = {
   },
 
   async projectsView() {
-    document.body.dataset.state = "projects";
+    document.body.dataset.state = "loading";
     const projects = await Api.get("/projects");
     const reviewer = App.me.role !== "annotator";
     const engineer = reviewer && App.me.role !== "reviewer";
@@ -73,6 +73,7 @@ const App = {
             engineer ? " · " : null,
             engineer ? el("a", { href: `#/projects/${encodeURIComponent(p.id)}`, class: "dashboard-link" }, "Dashboard") : null))))
         : el("p", { class: "muted" }, "No projects yet.")));
+    document.body.dataset.state = "projects";  // once the list is there
   },
 
   async route() {
