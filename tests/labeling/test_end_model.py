@@ -250,7 +250,7 @@ def test_relation_items_get_an_entity_aware_block():
 def test_newton_cg_on_small_fits_lbfgs_on_large(monkeypatch):
     """Both reach the same optimum; Newton-CG is the faster on the few thousand rows of a round's
     cross-fitted fits, L-BFGS on the hundreds of thousands of a large pool's final fit."""
-    import labeling.end_model as end_model
+    from labeling import end_model
 
     X = np.random.default_rng(0).normal(size=(40, 3))
     y = (X[:, 0] > 0).astype(int)
