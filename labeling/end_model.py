@@ -8,11 +8,13 @@ against 0.80; after a batch an uncertainty strategy picked, mostly of one class,
 at 100 labels). Weak labels are not reweighed by class: they come from the whole pool, and
 balancing them cost 1 to 4 points on YouTube and SMS (100-200 random labels plus weak labels).
 
-Solver: Newton-CG. The model has the used hashed columns times the classes as weights (ChemProt:
-about 78k x 10) and a few thousand rows; L-BFGS spent most of its time updating its own history
-over those weights and took 27 to 59 iterations, Newton-CG 6 to 9 iterations of Hessian-vector
-products, 3 to 7 times faster, to the same optimum (test predictions identical on ChemProt, 200
-labels and 2,000 weak rows, C=1 and 100).
+Solver: Newton-CG up to :data:`NEWTON_MAX_ROWS` training rows, L-BFGS beyond. The cross-fitted
+fits of a round have the used hashed columns times the classes as weights (ChemProt: about 78k x
+10) and a few thousand rows; L-BFGS spent most of its time updating its own history over those
+weights and took 27 to 59 iterations, Newton-CG 6 to 9 iterations of Hessian-vector products, 3
+to 7 times faster, to the same optimum (test predictions identical on ChemProt, 200 labels and
+2,000 weak rows, C=1 and 100). On 200k rows of word n-grams (a 1M-item pool's weak rows) it
+was the other way: Newton-CG about twice L-BFGS's time.
 """
 
 from __future__ import annotations
@@ -32,6 +34,7 @@ __all__ = ["C_DEFAULT", "MAX_WEAK_ROWS", "WEAK_WEIGHT", "EndModel", "training_se
 WEAK_WEIGHT = 0.5  # weight of a weak label, times the label model's confidence
 MAX_WEAK_ROWS = 200_000  # weak rows a linear model learns from; a larger pool is sampled
 C_DEFAULT = 1.0
+NEWTON_MAX_ROWS = 50_000  # larger fits use L-BFGS: Newton-CG's Hessian products pass over every row
 TIE_TOL = 1e-6  # label-model classes closer than this tie: no weak label
 
 
@@ -152,8 +155,9 @@ class EndModel:
         if len(self.classes_seen_) == 1:
             self.model_ = None
             return self
+        solver = "newton-cg" if X.shape[0] <= NEWTON_MAX_ROWS else "lbfgs"
         self.model_ = LogisticRegression(C=self.C, max_iter=self.max_iter, random_state=self.seed,
-                                         class_weight=self.class_weight, solver="newton-cg")
+                                         class_weight=self.class_weight, solver=solver)
         # a chain of small BLAS calls: threaded BLAS only adds waits (one thread fitted 3,000 x
         # 100k sparse rows six times faster here than the default)
         with threadpool_limits(limits=1, user_api="blas"):

@@ -261,8 +261,9 @@ def _choose_C(ctx: _Context, rows: np.ndarray, folds) -> tuple[float, dict[str, 
 def _serve_on_all(ctx: _Context, trust: Trust) -> Trust:
     """Step 4 alone, on every human label, for rounds whose labels are mostly an active-learning
     strategy's picks: the label model and the weak weight stay as the random sample chose (or the
-    defaults), ``C`` as chosen. Picked items are not a sample of the pool and tell little about it, so
-    without a random sample to decide, the default here is the end model
+    defaults); without a random sample, C with the weak rows is chosen here too, from
+    :data:`WEAK_C` (C=1 unless another wins clearly). Picked items are not a sample of the pool
+    and tell little about it, so without a random sample to decide, the default here is the end model
     (:data:`SERVE_PICKED_DEFAULT`), as every round served before the blend existed, and a blend
     is served only when the picked labels clearly favour it. An even blend held on every picked
     label kept the served model near the label model once the end model had outgrown it (WRENCH

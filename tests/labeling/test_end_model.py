@@ -245,3 +245,17 @@ def test_relation_items_get_an_entity_aware_block():
     plain = Featurizer()
     plain.fit(frame[["id", "text"]])
     assert not plain.relation_
+
+
+def test_newton_cg_on_small_fits_lbfgs_on_large(monkeypatch):
+    """Both reach the same optimum; Newton-CG is the faster on the few thousand rows of a round's
+    cross-fitted fits, L-BFGS on the hundreds of thousands of a large pool's final fit."""
+    from labeling import end_model
+
+    X = np.random.default_rng(0).normal(size=(40, 3))
+    y = (X[:, 0] > 0).astype(int)
+    small = EndModel(2).fit(X, y)
+    monkeypatch.setattr(end_model, "NEWTON_MAX_ROWS", 39)
+    large = EndModel(2).fit(X, y)
+    assert (small.model_.solver, large.model_.solver) == ("newton-cg", "lbfgs")
+    assert np.allclose(small.predict_proba(X), large.predict_proba(X), atol=1e-3)
