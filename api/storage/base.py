@@ -303,19 +303,12 @@ class Store(abc.ABC):
         at, whichever is later (callers' clocks differ, and a call may wait after reading its
         clock): a lease never starts before the end of a hold that was ended before it ran."""
 
+    @abc.abstractmethod
     def lease_many(self, requests: Sequence[LeaseRequest], *, now: float,
                    ) -> list[Lease | LabelloopError]:
         """:meth:`lease` for each request at ``now``, in order, each atomic on its own: a refused
-        one comes back as its error and leaves nothing. Backends make it cheaper than a call
-        each (SQLite: one commit; Redis: one round trip)."""
-        out: list[Lease | LabelloopError] = []
-        for r in requests:
-            try:
-                out.append(self.lease(r.project_id, r.annotator, r.n, n_eval=r.n_eval, now=now,
-                                      ttl=r.ttl, lease_id=r.lease_id, n_gold=r.n_gold, pool=r.pool))
-            except LabelloopError as e:
-                out.append(e)
-        return out
+        one comes back as its error and leaves nothing. Cheaper than a call each (SQLite: one
+        commit; Redis: one round trip)."""
 
     @abc.abstractmethod
     def get_lease(self, lease_id: str) -> Lease:

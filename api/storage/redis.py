@@ -57,7 +57,7 @@ def _guard_all(cls: type) -> type:
 
         return call
 
-    for name in (*Store.__abstractmethods__, "lease_many", "durability"):
+    for name in (*Store.__abstractmethods__, "durability"):
         setattr(cls, name, guarded(getattr(cls, name)))
     return cls
 
