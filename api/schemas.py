@@ -55,6 +55,7 @@ class SettingsIn(Body):
     lease_ttl_s: float = Field(None, ge=0.1, le=7 * 86400, strict=True)
     retrain_every: StrictInt = Field(None, ge=1, le=1_000_000)
     eval_fraction: float = Field(None, ge=0.0, lt=1.0, strict=True)
+    explore_fraction: float = Field(None, ge=0.0, le=0.5, strict=True)
     strategy: str = Field(None, min_length=1, max_length=100)
     strategy_params: dict[str, Any] = None
     queue_size: StrictInt = Field(None, ge=1, le=1_000_000)

@@ -1,9 +1,10 @@
 """How much to trust the labeling functions, chosen each round from the human labels in hand.
 
 Cross-fitting: the labeled items that are a random sample of the pool (every human label under the
-``random`` strategy, else the evaluation slice: :func:`decision_rows`) are split into K folds;
-each candidate is trained without a fold and scored on it, so every human label scores every
-candidate once, on a model that never saw it. Chosen in turn, each by cross-fitted accuracy
+``random`` strategy, else the evaluation slice and the random share of each batch:
+:func:`decision_rows`) are split into K folds; each candidate is trained on every other label the
+round's model trains on (a strategy's picks included) and scored on the fold, so every random
+label scores every candidate once, on a model that never saw it. Chosen in turn, each by cross-fitted accuracy
 (ties: the lower log-loss); the steps about the LFs only when the best beats the step's default
 (trust the LFs: the project's label model and weak weight, an even blend) clearly, by McNemar's
 exact test on the labels the two get right and wrong differently, one-sided at :data:`ALPHA`
@@ -141,23 +142,23 @@ def served_probs(end: np.ndarray, lm: np.ndarray | None, covered: np.ndarray | N
     return out
 
 
-def decision_rows(human: np.ndarray, is_eval: np.ndarray, strategy: str) -> np.ndarray:
+def decision_rows(human: np.ndarray, sampled: np.ndarray, strategy: str) -> np.ndarray:
     """(n,) bool: the labels that may decide how much to trust the LFs. Under ``random`` every
-    label is a random sample of the pool. Under any other strategy the labels outside the
-    evaluation slice are the items the model found hard, where LFs are wrong far more often than
-    on the pool, and cross-fitting on them throws away LFs that help: on WRENCH YouTube with
-    ``entropy`` it chose weak weight 0 on 100 picked labels (cross-fitted 0.90 against 0.75 with
-    LFs) and served 0.748 on the test split, against 0.95 trusting them. There only the
-    evaluation slice (a random sample) decides, and without one the defaults hold."""
+    label is a random sample of the pool. Under any other strategy the picked labels are the items
+    the model found hard, where LFs are wrong far more often than on the pool, and cross-fitting on
+    them throws away LFs that help: on WRENCH YouTube with ``entropy`` it chose weak weight 0 on
+    100 picked labels (cross-fitted 0.90 against 0.75 with LFs) and served 0.748 on the test
+    split, against 0.95 trusting them. There only ``sampled`` labels decide: the evaluation slice
+    and the random share of each batch (``explore_fraction``), both random samples of the pool."""
     labeled = np.asarray(human) >= 0
-    return labeled if strategy == "random" else labeled & np.asarray(is_eval, dtype=bool)
+    return labeled if strategy == "random" else labeled & np.asarray(sampled, dtype=bool)
 
 
 def choose_trust(
     X, human: np.ndarray, n_classes: int, *, votes: np.ndarray | None = None,
     label_models: Mapping[str, np.ndarray] | None = None, covered: np.ndarray | None = None,
     seed: int = 0, learned: bool = True, default_weak: float = DEFAULT_WEAK,
-    decide_on: np.ndarray | None = None,
+    decide_on: np.ndarray | None = None, train_on: np.ndarray | None = None,
 ) -> Trust:
     """Choose the label model, ``C``, weak weight and blend from the human labels.
 
@@ -175,6 +176,8 @@ def choose_trust(
         project's ``weak_weight`` setting)
     decide_on : (n,) bool, the labeled items whose labels may decide (None = all): a random sample
         of the pool, not items an active-learning strategy picked (see :func:`decision_rows`)
+    train_on : (n,) bool, the labeled items the round's end model trains on (None = all); the
+        cross-fitted fits train on them too, less each fold's held-out labels
     """
     human = np.asarray(human)
     n = len(human)
@@ -186,7 +189,8 @@ def choose_trust(
         raise InvalidInput(f"X, human and covered must have {n} rows")
     rows = np.flatnonzero((human >= 0) if decide_on is None else (human >= 0) & decide_on)
     default_lm = next(iter(label_models), LEARNED if weak else None)
-    ctx = _Context(X, human, n_classes, votes, label_models, covered, seed)
+    train_on = (human >= 0) if train_on is None else (human >= 0) & np.asarray(train_on, bool)
+    ctx = _Context(X, human, n_classes, votes, label_models, covered, seed, train_on)
     if len(rows) < MIN_LABELS or len(np.unique(human[rows])) < 2:
         trust = Trust(default_lm, DEFAULT_C, default_weak if weak else 0.0,
                       DEFAULT_BLEND if weak else 1.0, len(rows),
@@ -195,13 +199,13 @@ def choose_trust(
             return _serve_on_all(ctx, trust)
         labeled = np.flatnonzero(human >= 0)
         if len(labeled) >= MIN_LABELS and len(np.unique(human[labeled])) >= 2:
-            C, c_scores, _ = _choose_C(ctx, labeled, _folds(human[labeled], seed))
+            C, c_scores, _ = _choose_C(ctx, labeled, ctx.folds(labeled))
             trust = replace(trust, C=C, scores={"C_all_labels": c_scores},
                             reason=f"{trust.reason} that are a random sample; C cross-fitted on "
                                    f"all {len(labeled)} human labels")
         return trust
     y = human[rows]
-    folds = _folds(y, seed)
+    folds = ctx.folds(rows)
     scores: dict[str, dict[str, float]] = {}
 
     # 1. label model, scored on labeled items some LF covers
@@ -246,15 +250,15 @@ def _choose_C(ctx: _Context, rows: np.ndarray, folds) -> tuple[float, dict[str, 
     cross-fitted accuracy (ties: the lower log-loss), as a user's grid search would choose it,
     with no default to beat (any C trusts the labels alike). Also every C's out-of-fold
     probabilities."""
-    X, y, k = ctx.X[rows], ctx.human[rows], ctx.n_classes
+    X, human, k = ctx.X, ctx.human, ctx.n_classes
     oof: dict[float, np.ndarray] = {}
     for C in C_GRID:
         probs = np.empty((len(rows), k), dtype=np.float32)
         for train, test in folds:
             model = EndModel(k, C=C, seed=ctx.seed, class_weight="balanced")  # as training_set
-            probs[test] = model.fit(X[train], y[train]).predict_proba(X[test])
+            probs[test] = model.fit(X[train], human[train]).predict_proba(X[rows[test]])
         oof[C] = probs
-    C, scores = _best(oof, y, None)
+    C, scores = _best(oof, human[rows], None)
     return float(C), scores, oof
 
 
@@ -275,7 +279,7 @@ def _serve_on_all(ctx: _Context, trust: Trust) -> Trust:
     y = ctx.human[rows]
     if len(rows) < MIN_LABELS or len(np.unique(y)) < 2 or trust.label_model is None:
         return trust
-    folds = _folds(y, ctx.seed)
+    folds = ctx.folds(rows)
     w, extra = trust.weak_weight, {}
     # C with the weak rows, from WEAK_C: C=1 unless another wins clearly on these labels (on a
     # random sample step 3 chose it with the weight)
@@ -295,7 +299,8 @@ def _serve_on_all(ctx: _Context, trust: Trust) -> Trust:
 
 @dataclass
 class _Context:
-    """What the cross-fitted fits of one round share."""
+    """What the cross-fitted fits of one round share. ``train_on`` (n,) bool: the human labels the
+    round's end model trains on; each fold's fits see all of them but the fold's held-out ones."""
 
     X: object
     human: np.ndarray
@@ -304,6 +309,19 @@ class _Context:
     label_models: dict[str, np.ndarray]
     covered: np.ndarray
     seed: int
+    train_on: np.ndarray
+
+    def folds(self, rows: np.ndarray) -> list[tuple[np.ndarray, np.ndarray]]:
+        """K folds of the deciding labels ``rows``: per fold, the pool positions its fits train on
+        (every label in ``train_on`` outside the fold) and the fold, as indices into ``rows``.
+        Picked labels thus train every candidate as they train the round's model, while only
+        ``rows`` (a random sample) score them."""
+        out = []
+        for _, test in _folds(self.human[rows], self.seed):
+            train = self.train_on.copy()
+            train[rows[test]] = False
+            out.append((np.flatnonzero(train), test))
+        return out
 
     def lm_folds(self, name: str, rows: np.ndarray, folds) -> tuple[list, np.ndarray]:
         """Per fold, the label model ``name`` as a function of item positions, and its
@@ -313,7 +331,7 @@ class _Context:
         fits = []
         for train, test in folds:
             if name == LEARNED:
-                fit = AccuracyLabelModel(k).fit(self.votes[rows[train]], self.human[rows[train]])
+                fit = AccuracyLabelModel(k).fit(self.votes[train], self.human[train])
                 fits.append(lambda pos, fit=fit: fit.predict_proba(self.votes[pos]))
             else:
                 fits.append(lambda pos, p=self.label_models[name]: np.asarray(p)[pos])
@@ -325,25 +343,28 @@ class _Context:
         """Out-of-fold probabilities on ``rows`` of the end model trained on each fold's human
         labels plus the label model's labels on up to :data:`CV_WEAK_ROWS` unlabeled covered
         items, per weak weight."""
-        k, y = self.n_classes, self.human[rows]
+        k = self.n_classes
         pool = np.flatnonzero(self.covered & (self.human < 0))
         rng = np.random.default_rng(self.seed)
         sample = np.sort(rng.choice(pool, min(len(pool), CV_WEAK_ROWS), replace=False))
-        universe = np.concatenate([rows, sample])
-        Xu, Xl, u = self.X[universe], self.X[rows], len(universe)
-        lm_fits = self.lm_folds(lm_name, rows, folds)[0]
+        labeled = np.union1d(np.flatnonzero(self.train_on), rows)
+        universe = np.concatenate([labeled, sample])
+        Xu, m, u = self.X[universe], len(labeled), len(universe)
+        weak_rows = np.zeros(u, dtype=bool)
+        weak_rows[m:] = True  # labeled items never become weak rows
+        per_fold = []
+        for fit, (train, _) in zip(self.lm_folds(lm_name, rows, folds)[0], folds, strict=True):
+            lm_u = np.vstack([np.zeros((m, k), np.float32), np.asarray(fit(sample), np.float32)])
+            fold_human = np.full(u, -1, dtype=np.int64)
+            seen = np.isin(labeled, train)
+            fold_human[:m][seen] = self.human[labeled[seen]]
+            per_fold.append((lm_u, fold_human))
         out = {}
         for w in weights:
             oof = np.empty((len(rows), k), dtype=np.float32)
-            for f, (train, test) in enumerate(folds):
-                lm_u = np.vstack([np.zeros((len(rows), k), np.float32),
-                                  np.asarray(lm_fits[f](sample), dtype=np.float32)])
-                fold_human = np.full(u, -1, dtype=np.int64)
-                fold_human[train] = y[train]
-                fold_cov = np.zeros(u, dtype=bool)
-                fold_cov[len(rows):] = True  # held-out labeled items never become weak rows
-                idx, yy, ww = training_set(u, fold_human, lm_u, fold_cov, weak_weight=w, max_weak=u)
+            for (lm_u, fold_human), (_, test) in zip(per_fold, folds, strict=True):
+                idx, yy, ww = training_set(u, fold_human, lm_u, weak_rows, weak_weight=w, max_weak=u)
                 model = EndModel(k, C=C, seed=self.seed).fit(Xu[idx], yy, sample_weight=ww)
-                oof[test] = model.predict_proba(Xl[test])
+                oof[test] = model.predict_proba(self.X[rows[test]])
             out[w] = oof
         return out

@@ -17,7 +17,7 @@ from strategies.uncertainty import UNCERTAINTY_STRATEGIES
 from strategies.validation import MISSING_REASON, validate_context
 from strategies.weak import WEAK_STRATEGIES
 
-__all__ = ["available", "get_strategy", "register", "select"]
+__all__ = ["available", "get_strategy", "register", "select", "with_random_share"]
 
 _REGISTRY: dict[str, Strategy] = {}
 
@@ -74,6 +74,21 @@ def select(name: str, ctx: QueryContext, k: int, rng: np.random.Generator) -> Se
                    for r in sel.reasons]
         return Selection(sel.indices, sel.scores, reasons, dict(ctx.state))
     return strategy(ctx, k, rng)
+
+def with_random_share(sel: Selection, sample: np.ndarray, share: float) -> Selection:
+    """``sel`` with ``sample`` (positions in a random order drawn beforehand, none in ``sel``)
+    spread through it at ``share`` (0 < share < 1; at 0.1 every tenth place), so that a batch
+    leased from the front of the queue holds that share of random picks whatever the strategy
+    (:func:`labeling.trust.decision_rows`); once one of the two runs out the other goes on."""
+    keys = np.concatenate([np.arange(len(sel.indices)) / (1.0 - share),
+                           (np.arange(len(sample)) + 1.0) / share - 1.0])
+    order = np.argsort(keys, kind="stable")
+    random_reason = {"strategy": "random", "scorer": "random_share", "value": 0.0}
+    reasons = [*sel.reasons, *([random_reason] * len(sample))]
+    return Selection(np.concatenate([sel.indices, sample]).astype(np.int64)[order],
+                     np.concatenate([sel.scores, np.zeros(len(sample))])[order],
+                     [reasons[o] for o in order], sel.state)
+
 
 register(RandomStrategy())
 for _strategy in (*UNCERTAINTY_STRATEGIES, *WEAK_STRATEGIES, KCenter(), Hybrid(), BAL(), BALD(), Auto(_REGISTRY)):

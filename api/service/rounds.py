@@ -34,7 +34,8 @@ from api.service.lfs import lf_set_version, specs, vote_matrix
 from api.service.review import queue_label_errors
 from api.service.routing import route_all
 from api.storage.base import Store
-from api.storage.records import ANSWER_KINDS, Annotation, AssertionRecord, Item, Project, Round
+from api.storage.records import (ANSWER_KINDS, Annotation, AssertionRecord, Item, Project, Round,
+                                 id_draw)
 from labeling.annotator_quality import crowdlab_quality
 from labeling.consensus import adjudicate, consensus, quality_weights
 from labeling.frame import items_frame
@@ -178,6 +179,8 @@ def run_round(
     gold = gold_labels(store, project_id, n)  # gold items train on their known answer
     human = np.where(gold >= 0, gold, human)
     is_eval = np.fromiter((it.is_eval for it in pool.items), dtype=bool, count=n)
+    salt = f"explore\x1f{settings.seed}\x1f"  # the random share's draw, apart from redundancy's
+    explore = np.fromiter((id_draw(it.id, salt) for it in pool.items), dtype=np.float64, count=n)
     flagged = {a.item_id for a in annotations if a.kind == "flag"}
     open_mask = np.fromiter((it.id not in flagged for it in pool.items), dtype=bool, count=n)
     lm_key = _label_model_key(lf_records, n, human, is_eval, settings.label_model, use_weak, weak)
@@ -195,7 +198,8 @@ def run_round(
         extra_votes = np.hstack([base, np.full((len(base), weak.shape[1]), -1, dtype=np.int8)])
     report(n + 1, total, "fit label model, train end model, score, rank")
     inp = RoundInput(
-        frame=pool.frame, votes=votes, human=human, is_eval=is_eval, open_mask=open_mask,
+        frame=pool.frame, votes=votes, human=human, is_eval=is_eval, explore=explore,
+        open_mask=open_mask, explore_fraction=settings.explore_fraction,
         n_classes=project.n_classes, strategy=settings.strategy,
         strategy_params=settings.strategy_params,
         strategy_state=previous.strategy_state if previous else {},

@@ -11,7 +11,8 @@ from labeling.routing import ANSWER_KINDS  # the kinds that count towards an ite
 
 __all__ = ["ACTIVE_JOB_STATES", "ANSWER_KINDS", "JOB_STATES", "POOLS", "Annotation",
            "AssertionRecord", "ClassSpec", "Item", "Job", "LFRecord", "Lease", "LeaseRequest",
-           "LeasedItem", "Project", "ProjectSettings", "Round", "SubmitResult", "required_answers"]
+           "LeasedItem", "Project", "ProjectSettings", "Round", "SubmitResult", "id_draw",
+           "required_answers"]
 
 POOLS = ("main", "eval", "gold", "review")  # every item is in one (see api.storage.base)
 JOB_STATES = ("queued", "running", "succeeded", "failed", "cancelled")
@@ -32,6 +33,9 @@ class ProjectSettings:
     lease_ttl_s: float = 900.0
     retrain_every: int = 20
     eval_fraction: float = 0.1
+    # with LFs, this share of every active-learning batch is a random sample of the pool, whose
+    # labels train the model and decide how much to trust the LFs (labeling.trust.decision_rows)
+    explore_fraction: float = 0.1
     strategy: str = "entropy"
     strategy_params: dict[str, Any] = field(default_factory=dict)
     queue_size: int = 1000
@@ -53,13 +57,18 @@ class ProjectSettings:
     gold_rate: float = 0.0
 
 
+def id_draw(item_id: str, salt: str = "") -> float:
+    """A number in [0, 1) fixed by the item id: the first 32 bits of the SHA-1 of ``salt`` and
+    the id, so the same on every replica and store, and independent across salts."""
+    return int(hashlib.sha1(f"{salt}{item_id}".encode()).hexdigest()[:8], 16) / 4294967296.0
+
+
 def required_answers(item_id: str, fraction: float, k: int) -> int:
     """How many distinct annotators must label ``item_id``: ``k`` for the sampled share, else 1.
-    The one place the redundancy draw is made (the first 32 bits of the id's SHA-1, as a number
-    in [0, 1)): the stores set each item's ``required`` from it when the item is added or the
-    settings change; :meth:`Store.require` changes it later."""
-    draw = int(hashlib.sha1(item_id.encode()).hexdigest()[:8], 16) / 4294967296.0
-    return k if fraction > 0 and draw < fraction else 1
+    The one place the redundancy draw is made (:func:`id_draw`): the stores set each item's
+    ``required`` from it when the item is added or the settings change; :meth:`Store.require`
+    changes it later."""
+    return k if fraction > 0 and id_draw(item_id) < fraction else 1
 
 
 @dataclass(frozen=True)

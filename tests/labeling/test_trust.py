@@ -167,3 +167,19 @@ def test_without_a_random_sample_C_is_cross_fitted_on_every_label(youtube):
     assert "all 60 human labels" in trust.reason
     few = _human(gold, MIN_LABELS - 1, seed=2)
     assert choose_trust(X, few, 2, decide_on=np.zeros(len(gold), bool)).scores == {}
+
+
+def test_folds_hold_out_deciding_labels_and_train_on_every_other():
+    """Only the deciding labels (a random sample) are held out and scored; each fold's fits train
+    on every other label the round's model trains on, the picked ones included."""
+    from labeling.trust import _Context
+
+    rng = np.random.default_rng(0)
+    human = np.where(rng.random(300) < 0.4, rng.integers(0, 2, 300), -1)
+    train_on = (human >= 0) & (rng.random(300) < 0.9)  # the rest: an evaluation slice
+    rows = np.flatnonzero((human >= 0) & (rng.random(300) < 0.3))
+    ctx = _Context(np.zeros((300, 1)), human, 2, None, {}, np.ones(300, bool), 0, train_on)
+    folds = ctx.folds(rows)
+    assert sorted(np.concatenate([t for _, t in folds])) == list(range(len(rows)))
+    for train, test in folds:
+        assert set(train) == set(np.flatnonzero(train_on)) - set(rows[test])

@@ -92,3 +92,20 @@ def test_ranked_builds_reasons():
         {"strategy": "demo", "scorer": "measure", "value": 0.5, "extra": 9, "ratio": 0.25},
     ]
     assert sel.state == {}
+
+
+def test_the_random_share_takes_every_tenth_place_until_it_runs_out():
+    from strategies.base import Selection
+    from strategies.registry import with_random_share
+
+    picks = np.arange(100, 130)
+    sel = Selection(picks, np.linspace(1, 0.1, 30), [{"strategy": "margin"}] * 30, {"s": 1})
+    out = with_random_share(sel, np.array([7, 3, 5]), 0.1)
+    assert len(out.indices) == 33 and out.state == {"s": 1}
+    assert list(np.flatnonzero(out.indices < 100)) == [9, 19, 29]
+    assert list(out.indices[[9, 19, 29]]) == [7, 3, 5]  # in the sample's own order
+    assert list(out.indices[out.indices >= 100]) == list(picks)  # the strategy's order kept
+    assert all(out.reasons[i] == {"strategy": "random", "scorer": "random_share", "value": 0.0}
+               for i in (9, 19, 29)) and out.reasons[0] == {"strategy": "margin"}
+    short = with_random_share(Selection(picks[:5], np.ones(5), [{}] * 5, {}), np.arange(4), 0.25)
+    assert list(short.indices) == [100, 101, 102, 0, 103, 104, 1, 2, 3]  # picks ran out first

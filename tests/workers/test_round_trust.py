@@ -91,3 +91,36 @@ def test_a_round_without_lfs_or_random_sample_cross_fits_C(youtube):
     assert trust["n_labels"] == 0 and trust["label_model"] is None
     scores = trust["cross_fitted_accuracy"]["C_all_labels"]
     assert scores[str(trust["C"])] == max(scores.values()) and "all 120 human labels" in trust["reason"]
+
+
+def test_with_lfs_a_random_share_of_each_batch_decides_how_much_to_trust_them(youtube):
+    """Under an active-learning strategy with LFs, every tenth place of the queue goes to the items
+    drawn under ``explore_fraction``, in their draw's order; their labels (and the evaluation
+    slice's) decide, while every label outside the slice trains. Without LFs there is no share."""
+    _, votes, gold, _, votes_test, _ = youtube
+    n = len(gold)
+    draw = np.random.default_rng(9).random(n)
+    labeled = np.flatnonzero(draw < 0.1)[:12]  # 12 labels of the random share so far
+    picked = np.flatnonzero(draw >= 0.1)[:100]  # and 100 a strategy picked
+    human = np.full(n, -1)
+    human[labeled], human[picked] = gold[labeled], gold[picked]
+    frame = youtube[0]
+    out = fit_round(RoundInput(
+        frame=frame, votes=votes, human=human, is_eval=np.zeros(n, bool), open_mask=np.ones(n, bool),
+        n_classes=2, strategy="entropy", strategy_params={}, strategy_state={}, queue_size=50,
+        weak_weight=0.5, label_model="auto", seed=0, explore=draw, explore_fraction=0.1))
+    share = [i for i, r in enumerate(out.reasons) if r["scorer"] == "random_share"]
+    assert share == [9, 19, 29, 39, 49]
+    queued = out.queue[share]
+    assert (draw[queued] < 0.1).all() and (np.diff(draw[queued]) > 0).all()
+    unlabeled = np.flatnonzero((draw < 0.1) & (human < 0))
+    assert list(queued) == list(unlabeled[np.argsort(draw[unlabeled])][:5])  # the next in draw order
+    assert not (draw[np.delete(out.queue, share)] < 0.1).any()  # the strategy never picks them
+    trust = out.metrics["trust"]
+    assert trust["n_labels"] == 12 and out.n_train["human"] == 112
+    plain = fit_round(RoundInput(
+        frame=frame, votes=np.zeros((n, 0), np.int8), human=human, is_eval=np.zeros(n, bool),
+        open_mask=np.ones(n, bool), n_classes=2, strategy="entropy", strategy_params={},
+        strategy_state={}, queue_size=50, weak_weight=0.5, label_model="auto", seed=0,
+        explore=draw, explore_fraction=0.1))
+    assert not any(r["scorer"] == "random_share" for r in plain.reasons)
