@@ -183,3 +183,26 @@ def test_folds_hold_out_deciding_labels_and_train_on_every_other():
     assert sorted(np.concatenate([t for _, t in folds])) == list(range(len(rows)))
     for train, test in folds:
         assert set(train) == set(np.flatnonzero(train_on)) - set(rows[test])
+
+
+def test_picked_labels_start_from_the_end_model_unless_the_random_sample_chose_a_blend(
+        youtube, monkeypatch):
+    """On every label (most of them a strategy's picks), the blend's default is the random
+    sample's choice only where that choice was a clear win over the even blend; undecided, it is
+    the end model, as without a random sample."""
+    import labeling.trust as trust_module
+    from labeling.trust import DEFAULT_BLEND, SERVE_PICKED_DEFAULT, Trust, _Context
+
+    X, _, votes, _, gold, _ = youtube
+    human = _human(gold, 40, seed=5)
+    snorkel = LabelModel(2, kind="snorkel").fit(votes).predict_proba(votes)
+    ctx = _Context(X, human, 2, votes, {"snorkel": snorkel}, (votes >= 0).any(axis=1), 0,
+                   human >= 0)
+    defaults = []
+    real = trust_module._best
+    monkeypatch.setattr(trust_module, "_best",
+                        lambda scored, y, default: defaults.append(default) or real(scored, y, default))
+    scores = {"blend": {}, "weak_weight": {}}
+    for chosen, expected in ((DEFAULT_BLEND, SERVE_PICKED_DEFAULT), (0.25, 0.25)):
+        trust_module._serve_on_all(ctx, Trust("snorkel", 1.0, 0.5, chosen, 12, "", dict(scores)))
+        assert defaults[-1] == expected
