@@ -151,6 +151,7 @@ def test_deeply_nested_and_corrupt_files_are_422(admin, tmp_path):
     ({"batch_size": 2.5}, "batch_size"), ({"batch_size": "5"}, "batch_size"),
     ({"seed": "x"}, "seed"), ({"seed": 2**70}, "seed"), ({"eval_fraction": None}, "eval_fraction"),
     ({"batch_size": True}, "batch_size"), ({"nope": 1}, "nope"),
+    ({"explore_fraction": 0.6}, "explore_fraction"), ({"explore_fraction": -0.1}, "explore_fraction"),
 ])
 def test_settings_are_typed(admin, settings, name):
     assert_422(admin.patch("/projects/p/settings", json=settings), name)
