@@ -184,7 +184,9 @@ def test_endless_loop_and_10gb_allocation_are_faulted_while_the_server_serves(se
 
 
 def test_a_stuck_call_is_killed_and_the_next_one_gets_a_fresh_worker():
-    box = Sandbox(size=1, limits=Limits(1, 1, 512))
+    # 4 s of wall clock: loading the LFs (Snorkel's import in a fresh worker) counts against it,
+    # and took more than 1 s on a loaded 2-core machine
+    box = Sandbox(size=1, limits=Limits(4, 2, 512))
     try:
         stuck = ("stuck", "source", '''
 import time
