@@ -75,6 +75,7 @@ def select(name: str, ctx: QueryContext, k: int, rng: np.random.Generator) -> Se
         return Selection(sel.indices, sel.scores, reasons, dict(ctx.state))
     return strategy(ctx, k, rng)
 
+
 def with_random_share(sel: Selection, sample: np.ndarray, share: float) -> Selection:
     """``sel`` with ``sample`` (positions in a random order drawn beforehand, none in ``sel``)
     spread through it at ``share`` (0 < share < 1; at 0.1 every tenth place), so that a batch

@@ -54,7 +54,8 @@ class RoundInput:
     label_model: str
     seed: int
     use_weak: bool = True
-    explore: np.ndarray | None = None  # (n,) float draws in [0, 1): the random share's order
+    # (n,) float draws in [0, 1), the random share's order; None: no share (``random``, no LFs)
+    explore: np.ndarray | None = None
     explore_fraction: float = 0.0  # with LFs, items drawn under it are the random share of batches
     extra_frame: pd.DataFrame | None = None  # held-out items to score too (simulation)
     extra_votes: np.ndarray | None = None
@@ -226,7 +227,7 @@ def fit_round(inp: RoundInput) -> RoundOutput:
     featurizer, features, extra_features = featurize_pool(inp.frame, inp.extra_frame)
     weak_on = bool(candidates)
     # with LFs, a random share of every active-learning batch decides how much to trust them
-    share = inp.explore_fraction if weak_on and inp.strategy != "random" and inp.explore is not None else 0.0
+    share = inp.explore_fraction if weak_on and inp.explore is not None else 0.0
     explore = inp.explore < share if share else np.zeros(n, dtype=bool)
     # the label model that learns LF accuracies from human labels only where every label is a
     # random sample: a strategy's picks are where LFs fail most, and would teach it accuracies too

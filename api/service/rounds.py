@@ -34,8 +34,15 @@ from api.service.lfs import lf_set_version, specs, vote_matrix
 from api.service.review import queue_label_errors
 from api.service.routing import route_all
 from api.storage.base import Store
-from api.storage.records import (ANSWER_KINDS, Annotation, AssertionRecord, Item, Project, Round,
-                                 id_draw)
+from api.storage.records import (
+    ANSWER_KINDS,
+    Annotation,
+    AssertionRecord,
+    Item,
+    Project,
+    Round,
+    id_draw,
+)
 from labeling.annotator_quality import crowdlab_quality
 from labeling.consensus import adjudicate, consensus, quality_weights
 from labeling.frame import items_frame
@@ -179,8 +186,10 @@ def run_round(
     gold = gold_labels(store, project_id, n)  # gold items train on their known answer
     human = np.where(gold >= 0, gold, human)
     is_eval = np.fromiter((it.is_eval for it in pool.items), dtype=bool, count=n)
-    salt = f"explore\x1f{settings.seed}\x1f"  # the random share's draw, apart from redundancy's
-    explore = np.fromiter((id_draw(it.id, salt) for it in pool.items), dtype=np.float64, count=n)
+    explore = None  # the random share's draw (workers.tasks.fit_round), apart from redundancy's
+    if votes.shape[1] and use_weak and settings.strategy != "random" and settings.explore_fraction:
+        salt = f"explore\x1f{settings.seed}\x1f"
+        explore = np.fromiter((id_draw(it.id, salt) for it in pool.items), dtype=np.float64, count=n)
     flagged = {a.item_id for a in annotations if a.kind == "flag"}
     open_mask = np.fromiter((it.id not in flagged for it in pool.items), dtype=bool, count=n)
     lm_key = _label_model_key(lf_records, n, human, is_eval, settings.label_model, use_weak, weak)

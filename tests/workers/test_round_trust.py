@@ -95,16 +95,15 @@ def test_a_round_without_lfs_or_random_sample_cross_fits_C(youtube):
 
 def test_with_lfs_a_random_share_of_each_batch_decides_how_much_to_trust_them(youtube):
     """Under an active-learning strategy with LFs, every tenth place of the queue goes to the items
-    drawn under ``explore_fraction``, in their draw's order; their labels (and the evaluation
-    slice's) decide, while every label outside the slice trains. Without LFs there is no share."""
-    _, votes, gold, _, votes_test, _ = youtube
+    drawn under ``explore_fraction``, in their draw's order; their labels decide, while every
+    label trains. Without LFs there is no share."""
+    frame, votes, gold, _, _, _ = youtube
     n = len(gold)
     draw = np.random.default_rng(9).random(n)
     labeled = np.flatnonzero(draw < 0.1)[:12]  # 12 labels of the random share so far
     picked = np.flatnonzero(draw >= 0.1)[:100]  # and 100 a strategy picked
     human = np.full(n, -1)
     human[labeled], human[picked] = gold[labeled], gold[picked]
-    frame = youtube[0]
     out = fit_round(RoundInput(
         frame=frame, votes=votes, human=human, is_eval=np.zeros(n, bool), open_mask=np.ones(n, bool),
         n_classes=2, strategy="entropy", strategy_params={}, strategy_state={}, queue_size=50,
