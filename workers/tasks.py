@@ -28,7 +28,8 @@ from labeling.features import featurize_pool
 from labeling.intervals import evaluate_with_interval
 from labeling.label_model import AccuracyLabelModel, LabelModel, majority_proba
 from labeling.mc_dropout import MCDropoutClassifier, project
-from labeling.trust import CV_WEAK_ROWS, LEARNED, choose_trust, decision_rows, served_probs
+from labeling.trust import (CV_WEAK_ROWS, LEARNED, choose_trust, decision_rows, queue_share,
+                            served_probs)
 from strategies.base import AssertionVotes, QueryContext
 from strategies.registry import select, with_random_share
 from workers.limits import LimitExceeded, current, limited
@@ -290,6 +291,7 @@ def fit_round(inp: RoundInput) -> RoundOutput:
     candidates = inp.open_mask & ~inp.is_eval & (inp.human < 0)
     k_queue = min(inp.queue_size, int(candidates.sum()))
     sample = np.flatnonzero(candidates & explore)  # empty without a share
+    share = queue_share(int((explore | inp.is_eval)[inp.human >= 0].sum()), share)
     if len(sample):
         sample = sample[np.argsort(inp.explore[sample], kind="stable")][:round(k_queue * share)]
     ctx = QueryContext(

@@ -118,20 +118,23 @@ def test_served_probs_mix_only_covered_rows():
 
 
 def test_a_switch_needs_a_clear_win():
-    """McNemar's exact test on the items the two candidates get right and wrong differently: one
-    item (the SemEval case: majority vote one item ahead of Snorkel on 50 labels) decides nothing."""
-    from labeling.trust import _clear_win
+    """McNemar's exact test, one-sided at ``ALPHA`` (0.2), on the items the two candidates get
+    right and wrong differently: one item ahead (the SemEval case: majority vote one item ahead of
+    Snorkel on 50 labels) or two to none decide nothing; three to none do."""
+    from labeling.trust import ALPHA, _clear_win
 
-    right = np.ones(50, bool)
-    one_ahead = right.copy()
-    right[0] = False
-    assert not _clear_win(one_ahead, right)
-    five_ahead, worse = np.ones(50, bool), np.ones(50, bool)
-    worse[:5] = False
-    assert _clear_win(five_ahead, worse)  # 5 to 0: p = 1/32
-    worse[5] = False
-    five_ahead[5:7] = False  # 5 to 1 (p = 7/64): not clear
-    assert not _clear_win(five_ahead, worse) and not _clear_win(worse, five_ahead)
+    def pair(wins: int, losses: int) -> tuple[np.ndarray, np.ndarray]:
+        a, b = np.ones(50, bool), np.ones(50, bool)
+        b[:wins] = False
+        a[wins:wins + losses] = False
+        return a, b
+
+    assert ALPHA == 0.2
+    for wins, losses, clear in [(1, 0, False), (2, 0, False), (2, 1, False), (3, 0, True),
+                                (4, 1, True), (5, 3, False), (7, 3, True)]:
+        a, b = pair(wins, losses)
+        assert bool(_clear_win(a, b)) == clear, (wins, losses)
+        assert not _clear_win(b, a)
 
 
 def test_picked_labels_choose_only_C_and_what_is_served(youtube):

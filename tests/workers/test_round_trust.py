@@ -9,6 +9,7 @@ import pytest
 from labeling.frame import items_frame
 from labeling.ingest import read_wrench
 from labeling.metrics import evaluate
+from labeling.trust import SAMPLE_GOAL
 from tests.server import DATASETS
 from workers.tasks import RoundInput, fit_round
 
@@ -94,29 +95,39 @@ def test_a_round_without_lfs_or_random_sample_cross_fits_C(youtube):
 
 
 def test_with_lfs_a_random_share_of_each_batch_decides_how_much_to_trust_them(youtube):
-    """Under an active-learning strategy with LFs, every tenth place of the queue goes to the items
-    drawn under ``explore_fraction``, in their draw's order; their labels decide, while every
-    label trains. Without LFs there is no share."""
+    """Under an active-learning strategy with LFs, places of the queue go to the items drawn under
+    ``explore_fraction``, in their draw's order: every other place while fewer than
+    ``SAMPLE_GOAL`` labels are a random sample, then every tenth. Their labels decide, while
+    every label trains. Without LFs there is no share."""
     frame, votes, gold, _, _, _ = youtube
     n = len(gold)
     draw = np.random.default_rng(9).random(n)
-    labeled = np.flatnonzero(draw < 0.1)[:12]  # 12 labels of the random share so far
-    picked = np.flatnonzero(draw >= 0.1)[:100]  # and 100 a strategy picked
-    human = np.full(n, -1)
-    human[labeled], human[picked] = gold[labeled], gold[picked]
-    out = fit_round(RoundInput(
-        frame=frame, votes=votes, human=human, is_eval=np.zeros(n, bool), open_mask=np.ones(n, bool),
-        n_classes=2, strategy="entropy", strategy_params={}, strategy_state={}, queue_size=50,
-        weak_weight=0.5, label_model="auto", seed=0, explore=draw, explore_fraction=0.1))
+    picked = np.flatnonzero(draw >= 0.1)[:100]  # 100 labels a strategy picked
+
+    def round_with(n_random: int):
+        labeled = np.flatnonzero(draw < 0.1)[:n_random]  # labels of the random share so far
+        human = np.full(n, -1)
+        human[labeled], human[picked] = gold[labeled], gold[picked]
+        return human, fit_round(RoundInput(
+            frame=frame, votes=votes, human=human, is_eval=np.zeros(n, bool),
+            open_mask=np.ones(n, bool), n_classes=2, strategy="entropy", strategy_params={},
+            strategy_state={}, queue_size=50, weak_weight=0.5, label_model="auto", seed=0,
+            explore=draw, explore_fraction=0.1))
+
+    human, out = round_with(12)
     share = [i for i, r in enumerate(out.reasons) if r["scorer"] == "random_share"]
-    assert share == [9, 19, 29, 39, 49]
+    assert share == list(range(1, 50, 2))  # half, while the random sample is small
     queued = out.queue[share]
     assert (draw[queued] < 0.1).all() and (np.diff(draw[queued]) > 0).all()
     unlabeled = np.flatnonzero((draw < 0.1) & (human < 0))
-    assert list(queued) == list(unlabeled[np.argsort(draw[unlabeled])][:5])  # the next in draw order
+    assert list(queued) == list(unlabeled[np.argsort(draw[unlabeled])][:25])  # next in draw order
     assert not (draw[np.delete(out.queue, share)] < 0.1).any()  # the strategy never picks them
     trust = out.metrics["trust"]
     assert trust["n_labels"] == 12 and out.n_train["human"] == 112
+    assert SAMPLE_GOAL == 100
+    _, out = round_with(100)
+    assert [i for i, r in enumerate(out.reasons) if r["scorer"] == "random_share"] == [9, 19, 29, 39, 49]
+    assert out.metrics["trust"]["n_labels"] == 100
     plain = fit_round(RoundInput(
         frame=frame, votes=np.zeros((n, 0), np.int8), human=human, is_eval=np.zeros(n, bool),
         open_mask=np.ones(n, bool), n_classes=2, strategy="entropy", strategy_params={},
