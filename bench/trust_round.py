@@ -41,12 +41,12 @@ def main(argv: list[str] | None = None) -> int:
     votes = np.array([r.votes for r in data.pool], dtype=np.int8)
     gold = np.array([r.gold for r in data.pool])
     k = len(data.class_names)
-    snorkel = LabelModel(k, kind="snorkel").fit(votes).predict_proba(votes)
+    lm = LabelModel(k).fit(votes)  # as a round: Snorkel, or majority vote with too few LFs
     human = np.full(len(gold), -1)
     rows = np.random.default_rng(args.seed).choice(len(gold), args.labels, replace=False)
     human[rows] = gold[rows]
     wall, cpu = time.perf_counter(), time.process_time()
-    trust = choose_trust(X, human, k, votes=votes, label_models={"snorkel": snorkel}, seed=args.seed)
+    trust = choose_trust(X, human, k, votes=votes, label_models={lm.kind_: lm.predict_proba(votes)}, seed=args.seed)
     out = {"benchmark": "trust_round", "dataset": args.dataset, "labels": args.labels,
            "seed": args.seed, "cpu_s": round(time.process_time() - cpu, 1),
            "wall_s": round(time.perf_counter() - wall, 1), "trust": trust.as_dict()}
