@@ -28,8 +28,14 @@ from labeling.features import featurize_pool
 from labeling.intervals import evaluate_with_interval
 from labeling.label_model import AccuracyLabelModel, LabelModel, majority_proba
 from labeling.mc_dropout import MCDropoutClassifier, project
-from labeling.trust import (CV_WEAK_ROWS, LEARNED, choose_trust, decision_rows, queue_share,
-                            served_probs)
+from labeling.trust import (
+    CV_WEAK_ROWS,
+    LEARNED,
+    choose_trust,
+    decision_rows,
+    queue_share,
+    served_probs,
+)
 from strategies.base import AssertionVotes, QueryContext
 from strategies.registry import select, with_random_share
 from workers.limits import LimitExceeded, current, limited
