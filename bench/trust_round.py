@@ -46,7 +46,8 @@ def main(argv: list[str] | None = None) -> int:
     rows = np.random.default_rng(args.seed).choice(len(gold), args.labels, replace=False)
     human[rows] = gold[rows]
     wall, cpu = time.perf_counter(), time.process_time()
-    trust = choose_trust(X, human, k, votes=votes, label_models={lm.kind_: lm.predict_proba(votes)}, seed=args.seed)
+    trust = choose_trust(X, human, k, votes=votes, label_models={lm.kind_: lm.predict_proba(votes)},
+                         seed=args.seed)
     out = {"benchmark": "trust_round", "dataset": args.dataset, "labels": args.labels,
            "seed": args.seed, "cpu_s": round(time.process_time() - cpu, 1),
            "wall_s": round(time.perf_counter() - wall, 1), "trust": trust.as_dict()}

@@ -241,11 +241,12 @@ def fit_round(inp: RoundInput) -> RoundOutput:
     # low, while the random share alone is a tenth of the labels (WRENCH YouTube, ``margin``, 400
     # labels: learned from the random share, chosen on it, 0.876 on the test split against 0.956
     # with Snorkel kept)
+    deciding = decision_rows(inp.human, inp.is_eval | explore, inp.strategy)
     trust = choose_trust(features, inp.human, k, votes=inp.votes if weak_on else None,
                          label_models=candidates, covered=covered, seed=inp.seed,
                          learned=weak_on and inp.label_model == "auto" and inp.strategy == "random",
                          default_weak=inp.weak_weight,
-                         decide_on=decision_rows(inp.human, inp.is_eval | explore, inp.strategy),
+                         decide_on=deciding,
                          train_on=~inp.is_eval)
     lm_probs, extra_lm_chosen = _chosen_lm(trust.label_model, candidates, extra_candidates, inp)
     lm_info["chosen"] = trust.label_model
@@ -297,9 +298,9 @@ def fit_round(inp: RoundInput) -> RoundOutput:
     candidates = inp.open_mask & ~inp.is_eval & (inp.human < 0)
     k_queue = min(inp.queue_size, int(candidates.sum()))
     sample = np.flatnonzero(candidates & explore)  # empty without a share
-    share = queue_share(int((explore | inp.is_eval)[inp.human >= 0].sum()), share)
+    rate = queue_share(int(deciding.sum()), share)  # the queue's random places
     if len(sample):
-        sample = sample[np.argsort(inp.explore[sample], kind="stable")][:round(k_queue * share)]
+        sample = sample[np.argsort(inp.explore[sample], kind="stable")][:round(k_queue * rate)]
     ctx = QueryContext(
         n_classes=k, candidates=candidates & ~explore, probs=probs, labeled=inp.human >= 0,
         labels=inp.human, lm_probs=lm_probs, votes=inp.votes if inp.votes.shape[1] else None,
@@ -309,7 +310,7 @@ def fit_round(inp: RoundInput) -> RoundOutput:
     )
     sel = select(inp.strategy, ctx, min(k_queue - len(sample), int(ctx.candidates.sum())), rng)
     if len(sample):
-        sel = with_random_share(sel, sample, share)
+        sel = with_random_share(sel, sample, rate)
     digest = hashlib.sha1(
         np.ascontiguousarray(probs).tobytes() if probs is not None else b"no-model"
     ).hexdigest()[:10]

@@ -124,10 +124,9 @@ def test_with_lfs_a_random_share_of_each_batch_decides_how_much_to_trust_them(yo
     assert not (draw[np.delete(out.queue, share)] < 0.1).any()  # the strategy never picks them
     trust = out.metrics["trust"]
     assert trust["n_labels"] == 12 and out.n_train["human"] == 112
-    assert SAMPLE_GOAL == 100
-    _, out = round_with(100)
+    _, out = round_with(SAMPLE_GOAL)
     assert [i for i, r in enumerate(out.reasons) if r["scorer"] == "random_share"] == [9, 19, 29, 39, 49]
-    assert out.metrics["trust"]["n_labels"] == 100
+    assert out.metrics["trust"]["n_labels"] == SAMPLE_GOAL
     plain = fit_round(RoundInput(
         frame=frame, votes=np.zeros((n, 0), np.int8), human=human, is_eval=np.zeros(n, bool),
         open_mask=np.ones(n, bool), n_classes=2, strategy="entropy", strategy_params={},
