@@ -88,9 +88,12 @@ def _load(dataset: str, seed: int):
     return data
 
 
-def peer(data, *, strategy: str, budget: int, batch_size: int, seed: int) -> dict:
+def peer(data, *, strategy: str, budget: int, batch_size: int, seed: int,
+         first: list[str] | None = None) -> dict:
     """The modAL-style loop: LogisticRegression on TF-IDF word 1-2-grams (or scaled numeric
     features), C by cross-validation on the labels in hand, random or margin sampling, no LFs.
+    ``first``: the ids of its first batch (the loop's own first batch, so that the two are
+    compared on the same labels, not on two random draws); None = a random draw.
     Returns a curve in :func:`api.service.simulate.simulate`'s shape."""
     import pandas as pd
     from sklearn.feature_extraction.text import TfidfVectorizer
@@ -145,7 +148,10 @@ def peer(data, *, strategy: str, budget: int, batch_size: int, seed: int) -> dic
         take = min(batch_size, budget - int(labeled.sum()), len(open_rows))
         if take == 0:
             break
-        if strategy == "margin" and probs_pool is not None and len(rows):
+        if first is not None and not len(rows):
+            position = {r.id: i for i, r in enumerate(data.pool)}
+            pick = np.array([position[i] for i in first[:take]], dtype=np.int64)
+        elif strategy == "margin" and probs_pool is not None and len(rows):
             top2 = np.sort(probs_pool[open_rows], axis=1)[:, -2:]
             pick = open_rows[np.argsort(top2[:, 1] - top2[:, 0], kind="stable")[:take]]
         else:
@@ -172,9 +178,15 @@ def _run(job: tuple) -> dict:
 
     data = _load(dataset, seed)
     if strategy.startswith("peer-"):
-        return peer(data, strategy=strategy[5:], budget=budget, batch_size=batch, seed=seed)
-    return simulate(data, strategy=strategy, budget=budget, batch_size=batch, seed=seed, init=init,
-                    use_weak=weak)
+        # the loop's first batch without LFs (the same for every strategy: no model yet)
+        first = simulate(data, strategy="random", budget=batch, batch_size=batch, seed=seed,
+                         use_weak=False)["labeled_ids"]
+        return peer(data, strategy=strategy[5:], budget=budget, batch_size=batch, seed=seed,
+                    first=first)
+    result = simulate(data, strategy=strategy, budget=budget, batch_size=batch, seed=seed,
+                      init=init, use_weak=weak)
+    del result["labeled_ids"]  # the runs file keeps curves
+    return result
 
 
 def labels_to_reach(curve: list[dict], target: float) -> float:

@@ -129,10 +129,11 @@ def simulate(
             test_frame = items_frame(test_items)
             y_test = np.array([r.gold for r in data.test])
             gold = {r.id: r.gold for r in data.pool}
-            spent = 0
+            spent, order = 0, []
 
             def label(n: int) -> int:
                 lease = lease_batch(store, "sim", ORACLE, n, now=float(next(clock)), rng=rng)
+                order.extend(li.item.id for li in lease.items)
                 if lease.items:
                     submit_annotations(
                         store, "sim", ORACLE,
@@ -173,6 +174,6 @@ def simulate(
         "dataset": data.name, "strategy": strategy, "seed": seed, "budget": budget,
         "batch_size": batch_size, "init": init, "weak": use_weak, "eval_fraction": eval_fraction,
         "label_model": lm_report or {"accuracy": None, "coverage": None, "kind": "none"},
-        "curve": curve,
+        "curve": curve, "labeled_ids": order,
     }
 

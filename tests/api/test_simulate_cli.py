@@ -7,6 +7,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 from tests.server import DATASETS, ROOT
@@ -40,6 +41,28 @@ def test_simulate_reaches_issue_targets_on_youtube(youtube_entropy):
     assert [p["labels"] for p in curve] == list(range(0, 201, 20))
     assert curve[-1]["accuracy"] >= 0.92
     assert plot.stat().st_size > 1000
+    ids = result["labeled_ids"]  # in the order they were labeled, each once
+    assert len(ids) == len(set(ids)) == 200
+
+
+def test_the_peer_starts_from_the_loops_first_batch():
+    """bench.label_efficiency compares the loop and its peer on the same first batch."""
+    from api.service.simulate import load_dataset, simulate
+    from bench.label_efficiency import peer
+
+    data = load_dataset(YOUTUBE, seed=0)
+    first = simulate(data, strategy="random", budget=20, batch_size=20, seed=0,
+                     use_weak=False)["labeled_ids"]
+    again = simulate(data, strategy="margin", budget=20, batch_size=20, seed=0,
+                     use_weak=False)["labeled_ids"]
+    assert len(first) == 20 and again == first  # no model yet: the same draw for every strategy
+    gold = {r.id: r.gold for r in data.pool}
+    ids = [r.id for r in data.pool]
+    # a first batch of one class: the peer's model at 20 labels predicts that class only
+    for label in (0, 1):
+        batch = [i for i in ids if gold[i] == label][:20]
+        curve = peer(data, strategy="random", budget=20, batch_size=20, seed=0, first=batch)["curve"]
+        assert curve[1]["accuracy"] == pytest.approx(np.mean([r.gold == label for r in data.test]))
 
 
 def test_simulate_no_weak_with_init_on_a_csv(tmp_path):

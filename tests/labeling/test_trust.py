@@ -210,3 +210,26 @@ def test_picked_labels_start_from_the_random_samples_blend(youtube, monkeypatch)
         assert defaults[-1] == expected
     trust_module._serve_on_all(ctx, Trust("snorkel", 1.0, 0.5, DEFAULT_BLEND, 0, "", {}))
     assert defaults[-1] == SERVE_PICKED_DEFAULT  # no random sample: the end model
+
+
+def test_what_is_served_is_chosen_outright(youtube, monkeypatch):
+    """On a random sample, the blend is the best cross-fitted one with no default to beat (as C):
+    an even blend as the default held where the end model had outgrown the label model, which
+    each fold's end model, on 4/5 of the labels, under-rates. The steps that can drop the LFs
+    keep their default until a clear win."""
+    import labeling.trust as trust_module
+
+    X, _, votes, _, gold, _ = youtube
+    human = _human(gold, 60, seed=3)
+    snorkel = LabelModel(2, kind="snorkel").fit(votes).predict_proba(votes)
+    calls = []
+    real = trust_module._best
+    monkeypatch.setattr(trust_module, "_best",
+                        lambda scored, y, default: calls.append((set(scored), default))
+                        or real(scored, y, default))
+    trust = choose_trust(X, human, 2, votes=votes, label_models={"snorkel": snorkel}, seed=0)
+    blend_calls = [default for keys, default in calls if keys == set(trust_module.BLENDS)]
+    assert blend_calls == [None]
+    assert "snorkel" in calls[0][0] and calls[0][1] == "snorkel"  # the label model: Snorkel first
+    best = max(trust.scores["blend"].values())
+    assert trust.scores["blend"][str(trust.blend)] == best
