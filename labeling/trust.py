@@ -40,9 +40,10 @@ Before there are labels to choose from, the blend is even (:data:`DEFAULT_BLEND`
 tell the end model from the label model, the mixture is the safe choice, since log-loss is convex
 and so the mixture's is never above the mean of its parts' on any item. Serving the end model
 alone, as before, lost to the label model where LFs are precise and many classes make the end model
-diffuse (WRENCH, 0 labels: ChemProt 0.391 against the label model's 0.473, SemEval 0.690 against
-0.813; the even blend 0.484 and 0.828), while on YouTube the blend keeps most of the end model's
-lead (0.916; end model 0.932, label model 0.856). Pure: arrays in, a choice out.
+diffuse (WRENCH, 0 labels, measured before weak labels weighed by class: ChemProt 0.391 against the
+label model's 0.473, SemEval 0.690 against 0.813; the even blend 0.484 and 0.828), while on YouTube
+the blend keeps most of the end model's lead (0.916; end model 0.932, label model 0.856). Pure:
+arrays in, a choice out.
 """
 
 from __future__ import annotations
