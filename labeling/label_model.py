@@ -39,7 +39,13 @@ def _check_votes(votes, n_classes: int, name: str = "votes") -> np.ndarray:
 
 
 def majority_proba(votes: np.ndarray, n_classes: int) -> np.ndarray:
-    """Majority vote as probabilities.
+    """Majority vote as probabilities: each class's votes plus one, over the votes plus K (Laplace's
+    rule), so the argmax is the majority (a tie stays a tie) and a row's confidence grows with its
+    votes. One vote of two classes is 2/3, not certainty: with probability 1 wherever an LF
+    voted, the served model was certain on every covered item and an uncertainty strategy picked
+    only items no LF covers (COSINE Yelp, one LF 72% accurate, ``margin``: 46 of 50 picks
+    uncovered, where 17% of the pool is; 0.74 on the test split at 100 labels, against 0.84 with
+    the rule and 0.81 without LFs).
 
     Parameters
     ----------
@@ -48,16 +54,14 @@ def majority_proba(votes: np.ndarray, n_classes: int) -> np.ndarray:
 
     Returns
     -------
-    (n, K) float32: the classes with the most votes share the mass evenly (a tie splits it); rows
-    with no vote are uniform.
+    (n, K) float32: rows with no vote are uniform.
     """
     votes = np.asarray(votes)
     out = np.empty((len(votes), n_classes), dtype=np.float32)
     for start in range(0, len(votes), CHUNK):
         block = votes[start : start + CHUNK]
         counts = np.stack([(block == k).sum(axis=1) for k in range(n_classes)], axis=1)
-        top = counts == counts.max(axis=1, keepdims=True)
-        out[start : start + CHUNK] = top / top.sum(axis=1, keepdims=True)
+        out[start : start + CHUNK] = (counts + 1) / (counts.sum(axis=1, keepdims=True) + n_classes)
     return out
 
 
