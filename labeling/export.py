@@ -13,11 +13,12 @@ import numpy as np
 
 from labeling.errors import InvalidInput
 
-__all__ = ["EXPORT_FORMATS", "SOURCES", "assign_labels", "csv_safe", "write_rows"]
+__all__ = ["CONFIDENCE_DIGITS", "EXPORT_FORMATS", "SOURCES", "assign_labels", "csv_safe", "write_rows"]
 
 EXPORT_FORMATS = ("jsonl", "csv", "parquet")
 SOURCES = ("human", "label_model", "end_model", "none")
 BATCH_ROWS = 50_000
+CONFIDENCE_DIGITS = 6  # decimals of an exported confidence
 _SUFFIX = {".jsonl": "jsonl", ".ndjson": "jsonl", ".csv": "csv", ".parquet": "parquet",
            ".pq": "parquet"}
 _FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
@@ -57,7 +58,7 @@ def assign_labels(
     Returns
     -------
     labels (n,) int64 (-1 = withheld), source (n,) object array of "human" / "label_model" /
-    "end_model" / "none", confidence (n,) float32.
+    "end_model" / "none", confidence (n,) float64, rounded to :data:`CONFIDENCE_DIGITS`.
     """
     if prefer not in _PREFER:
         raise InvalidInput(f"prefer must be one of {list(_PREFER)}, got {prefer!r}")
@@ -87,6 +88,8 @@ def assign_labels(
     labels[has_human] = human[has_human]
     conf[has_human] = agreement[has_human]
     source[has_human] = "human"
+    # to the digits an export writes, so that a threshold equal to a written confidence keeps its row
+    conf = np.round(conf.astype(np.float64), CONFIDENCE_DIGITS)
     low = conf < min_confidence
     labels[low], source[low] = -1, "none"
     return labels, source, conf

@@ -16,7 +16,7 @@ from api.service.gold import gold_labels
 from api.service.rounds import annotator_weights, human_consensus, load_pool
 from api.storage.base import Store
 from labeling.errors import InvalidInput
-from labeling.export import assign_labels, write_rows
+from labeling.export import CONFIDENCE_DIGITS, assign_labels, write_rows
 from workers.executor import Executor, InProcessExecutor
 
 __all__ = ["SOURCES", "export_file", "export_rows"]
@@ -94,7 +94,7 @@ def export_rows(
             "label": names[labels[i]] if labels[i] >= 0 else None,
             "label_index": int(labels[i]),
             "source": str(source[i]),
-            "confidence": round(float(confidence[i]), 6),
+            "confidence": round(float(confidence[i]), CONFIDENCE_DIGITS),
             "n_annotators": int(n_ann[i]),
             "agreement": round(float(agreement[i]), 6),
             "adjudicated": bool(adjudicated[i]),

@@ -25,10 +25,17 @@ COVERED = np.array([True, True, False, False])
 def test_human_consensus_wins_then_the_preferred_model():
     labels, source, conf = assign_labels(HUMAN, AGREEMENT, LM, COVERED, END)
     assert labels.tolist() == [1, 1, 1, 0] and source.tolist() == ["human"] + ["end_model"] * 3
-    assert conf.dtype == np.float32 and np.allclose(conf, [0.75, 0.7, 0.55, 0.5])
+    assert conf.tolist() == [0.75, 0.7, 0.55, 0.5]  # rounded to the digits an export writes
     labels, source, conf = assign_labels(HUMAN, AGREEMENT, LM, COVERED, END, prefer="label_model")
     assert source.tolist() == ["human", "label_model", "end_model", "end_model"]
     assert labels.tolist() == [1, 0, 1, 0] and conf[1] == pytest.approx(0.9)
+
+
+def test_a_threshold_equal_to_a_written_confidence_keeps_the_row():
+    lm = np.array([[1 / 3, 2 / 3]] * 4, dtype=np.float32)  # float32 2/3 is 0.66666669
+    _, source, conf = assign_labels(HUMAN, AGREEMENT, lm, np.ones(4, bool), None,
+                                    min_confidence=round(2 / 3, 6))
+    assert source.tolist() == ["human"] + ["label_model"] * 3 and conf[1] == 0.666667
 
 
 def test_threshold_and_missing_models():
