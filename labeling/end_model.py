@@ -55,12 +55,12 @@ def training_set(
     """Rows, labels and weights to train the end model on.
 
     Human-labeled rows get weight 1, or with ``balance`` their class's balanced weight (n / (k x
-    the class's count), over the k classes among them: each class weighs alike in all); every
-    other row the LFs cover gets the label model's argmax with weight ``weak_weight`` x its
-    probability, times, with ``balance``, its class's balanced weight among the weak rows. Left out: uncovered unlabeled rows, and rows where the label model's top classes
-    tie (within 1e-6), whose argmax would be an arbitrary class (with majority vote on WRENCH
-    YouTube, 248 of 1506 covered rows; dropping them rather than labeling them class 0 lifts the
-    end model by about 7 points).
+    the class's count), over the k classes among them: each class weighs alike in all); every other
+    row the LFs cover gets the label model's argmax with weight ``weak_weight`` x its probability,
+    times, with ``balance``, its class's balanced weight among the weak rows. Left out: uncovered
+    unlabeled rows, and rows where the label model's top classes tie (within 1e-6), whose argmax
+    would be an arbitrary class (with majority vote on WRENCH YouTube, 248 of 1506 covered rows;
+    dropping them rather than labeling them class 0 lifts the end model by about 7 points).
 
     Parameters
     ----------

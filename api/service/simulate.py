@@ -99,7 +99,8 @@ def simulate(
     executor: Executor | None = None,
     progress: Callable[[int, int], None] | None = None,
 ) -> dict[str, Any]:
-    """Run the loop until ``budget`` human labels are spent; return the learning curve.
+    """Run the loop until ``budget`` human labels are spent; return the learning curve, and in
+    ``labeled_ids`` the pool ids in the order the oracle labeled them.
 
     ``eval_fraction`` reserves a random evaluation slice of the pool, labeled by the oracle when
     it comes up in batches and counted in the budget; by default none, except for ``auto``, whose
